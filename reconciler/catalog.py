@@ -1,0 +1,193 @@
+"""Facts about AWS KMS that validation, planning and analysis share: one table each.
+
+Pure data. Sources: the KMS API reference (CreateKey, TagResource, CreateAlias,
+EnableKeyRotation, ScheduleKeyDeletion) and the KMS developer guide (key spec reference,
+request quotas). ``../shared/kms-quotas.md`` lists the quotas this file encodes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+SYMMETRIC_DEFAULT: Final = "SYMMETRIC_DEFAULT"
+
+ENCRYPT_DECRYPT: Final = "ENCRYPT_DECRYPT"
+SIGN_VERIFY: Final = "SIGN_VERIFY"
+GENERATE_VERIFY_MAC: Final = "GENERATE_VERIFY_MAC"
+KEY_AGREEMENT: Final = "KEY_AGREEMENT"
+
+KEY_USAGES: Final = (ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC, KEY_AGREEMENT)
+
+# key spec -> the key usages KMS allows for it (CreateKey, "KeyUsage").
+KEY_SPEC_USAGES: Final[dict[str, tuple[str, ...]]] = {
+    "SYMMETRIC_DEFAULT": (ENCRYPT_DECRYPT,),
+    "RSA_2048": (ENCRYPT_DECRYPT, SIGN_VERIFY),
+    "RSA_3072": (ENCRYPT_DECRYPT, SIGN_VERIFY),
+    "RSA_4096": (ENCRYPT_DECRYPT, SIGN_VERIFY),
+    "ECC_NIST_P256": (SIGN_VERIFY, KEY_AGREEMENT),
+    "ECC_NIST_P384": (SIGN_VERIFY, KEY_AGREEMENT),
+    "ECC_NIST_P521": (SIGN_VERIFY, KEY_AGREEMENT),
+    "ECC_SECG_P256K1": (SIGN_VERIFY,),
+    "ECC_NIST_EDWARDS25519": (SIGN_VERIFY,),
+    "HMAC_224": (GENERATE_VERIFY_MAC,),
+    "HMAC_256": (GENERATE_VERIFY_MAC,),
+    "HMAC_384": (GENERATE_VERIFY_MAC,),
+    "HMAC_512": (GENERATE_VERIFY_MAC,),
+    "SM2": (ENCRYPT_DECRYPT, SIGN_VERIFY, KEY_AGREEMENT),
+    "ML_DSA_44": (SIGN_VERIFY,),
+    "ML_DSA_65": (SIGN_VERIFY,),
+    "ML_DSA_87": (SIGN_VERIFY,),
+}
+KEY_SPECS: Final = tuple(KEY_SPEC_USAGES)
+
+# Key specs KMS offers only in some Regions.
+KEY_SPEC_REGIONS: Final[dict[str, frozenset[str]]] = {
+    "SM2": frozenset({"cn-north-1", "cn-northwest-1"}),
+}
+
+ORIGIN_AWS_KMS: Final = "AWS_KMS"
+ORIGINS: Final = (ORIGIN_AWS_KMS, "EXTERNAL")
+
+
+def default_key_usage(key_spec: str) -> str | None:
+    """The usage KMS picks when none is given, or None when the spec needs one stated.
+
+    KMS defaults KeyUsage to ENCRYPT_DECRYPT; a spec that does not allow it (ECC, HMAC,
+    ML-DSA) gets its only usage, and a spec with several others must name one.
+    """
+    usages = KEY_SPEC_USAGES.get(key_spec, ())
+    if ENCRYPT_DECRYPT in usages:
+        return ENCRYPT_DECRYPT
+    if len(usages) == 1:
+        return usages[0]
+    return None
+
+
+def can_rotate_automatically(key_spec: str, origin: str) -> bool:
+    """Automatic rotation exists only for symmetric encryption keys with KMS key material."""
+    return key_spec == SYMMETRIC_DEFAULT and origin == ORIGIN_AWS_KMS
+
+
+ROTATION_PERIOD_MIN: Final = 90
+ROTATION_PERIOD_MAX: Final = 2560
+ROTATION_PERIOD_DEFAULT: Final = 365
+DELETION_WINDOW_MIN: Final = 7
+DELETION_WINDOW_MAX: Final = 30
+DELETION_WINDOW_DEFAULT: Final = 30
+DESCRIPTION_MAX: Final = 8192
+POLICY_MAX_BYTES: Final = 32768
+
+TAGS_MAX: Final = 50
+TAG_KEY_MAX: Final = 128
+TAG_VALUE_MAX: Final = 256
+# Letters, digits, white space and + - = . _ : / @ (TagResource).
+TAG_CHARS: Final = re.compile(r"^[\w\s+\-=._:/@]*$", re.UNICODE)
+
+ALIAS_PREFIX: Final = "alias/"
+ALIAS_RESERVED_PREFIX: Final = "alias/aws/"
+ALIAS_MAX: Final = 256
+ALIAS_CHARS: Final = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
+
+KEY_NAME: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,126}[a-z0-9])?$")
+
+DEFAULT_IDENTITY_TAG: Final = "kms-reconciler:name"
+PROTECTION_TAG_SUFFIX: Final = ":deletion-protection"
+
+# Every KMS permission (the "kms:" actions of the Service Authorization Reference).
+KMS_ACTIONS: Final = (
+    "CancelKeyDeletion",
+    "ConnectCustomKeyStore",
+    "CreateAlias",
+    "CreateCustomKeyStore",
+    "CreateGrant",
+    "CreateKey",
+    "Decrypt",
+    "DeleteAlias",
+    "DeleteCustomKeyStore",
+    "DeleteImportedKeyMaterial",
+    "DeriveSharedSecret",
+    "DescribeCustomKeyStores",
+    "DescribeKey",
+    "DisableKey",
+    "DisableKeyRotation",
+    "DisconnectCustomKeyStore",
+    "EnableKey",
+    "EnableKeyRotation",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "GenerateRandom",
+    "GetKeyLastUsage",
+    "GetKeyPolicy",
+    "GetKeyRotationStatus",
+    "GetParametersForImport",
+    "GetPublicKey",
+    "ImportKeyMaterial",
+    "ListAliases",
+    "ListGrants",
+    "ListKeyPolicies",
+    "ListKeyRotations",
+    "ListKeys",
+    "ListResourceTags",
+    "ListRetirableGrants",
+    "PutKeyPolicy",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "ReplicateKey",
+    "RetireGrant",
+    "RevokeGrant",
+    "RotateKeyOnDemand",
+    "ScheduleKeyDeletion",
+    "Sign",
+    "SynchronizeMultiRegionKey",
+    "TagResource",
+    "UntagResource",
+    "UpdateAlias",
+    "UpdateCustomKeyStore",
+    "UpdateKeyDescription",
+    "UpdatePrimaryRegion",
+    "Verify",
+    "VerifyMac",
+)
+
+# Default request quotas (requests per second, per account and Region). Adjustable per
+# account, so the inventory may override them (`request_quotas:` in inventory.yaml).
+REQUEST_QUOTAS: Final[dict[str, float]] = {
+    "DescribeKey": 2000,
+    "ListResourceTags": 2000,
+    "GetPublicKey": 2000,
+    "GetKeyPolicy": 1000,
+    "GetKeyRotationStatus": 1000,
+    "ListKeys": 500,
+    "ListAliases": 500,
+    "ListGrants": 100,
+    "ListKeyPolicies": 100,
+    "ListKeyRotations": 100,
+    "ListRetirableGrants": 100,
+    "CreateKey": 5,
+    "CreateAlias": 5,
+    "UpdateAlias": 5,
+    "UpdateKeyDescription": 5,
+    "EnableKey": 5,
+    "DisableKey": 5,
+    "CancelKeyDeletion": 5,
+    "UntagResource": 5,
+    "DisableKeyRotation": 5,
+    "ReplicateKey": 5,
+    "RotateKeyOnDemand": 5,
+    "UpdatePrimaryRegion": 5,
+    "TagResource": 10,
+    "PutKeyPolicy": 15,
+    "EnableKeyRotation": 15,
+    "DeleteAlias": 15,
+    "ScheduleKeyDeletion": 15,
+    "ImportKeyMaterial": 15,
+    "GetParametersForImport": 1,
+    "CreateGrant": 50,
+    "RevokeGrant": 50,
+    "RetireGrant": 50,
+}
