@@ -14,7 +14,9 @@ EXIT_CHANGES = 2
 class Problem:
     """One thing wrong with the input: where it is and what is wrong.
 
-    Renders as ``file:line: key[field]: message`` with the parts that are known.
+    Renders as ``file:line: field: message (key 'name')`` with the parts that are known,
+    e.g. ``keyspecs/app.yaml:12: keys[0].rotation.period_days: must be between 90 and 2560
+    (key 'app-data')``.
     """
 
     message: str
@@ -27,14 +29,11 @@ class Problem:
         where = ""
         if self.file:
             where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
-        what = ""
-        if self.key and self.field:
-            what = f"key '{self.key}': {self.field}: "
-        elif self.key:
-            what = f"key '{self.key}': "
-        elif self.field:
-            what = f"{self.field}: "
-        return f"{where}{what}{self.message}"
+        field = f"{self.field}: " if self.field else ""
+        if self.key and not self.field:
+            return f"{where}key '{self.key}': {self.message}"
+        suffix = f" (key '{self.key}')" if self.key else ""
+        return f"{where}{field}{self.message}{suffix}"
 
 
 class ReconcilerError(Exception):
@@ -44,7 +43,7 @@ class ReconcilerError(Exception):
 
     def lines(self) -> list[str]:
         """The error as the lines printed to stderr."""
-        return [str(self)]
+        return str(self).splitlines()
 
 
 class InputError(ReconcilerError):

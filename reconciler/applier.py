@@ -1,0 +1,184 @@
+"""Plan + KMS client -> executed operations. The only module that writes to AWS.
+
+The planner decided the order; the applier iterates it. Operations of one phase for
+different keys run side by side (each key's own operations stay in order). The first
+failure stops the run: operations already started finish, nothing new starts, and the
+result says what was done, what failed and what did not run. Every operation is safe to
+repeat, and the identity tag is set by CreateKey itself, so a re-run converges.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from itertools import groupby
+from typing import Any
+
+import botocore.exceptions
+
+from reconciler.aws import KmsApi, error_message
+from reconciler.plan import Operation, OpKind, TargetPlan
+
+# Right after CreateKey, KMS may not yet know the key everywhere (eventual consistency).
+NOT_FOUND_RETRIES_AFTER_CREATE = 5
+
+
+@dataclass(frozen=True)
+class OpEvent:
+    """Progress of one operation: ``started``, ``done`` or ``failed``."""
+
+    status: str
+    op: Operation
+    key_id: str | None
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class ApplyResult:
+    target: str
+    done: list[Operation] = field(default_factory=list)
+    failed: list[tuple[Operation, str]] = field(default_factory=list)
+    not_run: list[Operation] = field(default_factory=list)
+    created: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    calls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+Handler = Callable[[KmsApi, Operation, str | None, int], str | None]
+
+
+def _create_key(api: KmsApi, op: Operation, key_id: str | None, retries: int) -> str:
+    meta = api.call("CreateKey", **op.params)["KeyMetadata"]
+    return str(meta["KeyId"])
+
+
+def _simple(api_name: str, *, with_target: bool = False) -> Handler:
+    """A call that takes the key ID (as KeyId, or TargetKeyId for aliases) plus the params."""
+
+    def handler(api: KmsApi, op: Operation, key_id: str | None, retries: int) -> None:
+        params = dict(op.params)
+        params["TargetKeyId" if with_target else "KeyId"] = key_id
+        api.call(api_name, retry_not_found=retries, **params)
+
+    return handler
+
+
+def _delete_alias(api: KmsApi, op: Operation, key_id: str | None, retries: int) -> None:
+    api.call("DeleteAlias", **op.params)
+
+
+def _schedule_deletion(api: KmsApi, op: Operation, key_id: str | None, retries: int) -> None:
+    response = api.call("ScheduleKeyDeletion", KeyId=key_id, **op.params)
+    if not response.get("DeletionDate"):
+        # Real KMS always answers with the date; a silent no-op must not pass as done.
+        raise RuntimeError("ScheduleKeyDeletion returned no DeletionDate: the key was not scheduled")
+
+
+HANDLERS: Mapping[OpKind, Handler] = {
+    OpKind.CANCEL_KEY_DELETION: _simple("CancelKeyDeletion"),
+    OpKind.CREATE_KEY: _create_key,
+    OpKind.ENABLE_KEY: _simple("EnableKey"),
+    OpKind.UPDATE_KEY_DESCRIPTION: _simple("UpdateKeyDescription"),
+    OpKind.PUT_KEY_POLICY: _simple("PutKeyPolicy"),
+    OpKind.TAG_RESOURCE: _simple("TagResource"),
+    OpKind.UNTAG_RESOURCE: _simple("UntagResource"),
+    OpKind.ENABLE_KEY_ROTATION: _simple("EnableKeyRotation"),
+    OpKind.DISABLE_KEY_ROTATION: _simple("DisableKeyRotation"),
+    OpKind.CREATE_ALIAS: _simple("CreateAlias", with_target=True),
+    OpKind.UPDATE_ALIAS: _simple("UpdateAlias", with_target=True),
+    OpKind.DISABLE_KEY: _simple("DisableKey"),
+    OpKind.DELETE_ALIAS: _delete_alias,
+    OpKind.SCHEDULE_KEY_DELETION: _schedule_deletion,
+}
+
+
+def describe_call(op: Operation, key_id: str | None) -> str:
+    """The KMS call an operation makes, as one line (policies shortened to their size)."""
+    params: dict[str, Any] = {}
+    if op.kind in (OpKind.CREATE_ALIAS, OpKind.UPDATE_ALIAS):
+        params["TargetKeyId"] = key_id or f"<id of new key {op.key}>"
+    elif op.kind not in (OpKind.CREATE_KEY, OpKind.DELETE_ALIAS):
+        params["KeyId"] = key_id or f"<id of new key {op.key}>"
+    for name, value in op.params.items():
+        if name == "Policy":
+            params[name] = f"<{len(str(value).encode())}-byte policy>"
+        else:
+            params[name] = value
+    return f"{op.kind.value} {json.dumps(params, separators=(', ', '='), default=str)[1:-1]}"
+
+
+def _by_phase(ops: tuple[Operation, ...]) -> Iterator[list[Operation]]:
+    for _, group in groupby(ops, key=lambda op: op.phase):
+        yield list(group)
+
+
+def apply_target(
+    plan: TargetPlan,
+    api: KmsApi,
+    *,
+    on_event: Callable[[OpEvent], None] = lambda e: None,
+    workers: int = 8,
+) -> ApplyResult:
+    """Execute a target's operations in plan order; stop at the first failure."""
+    result = ApplyResult(plan.target.name)
+    started = time.monotonic()
+    calls_before = api.total_calls
+    ids = {k.name: k.key_id for k in plan.keys if k.key_id}
+    lock = threading.Lock()
+    pending = list(plan.operations)
+
+    def run_key(ops: list[Operation]) -> None:
+        for op in ops:
+            with lock:
+                if result.failed:
+                    return
+                key_id = op.key_id or ids.get(op.key) or result.created.get(op.key)
+                retries = NOT_FOUND_RETRIES_AFTER_CREATE if op.key in result.created else 0
+            on_event(OpEvent("started", op, key_id))
+            t0 = time.monotonic()
+            try:
+                new_id = HANDLERS[op.kind](api, op, key_id, retries)
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                _fail(op, key_id, error_message(exc), t0)
+                return
+            except Exception as exc:  # a fake or a crash: report it, never hide it
+                _fail(op, key_id, f"{type(exc).__name__}: {exc}", t0)
+                return
+            with lock:
+                if new_id:
+                    result.created[op.key] = new_id
+                    key_id = new_id
+                result.done.append(op)
+                pending.remove(op)
+            on_event(OpEvent("done", op, key_id, time.monotonic() - t0))
+
+    def _fail(op: Operation, key_id: str | None, message: str, t0: float) -> None:
+        with lock:
+            result.failed.append((op, message))
+            pending.remove(op)
+        on_event(OpEvent("failed", op, key_id, time.monotonic() - t0, message))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for phase_ops in _by_phase(plan.operations):
+            per_key: dict[str, list[Operation]] = {}
+            for op in phase_ops:
+                per_key.setdefault(op.key, []).append(op)
+            futures = [pool.submit(run_key, ops) for ops in per_key.values()]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                future.result()
+            if result.failed:
+                break
+    result.not_run = [op for op in plan.operations if op in pending]
+    result.seconds = time.monotonic() - started
+    result.calls = api.total_calls - calls_before
+    return result

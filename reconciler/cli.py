@@ -1,0 +1,502 @@
+"""The command line: wires loader -> desired -> observe -> planner -> formatters / applier.
+
+Exit codes: 0 success or no changes; 1 error (bad input, AWS error, refused apply);
+2 changes present (``plan --detailed-exitcode``). Errors go to stderr, one line each.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from reconciler import __version__, formatters
+from reconciler.applier import ApplyResult, OpEvent, apply_target, describe_call
+from reconciler.aws import AwsOptions, Connection, connect, sandbox_session
+from reconciler.desired import build_desired, select_targets
+from reconciler.errors import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    ApplyFailedError,
+    ApplyRefusedError,
+    InputError,
+    Problem,
+    ReconcilerError,
+    StalePlanError,
+)
+from reconciler.loader import Inventory, load_inventory
+from reconciler.observe import ObserveOptions, observe_target
+from reconciler.plan import Plan, TargetPlan, from_dict, to_dict
+from reconciler.planner import PlanOptions, make_plan
+from reconciler.state import DesiredTarget, ObservedTarget, fingerprint
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+QUOTA_SCALE_ENV = "KMS_RECONCILER_QUOTA_SCALE"
+
+_COLOURS = {
+    "green": {"fg": "green"},
+    "yellow": {"fg": "yellow"},
+    "red": {"fg": "red"},
+    "cyan": {"fg": "cyan"},
+    "magenta": {"fg": "magenta"},
+    "bold": {"bold": True},
+    "dim": {"dim": True},
+    "reset": {},
+}
+
+
+@dataclass
+class Run:
+    """What every command needs: the inventory path, target selection, AWS options, output."""
+
+    path: Path
+    target_names: tuple[str, ...]
+    region: str | None
+    aws: AwsOptions
+    colour: bool
+    verbosity: int
+
+    def style(self, text: str, colour: str) -> str:
+        return click.style(text, **_COLOURS[colour]) if self.colour else text  # type: ignore[arg-type]
+
+    def info(self, message: str) -> None:
+        """Progress and figures for humans: stderr, silenced by -q."""
+        if self.verbosity >= 0:
+            click.echo(message, err=True)
+
+
+def common_options(func: F) -> F:
+    """The options every command shares (DESIGN section 6)."""
+
+    @click.option("--target", "targets", multiple=True, help="Run only this target (repeatable).")
+    @click.option("--region", default=None, help="Run only the targets in this Region.")
+    @click.option("--profile", default=None, envvar="AWS_PROFILE", help="AWS profile to use.")
+    @click.option(
+        "--endpoint-url",
+        default=None,
+        envvar="AWS_ENDPOINT_URL_KMS",
+        help="KMS endpoint (a VPC endpoint, or a local emulator).",
+    )
+    @click.option(
+        "--sandbox",
+        is_flag=True,
+        help="Run against the embedded moto KMS; state persists in .kms-sandbox/.",
+    )
+    @click.option("--color/--no-color", "colour", default=None, help="Colour (default: on a TTY).")
+    @click.option("-v", "--verbose", count=True, help="More detail (repeatable).")
+    @click.option("-q", "--quiet", is_flag=True, help="Only results and errors.")
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        targets: tuple[str, ...],
+        region: str | None,
+        profile: str | None,
+        endpoint_url: str | None,
+        sandbox: bool,
+        colour: bool | None,
+        verbose: int,
+        quiet: bool,
+        **kwargs: Any,
+    ) -> Any:
+        scale = _quota_scale()
+        run = Run(
+            path=Path(kwargs.pop("path", None) or "keyspecs"),
+            target_names=targets,
+            region=region,
+            aws=AwsOptions(
+                profile=profile,
+                endpoint_url=None if sandbox else endpoint_url,
+                sandbox=sandbox,
+                quota_scale=scale,
+            ),
+            colour=sys.stdout.isatty() if colour is None else colour,
+            verbosity=-1 if quiet else verbose,
+        )
+        try:
+            with sandbox_session() if sandbox else nullcontext():
+                code = func(run, *args, **kwargs)
+        except ReconcilerError as exc:
+            for line in exc.lines():
+                click.echo(f"error: {line}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(code or EXIT_OK)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _quota_scale() -> float:
+    raw = os.environ.get(QUOTA_SCALE_ENV, "1")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise click.BadParameter(f"{QUOTA_SCALE_ENV}={raw!r} is not a number") from None
+    return value
+
+
+path_argument = click.argument(
+    "path", required=False, type=click.Path(file_okay=False, path_type=Path)
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kms-reconciler")
+def main() -> None:
+    """Keep AWS KMS keys in git: validate, plan and apply key specs under keyspecs/."""
+
+
+# -- offline commands ---------------------------------------------------------------------
+
+
+def _load(run: Run) -> tuple[Inventory, list[DesiredTarget]]:
+    inventory = load_inventory(run.path)
+    inventory = _with_quotas(run, inventory)
+    targets = select_targets(inventory, run.target_names)
+    if run.region:
+        targets = [t for t in targets if t.region == run.region]
+        if not targets:
+            raise InputError(Problem(f"no target in Region {run.region}", field="--region"))
+    return inventory, build_desired(inventory, targets)
+
+
+def _with_quotas(run: Run, inventory: Inventory) -> Inventory:
+    quotas = inventory.settings.request_quotas
+    if quotas:
+        run.aws = replace(run.aws, quota_overrides=dict(quotas))
+    return inventory
+
+
+@main.command()
+@path_argument
+@common_options
+def validate(run: Run) -> int:
+    """Check specs, templates and policies offline. Reports every problem at once."""
+    inventory, desired = _load(run)
+    keys = sum(len(d.keys) for d in desired)
+    click.echo(
+        f"{run.path}: valid. {len(inventory.keys)} key spec(s), {keys} key(s) "
+        f"across {len(desired)} target(s), every policy rendered."
+    )
+    return EXIT_OK
+
+
+@main.command()
+@path_argument
+@click.option("--key", "keys", multiple=True, help="Only this key (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@common_options
+def render(run: Run, keys: tuple[str, ...], fmt: str) -> int:
+    """Show the desired state and rendered policies, offline."""
+    inventory = load_inventory(run.path)
+    targets = select_targets(inventory, run.target_names)
+    known = {k.spec.name for k in inventory.keys}
+    for name in keys:
+        if name not in known:
+            raise InputError(Problem(f"no key named '{name}' in {run.path}", field="--key"))
+    desired = build_desired(inventory, targets, key_names=keys)
+    documents = []
+    for dt in desired:
+        for dk in dt.keys:
+            s = dk.state
+            documents.append(
+                {
+                    "target": dt.target.name,
+                    "account_id": dt.target.account_id,
+                    "region": dt.target.region,
+                    "name": s.name,
+                    "source": f"{dk.source.file}:{dk.source.line}",
+                    "description": s.description,
+                    "key_spec": s.key_spec,
+                    "key_usage": s.key_usage,
+                    "origin": s.origin,
+                    "multi_region": s.multi_region,
+                    "enabled": s.enabled,
+                    "rotation": {"enabled": s.rotation_enabled, "period_days": s.rotation_period_days},
+                    "aliases": sorted(s.aliases),
+                    "tags": dict(s.tags),
+                    "deletion_window_days": dk.deletion_window_days,
+                    "deletion_protection": s.deletion_protection,
+                    "policy_source": dk.source.policy_origin,
+                    "policy": s.policy,
+                }
+            )
+    if fmt == "json":
+        click.echo(json.dumps({"format_version": 1, "keys": documents}, indent=2))
+        return EXIT_OK
+    for doc in documents:
+        policy = doc.pop("policy")
+        click.echo(run.style(f"# {doc['target']} / {doc['name']}  ({doc.pop('source')})", "bold"))
+        for field_name, value in doc.items():
+            if field_name not in ("target", "name"):
+                click.echo(f"{field_name}: {json.dumps(value)}")
+        click.echo("policy:")
+        click.echo(json.dumps(policy, indent=2))
+        click.echo("")
+    return EXIT_OK
+
+
+@main.command()
+@path_argument
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github-matrix"]),
+    default="text",
+)
+@common_options
+def targets(run: Run, fmt: str) -> int:
+    """List the inventory's targets (github-matrix: JSON for a strategy.matrix)."""
+    inventory = load_inventory(run.path)
+    chosen = select_targets(inventory, run.target_names)
+    if run.region:
+        chosen = [t for t in chosen if t.region == run.region]
+    rows = [
+        {"target": t.name, "account_id": t.account_id, "region": t.region, "role_arn": t.role_arn}
+        for t in chosen
+    ]
+    if fmt == "json":
+        click.echo(json.dumps({"format_version": 1, "targets": rows}, indent=2))
+    elif fmt == "github-matrix":
+        click.echo(json.dumps({"include": rows}, separators=(",", ":")))
+    else:
+        for row in rows:
+            click.echo(f"{row['target']}\t{row['account_id']}\t{row['region']}")
+    return EXIT_OK
+
+
+# -- plan ---------------------------------------------------------------------------------
+
+
+def _observe(run: Run, desired: DesiredTarget, conn: Connection) -> ObservedTarget:
+    started = time.monotonic()
+    wanted = tuple(dk.adopt for dk in desired.keys if dk.adopt)
+    observed = observe_target(
+        conn.kms,
+        desired.target,
+        ObserveOptions(identity_tag=desired.identity_tag, wanted=wanted, workers=run.aws.workers),
+        caller_arn=conn.caller_arn,
+    )
+    managed = sum(1 for k in observed.keys if desired.identity_tag in k.tags)
+    run.info(
+        f"{desired.target.name}: read {len(observed.keys)} customer key(s), {managed} managed, "
+        f"with {observed.read_calls} KMS calls in {time.monotonic() - started:.2f}s"
+    )
+    return observed
+
+
+def _make_plan(run: Run, allow_destroy: bool) -> tuple[Plan, dict[str, Connection]]:
+    inventory, desired = _load(run)
+    connections: dict[str, Connection] = {}
+    plans: list[TargetPlan] = []
+    for dt in desired:
+        conn = connect(dt.target, run.aws)
+        connections[dt.target.name] = conn
+        observed = _observe(run, dt, conn)
+        plans.append(make_plan(dt, observed, PlanOptions(allow_destroy=allow_destroy)))
+    plan = Plan(
+        targets=tuple(plans),
+        allow_destroy=allow_destroy,
+        inventory=str(run.path),
+        identity_tag=inventory.settings.identity_tag,
+    )
+    return plan, connections
+
+
+@main.command()
+@path_argument
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan as JSON.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text"
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there are no changes, 2 when there are, 1 on error.",
+)
+@click.option(
+    "--allow-destroy",
+    is_flag=True,
+    help="Plan deletion of keys no spec declares (otherwise they are reported as orphaned).",
+)
+@common_options
+def plan(run: Run, out: Path | None, fmt: str, detailed_exitcode: bool, allow_destroy: bool) -> int:
+    """Show what apply would change, without changing anything."""
+    the_plan, _ = _make_plan(run, allow_destroy)
+    _print_plan(run, the_plan, fmt)
+    if out is not None:
+        out.write_text(formatters.plan_json(the_plan), encoding="utf-8")
+        run.info(f"Saved the plan to {out}; apply it with: kms-reconciler apply --plan {out}")
+    if detailed_exitcode and the_plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _print_plan(run: Run, the_plan: Plan, fmt: str) -> None:
+    if fmt == "text":
+        click.echo(formatters.plan_text(the_plan, run.style), nl=False)
+    else:
+        click.echo(formatters.PLAN_FORMATS[fmt](the_plan), nl=False)
+
+
+# -- apply --------------------------------------------------------------------------------
+
+
+@main.command()
+@path_argument
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Apply a plan saved by 'plan --out' (refused when KMS changed since).",
+)
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Print every KMS call apply would make; make none.")
+@click.option("--allow-destroy", is_flag=True, help="Allow destructive changes.")
+@common_options
+def apply(
+    run: Run, plan_file: Path | None, auto_approve: bool, dry_run: bool, allow_destroy: bool
+) -> int:
+    """Make KMS match the inventory, in the planned order."""
+    if plan_file is not None:
+        the_plan, connections = _load_saved_plan(run, plan_file)
+    else:
+        the_plan, connections = _make_plan(run, allow_destroy)
+    click.echo(formatters.plan_text(the_plan, run.style), nl=False)
+    if not the_plan.has_changes:
+        return EXIT_OK
+    destructive = the_plan.destructive_operations
+    if destructive and not allow_destroy and not dry_run:
+        raise ApplyRefusedError(
+            f"refusing to apply {len(destructive)} destructive operation(s) without "
+            f"--allow-destroy ({'; '.join(f'{op.kind.value} on {op.key}' for op in destructive)}); "
+            "nothing was changed"
+        )
+    if dry_run:
+        _print_dry_run(run, the_plan)
+        return EXIT_OK
+    if not auto_approve:
+        _confirm(the_plan)
+    results = []
+    for tp in the_plan.targets:
+        if not tp.operations:
+            continue
+        result = _apply_one(run, tp, connections[tp.target.name])
+        results.append(result)
+        if not result.ok:
+            _report_failure(run, the_plan, results)
+    total = sum(len(r.done) for r in results)
+    seconds = sum(r.seconds for r in results)
+    calls = sum(r.calls for r in results)
+    click.echo(
+        run.style(
+            f"Apply complete: {total} operation(s) in {seconds:.2f}s ({calls} KMS calls). "
+            f"{formatters.summary_line(the_plan).replace('Plan: ', 'Done: ')}",
+            "bold",
+        )
+    )
+    return EXIT_OK
+
+
+def _load_saved_plan(run: Run, plan_file: Path) -> tuple[Plan, dict[str, Connection]]:
+    try:
+        the_plan = from_dict(json.loads(plan_file.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, ValueError) as exc:
+        raise InputError(Problem(f"cannot read the plan: {exc}", str(plan_file))) from None
+    connections: dict[str, Connection] = {}
+    for tp in the_plan.targets:
+        conn = connect(tp.target, run.aws)
+        connections[tp.target.name] = conn
+        desired = DesiredTarget(tp.target, (), the_plan.identity_tag)
+        observed = _observe(run, desired, conn)
+        now = fingerprint(observed, the_plan.identity_tag)
+        if now != tp.fingerprint:
+            raise StalePlanError(
+                f"the saved plan {plan_file} is stale: KMS in target '{tp.target.name}' changed "
+                "since it was made (observed state differs); nothing was changed. Run plan again."
+            )
+    return the_plan, connections
+
+
+def _print_dry_run(run: Run, the_plan: Plan) -> None:
+    count = sum(len(tp.operations) for tp in the_plan.targets)
+    click.echo(f"Dry run: apply would make these {count} KMS call(s), in order; none was made.")
+    for tp in the_plan.targets:
+        for i, op in enumerate(tp.operations, 1):
+            key_id = op.key_id or next((k.key_id for k in tp.keys if k.name == op.key), None)
+            mark = "  [destructive]" if op.destructive else ""
+            click.echo(f"  {tp.target.name} {i:>3}. {describe_call(op, key_id)}{mark}")
+
+
+def _confirm(the_plan: Plan) -> None:
+    if not sys.stdin.isatty():
+        raise ApplyRefusedError(
+            "apply needs --auto-approve when it cannot ask (no terminal); nothing was changed"
+        )
+    count = sum(len(tp.operations) for tp in the_plan.targets)
+    answer = click.prompt(
+        f"Make these {count} change(s)? Only 'yes' is accepted", default="", show_default=False
+    )
+    if answer.strip() != "yes":
+        raise ApplyRefusedError("apply cancelled; nothing was changed")
+
+
+def _apply_one(run: Run, tp: TargetPlan, conn: Connection) -> ApplyResult:
+    total = len(tp.operations)
+    counter = iter(range(1, total + 1))
+
+    def on_event(event: OpEvent) -> None:
+        if event.status == "started" or run.verbosity < 0:
+            return
+        n = next(counter)
+        status = (
+            run.style("done", "green")
+            if event.status == "done"
+            else run.style(f"FAILED: {event.error}", "red")
+        )
+        ident = f" {event.key_id}" if event.key_id else ""
+        click.echo(
+            f"  [{n}/{total}] {tp.target.name} {event.op.key}{ident}: {event.op.kind.value} "
+            f"... {status} ({event.seconds:.2f}s)"
+        )
+
+    click.echo(run.style(f"Applying {total} operation(s) to target {tp.target.name}:", "bold"))
+    return apply_target(tp, conn.kms, on_event=on_event, workers=min(8, run.aws.workers))
+
+
+def _report_failure(run: Run, the_plan: Plan, results: Sequence[ApplyResult]) -> None:
+    last = results[-1]
+    lines = []
+    for op, message in last.failed:
+        lines.append(f"{op.kind.value} on key '{op.key}' failed: {message}")
+    done = [f"{r.target}: {op.kind.value} {op.key}" for r in results for op in r.done]
+    applied_targets = {r.target for r in results}
+    not_run = [f"{last.target}: {op.kind.value} {op.key}" for op in last.not_run]
+    not_run += [
+        f"{tp.target.name}: {op.kind.value} {op.key}"
+        for tp in the_plan.targets
+        if tp.target.name not in applied_targets
+        for op in tp.operations
+    ]
+    report = [
+        f"apply failed in target '{last.target}': " + "; ".join(lines),
+        f"done ({len(done)}): " + (", ".join(done) or "nothing"),
+        f"failed ({len(last.failed)}): "
+        + ", ".join(f"{op.kind.value} {op.key}" for op, _ in last.failed),
+        f"not run ({len(not_run)}): " + (", ".join(not_run) or "nothing"),
+        "Fix the cause and run apply again: it plans from what KMS holds now and converges.",
+    ]
+    raise ApplyFailedError("\n".join(report))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

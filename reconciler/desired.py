@@ -1,0 +1,273 @@
+"""Specs + target -> desired key states (defaults merged, policies rendered and checked).
+
+Merge order: built-in defaults < inventory `defaults` < target `defaults` < the key's own
+fields; mappings (tags) merge key by key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from reconciler import catalog
+from reconciler.errors import InputError, Problem
+from reconciler.loader import Inventory, LoadedKey, targets_of
+from reconciler.policy import validate_policy
+from reconciler.spec import KeyDefaults, PolicySource, Target
+from reconciler.state import DesiredKey, DesiredTarget, KeyState, SourceRef, TargetInfo
+from reconciler.templates import PolicyRenderer, TemplateError
+
+
+def partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def target_info(target: Target) -> TargetInfo:
+    return TargetInfo(
+        name=target.name,
+        account_id=target.account_id,
+        region=target.region,
+        role_arn=target.role_arn,
+        partition=partition_of(target.region),
+    )
+
+
+def default_policy(account_id: str, partition: str) -> dict[str, Any]:
+    """The policy KMS gives a key created without one: the account root may do anything."""
+    return {
+        "Version": "2012-10-17",
+        "Id": "key-default-1",
+        "Statement": [
+            {
+                "Sid": "Enable IAM User Permissions",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            }
+        ],
+    }
+
+
+def select_targets(inventory: Inventory, names: Sequence[str] = ()) -> list[Target]:
+    """The targets to run: all, or those named (unknown names are an input error)."""
+    targets = list(inventory.settings.targets)
+    if not names:
+        return targets
+    known = {t.name: t for t in targets}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InputError(
+            Problem(
+                f"unknown target '{unknown[0]}' (the inventory has: {', '.join(known)})",
+                field="--target",
+            )
+        )
+    return [known[n] for n in names]
+
+
+def build_desired(
+    inventory: Inventory,
+    targets: Iterable[Target],
+    renderer: PolicyRenderer | None = None,
+    key_names: Sequence[str] = (),
+) -> list[DesiredTarget]:
+    """Desired state for each target. Raises one InputError with every problem found."""
+    renderer = renderer or PolicyRenderer(inventory.policies_dir)
+    problems: list[Problem] = []
+    out = []
+    for target in targets:
+        keys = []
+        for loaded in inventory.keys:
+            if target.name not in targets_of(loaded, inventory.settings):
+                continue
+            if key_names and loaded.spec.name not in key_names:
+                continue
+            desired = _desired_key(inventory, target, loaded, renderer, problems)
+            if desired is not None:
+                keys.append(desired)
+        out.append(
+            DesiredTarget(
+                target=target_info(target),
+                keys=tuple(keys),
+                identity_tag=inventory.settings.identity_tag,
+                admin_principals=tuple(inventory.settings.admin_principals),
+                default_deletion_window_days=_first(
+                    target.defaults.deletion_window_days,
+                    inventory.settings.defaults.deletion_window_days,
+                    catalog.DELETION_WINDOW_DEFAULT,
+                ),
+            )
+        )
+    if problems:
+        raise InputError(_unique(problems))
+    return out
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    seen: dict[str, Problem] = {}
+    for problem in problems:
+        seen.setdefault(str(problem), problem)
+    return list(seen.values())
+
+
+def _first(*values: Any) -> Any:
+    for value in values:
+        if value is not None:
+            return value
+    return None
+
+
+def _desired_key(
+    inventory: Inventory,
+    target: Target,
+    loaded: LoadedKey,
+    renderer: PolicyRenderer,
+    problems: list[Problem],
+) -> DesiredKey | None:
+    spec = loaded.spec
+    layers: tuple[KeyDefaults, KeyDefaults] = (inventory.settings.defaults, target.defaults)
+    index = loaded.index
+
+    def problem(message: str, *path: str | int) -> None:
+        field = ".".join([f"keys[{index}]", *(str(p) for p in path)]) if path else None
+        problems.append(
+            Problem(message, loaded.source.file, loaded.line_of(*path), field, spec.name)
+        )
+
+    key_spec = spec.key_spec or catalog.SYMMETRIC_DEFAULT
+    key_usage = spec.key_usage or catalog.default_key_usage(key_spec) or catalog.ENCRYPT_DECRYPT
+    origin = spec.origin or catalog.ORIGIN_AWS_KMS
+    allowed_regions = catalog.KEY_SPEC_REGIONS.get(key_spec)
+    if allowed_regions and target.region not in allowed_regions:
+        problem(
+            f"{key_spec} keys exist only in {', '.join(sorted(allowed_regions))}, "
+            f"not in {target.region} (target '{target.name}')",
+            "key_spec",
+        )
+
+    rotation_layers = [layer.rotation for layer in layers] + [spec.rotation]
+    rotation_enabled: bool | None = _first(
+        *(r.enabled for r in reversed(rotation_layers) if r is not None), False
+    )
+    period: int | None = _first(
+        *(r.period_days for r in reversed(rotation_layers) if r is not None),
+        catalog.ROTATION_PERIOD_DEFAULT,
+    )
+    if not catalog.can_rotate_automatically(key_spec, origin):
+        rotation_enabled, period = None, None  # not applicable: never compared
+    elif not rotation_enabled:
+        period = None
+
+    tags: dict[str, str] = {}
+    for layer in layers:
+        tags.update(layer.tags)
+    tags.update(spec.tags)
+    if inventory.settings.identity_tag in tags:
+        problem(f"the tag '{inventory.settings.identity_tag}' is set by the tool itself", "tags")
+    try:
+        from reconciler.spec import check_tags
+
+        check_tags(tags)
+    except ValueError as exc:
+        problem(f"after merging defaults: {exc}", "tags")
+
+    description = spec.description or ""
+    enabled = _first(spec.enabled, target.defaults.enabled, inventory.settings.defaults.enabled, True)
+    info = target_info(target)
+    policy_source: PolicySource | None = _first(
+        spec.policy, target.defaults.policy, inventory.settings.defaults.policy
+    )
+    context = {
+        "account_id": target.account_id,
+        "region": target.region,
+        "partition": info.partition,
+        "target": {"name": target.name, "vars": dict(target.vars)},
+        "key": {
+            "name": spec.name,
+            "aliases": list(spec.aliases),
+            "tags": dict(tags),
+            "description": description,
+        },
+        "vars": {},
+    }
+    if policy_source is None:
+        document = default_policy(target.account_id, info.partition)
+        origin_text, policy_file = "default key policy", None
+    else:
+        try:
+            rendered = renderer.render(policy_source, context)
+        except TemplateError as exc:
+            field = f"keys[{index}].policy"
+            if exc.file:
+                problems.append(Problem(exc.message, exc.file, exc.line, None, spec.name))
+            else:
+                problems.append(
+                    Problem(
+                        exc.message,
+                        loaded.source.file,
+                        loaded.line_of("policy"),
+                        field,
+                        spec.name,
+                    )
+                )
+            return None
+        document, origin_text, policy_file = rendered.document, rendered.origin, rendered.file
+    policy_text = json.dumps(document, indent=2)
+    where = policy_file or loaded.source.file
+    for message in validate_policy(document):
+        problems.append(Problem(f"policy: {message}", where, None, None, spec.name))
+    size = len(policy_text.encode())
+    if size > catalog.POLICY_MAX_BYTES:
+        problems.append(
+            Problem(
+                f"the rendered policy is {size} bytes; KMS allows at most "
+                f"{catalog.POLICY_MAX_BYTES}",
+                where,
+                None,
+                None,
+                spec.name,
+            )
+        )
+    state = KeyState(
+        name=spec.name,
+        description=description,
+        key_spec=key_spec,
+        key_usage=key_usage,
+        origin=origin,
+        multi_region=bool(spec.multi_region),
+        enabled=bool(enabled),
+        rotation_enabled=rotation_enabled,
+        rotation_period_days=period,
+        tags=tags,
+        aliases=frozenset(spec.aliases),
+        policy=document,
+        deletion_protection=bool(
+            _first(
+                spec.deletion_protection,
+                target.defaults.deletion_protection,
+                inventory.settings.defaults.deletion_protection,
+                False,
+            )
+        ),
+    )
+    window = _first(
+        spec.deletion_window_days,
+        target.defaults.deletion_window_days,
+        inventory.settings.defaults.deletion_window_days,
+        catalog.DELETION_WINDOW_DEFAULT,
+    )
+    return DesiredKey(
+        state=state,
+        deletion_window_days=window,
+        source=SourceRef(loaded.source.file, loaded.source.line, origin_text, policy_file),
+        policy_text=policy_text,
+        adopt=spec.adopt,
+        allow_alias_takeover=spec.allow_alias_takeover,
+        bypass_policy_lockout_safety_check=spec.bypass_policy_lockout_safety_check,
+    )

@@ -1,0 +1,236 @@
+"""Plans and apply results as text, JSON and Markdown. Pure: values in, strings out.
+
+Text follows Terraform's plan: one header per key, ``+ ~ -`` per field, policy changes
+statement by statement, destructive changes marked, and a closing
+``Plan: N to create, N to update, N to delete.`` or ``No changes.``.
+Colour is applied through a ``Style`` function the caller passes (identity when off).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from reconciler.plan import Action, FieldChange, KeyPlan, Plan, TargetPlan, to_dict
+from reconciler.policy import StatementChange
+
+Style = Callable[[str, str], str]  # (text, colour name) -> text
+
+
+def no_style(text: str, colour: str) -> str:
+    return text
+
+
+# action -> (symbol, colour, verb phrase); a test checks every Action has an entry.
+ACTIONS: Mapping[Action, tuple[str, str, str]] = {
+    Action.CREATE: ("+", "green", "will be created"),
+    Action.UPDATE: ("~", "yellow", "will be updated in place"),
+    Action.RECOVER: ("~", "cyan", "will be recovered from pending deletion"),
+    Action.DELETE: ("-", "red", "will be scheduled for deletion"),
+    Action.NOOP: (" ", "reset", "is up to date"),
+}
+_CHANGE_COLOUR = {"+": "green", "~": "yellow", "-": "red"}
+
+
+def summary_line(plan: Plan) -> str:
+    if not plan.has_changes:
+        return "No changes. The keys match the inventory."
+    return (
+        f"Plan: {plan.count(Action.CREATE)} to create, "
+        f"{plan.count(Action.UPDATE, Action.RECOVER)} to update, "
+        f"{plan.count(Action.DELETE)} to delete."
+    )
+
+
+def plan_text(plan: Plan, style: Style = no_style) -> str:
+    lines: list[str] = []
+    for tp in plan.targets:
+        lines.extend(_target_lines(tp, style))
+        lines.append("")
+    destructive = plan.destructive_operations
+    if destructive:
+        lines.append(
+            style(
+                f"{len(destructive)} destructive operation(s) marked [destructive]: apply "
+                "refuses them without --allow-destroy.",
+                "red",
+            )
+        )
+    lines.append(style(summary_line(plan), "bold"))
+    return "\n".join(lines) + "\n"
+
+
+def _target_lines(tp: TargetPlan, style: Style) -> list[str]:
+    t = tp.target
+    who = f" as {tp.caller_arn}" if tp.caller_arn else ""
+    lines = [style(f"Target {t.name}: account {t.account_id}, {t.region}{who}", "bold")]
+    changed = [k for k in tp.keys if k.action is not Action.NOOP]
+    for key in changed:
+        lines.append("")
+        lines.extend(_key_lines(key, style))
+    for orphan in tp.orphans:
+        lines.append("")
+        lines.append(
+            style(f"  ! key \"{orphan.name}\" ({orphan.key_id}) is orphaned: {orphan.reason}", "magenta")
+        )
+    for warning in tp.warnings:
+        lines.append(style(f"  warning: {warning}", "yellow"))
+    if tp.operations:
+        lines.append("")
+        lines.append(f"  Operations, in order ({len(tp.operations)} KMS calls):")
+        width = len(str(len(tp.operations)))
+        for i, op in enumerate(tp.operations, 1):
+            mark = style("  [destructive]", "red") if op.destructive else ""
+            lines.append(f"    {i:>{width}}. {op.kind.value:<21} {op.key}: {op.summary}{mark}")
+    unchanged = len(tp.keys) - len(changed)
+    if not changed and not tp.orphans:
+        lines.append(f"  No changes: {unchanged} key(s) up to date.")
+    elif unchanged:
+        lines.append(f"  {unchanged} key(s) up to date.")
+    return lines
+
+
+def _key_lines(key: KeyPlan, style: Style) -> list[str]:
+    symbol, colour, verb = ACTIONS[key.action]
+    ident = f" ({key.key_id})" if key.key_id else ""
+    where = f"  # {key.source.file}:{key.source.line}" if key.source else ""
+    head = f"  {symbol} key \"{key.name}\"{ident} {verb}"
+    if key.destructive:
+        head += " [destructive]"
+    lines = [style(head, colour) + style(where, "dim")]
+    if key.reason:
+        lines.append(style(f"      # {key.reason}", "dim"))
+    width = max((len(c.field) for c in key.changes), default=0)
+    for change in key.changes:
+        lines.extend(_change_lines(change, width, style))
+    return lines
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if value is None:
+        return "null"
+    return json.dumps(value, default=str)
+
+
+def _change_lines(change: FieldChange, width: int, style: Style) -> list[str]:
+    name = change.field.ljust(width)
+    mark = ""
+    if change.destructive:
+        mark = style(f"  [destructive: {change.reason}]" if change.reason else "  [destructive]", "red")
+    elif change.reason:
+        mark = style(f"  # {change.reason}", "dim")
+    if change.field == "policy":
+        symbol = "+" if change.before is None else "~"
+        lines = [style(f"      {symbol} {name}   ({change.after})", _CHANGE_COLOUR[symbol]) + mark]
+        for statement in change.statements:
+            lines.extend(_statement_lines(statement, style))
+        return lines
+    if change.before is None:
+        line = f"      + {name} = {_value(change.after)}"
+        colour = "green"
+    elif change.after is None:
+        line = f"      - {name} = {_value(change.before)}"
+        colour = "red"
+    else:
+        line = f"      ~ {name} = {_value(change.before)} -> {_value(change.after)}"
+        colour = "yellow"
+    return [style(line, colour) + mark]
+
+
+_STATEMENT_SYMBOL = {"added": "+", "removed": "-", "changed": "~"}
+
+
+def _statement_lines(change: StatementChange, style: Style) -> list[str]:
+    symbol = _STATEMENT_SYMBOL[change.kind]
+    label = f'statement "{change.sid}"' if change.sid else "statement (no Sid)"
+    lines = [style(f"          {symbol} {label}", _CHANGE_COLOUR[symbol])]
+    if change.kind == "changed":
+        body = list(change.details)
+    else:
+        body = statement_summary(change.after if change.kind == "added" else change.before)
+    lines.extend(f"              {line}" for line in body)
+    return lines
+
+
+def statement_summary(statement: Mapping[str, Any] | None) -> list[str]:
+    """A canonical statement as short readable lines: effect, who, what, when."""
+    if not statement:
+        return []
+    out = []
+    for name in ("Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource",
+                 "NotResource"):
+        if name not in statement:
+            continue
+        value = statement[name]
+        if name == "Resource" and value == ["*"]:
+            continue
+        out.append(f"{name}: {_flat(value)}")
+    for operator, conditions in sorted((statement.get("Condition") or {}).items()):
+        for cond_key, values in sorted(conditions.items()):
+            out.append(f"Condition: {operator} {cond_key} = {_flat(values)}")
+    return out
+
+
+def _flat(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {_flat(v)}" for k, v in sorted(value.items()))
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps(to_dict(plan), indent=2, default=str) + "\n"
+
+
+def plan_markdown(plan: Plan) -> str:
+    """A pull-request comment: a summary table, then each target's plan as a diff block."""
+    lines = ["## kms-reconciler plan", "", f"**{summary_line(plan)}**", ""]
+    lines.append("| target | account | region | create | update | delete | unchanged | orphaned |")
+    lines.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for tp in plan.targets:
+        t = tp.target
+        lines.append(
+            f"| {t.name} | {t.account_id} | {t.region} | {tp.count(Action.CREATE)} | "
+            f"{tp.count(Action.UPDATE, Action.RECOVER)} | {tp.count(Action.DELETE)} | "
+            f"{tp.count(Action.NOOP)} | {len(tp.orphans)} |"
+        )
+    destructive = plan.destructive_operations
+    if destructive:
+        lines += [
+            "",
+            f":warning: **{len(destructive)} destructive operation(s)**: apply needs "
+            "`--allow-destroy`.",
+        ]
+        lines += [f"- `{op.kind.value}` on `{op.key}`: {op.summary}" for op in destructive]
+    for tp in plan.targets:
+        lines += ["", f"### {tp.target.name}", ""]
+        body = _target_lines(tp, no_style)[1:]
+        while body and not body[0].strip():
+            body.pop(0)
+        lines += ["```diff", *(_diff_line(line) for line in body), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _diff_line(line: str) -> str:
+    """Move a change symbol to column one so GitHub colours the line."""
+    stripped = line.lstrip()
+    if stripped[:2] in ("+ ", "- ", "~ ", "! "):
+        symbol = {"~": "!", "!": "!"}.get(stripped[0], stripped[0])
+        return symbol + line[1:]
+    return " " + line[1:] if line.startswith(" ") else line
+
+
+PLAN_FORMATS: Mapping[str, Callable[[Plan], str]] = {
+    "json": plan_json,
+    "markdown": plan_markdown,
+}
+
+
+def bullet_list(items: Iterable[str]) -> str:
+    return "\n".join(f"  - {item}" for item in items)

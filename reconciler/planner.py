@@ -1,0 +1,597 @@
+"""Pure: (desired, observed) -> plan. Identity, ownership and plan rules of DESIGN 4 and 5.
+
+No I/O. Every rule that can refuse a plan adds a problem; all problems of a target are
+raised together as one ``PlanError``, before any call is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from reconciler.errors import PlanError, Problem
+from reconciler.plan import Action, FieldChange, KeyPlan, Operation, OpKind, Orphan, TargetPlan
+from reconciler.policy import can_manage_policy, diff_statements, policies_equal, removes_access
+from reconciler.state import (
+    DesiredKey,
+    DesiredTarget,
+    KeyState,
+    ObservedKey,
+    ObservedTarget,
+    fingerprint,
+    protection_tag,
+)
+
+# Fields KMS cannot change on an existing key (DESIGN 5, "Field mutability, declared once").
+IMMUTABLE_FIELDS: tuple[str, ...] = ("key_spec", "key_usage", "origin", "multi_region")
+MUTABLE_FIELDS: tuple[str, ...] = (
+    "description",
+    "enabled",
+    "rotation",
+    "tags",
+    "policy",
+    "aliases",
+)
+
+_ACTIVE_STATES = ("Enabled", "Disabled")
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    allow_destroy: bool = False
+
+
+@dataclass
+class _Builder:
+    """Collects one target's operations, key plans and problems while planning."""
+
+    desired: DesiredTarget
+    observed: ObservedTarget
+    options: PlanOptions
+    problems: list[Problem] = field(default_factory=list)
+    operations: list[Operation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def problem(self, key: DesiredKey, message: str, field_name: str | None = None) -> None:
+        self.problems.append(
+            Problem(message, key.source.file, key.source.line, field_name, key.name)
+        )
+
+    def op(
+        self,
+        kind: OpKind,
+        key: str,
+        key_id: str | None,
+        summary: str,
+        destructive: bool = False,
+        **params: Any,
+    ) -> None:
+        self.operations.append(Operation(kind, key, key_id, params, summary, destructive))
+
+
+def make_plan(
+    desired: DesiredTarget, observed: ObservedTarget, options: PlanOptions | None = None
+) -> TargetPlan:
+    """The plan that makes ``observed`` match ``desired`` for one target."""
+    options = options or PlanOptions()
+    b = _Builder(desired, observed, options)
+    identity = desired.identity_tag
+    by_id = observed.by_id()
+    managed = _managed_by_name(b)
+
+    declared_aliases = {alias: dk.name for dk in desired.keys for alias in dk.state.aliases}
+    matched: dict[str, ObservedKey] = {}
+    for dk in desired.keys:
+        found = _match(b, dk, managed, by_id)
+        if found is not None:
+            matched[dk.name] = found
+
+    key_plans: list[KeyPlan] = []
+    for dk in desired.keys:
+        ok = matched.get(dk.name)
+        if ok is None:
+            key_plans.append(_plan_create(b, dk))
+        else:
+            key_plans.append(_plan_existing(b, dk, ok, declared_aliases, matched, by_id))
+
+    orphans: list[Orphan] = []
+    desired_names = {dk.name for dk in desired.keys}
+    adopted_ids = {ok.key_id for ok in matched.values()}
+    for name, keys in sorted(managed.items()):
+        if name in desired_names:
+            continue
+        for ok in keys:
+            if ok.key_id in adopted_ids or ok.pending_deletion:
+                continue
+            plan = _plan_orphan(b, name, ok, orphans)
+            if plan is not None:
+                key_plans.append(plan)
+
+    if b.problems:
+        raise PlanError(b.problems)
+    ordered = sorted(
+        enumerate(b.operations), key=lambda item: (item[1].phase, item[0])
+    )
+    return TargetPlan(
+        target=desired.target,
+        keys=tuple(key_plans),
+        operations=tuple(op for _, op in ordered),
+        fingerprint=fingerprint(observed, identity),
+        orphans=tuple(orphans),
+        warnings=tuple(b.warnings),
+        caller_arn=observed.caller_arn,
+    )
+
+
+# -- identity -----------------------------------------------------------------------------
+
+
+def _managed_by_name(b: _Builder) -> dict[str, list[ObservedKey]]:
+    managed: dict[str, list[ObservedKey]] = {}
+    for ok in b.observed.keys:
+        name = ok.name(b.desired.identity_tag)
+        if name is not None:
+            managed.setdefault(name, []).append(ok)
+    for name, keys in managed.items():
+        live = [k for k in keys if not k.pending_deletion] or keys
+        if len(live) > 1:
+            ids = ", ".join(sorted(k.key_id for k in live))
+            b.problems.append(
+                Problem(
+                    f"{len(live)} keys carry the identity tag {b.desired.identity_tag}={name} "
+                    f"in target '{b.desired.target.name}': {ids}; remove the tag from all but one"
+                )
+            )
+        managed[name] = live
+    return managed
+
+
+def _match(
+    b: _Builder,
+    dk: DesiredKey,
+    managed: Mapping[str, list[ObservedKey]],
+    by_id: Mapping[str, ObservedKey],
+) -> ObservedKey | None:
+    found = managed.get(dk.name)
+    if found:
+        return found[0]
+    if not dk.adopt:
+        return None
+    ref = dk.adopt
+    key_id = b.observed.aliases.get(ref) if ref.startswith("alias/") else ref.rsplit("/", 1)[-1]
+    ok = by_id.get(key_id or "")
+    if key_id in b.observed.aws_managed_key_ids:
+        b.problem(dk, f"cannot adopt {ref}: it is an AWS managed key", "adopt")
+        return None
+    if ok is None:
+        b.problem(
+            dk, f"adopt: no customer key {ref} in target '{b.desired.target.name}'", "adopt"
+        )
+        return None
+    other = ok.name(b.desired.identity_tag)
+    if other is not None and other != dk.name:
+        b.problem(dk, f"adopt: key {ok.key_id} is already managed as '{other}'", "adopt")
+        return None
+    return ok
+
+
+# -- create -------------------------------------------------------------------------------
+
+
+def _plan_create(b: _Builder, dk: DesiredKey) -> KeyPlan:
+    want = dk.state
+    _check_lockout(b, dk)
+    tags = {**want.tags, b.desired.identity_tag: want.name}
+    if want.deletion_protection:
+        tags[b.desired.protection_tag] = "true"
+    params: dict[str, Any] = {
+        "Description": want.description,
+        "KeySpec": want.key_spec,
+        "KeyUsage": want.key_usage,
+        "Origin": want.origin,
+        "MultiRegion": want.multi_region,
+        "Policy": dk.policy_text,
+        "Tags": [{"TagKey": k, "TagValue": v} for k, v in tags.items()],
+    }
+    if dk.bypass_policy_lockout_safety_check:
+        params["BypassPolicyLockoutSafetyCheck"] = True
+    b.op(OpKind.CREATE_KEY, dk.name, None, f"create {want.key_spec} key", **params)
+    changes = [
+        FieldChange("key_spec", None, want.key_spec),
+        FieldChange("key_usage", None, want.key_usage),
+    ]
+    if want.origin != "AWS_KMS":
+        changes.append(FieldChange("origin", None, want.origin))
+    if want.multi_region:
+        changes.append(FieldChange("multi_region", None, True))
+    changes += [
+        FieldChange("description", None, want.description),
+        FieldChange("enabled", None, want.enabled),
+    ]
+    if want.rotation_enabled is not None:
+        changes.append(FieldChange("rotation", None, _rotation_text(want)))
+    changes += [FieldChange(f"tags.{k}", None, v) for k, v in sorted(want.tags.items())]
+    changes.append(FieldChange("deletion_protection", None, want.deletion_protection))
+    changes.append(
+        FieldChange(
+            "policy",
+            None,
+            dk.source.policy_origin,
+            statements=diff_statements(None, want.policy, partition=b.desired.target.partition),
+        )
+    )
+    if want.rotation_enabled:
+        b.op(
+            OpKind.ENABLE_KEY_ROTATION,
+            dk.name,
+            None,
+            f"enable rotation every {want.rotation_period_days} days",
+            RotationPeriodInDays=want.rotation_period_days,
+        )
+    for alias in sorted(want.aliases):
+        change = _plan_alias(b, dk, None, alias)
+        if change is not None:
+            changes.append(change)
+    if not want.enabled:
+        b.op(OpKind.DISABLE_KEY, dk.name, None, "disable the new key")
+    return KeyPlan(dk.name, Action.CREATE, None, tuple(changes), "", dk.source)
+
+
+def _rotation_text(state: KeyState) -> str:
+    if not state.rotation_enabled:
+        return "disabled"
+    return f"every {state.rotation_period_days} days" if state.rotation_period_days else "enabled"
+
+
+# -- update / recover ---------------------------------------------------------------------
+
+
+def _plan_existing(
+    b: _Builder,
+    dk: DesiredKey,
+    ok: ObservedKey,
+    declared_aliases: Mapping[str, str],
+    matched: Mapping[str, ObservedKey],
+    by_id: Mapping[str, ObservedKey],
+) -> KeyPlan:
+    want = dk.state
+    have = ok.as_state(b.desired.identity_tag)
+    key_id = ok.key_id
+    changes: list[FieldChange] = []
+    reasons: list[str] = []
+
+    for name in IMMUTABLE_FIELDS:
+        before, after = getattr(have, name), getattr(want, name)
+        known = getattr(ok, name) is not None
+        if known and before != after:
+            b.problem(
+                dk,
+                f"{name} cannot change on an existing key ({before} -> {after}); KMS keys "
+                f"are immutable in this field. To replace key {key_id}, give the spec a new "
+                "name (the plan then shows a delete and a create)",
+                name,
+            )
+
+    action = Action.UPDATE
+    if ok.pending_deletion:
+        action = Action.RECOVER
+        reasons.append(f"pending deletion since {ok.deletion_date or 'unknown date'}")
+        b.op(OpKind.CANCEL_KEY_DELETION, dk.name, key_id, "cancel the scheduled deletion")
+        changes.append(FieldChange("key_state", ok.key_state, "Disabled", reason="recover"))
+        # CancelKeyDeletion leaves the key Disabled; enabling is decided below.
+        have = replace(have, enabled=False)
+
+    if ok.name(b.desired.identity_tag) is None:
+        reasons.append(f"adopt unmanaged key {key_id} ({dk.adopt})")
+
+    if have.description != want.description:
+        changes.append(FieldChange("description", have.description, want.description))
+        b.op(
+            OpKind.UPDATE_KEY_DESCRIPTION,
+            dk.name,
+            key_id,
+            "update description",
+            Description=want.description,
+        )
+
+    _diff_policy(b, dk, ok, have, changes)
+    _diff_tags(b, dk, ok, changes)
+    _diff_rotation(b, dk, key_id, have, changes, action is Action.RECOVER)
+    _diff_enabled(b, dk, ok, have, changes)
+    _diff_aliases(b, dk, ok, declared_aliases, matched, by_id, changes)
+
+    if action is Action.UPDATE and not changes:
+        action = Action.NOOP
+    return KeyPlan(dk.name, action, key_id, tuple(changes), "; ".join(reasons), dk.source)
+
+
+def _diff_policy(
+    b: _Builder, dk: DesiredKey, ok: ObservedKey, have: KeyState, changes: list[FieldChange]
+) -> None:
+    want = dk.state
+    partition = b.desired.target.partition
+    if have.policy is None:
+        b.warnings.append(f"{dk.name}: the key policy of {ok.key_id} could not be read")
+        return
+    assert want.policy is not None
+    if policies_equal(have.policy, want.policy, partition=partition):
+        return
+    _check_lockout(b, dk)
+    destructive = removes_access(have.policy, want.policy, partition=partition)
+    changes.append(
+        FieldChange(
+            "policy",
+            "current policy",
+            dk.source.policy_origin,
+            destructive=destructive,
+            reason="removes access" if destructive else "",
+            statements=diff_statements(have.policy, want.policy, partition=partition),
+        )
+    )
+    params: dict[str, Any] = {"PolicyName": "default", "Policy": dk.policy_text}
+    if dk.bypass_policy_lockout_safety_check:
+        params["BypassPolicyLockoutSafetyCheck"] = True
+    b.op(
+        OpKind.PUT_KEY_POLICY,
+        dk.name,
+        ok.key_id,
+        "put key policy" + (" (removes access)" if destructive else ""),
+        destructive,
+        **params,
+    )
+
+
+def _check_lockout(b: _Builder, dk: DesiredKey) -> None:
+    """A policy must leave someone able to change it again (DESIGN 5, safety checks)."""
+    if dk.bypass_policy_lockout_safety_check:
+        return
+    policy = dk.state.policy
+    assert policy is not None
+    principals = [p for p in (b.observed.caller_arn, *b.desired.admin_principals) if p]
+    if not can_manage_policy(
+        policy,
+        principals,
+        account_id=b.desired.target.account_id,
+        partition=b.desired.target.partition,
+    ):
+        who = ", ".join(principals) or "the deploying principal"
+        b.problem(
+            dk,
+            f"the policy ({dk.source.policy_origin}) would lock out {who}: no statement "
+            "allows kms:PutKeyPolicy to them, to the account root or to a declared admin; "
+            "fix the policy or set bypass_policy_lockout_safety_check: true",
+            "policy",
+        )
+
+
+def _diff_tags(b: _Builder, dk: DesiredKey, ok: ObservedKey, changes: list[FieldChange]) -> None:
+    identity = b.desired.identity_tag
+    protection = protection_tag(identity)
+    want = dict(dk.state.tags)
+    want[identity] = dk.name
+    if dk.state.deletion_protection:
+        want[protection] = "true"
+    have = dict(ok.tags)
+    set_tags = {k: v for k, v in want.items() if have.get(k) != v}
+    remove = sorted(k for k in have if k not in want)
+    for k in sorted(set_tags):
+        if k == identity:
+            changes.append(FieldChange(f"tags.{k}", have.get(k), set_tags[k], reason="adopt"))
+        elif k == protection:
+            changes.append(FieldChange("deletion_protection", False, True))
+        else:
+            changes.append(FieldChange(f"tags.{k}", have.get(k), set_tags[k]))
+    for k in remove:
+        if k == protection:
+            changes.append(FieldChange("deletion_protection", True, False))
+        else:
+            changes.append(FieldChange(f"tags.{k}", have[k], None))
+    if set_tags:
+        b.op(
+            OpKind.TAG_RESOURCE,
+            dk.name,
+            ok.key_id,
+            f"set tags {', '.join(sorted(set_tags))}",
+            Tags=[{"TagKey": k, "TagValue": v} for k, v in sorted(set_tags.items())],
+        )
+    if remove:
+        b.op(
+            OpKind.UNTAG_RESOURCE,
+            dk.name,
+            ok.key_id,
+            f"remove tags {', '.join(remove)}",
+            TagKeys=remove,
+        )
+
+
+def _diff_rotation(
+    b: _Builder,
+    dk: DesiredKey,
+    key_id: str,
+    have: KeyState,
+    changes: list[FieldChange],
+    recovering: bool,
+) -> None:
+    want = dk.state
+    if want.rotation_enabled is None:
+        return  # not applicable to this key type: never a change
+    if have.rotation_enabled is None and not recovering:
+        return  # not readable: never a change
+    # After recovery the status is unknown until read again: restate it (idempotent).
+    current = have.rotation_enabled
+    period_differs = (
+        current
+        and have.rotation_period_days is not None
+        and have.rotation_period_days != want.rotation_period_days
+    )
+    enable = want.rotation_enabled and (not current or period_differs)
+    disable = not want.rotation_enabled and current is not False
+    if not (enable or disable):
+        return
+    if not (have.enabled or want.enabled):
+        # KMS refuses rotation changes on a disabled key (DisabledException).
+        b.warnings.append(
+            f"{dk.name}: rotation should be {_rotation_text(want)}, but key {key_id} is "
+            "disabled and stays disabled; KMS cannot change rotation on a disabled key"
+        )
+        return
+    before = "unknown" if current is None else _rotation_text(have)
+    changes.append(FieldChange("rotation", before, _rotation_text(want)))
+    if enable:
+        b.op(
+            OpKind.ENABLE_KEY_ROTATION,
+            dk.name,
+            key_id,
+            f"enable rotation every {want.rotation_period_days} days",
+            RotationPeriodInDays=want.rotation_period_days,
+        )
+    else:
+        b.op(OpKind.DISABLE_KEY_ROTATION, dk.name, key_id, "disable rotation")
+
+
+def _diff_enabled(
+    b: _Builder, dk: DesiredKey, ok: ObservedKey, have: KeyState, changes: list[FieldChange]
+) -> None:
+    if ok.key_state not in _ACTIVE_STATES and not ok.pending_deletion:
+        if ok.key_state is not None:
+            b.warnings.append(
+                f"{dk.name}: key {ok.key_id} is {ok.key_state}; enabled state left as it is"
+            )
+        return
+    want = dk.state.enabled
+    if want == have.enabled:
+        return
+    if want:
+        changes.append(FieldChange("enabled", False, True))
+        b.op(OpKind.ENABLE_KEY, dk.name, ok.key_id, "enable the key")
+    else:
+        changes.append(
+            FieldChange("enabled", True, False, destructive=True, reason="blocks all use")
+        )
+        b.op(OpKind.DISABLE_KEY, dk.name, ok.key_id, "disable the key", destructive=True)
+
+
+def _diff_aliases(
+    b: _Builder,
+    dk: DesiredKey,
+    ok: ObservedKey,
+    declared: Mapping[str, str],
+    matched: Mapping[str, ObservedKey],
+    by_id: Mapping[str, ObservedKey],
+    changes: list[FieldChange],
+) -> None:
+    have = {a for a, target in b.observed.aliases.items() if target == ok.key_id}
+    for alias in sorted(dk.state.aliases - have):
+        change = _plan_alias(b, dk, ok.key_id, alias, matched, by_id)
+        if change is not None:
+            changes.append(change)
+    for alias in sorted(have - dk.state.aliases):
+        if alias in declared:
+            continue  # another spec takes it over in the aliases phase
+        changes.append(
+            FieldChange(
+                "aliases",
+                alias,
+                None,
+                destructive=True,
+                reason="not declared by the spec; callers using it will fail",
+            )
+        )
+        b.op(
+            OpKind.DELETE_ALIAS,
+            dk.name,
+            ok.key_id,
+            f"delete {alias}",
+            destructive=True,
+            AliasName=alias,
+        )
+
+
+def _plan_alias(
+    b: _Builder,
+    dk: DesiredKey,
+    key_id: str | None,
+    alias: str,
+    matched: Mapping[str, ObservedKey] | None = None,
+    by_id: Mapping[str, ObservedKey] | None = None,
+) -> FieldChange | None:
+    """CreateAlias, or UpdateAlias when the alias exists on another key (with ownership rules)."""
+    matched = matched or {}
+    by_id = by_id if by_id is not None else b.observed.by_id()
+    if alias not in b.observed.aliases:
+        b.op(OpKind.CREATE_ALIAS, dk.name, key_id, f"create {alias}", AliasName=alias)
+        return FieldChange("aliases", None, alias)
+    current = b.observed.aliases[alias]
+    holder = by_id.get(current or "")
+    holder_name = holder.name(b.desired.identity_tag) if holder else None
+    ours = holder_name is not None
+    if not ours and not dk.allow_alias_takeover:
+        b.problem(
+            dk,
+            f"{alias} already points at key {current}, which this inventory does not manage; "
+            "set allow_alias_takeover: true on the spec to take it over",
+            "aliases",
+        )
+        return None
+    destructive = not ours
+    reason = (
+        f"moves from managed key '{holder_name}' ({current})"
+        if ours
+        else f"takes over from unmanaged key {current}"
+    )
+    b.op(
+        OpKind.UPDATE_ALIAS,
+        dk.name,
+        key_id,
+        f"point {alias} at this key ({reason})",
+        destructive,
+        AliasName=alias,
+    )
+    return FieldChange("aliases", None, alias, destructive=destructive, reason=reason)
+
+
+# -- orphans and deletion -----------------------------------------------------------------
+
+
+def _plan_orphan(b: _Builder, name: str, ok: ObservedKey, orphans: list[Orphan]) -> KeyPlan | None:
+    protected = ok.tags.get(b.desired.protection_tag) == "true"
+    if protected:
+        orphans.append(
+            Orphan(
+                name,
+                ok.key_id,
+                "deletion protection is on: apply deletion_protection: false before removing "
+                "the spec",
+            )
+        )
+        return None
+    if not b.options.allow_destroy:
+        orphans.append(
+            Orphan(name, ok.key_id, "no spec declares it; run with --allow-destroy to delete it")
+        )
+        return None
+    window = b.desired.default_deletion_window_days
+    b.op(
+        OpKind.SCHEDULE_KEY_DELETION,
+        name,
+        ok.key_id,
+        f"schedule deletion in {window} days",
+        destructive=True,
+        PendingWindowInDays=window,
+    )
+    return KeyPlan(
+        name,
+        Action.DELETE,
+        ok.key_id,
+        (
+            FieldChange(
+                "key_state",
+                ok.key_state,
+                "PendingDeletion",
+                destructive=True,
+                reason=f"no spec declares it; deleted after {window} days",
+            ),
+        ),
+        "removed from the specs",
+    )

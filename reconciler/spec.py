@@ -1,0 +1,298 @@
+"""Pydantic models of the inventory YAML (DESIGN section 3): frozen, unknown fields refused.
+
+Field validators carry the rules that one field can check alone (ranges, name and tag
+syntax); a key's cross-field rules (key spec x usage, rotation on a key that cannot rotate)
+live in its model validator. Rules that need the merged defaults are in ``desired``.
+Error messages are short sentences: the loader prefixes them with file, line and field. A
+model validator names the field it blames as the message's prefix (``key_usage: ...``), and
+the loader moves that prefix into the field path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
+
+from reconciler import catalog
+
+
+def _between(low: int, high: int) -> Any:
+    def check(value: int | None) -> int | None:
+        if value is not None and not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _strict_int(value: Any) -> Any:
+    if isinstance(value, bool) or (value is not None and not isinstance(value, int)):
+        raise ValueError(f"must be a whole number, not {value!r}")
+    return value
+
+
+def _strict_bool(value: Any) -> Any:
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {value!r}")
+    return value
+
+
+def _check_key_name(value: str) -> str:
+    if not catalog.KEY_NAME.match(value):
+        raise ValueError(
+            f"'{value}' is not a valid key name: use lower-case letters, digits and '-' "
+            "(1-128 characters, starting and ending with a letter or digit)"
+        )
+    return value
+
+
+def check_alias(value: str) -> str:
+    if not value.startswith(catalog.ALIAS_PREFIX):
+        raise ValueError(f"'{value}' must start with 'alias/'")
+    if value.lower().startswith(catalog.ALIAS_RESERVED_PREFIX):
+        raise ValueError(f"'{value}' uses the prefix 'alias/aws/', which AWS reserves")
+    if len(value) > catalog.ALIAS_MAX:
+        raise ValueError(f"'{value[:40]}...' is longer than {catalog.ALIAS_MAX} characters")
+    if not catalog.ALIAS_CHARS.match(value):
+        raise ValueError(
+            f"'{value}' may contain only letters, digits, '/', '_' and '-' after 'alias/'"
+        )
+    return value
+
+
+def check_tags(tags: dict[str, str]) -> dict[str, str]:
+    if len(tags) > catalog.TAGS_MAX:
+        raise ValueError(f"has {len(tags)} tags; KMS allows at most {catalog.TAGS_MAX}")
+    for key, value in tags.items():
+        if not key:
+            raise ValueError("a tag key must not be empty")
+        if key.lower().startswith("aws:"):
+            raise ValueError(f"tag key '{key}' uses the prefix 'aws:', which AWS reserves")
+        if len(key) > catalog.TAG_KEY_MAX:
+            raise ValueError(f"tag key '{key[:40]}...' is longer than {catalog.TAG_KEY_MAX}")
+        if len(value) > catalog.TAG_VALUE_MAX:
+            raise ValueError(f"tag '{key}' has a value longer than {catalog.TAG_VALUE_MAX}")
+        for text in (key, value):
+            if not catalog.TAG_CHARS.match(text):
+                raise ValueError(
+                    f"tag '{key}': '{text}' may contain only letters, digits, spaces "
+                    "and + - = . _ : / @"
+                )
+    return tags
+
+
+def _tag_values_as_strings(value: Any) -> Any:
+    """YAML turns `Cost: 42` or `Public: no` into numbers and booleans; tags are strings."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if isinstance(item, bool | int | float):
+                raise ValueError(
+                    f"tag '{key}' has the value {item!r}, which YAML reads as a "
+                    f"{type(item).__name__}: quote it"
+                )
+            out[key] = item
+        return out
+    return value
+
+
+def _check_account_id(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"{value} must be quoted (\"{value:012d}\"): account IDs are strings")
+    if not isinstance(value, str) or not re.fullmatch(r"\d{12}", value):
+        raise ValueError(f"{value!r} is not a 12-digit AWS account ID")
+    return value
+
+
+KeyName = Annotated[str, AfterValidator(_check_key_name)]
+Alias = Annotated[str, AfterValidator(check_alias)]
+Tags = Annotated[
+    dict[str, str], BeforeValidator(_tag_values_as_strings), AfterValidator(check_tags)
+]
+Days = Annotated[int | None, BeforeValidator(_strict_int)]
+Flag = Annotated[bool | None, BeforeValidator(_strict_bool)]
+AccountId = Annotated[str, BeforeValidator(_check_account_id)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Rotation(Model):
+    enabled: Flag = None
+    period_days: Annotated[
+        Days, _between(catalog.ROTATION_PERIOD_MIN, catalog.ROTATION_PERIOD_MAX)
+    ] = None
+
+
+class PolicySource(Model):
+    """Exactly one of: a template (with vars), an inline document, or a JSON file."""
+
+    template: str | None = None
+    vars: dict[str, Any] = {}
+    document: dict[str, Any] | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PolicySource:
+        given = [name for name in ("template", "document", "file") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of 'template', 'document' or 'file'"
+                + (f" (found {', '.join(given)})" if given else "")
+            )
+        if self.vars and not self.template:
+            raise ValueError("'vars' goes with 'template' only")
+        return self
+
+
+DeletionWindow = Annotated[
+    Days, _between(catalog.DELETION_WINDOW_MIN, catalog.DELETION_WINDOW_MAX)
+]
+
+
+class KeyDefaults(Model):
+    """Values every key of a scope inherits unless it sets its own."""
+
+    enabled: Flag = None
+    rotation: Rotation | None = None
+    deletion_window_days: DeletionWindow = None
+    deletion_protection: Flag = None
+    tags: Tags = {}
+    policy: PolicySource | None = None
+
+
+class KeySpec(Model):
+    """One logical key: `keys[i]` of a key file."""
+
+    name: KeyName
+    targets: list[str] | None = None
+    description: str | None = None
+    key_spec: str | None = None
+    key_usage: str | None = None
+    origin: str | None = None
+    multi_region: Flag = None
+    enabled: Flag = None
+    aliases: list[Alias] = []
+    rotation: Rotation | None = None
+    deletion_window_days: DeletionWindow = None
+    deletion_protection: Flag = None
+    tags: Tags = {}
+    policy: PolicySource | None = None
+    adopt: str | None = None
+    allow_alias_takeover: bool = False
+    bypass_policy_lockout_safety_check: bool = False
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> KeySpec:
+        if self.description is not None and len(self.description) > catalog.DESCRIPTION_MAX:
+            raise ValueError(f"description: is longer than {catalog.DESCRIPTION_MAX} characters")
+        if self.key_spec is not None and self.key_spec not in catalog.KEY_SPEC_USAGES:
+            raise ValueError(
+                f"key_spec: '{self.key_spec}' is not a KMS key spec "
+                f"(one of {', '.join(catalog.KEY_SPECS)})"
+            )
+        if self.key_usage is not None and self.key_usage not in catalog.KEY_USAGES:
+            raise ValueError(
+                f"key_usage: '{self.key_usage}' is not a KMS key usage "
+                f"(one of {', '.join(catalog.KEY_USAGES)})"
+            )
+        if self.origin is not None and self.origin not in catalog.ORIGINS:
+            raise ValueError(
+                f"origin: '{self.origin}' is not supported (one of {', '.join(catalog.ORIGINS)})"
+            )
+        key_spec = self.key_spec or catalog.SYMMETRIC_DEFAULT
+        allowed = catalog.KEY_SPEC_USAGES[key_spec]
+        if self.key_usage is not None and self.key_usage not in allowed:
+            raise ValueError(
+                f"key_usage: {self.key_usage} is not allowed for key_spec {key_spec} "
+                f"(allowed: {', '.join(allowed)})"
+            )
+        if self.key_usage is None and catalog.default_key_usage(key_spec) is None:
+            raise ValueError(
+                f"key_usage: is required for key_spec {key_spec} (one of {', '.join(allowed)})"
+            )
+        origin = self.origin or catalog.ORIGIN_AWS_KMS
+        if (
+            self.rotation is not None
+            and self.rotation.enabled
+            and not catalog.can_rotate_automatically(key_spec, origin)
+        ):
+            raise ValueError(
+                "rotation.enabled: automatic rotation exists only for SYMMETRIC_DEFAULT keys with "
+                f"origin AWS_KMS, not {key_spec}/{origin}"
+            )
+        if len(set(self.aliases)) != len(self.aliases):
+            dup = sorted({a for a in self.aliases if self.aliases.count(a) > 1})
+            raise ValueError(f"aliases: lists {', '.join(dup)} more than once")
+        return self
+
+
+class Target(Model):
+    """One (account, region) the inventory reconciles."""
+
+    name: KeyName
+    account_id: AccountId
+    region: Annotated[str, AfterValidator(lambda v: _check_region(v))]
+    role_arn: str | None = None
+    vars: dict[str, Any] = {}
+    defaults: KeyDefaults = KeyDefaults()
+
+
+def _check_region(value: str) -> str:
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", value):
+        raise ValueError(f"'{value}' is not an AWS Region name (like us-east-1)")
+    return value
+
+
+class IgnoreRule(Model):
+    """An unmanaged key that drift does not report: by key ID, alias glob, or tag."""
+
+    key_id: str | None = None
+    alias: str | None = None
+    tag: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> IgnoreRule:
+        if sum(x is not None for x in (self.key_id, self.alias, self.tag)) != 1:
+            raise ValueError("give exactly one of 'key_id', 'alias' or 'tag'")
+        return self
+
+
+class Settings(Model):
+    """`inventory.yaml`."""
+
+    identity_tag: Annotated[str, AfterValidator(lambda v: _check_identity_tag(v))] = (
+        catalog.DEFAULT_IDENTITY_TAG
+    )
+    targets: list[Target]
+    defaults: KeyDefaults = KeyDefaults()
+    ignore: list[IgnoreRule] = []
+    admin_principals: list[str] = []
+    request_quotas: dict[str, float] = {}
+
+    @model_validator(mode="after")
+    def _targets(self) -> Settings:
+        if not self.targets:
+            raise ValueError("targets: declare at least one target")
+        names = [t.name for t in self.targets]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"targets: the name {', '.join(dup)} is used more than once")
+        unknown = sorted(set(self.request_quotas) - set(catalog.REQUEST_QUOTAS))
+        if unknown:
+            raise ValueError(f"request_quotas: unknown KMS operation {', '.join(unknown)}")
+        return self
+
+
+def _check_identity_tag(value: str) -> str:
+    check_tags({value: "x"})
+    return value
+
+
+class KeyFile(Model):
+    """A key file: a top-level `keys:` list."""
+
+    keys: list[KeySpec]
