@@ -80,7 +80,9 @@ def _schedule_deletion(api: KmsApi, op: Operation, key_id: str | None, retries: 
     response = api.call("ScheduleKeyDeletion", KeyId=key_id, **op.params)
     if not response.get("DeletionDate"):
         # Real KMS always answers with the date; a silent no-op must not pass as done.
-        raise RuntimeError("ScheduleKeyDeletion returned no DeletionDate: the key was not scheduled")
+        raise RuntimeError(
+            "ScheduleKeyDeletion returned no DeletionDate: the key was not scheduled"
+        )
 
 
 HANDLERS: Mapping[OpKind, Handler] = {

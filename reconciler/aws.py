@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -146,7 +147,10 @@ class KmsApi:
         out: list[Any] = []
         marker: str | None = None
         while True:
-            page = self.call(operation, **params, **({"Marker": marker} if marker else {}))
+            request = dict(params)
+            if marker:
+                request["Marker"] = marker
+            page = self.call(operation, **request)
             out.extend(page.get(items, []))
             if not page.get("Truncated"):
                 return out
@@ -160,7 +164,7 @@ class KmsApi:
 
 
 def _backoff(attempt: int) -> float:
-    return random.uniform(0, min(8.0, 0.25 * 2 ** (attempt - 1)))  # noqa: S311 - jitter
+    return random.uniform(0, min(8.0, 0.25 * 2 ** (attempt - 1)))
 
 
 def _snake(name: str) -> str:
@@ -268,6 +272,7 @@ def _assume(session: boto3.Session, target: TargetInfo, config: Config) -> boto3
 
 def _sandbox_hook(client: Any, account_id: str) -> None:
     """moto keeps state per account; this header makes every target's account exist."""
+
     def add_header(request: Any, **_: Any) -> None:
         request.headers["x-moto-account-id"] = account_id
 
@@ -286,7 +291,7 @@ _SANDBOX_ENV = (
 
 
 @contextmanager
-def sandbox_session() -> Iterator[str]:
+def sandbox_session() -> Iterator[Path]:
     """Run the block against the embedded moto KMS (see ``reconciler.sandbox``).
 
     Real credentials, profiles and endpoints are hidden from the block, so a sandbox run
@@ -296,7 +301,7 @@ def sandbox_session() -> Iterator[str]:
 
     saved = {key: os.environ.pop(key, None) for key in _SANDBOX_ENV}
     os.environ["AWS_ACCESS_KEY_ID"] = "sandbox"
-    os.environ["AWS_SECRET_ACCESS_KEY"] = "sandbox"  # noqa: S105 - not a secret
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "sandbox"
     try:
         with sandbox.embedded_kms() as folder:
             yield folder

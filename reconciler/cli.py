@@ -25,7 +25,6 @@ from reconciler.aws import AwsOptions, Connection, connect, sandbox_session
 from reconciler.desired import build_desired, select_targets
 from reconciler.errors import (
     EXIT_CHANGES,
-    EXIT_ERROR,
     EXIT_OK,
     ApplyFailedError,
     ApplyRefusedError,
@@ -36,7 +35,7 @@ from reconciler.errors import (
 )
 from reconciler.loader import Inventory, load_inventory
 from reconciler.observe import ObserveOptions, observe_target
-from reconciler.plan import Plan, TargetPlan, from_dict, to_dict
+from reconciler.plan import Plan, TargetPlan, from_dict
 from reconciler.planner import PlanOptions, make_plan
 from reconciler.state import DesiredTarget, ObservedTarget, fingerprint
 
@@ -221,7 +220,10 @@ def render(run: Run, keys: tuple[str, ...], fmt: str) -> int:
                     "origin": s.origin,
                     "multi_region": s.multi_region,
                     "enabled": s.enabled,
-                    "rotation": {"enabled": s.rotation_enabled, "period_days": s.rotation_period_days},
+                    "rotation": {
+                        "enabled": s.rotation_enabled,
+                        "period_days": s.rotation_period_days,
+                    },
                     "aliases": sorted(s.aliases),
                     "tags": dict(s.tags),
                     "deletion_window_days": dk.deletion_window_days,
@@ -314,10 +316,10 @@ def _make_plan(run: Run, allow_destroy: bool) -> tuple[Plan, dict[str, Connectio
 
 @main.command()
 @path_argument
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan as JSON.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text"
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan as JSON."
 )
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
 @click.option(
     "--detailed-exitcode",
     is_flag=True,

@@ -14,7 +14,7 @@ from reconciler import catalog
 from reconciler.errors import InputError, Problem
 from reconciler.loader import Inventory, LoadedKey, targets_of
 from reconciler.policy import validate_policy
-from reconciler.spec import KeyDefaults, PolicySource, Target
+from reconciler.spec import KeyDefaults, PolicySource, Target, check_tags
 from reconciler.state import DesiredKey, DesiredTarget, KeyState, SourceRef, TargetInfo
 from reconciler.templates import PolicyRenderer, TemplateError
 
@@ -171,14 +171,14 @@ def _desired_key(
     if inventory.settings.identity_tag in tags:
         problem(f"the tag '{inventory.settings.identity_tag}' is set by the tool itself", "tags")
     try:
-        from reconciler.spec import check_tags
-
         check_tags(tags)
     except ValueError as exc:
         problem(f"after merging defaults: {exc}", "tags")
 
     description = spec.description or ""
-    enabled = _first(spec.enabled, target.defaults.enabled, inventory.settings.defaults.enabled, True)
+    enabled = _first(
+        spec.enabled, target.defaults.enabled, inventory.settings.defaults.enabled, True
+    )
     info = target_info(target)
     policy_source: PolicySource | None = _first(
         spec.policy, target.defaults.policy, inventory.settings.defaults.policy

@@ -72,7 +72,9 @@ def _target_lines(tp: TargetPlan, style: Style) -> list[str]:
     for orphan in tp.orphans:
         lines.append("")
         lines.append(
-            style(f"  ! key \"{orphan.name}\" ({orphan.key_id}) is orphaned: {orphan.reason}", "magenta")
+            style(
+                f'  ! key "{orphan.name}" ({orphan.key_id}) is orphaned: {orphan.reason}', "magenta"
+            )
         )
     for warning in tp.warnings:
         lines.append(style(f"  warning: {warning}", "yellow"))
@@ -95,7 +97,7 @@ def _key_lines(key: KeyPlan, style: Style) -> list[str]:
     symbol, colour, verb = ACTIONS[key.action]
     ident = f" ({key.key_id})" if key.key_id else ""
     where = f"  # {key.source.file}:{key.source.line}" if key.source else ""
-    head = f"  {symbol} key \"{key.name}\"{ident} {verb}"
+    head = f'  {symbol} key "{key.name}"{ident} {verb}'
     if key.destructive:
         head += " [destructive]"
     lines = [style(head, colour) + style(where, "dim")]
@@ -121,7 +123,9 @@ def _change_lines(change: FieldChange, width: int, style: Style) -> list[str]:
     name = change.field.ljust(width)
     mark = ""
     if change.destructive:
-        mark = style(f"  [destructive: {change.reason}]" if change.reason else "  [destructive]", "red")
+        mark = style(
+            f"  [destructive: {change.reason}]" if change.reason else "  [destructive]", "red"
+        )
     elif change.reason:
         mark = style(f"  # {change.reason}", "dim")
     if change.field == "policy":
@@ -162,8 +166,15 @@ def statement_summary(statement: Mapping[str, Any] | None) -> list[str]:
     if not statement:
         return []
     out = []
-    for name in ("Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource",
-                 "NotResource"):
+    for name in (
+        "Effect",
+        "Principal",
+        "NotPrincipal",
+        "Action",
+        "NotAction",
+        "Resource",
+        "NotResource",
+    ):
         if name not in statement:
             continue
         value = statement[name]

@@ -233,8 +233,9 @@ def _walk(
                     )
                 )
             seen.add(key)
-            _walk(value_node, (*path, key), lines, file, problems)
-            lines[(*path, key)] = key_node.start_mark.line + 1
+            child = (*path, key)
+            _walk(value_node, child, lines, file, problems)
+            lines[child] = key_node.start_mark.line + 1  # a field's line is its key's line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _walk(item, (*path, i), lines, file, problems)
@@ -299,20 +300,26 @@ def _problem(error: Any, data: Any, lines: dict[YamlPath, int], file: str) -> Pr
 
 
 def _data_path(loc: YamlPath, data: Any) -> YamlPath:
+    """The part of a pydantic location that names real data (drops validator names)."""
     out: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
+        if _has(node, part):
             out.append(part)
             node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and not part.startswith(
-            ("function-", "union[", "is-instance")
-        ) and "[" not in part:
+        elif isinstance(node, dict) and isinstance(part, str) and _is_field_name(part):
             out.append(part)  # a missing or unknown field: name it
             node = None
-        else:
-            continue
     return tuple(out)
+
+
+def _has(node: Any, part: str | int) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+
+
+def _is_field_name(part: str) -> bool:
+    return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part) is not None and not part.startswith(
+        ("function-", "is-instance")
+    )

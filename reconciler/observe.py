@@ -74,9 +74,13 @@ def observe_target(
                 if tags is not None
                 and (options.details_for_all or options.identity_tag in tags or k in wanted)
             ]
-            details = dict(zip(detailed, pool.map(lambda k: _details(api, k), detailed), strict=True))
+            details = dict(
+                zip(detailed, pool.map(lambda k: _details(api, k), detailed), strict=True)
+            )
     except botocore.exceptions.ClientError as exc:
-        raise AwsError(f"target '{target.name}': reading KMS failed: {error_message(exc)}") from None
+        raise AwsError(
+            f"target '{target.name}': reading KMS failed: {error_message(exc)}"
+        ) from None
     except botocore.exceptions.BotoCoreError as exc:
         raise AwsError(f"target '{target.name}': cannot reach KMS: {exc}") from None
 

@@ -195,7 +195,11 @@ def _target_to_dict(tp: TargetPlan) -> dict[str, Any]:
                 "destructive": k.destructive,
                 "source": None
                 if k.source is None
-                else {"file": k.source.file, "line": k.source.line, "policy": k.source.policy_origin},
+                else {
+                    "file": k.source.file,
+                    "line": k.source.line,
+                    "policy": k.source.policy_origin,
+                },
                 "changes": [
                     {
                         "field": c.field,
@@ -271,9 +275,7 @@ def _target_from_dict(data: Mapping[str, Any]) -> TargetPlan:
                 action=Action(k["action"]),
                 key_id=k.get("key_id"),
                 reason=k.get("reason", ""),
-                source=SourceRef(src["file"], src["line"], src.get("policy", ""))
-                if src
-                else None,
+                source=SourceRef(src["file"], src["line"], src.get("policy", "")) if src else None,
                 changes=tuple(
                     FieldChange(
                         field=c["field"],

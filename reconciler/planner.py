@@ -110,9 +110,7 @@ def make_plan(
 
     if b.problems:
         raise PlanError(b.problems)
-    ordered = sorted(
-        enumerate(b.operations), key=lambda item: (item[1].phase, item[0])
-    )
+    ordered = sorted(enumerate(b.operations), key=lambda item: (item[1].phase, item[0]))
     return TargetPlan(
         target=desired.target,
         keys=tuple(key_plans),
@@ -165,9 +163,7 @@ def _match(
         b.problem(dk, f"cannot adopt {ref}: it is an AWS managed key", "adopt")
         return None
     if ok is None:
-        b.problem(
-            dk, f"adopt: no customer key {ref} in target '{b.desired.target.name}'", "adopt"
-        )
+        b.problem(dk, f"adopt: no customer key {ref} in target '{b.desired.target.name}'", "adopt")
         return None
     other = ok.name(b.desired.identity_tag)
     if other is not None and other != dk.name:

@@ -73,7 +73,7 @@ def embedded_kms() -> Iterator[Path]:
         if path.is_file():
             try:
                 with path.open("rb") as fh:
-                    saved = pickle.load(fh)  # noqa: S301 - our own file, see module doc
+                    saved = pickle.load(fh)
             except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
                 raise AwsError(
                     f"the sandbox state {path} cannot be read ({exc}); delete the folder "

@@ -100,7 +100,7 @@ def _tag_values_as_strings(value: Any) -> Any:
 
 def _check_account_id(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
-        raise ValueError(f"{value} must be quoted (\"{value:012d}\"): account IDs are strings")
+        raise ValueError(f'{value} must be quoted ("{value:012d}"): account IDs are strings')
     if not isinstance(value, str) or not re.fullmatch(r"\d{12}", value):
         raise ValueError(f"{value!r} is not a 12-digit AWS account ID")
     return value
@@ -148,9 +148,7 @@ class PolicySource(Model):
         return self
 
 
-DeletionWindow = Annotated[
-    Days, _between(catalog.DELETION_WINDOW_MIN, catalog.DELETION_WINDOW_MAX)
-]
+DeletionWindow = Annotated[Days, _between(catalog.DELETION_WINDOW_MIN, catalog.DELETION_WINDOW_MAX)]
 
 
 class KeyDefaults(Model):

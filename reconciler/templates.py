@@ -75,15 +75,21 @@ class PolicyRenderer:
                 None,
             ) from None
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"template syntax error: {exc.message}", shown, exc.lineno) from None
+            raise TemplateError(
+                f"template syntax error: {exc.message}", shown, exc.lineno
+            ) from None
         except jinja2.UndefinedError as exc:
             raise TemplateError(
                 f"undefined template variable: {exc.message}", shown, _template_line(exc, name)
             ) from None
         except jinja2.TemplateError as exc:  # includes SecurityError from the sandbox
-            raise TemplateError(f"template error: {exc}", shown, _template_line(exc, name)) from None
+            raise TemplateError(
+                f"template error: {exc}", shown, _template_line(exc, name)
+            ) from None
         except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
-            raise TemplateError(f"template error: {exc}", shown, _template_line(exc, name)) from None
+            raise TemplateError(
+                f"template error: {exc}", shown, _template_line(exc, name)
+            ) from None
         return RenderedPolicy(_parse(text, shown), text, f"template {name}", shown)
 
     def _read_file(self, name: str) -> RenderedPolicy:
