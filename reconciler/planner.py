@@ -368,7 +368,8 @@ def _diff_tags(b: _Builder, dk: DesiredKey, ok: ObservedKey, changes: list[Field
     want[identity] = dk.name
     if dk.state.deletion_protection:
         want[protection] = "true"
-    have = dict(ok.tags)
+    # aws:* tags (CloudFormation's, for example) belong to AWS: nobody can remove them.
+    have = {k: v for k, v in ok.tags.items() if not k.lower().startswith("aws:")}
     set_tags = {k: v for k, v in want.items() if have.get(k) != v}
     remove = sorted(k for k in have if k not in want)
     for k in sorted(set_tags):

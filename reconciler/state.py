@@ -141,7 +141,11 @@ class ObservedKey:
             enabled=self.key_state == "Enabled" if self.key_state else bool(self.enabled),
             rotation_enabled=self.rotation_enabled,
             rotation_period_days=self.rotation_period_days,
-            tags={k: v for k, v in self.tags.items() if k not in ours},
+            tags={
+                k: v
+                for k, v in self.tags.items()
+                if k not in ours and not k.lower().startswith("aws:")
+            },
             aliases=self.aliases,
             policy=self.policy,
             deletion_protection=self.tags.get(protection_tag(identity_tag)) == "true",
