@@ -409,18 +409,6 @@ LOCKOUT_POLICY = {
         }
     ],
 }
-ADMIN_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Sid": "Admins",
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/KeyAdmin"},
-            "Action": "kms:*",
-            "Resource": "*",
-        }
-    ],
-}
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["on-create", "on-update"])
@@ -444,20 +432,21 @@ def test_lockout_check_can_be_bypassed_and_the_flag_is_sent() -> None:
     ids=["declared-admin", "deployer-is-admin"],
 )
 def test_policy_for_a_declared_admin_or_the_deployer_is_accepted(admins: tuple[str, ...]) -> None:
-    policy = ADMIN_POLICY
-    if not admins:  # the deploying role itself keeps kms:*
-        policy = {
-            **ADMIN_POLICY,
-            "Statement": [
-                {
-                    **ADMIN_POLICY["Statement"][0],
-                    "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/kms-reconciler"},
-                }  # type: ignore[dict-item]
-            ],
-        }
+    principal = "KeyAdmin" if admins else "kms-reconciler"  # the deploying role itself
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/{principal}"},
+                "Action": "kms:*",
+                "Resource": "*",
+            }
+        ],
+    }
     plan = make_plan(desired(desired_key("app", policy=policy), admins=admins), observed())
     assert plan.keys[0].action is Action.CREATE
-    assert CALLER  # the observed caller is the assumed kms-reconciler role
+    assert ":assumed-role/kms-reconciler/" in CALLER
 
 
 # -- order and tables ---------------------------------------------------------------------
