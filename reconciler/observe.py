@@ -94,6 +94,8 @@ def observe_target(
         if tags is None:
             continue  # deleted while we read
         info = details.get(key_id)
+        if key_id in details and info is None:
+            continue  # deleted between ListResourceTags and DescribeKey
         if info is not None and info.get("KeyManager") == "AWS":
             aws_managed.add(key_id)
             continue

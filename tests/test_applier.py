@@ -1,0 +1,160 @@
+"""The applier: plan order, ids of new keys, retries, and honest failure reports."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.applier import OpEvent, apply_target, describe_call
+from reconciler.aws import KmsApi, RateLimiter
+from reconciler.plan import TargetPlan
+from reconciler.planner import PlanOptions, make_plan
+from tests.factories import desired, desired_key, observed, observed_key
+from tests.fakes import FakeKms, client_error
+
+
+def api_for(fake: FakeKms) -> KmsApi:
+    return KmsApi(fake, sleep=lambda s: None)
+
+
+def two_new_keys() -> TargetPlan:
+    return make_plan(desired(desired_key("a"), desired_key("b")), observed())
+
+
+def test_operations_run_in_plan_order_and_new_key_ids_flow_to_later_calls() -> None:
+    fake = FakeKms()
+    plan = two_new_keys()
+    result = apply_target(plan, api_for(fake))
+    assert result.ok and result.not_run == []
+    assert len(result.done) == len(plan.operations) == 6
+    names = fake.names()
+    assert names[:2] == ["CreateKey", "CreateKey"]
+    assert sorted(names[2:4]) == ["EnableKeyRotation"] * 2
+    assert names[4:] == ["CreateAlias", "CreateAlias"]
+    created = set(result.created.values())
+    assert created == {"new-0001", "new-0002"}
+    for name, params in fake.calls[2:]:
+        assert (params.get("KeyId") or params.get("TargetKeyId")) in created
+    by_alias = {p["AliasName"]: p["TargetKeyId"] for n, p in fake.calls if n == "CreateAlias"}
+    assert by_alias == {f"alias/{k}": result.created[k] for k in ("a", "b")}
+
+
+def test_state_changing_calls_use_the_bare_key_id() -> None:
+    ok = observed_key("app", "1234abcd-0000-0000-0000-000000000000", key_state="Disabled")
+    fake = FakeKms()
+    apply_target(make_plan(desired(desired_key("app")), observed(ok)), api_for(fake))
+    assert fake.calls == [("EnableKey", {"KeyId": "1234abcd-0000-0000-0000-000000000000"})]
+
+
+def test_first_failure_stops_the_run_and_reports_done_failed_not_run() -> None:
+    fake = FakeKms()
+    fake.failures["EnableKeyRotation"] = ["KMSInvalidStateException", "KMSInvalidStateException"]
+    events: list[OpEvent] = []
+    plan = two_new_keys()
+    result = apply_target(plan, api_for(fake), on_event=events.append, workers=1)
+    assert not result.ok
+    assert [op.kind.value for op in result.done] == ["CreateKey", "CreateKey"]
+    (failed, message), *_ = result.failed
+    assert failed.kind.value == "EnableKeyRotation"
+    assert "KMSInvalidStateException" in message
+    assert [op.kind.value for op in result.not_run][-2:] == ["CreateAlias", "CreateAlias"]
+    assert len(result.done) + len(result.failed) + len(result.not_run) == len(plan.operations)
+    assert "CreateAlias" not in fake.names()
+    assert any(e.status == "failed" for e in events)
+
+
+def test_throttling_is_retried_with_backoff_then_succeeds() -> None:
+    fake = FakeKms()
+    fake.failures["CreateKey"] = ["ThrottlingException", "ThrottlingException"]
+    sleeps: list[float] = []
+    api = KmsApi(fake, sleep=sleeps.append)
+    result = apply_target(make_plan(desired(desired_key("a")), observed()), api)
+    assert result.ok
+    assert fake.names().count("CreateKey") == 3
+    assert len(sleeps) == 2
+
+
+def test_throttling_gives_up_after_max_attempts() -> None:
+    fake = FakeKms()
+    fake.failures["CreateKey"] = ["ThrottlingException"] * 10
+    api = KmsApi(fake, sleep=lambda s: None, max_attempts=3)
+    result = apply_target(make_plan(desired(desired_key("a")), observed()), api)
+    assert not result.ok and fake.names().count("CreateKey") == 3
+
+
+def test_not_found_right_after_create_is_retried() -> None:
+    fake = FakeKms()
+    fake.failures["EnableKeyRotation"] = ["NotFoundException", "NotFoundException"]
+    result = apply_target(make_plan(desired(desired_key("a")), observed()), api_for(fake))
+    assert result.ok
+    assert fake.names().count("EnableKeyRotation") == 3
+
+
+def test_not_found_on_an_existing_key_is_not_retried() -> None:
+    fake = FakeKms()
+    fake.failures["UpdateKeyDescription"] = ["NotFoundException"]
+    plan = make_plan(desired(desired_key("app", description="new")), observed(observed_key("app")))
+    result = apply_target(plan, api_for(fake))
+    assert not result.ok and fake.names() == ["UpdateKeyDescription"]
+
+
+def test_schedule_deletion_without_a_deletion_date_is_a_failure() -> None:
+    # moto answers HTTP 200 without DeletionDate and changes nothing for a bad window.
+    fake = FakeKms(responses={"ScheduleKeyDeletion": lambda **p: {"KeyId": p["KeyId"]}})
+    plan = make_plan(desired(), observed(observed_key("old")), PlanOptions(allow_destroy=True))
+    result = apply_target(plan, api_for(fake))
+    assert not result.ok and "DeletionDate" in result.failed[0][1]
+
+
+def test_a_crash_in_a_handler_is_reported_not_raised() -> None:
+    fake = FakeKms(responses={"CreateKey": lambda **p: {}})  # no KeyMetadata
+    result = apply_target(make_plan(desired(desired_key("a")), observed()), api_for(fake))
+    assert not result.ok and "KeyError" in result.failed[0][1]
+
+
+def test_describe_call_names_the_api_and_shortens_policies() -> None:
+    plan = two_new_keys()
+    create, *_ = plan.operations
+    line = describe_call(create, None)
+    assert line.startswith("CreateKey ")
+    assert "-byte policy>" in line and '"Statement"' not in line
+    alias = next(op for op in plan.operations if op.kind.value == "CreateAlias")
+    assert "TargetKeyId=<id of new key a>" in describe_call(alias, None).replace('"', "")
+
+
+def test_rate_limiter_paces_an_operation_to_its_quota() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = RateLimiter({"CreateKey": 4.0}, clock=lambda: now[0], sleep=sleep)
+    for _ in range(12):
+        limiter.acquire("CreateKey")
+    # a burst of 4 (one second's worth), then one call every 0.25 s
+    assert len(slept) == 8
+    assert now[0] == pytest.approx(2.0)
+    limiter.acquire("DescribeKey")  # no quota configured: never waits
+    assert len(slept) == 8
+
+
+def test_paginate_follows_markers() -> None:
+    pages = {
+        None: {"Keys": [{"KeyId": "a"}], "Truncated": True, "NextMarker": "m1"},
+        "m1": {"Keys": [{"KeyId": "b"}], "Truncated": True, "NextMarker": "m2"},
+        "m2": {"Keys": [{"KeyId": "c"}], "Truncated": False},
+    }
+    fake = FakeKms(responses={"ListKeys": lambda **p: pages[p.get("Marker")]})
+    keys = api_for(fake).paginate("ListKeys", "Keys", Limit=1000)
+    assert [k["KeyId"] for k in keys] == ["a", "b", "c"]
+    assert [p.get("Marker") for _, p in fake.calls] == [None, "m1", "m2"]
+
+
+def test_client_errors_other_than_throttling_are_raised_at_once() -> None:
+    fake = FakeKms()
+    fake.failures["DescribeKey"] = ["AccessDeniedException"]
+    with pytest.raises(Exception) as err:
+        api_for(fake).call("DescribeKey", KeyId="x")
+    assert err.value.__class__ is client_error("x", "y").__class__
+    assert fake.names() == ["DescribeKey"]
