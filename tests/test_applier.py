@@ -32,7 +32,7 @@ def test_operations_run_in_plan_order_and_new_key_ids_flow_to_later_calls() -> N
     assert names[4:] == ["CreateAlias", "CreateAlias"]
     created = set(result.created.values())
     assert created == {"new-0001", "new-0002"}
-    for name, params in fake.calls[2:]:
+    for _name, params in fake.calls[2:]:
         assert (params.get("KeyId") or params.get("TargetKeyId")) in created
     by_alias = {p["AliasName"]: p["TargetKeyId"] for n, p in fake.calls if n == "CreateAlias"}
     assert by_alias == {f"alias/{k}": result.created[k] for k in ("a", "b")}
