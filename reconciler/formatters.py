@@ -229,12 +229,13 @@ def plan_markdown(plan: Plan) -> str:
 
 
 def _diff_line(line: str) -> str:
-    """Move a change symbol to column one so GitHub colours the line."""
+    """Move a change symbol to column one so GitHub colours the line (``~`` becomes ``!``)."""
     stripped = line.lstrip()
     if stripped[:2] in ("+ ", "- ", "~ ", "! "):
-        symbol = {"~": "!", "!": "!"}.get(stripped[0], stripped[0])
-        return symbol + line[1:]
-    return " " + line[1:] if line.startswith(" ") else line
+        at = len(line) - len(stripped)
+        symbol = "!" if stripped[0] in "~!" else stripped[0]
+        return symbol + line[1:at] + " " + stripped[1:]
+    return line
 
 
 PLAN_FORMATS: Mapping[str, Callable[[Plan], str]] = {
