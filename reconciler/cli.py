@@ -35,7 +35,7 @@ from reconciler.errors import (
 )
 from reconciler.loader import Inventory, load_inventory
 from reconciler.observe import ObserveOptions, observe_target
-from reconciler.plan import Plan, TargetPlan, from_dict
+from reconciler.plan import Action, Plan, TargetPlan, from_dict
 from reconciler.planner import PlanOptions, make_plan
 from reconciler.state import DesiredTarget, ObservedTarget, fingerprint
 
@@ -401,8 +401,10 @@ def apply(
     calls = sum(r.calls for r in results)
     click.echo(
         run.style(
-            f"Apply complete: {total} operation(s) in {seconds:.2f}s ({calls} KMS calls). "
-            f"{formatters.summary_line(the_plan).replace('Plan: ', 'Done: ')}",
+            f"Apply complete: {total} operation(s) in {seconds:.2f}s ({calls} KMS calls): "
+            f"{the_plan.count(Action.CREATE)} created, "
+            f"{the_plan.count(Action.UPDATE, Action.RECOVER)} updated, "
+            f"{the_plan.count(Action.DELETE)} scheduled for deletion.",
             "bold",
         )
     )
