@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -297,21 +298,24 @@ def _observe(run: Run, desired: DesiredTarget, conn: Connection) -> ObservedTarg
 
 
 def _make_plan(run: Run, allow_destroy: bool) -> tuple[Plan, dict[str, Connection]]:
+    """Connect to, observe and plan every selected target, side by side."""
     inventory, desired = _load(run)
-    connections: dict[str, Connection] = {}
-    plans: list[TargetPlan] = []
-    for dt in desired:
+
+    def one(dt: DesiredTarget) -> tuple[TargetPlan, Connection]:
         conn = connect(dt.target, run.aws)
-        connections[dt.target.name] = conn
         observed = _observe(run, dt, conn)
-        plans.append(make_plan(dt, observed, PlanOptions(allow_destroy=allow_destroy)))
+        return make_plan(dt, observed, PlanOptions(allow_destroy=allow_destroy)), conn
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(desired)))) as pool:
+        futures = [pool.submit(one, dt) for dt in desired]
+        results = [f.result() for f in futures]  # the first target's error wins
     plan = Plan(
-        targets=tuple(plans),
+        targets=tuple(tp for tp, _ in results),
         allow_destroy=allow_destroy,
         inventory=str(run.path),
         identity_tag=inventory.settings.identity_tag,
     )
-    return plan, connections
+    return plan, {tp.target.name: conn for tp, conn in results}
 
 
 @main.command()
