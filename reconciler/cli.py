@@ -294,6 +294,9 @@ def _observe(run: Run, desired: DesiredTarget, conn: Connection) -> ObservedTarg
         f"{desired.target.name}: read {len(observed.keys)} customer key(s), {managed} managed, "
         f"with {observed.read_calls} KMS calls in {time.monotonic() - started:.2f}s"
     )
+    if run.verbosity > 0:
+        calls = ", ".join(f"{op} {n}" for op, n in sorted(observed.stats.items()))
+        run.info(f"{desired.target.name}: calls by operation: {calls}")
     return observed
 
 
