@@ -1,0 +1,177 @@
+"""Helpers shared by the end-to-end tests: the standard keys, plan-text parsing, KMS reads."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+ACCOUNT = "123456789012"  # moto's default account: GetCallerIdentity returns it
+REGION = "us-east-1"
+IDENTITY_TAG = "kms-reconciler:name"
+
+# The standard test inventory: two keys, so that a test can check that a change to one
+# does not show up on the other. alpha has a templated policy, beta the default policy.
+ALPHA: dict[str, Any] = {
+    "name": "alpha",
+    "description": "Alpha data key",
+    "aliases": ["alias/alpha"],
+    "tags": {"Owner": "team-a"},
+    "policy": {
+        "template": "application.json.j2",
+        "vars": {"admin_roles": ["AdminRole"], "user_roles": ["AppRole"]},
+    },
+}
+BETA: dict[str, Any] = {
+    "name": "beta",
+    "description": "Beta data key",
+    "aliases": ["alias/beta"],
+    "tags": {"Owner": "team-b"},
+}
+
+NO_CHANGES = "No changes. The keys match the inventory."
+
+_KEY_HEAD = re.compile(r'^  ([+~\- ]) key "([^"]+)"(?: \(([^)]+)\))? (.*?)(?:  # .*)?$')
+_OPERATION = re.compile(r"^\s+\d+\. (\w+)\s+(\S+): (.*)$")
+
+
+def listed_keys(plan_text: str) -> dict[str, str]:
+    """The keys the text plan lists with a change, as {name: header without its source}.
+
+    For example ``{"alpha": '~ key "alpha" (1234abcd-...) will be updated in place'}``.
+    """
+    out = {}
+    for line in plan_text.splitlines():
+        match = _KEY_HEAD.match(line)
+        if match:
+            out[match.group(2)] = line.split("  # ", 1)[0].strip()
+    return out
+
+
+def operations(plan_text: str) -> list[tuple[str, str, str]]:
+    """The plan's "Operations, in order" as (operation, key, summary) tuples."""
+    lines = plan_text.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if "Operations, in order" in line)
+    except StopIteration:
+        return []
+    out = []
+    for line in lines[start + 1 :]:
+        match = _OPERATION.match(line)
+        if not match:
+            break
+        out.append((match.group(1), match.group(2), match.group(3)))
+    return out
+
+
+def field_lines(plan_text: str, key: str) -> list[str]:
+    """The change lines under one key's header, with runs of blanks collapsed to one.
+
+    ``      ~ description   = "a" -> "b"`` becomes ``~ description = "a" -> "b"``, so tests
+    do not depend on the column alignment (which follows the longest field name).
+    """
+    lines = plan_text.splitlines()
+    out: list[str] = []
+    inside = False
+    for line in lines:
+        match = _KEY_HEAD.match(line)
+        if match:
+            inside = match.group(2) == key
+            continue
+        if inside:
+            if not line.strip():
+                inside = False
+                continue
+            out.append(" ".join(line.split()))
+    return out
+
+
+# -- KMS reads (boto3, out of band) -------------------------------------------------------
+
+
+def tags_of(kms: Any, key_id: str) -> dict[str, str]:
+    return {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id)["Tags"]}
+
+
+def managed_keys(kms: Any) -> dict[str, str]:
+    """{identity tag value: key id} for every key that carries the identity tag."""
+    out = {}
+    for key in kms.list_keys()["Keys"]:
+        name = tags_of(kms, key["KeyId"]).get(IDENTITY_TAG)
+        if name is not None:
+            assert name not in out, f"two keys carry {IDENTITY_TAG}={name}"
+            out[name] = key["KeyId"]
+    return out
+
+
+def aliases(kms: Any) -> dict[str, str | None]:
+    """{alias name: target key id}, without the predefined alias/aws/* ones."""
+    return {
+        a["AliasName"]: a.get("TargetKeyId")
+        for a in kms.list_aliases()["Aliases"]
+        if not a["AliasName"].startswith("alias/aws/")
+    }
+
+
+def policy_of(kms: Any, key_id: str) -> dict[str, Any]:
+    return json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+
+
+def kms_snapshot(kms: Any) -> dict[str, Any]:
+    """Everything a test may want to prove unchanged: per key metadata, tags, policy, rotation."""
+    keys = {}
+    for key in kms.list_keys()["Keys"]:
+        key_id = key["KeyId"]
+        meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        rotation = kms.get_key_rotation_status(KeyId=key_id)
+        keys[key_id] = {
+            "state": meta["KeyState"],
+            "enabled": meta["Enabled"],
+            "description": meta.get("Description"),
+            "tags": tags_of(kms, key_id),
+            "policy": policy_of(kms, key_id),
+            "rotation": (rotation["KeyRotationEnabled"], rotation.get("RotationPeriodInDays")),
+        }
+    return {"keys": keys, "aliases": aliases(kms)}
+
+
+# -- policies, compared by meaning (independently of reconciler.policy) -------------------
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _principal(value: Any) -> Any:
+    if value == "*":
+        return "*"
+    out = {}
+    for kind, ids in value.items():
+        canon = []
+        for item in _as_list(ids):
+            if kind == "AWS" and re.fullmatch(r"\d{12}", item):
+                item = f"arn:aws:iam::{item}:root"
+            canon.append(item)
+        out[kind] = sorted(set(canon))
+    return out
+
+
+def canonical_policy(policy: dict[str, Any]) -> list[str]:
+    """Statements as a sorted list of canonical JSON strings (order and form ignored)."""
+    statements = []
+    for statement in _as_list(policy.get("Statement", [])):
+        canon: dict[str, Any] = {}
+        for name, value in statement.items():
+            if name in ("Principal", "NotPrincipal"):
+                canon[name] = _principal(value)
+            elif name in ("Action", "NotAction", "Resource", "NotResource"):
+                canon[name] = sorted(set(_as_list(value)))
+            elif name == "Condition":
+                canon[name] = {
+                    op: {k: sorted(set(_as_list(v))) for k, v in body.items()}
+                    for op, body in value.items()
+                }
+            else:
+                canon[name] = value
+        statements.append(json.dumps(canon, sort_keys=True))
+    return sorted(statements)
