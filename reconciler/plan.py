@@ -124,6 +124,7 @@ class TargetPlan:
     orphans: tuple[Orphan, ...] = ()
     warnings: tuple[str, ...] = ()
     caller_arn: str = ""
+    errors: tuple[str, ...] = ()  # conflicts found in report-only planning (drift)
 
     def count(self, *actions: Action) -> int:
         return sum(1 for k in self.keys if k.action in actions)

@@ -40,6 +40,9 @@ _ACTIVE_STATES = ("Enabled", "Disabled")
 @dataclass(frozen=True)
 class PlanOptions:
     allow_destroy: bool = False
+    # Drift detection: report what differs instead of refusing. Conflicts become the
+    # plan's ``errors``, alias conflicts a change without a call, and no lockout check.
+    report_only: bool = False
 
 
 @dataclass
@@ -93,7 +96,7 @@ def make_plan(
         if ok is None:
             key_plans.append(_plan_create(b, dk))
         else:
-            key_plans.append(_plan_existing(b, dk, ok, declared_aliases, matched, by_id))
+            key_plans.append(_plan_existing(b, dk, ok, declared_aliases, by_id))
 
     orphans: list[Orphan] = []
     desired_names = {dk.name for dk in desired.keys}
@@ -108,7 +111,7 @@ def make_plan(
             if plan is not None:
                 key_plans.append(plan)
 
-    if b.problems:
+    if b.problems and not options.report_only:
         raise PlanError(b.problems)
     ordered = sorted(enumerate(b.operations), key=lambda item: (item[1].phase, item[0]))
     return TargetPlan(
@@ -119,6 +122,7 @@ def make_plan(
         orphans=tuple(orphans),
         warnings=tuple(b.warnings),
         caller_arn=observed.caller_arn,
+        errors=tuple(str(p) for p in b.problems),
     )
 
 
@@ -248,7 +252,6 @@ def _plan_existing(
     dk: DesiredKey,
     ok: ObservedKey,
     declared_aliases: Mapping[str, str],
-    matched: Mapping[str, ObservedKey],
     by_id: Mapping[str, ObservedKey],
 ) -> KeyPlan:
     want = dk.state
@@ -295,7 +298,7 @@ def _plan_existing(
     _diff_tags(b, dk, ok, changes)
     _diff_rotation(b, dk, key_id, have, changes, action is Action.RECOVER)
     _diff_enabled(b, dk, ok, have, changes)
-    _diff_aliases(b, dk, ok, declared_aliases, matched, by_id, changes)
+    _diff_aliases(b, dk, ok, declared_aliases, by_id, changes)
 
     if action is Action.UPDATE and not changes:
         action = Action.NOOP
@@ -340,7 +343,7 @@ def _diff_policy(
 
 def _check_lockout(b: _Builder, dk: DesiredKey) -> None:
     """A policy must leave someone able to change it again (DESIGN 5, safety checks)."""
-    if dk.bypass_policy_lockout_safety_check:
+    if dk.bypass_policy_lockout_safety_check or b.options.report_only:
         return
     policy = dk.state.policy
     assert policy is not None
@@ -474,13 +477,12 @@ def _diff_aliases(
     dk: DesiredKey,
     ok: ObservedKey,
     declared: Mapping[str, str],
-    matched: Mapping[str, ObservedKey],
     by_id: Mapping[str, ObservedKey],
     changes: list[FieldChange],
 ) -> None:
     have = {a for a, target in b.observed.aliases.items() if target == ok.key_id}
     for alias in sorted(dk.state.aliases - have):
-        change = _plan_alias(b, dk, ok.key_id, alias, matched, by_id)
+        change = _plan_alias(b, dk, ok.key_id, alias, by_id)
         if change is not None:
             changes.append(change)
     for alias in sorted(have - dk.state.aliases):
@@ -510,11 +512,9 @@ def _plan_alias(
     dk: DesiredKey,
     key_id: str | None,
     alias: str,
-    matched: Mapping[str, ObservedKey] | None = None,
     by_id: Mapping[str, ObservedKey] | None = None,
 ) -> FieldChange | None:
     """CreateAlias, or UpdateAlias when the alias exists on another key (with ownership rules)."""
-    matched = matched or {}
     by_id = by_id if by_id is not None else b.observed.by_id()
     if alias not in b.observed.aliases:
         b.op(OpKind.CREATE_ALIAS, dk.name, key_id, f"create {alias}", AliasName=alias)
@@ -524,6 +524,10 @@ def _plan_alias(
     holder_name = holder.name(b.desired.identity_tag) if holder else None
     ours = holder_name is not None
     if not ours and not dk.allow_alias_takeover:
+        if b.options.report_only:
+            return FieldChange(
+                "aliases", None, alias, reason=f"points at unmanaged key {current}"
+            )
         b.problem(
             dk,
             f"{alias} already points at key {current}, which this inventory does not manage; "
