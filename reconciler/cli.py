@@ -24,6 +24,7 @@ from reconciler import __version__, formatters
 from reconciler.applier import ApplyResult, OpEvent, apply_target, describe_call
 from reconciler.aws import AwsOptions, Connection, connect, sandbox_session
 from reconciler.desired import build_desired, select_targets
+from reconciler.drift import DriftReport, Severity, TargetDrift, detect
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_OK,
@@ -34,6 +35,8 @@ from reconciler.errors import (
     ReconcilerError,
     StalePlanError,
 )
+from reconciler.formatters import drift as drift_formats
+from reconciler.formatters.drift import DRIFT_FORMATS
 from reconciler.loader import Inventory, load_inventory
 from reconciler.observe import ObserveOptions, observe_target
 from reconciler.plan import Action, Plan, TargetPlan, from_dict
@@ -280,13 +283,20 @@ def targets(run: Run, fmt: str) -> int:
 # -- plan ---------------------------------------------------------------------------------
 
 
-def _observe(run: Run, desired: DesiredTarget, conn: Connection) -> ObservedTarget:
+def _observe(
+    run: Run, desired: DesiredTarget, conn: Connection, *, describe_unmanaged: bool = False
+) -> ObservedTarget:
     started = time.monotonic()
     wanted = tuple(dk.adopt for dk in desired.keys if dk.adopt)
     observed = observe_target(
         conn.kms,
         desired.target,
-        ObserveOptions(identity_tag=desired.identity_tag, wanted=wanted, workers=run.aws.workers),
+        ObserveOptions(
+            identity_tag=desired.identity_tag,
+            wanted=wanted,
+            describe_unmanaged=describe_unmanaged,
+            workers=run.aws.workers,
+        ),
         caller_arn=conn.caller_arn,
     )
     managed = sum(1 for k in observed.keys if desired.identity_tag in k.tags)
@@ -355,6 +365,76 @@ def _print_plan(run: Run, the_plan: Plan, fmt: str) -> None:
         click.echo(formatters.plan_text(the_plan, run.style), nl=False)
     else:
         click.echo(formatters.PLAN_FORMATS[fmt](the_plan), nl=False)
+
+
+# -- drift --------------------------------------------------------------------------------
+
+
+def _parse_reports(values: tuple[str, ...]) -> list[tuple[str, Path]]:
+    out = []
+    for value in values:
+        fmt, sep, path = value.partition("=")
+        if not sep or (fmt not in DRIFT_FORMATS and fmt != "text") or not path:
+            raise InputError(
+                Problem(
+                    f"'{value}' is not FORMAT=FILE with FORMAT one of text, "
+                    f"{', '.join(DRIFT_FORMATS)}",
+                    field="--report",
+                )
+            )
+        out.append((fmt, Path(path)))
+    return out
+
+
+@main.command()
+@path_argument
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown", "sarif"]),
+    default="text",
+    help="Format printed on stdout.",
+)
+@click.option(
+    "--report",
+    "reports",
+    multiple=True,
+    metavar="FORMAT=FILE",
+    help="Also write the report in FORMAT to FILE (repeatable), e.g. sarif=drift.sarif.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice([s.label for s in Severity]),
+    default="low",
+    show_default=True,
+    help="Exit 2 only for findings of at least this severity.",
+)
+@common_options
+def drift(run: Run, fmt: str, reports: tuple[str, ...], fail_on: str) -> int:
+    """Report every difference between KMS and the inventory (read-only)."""
+    outputs = _parse_reports(reports)
+    inventory, desired = _load(run)
+
+    def one(dt: DesiredTarget) -> TargetDrift:
+        conn = connect(dt.target, run.aws)
+        observed = _observe(run, dt, conn, describe_unmanaged=True)
+        return detect(dt, observed, inventory.settings.ignore, inventory.settings_source.file)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(desired)))) as pool:
+        results = list(pool.map(one, desired))
+    report = DriftReport(tuple(results), inventory.settings_source.file)
+    render_drift: dict[str, Callable[[DriftReport], str]] = {
+        "text": drift_formats.drift_text,
+        **DRIFT_FORMATS,
+    }
+    if fmt == "text":
+        click.echo(drift_formats.drift_text(report, run.style), nl=False)
+    else:
+        click.echo(render_drift[fmt](report), nl=False)
+    for out_fmt, path in outputs:
+        path.write_text(render_drift[out_fmt](report), encoding="utf-8")
+        run.info(f"Wrote the {out_fmt} report to {path}")
+    return EXIT_CHANGES if report.at_least(Severity.parse(fail_on)) else EXIT_OK
 
 
 # -- apply --------------------------------------------------------------------------------

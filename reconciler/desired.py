@@ -7,14 +7,15 @@ fields; mappings (tags) merge key by key.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from reconciler import catalog
 from reconciler.errors import InputError, Problem
-from reconciler.loader import Inventory, LoadedKey, targets_of
+from reconciler.loader import Inventory, LoadedKey, dotted, targets_of
 from reconciler.policy import validate_policy
-from reconciler.spec import KeyDefaults, PolicySource, Target, check_tags
+from reconciler.spec import KeyDefaults, PolicySource, Target, check_tag_count
 from reconciler.state import DesiredKey, DesiredTarget, KeyState, SourceRef, TargetInfo
 from reconciler.templates import PolicyRenderer, TemplateError
 
@@ -109,6 +110,18 @@ def build_desired(
     return out
 
 
+_STATEMENT = re.compile(r"Statement\[(\d+)\]")
+
+
+def _defaults_scope(
+    inventory: Inventory, target: Target, has: Callable[[KeyDefaults], bool]
+) -> tuple[str | int, ...]:
+    """The `inventory.yaml` path of the defaults layer that provides a value to a key."""
+    if has(target.defaults):
+        return ("targets", inventory.settings.targets.index(target), "defaults")
+    return ("defaults",)
+
+
 def _unique(problems: list[Problem]) -> list[Problem]:
     seen: dict[str, Problem] = {}
     for problem in problems:
@@ -168,10 +181,24 @@ def _desired_key(
     for layer in layers:
         tags.update(layer.tags)
     tags.update(spec.tags)
-    if inventory.settings.identity_tag in tags:
-        problem(f"the tag '{inventory.settings.identity_tag}' is set by the tool itself", "tags")
+    identity = inventory.settings.identity_tag
+    if identity in tags:
+        message = f"the tag '{identity}' is set by the tool itself (value = the key's name)"
+        if identity in spec.tags:
+            problem(message, "tags", identity)
+        else:  # from defaults: one problem there, not one per key
+            scope = _defaults_scope(inventory, target, lambda d: identity in d.tags)
+            path = (*scope, "tags", identity)
+            problems.append(
+                Problem(
+                    message,
+                    inventory.settings_source.file,
+                    inventory.settings_line(*path),
+                    dotted(path),
+                )
+            )
     try:
-        check_tags(tags)
+        check_tag_count(tags)
     except ValueError as exc:
         problem(f"after merging defaults: {exc}", "tags")
 
@@ -196,6 +223,25 @@ def _desired_key(
         },
         "vars": {},
     }
+    # Where the policy source is declared: the key itself, or a defaults layer.
+    if spec.policy is not None:
+        policy_scope: tuple[str | int, ...] = ("keys", index)
+    else:
+        policy_scope = _defaults_scope(inventory, target, lambda d: d.policy is not None)
+
+    def policy_problem(
+        message: str, *path: str | int, at: tuple[str | int, ...] = (), per_key: bool = True
+    ) -> None:
+        """A problem with the key's policy, at its source (`at`: a finer line to show)."""
+        full = (*policy_scope, "policy", *path)
+        if spec.policy is not None:
+            file, line = loaded.source.file, loaded.line_of(*full[2:], *at)
+        else:
+            file, line = inventory.settings_source.file, inventory.settings_line(*full, *at)
+        # A problem of a defaults layer that is the same for every key is reported once.
+        key = spec.name if per_key or spec.policy is not None else None
+        problems.append(Problem(message, file, line, dotted(full), key))
+
     if policy_source is None:
         document = default_policy(target.account_id, info.partition)
         origin_text, policy_file = "default key policy", None
@@ -203,36 +249,27 @@ def _desired_key(
         try:
             rendered = renderer.render(policy_source, context)
         except TemplateError as exc:
-            field = f"keys[{index}].policy"
             if exc.file:
                 problems.append(Problem(exc.message, exc.file, exc.line, None, spec.name))
             else:
-                problems.append(
-                    Problem(
-                        exc.message,
-                        loaded.source.file,
-                        loaded.line_of("policy"),
-                        field,
-                        spec.name,
-                    )
-                )
+                path = (exc.field,) if exc.field else ()
+                policy_problem(exc.message, *path, per_key=False)
             return None
         document, origin_text, policy_file = rendered.document, rendered.origin, rendered.file
     policy_text = json.dumps(document, indent=2)
-    where = policy_file or loaded.source.file
+    from_text = f" (from {policy_file})" if policy_file else ""
     for message in validate_policy(document):
-        problems.append(Problem(f"policy: {message}", where, None, None, spec.name))
+        statement = _STATEMENT.match(message)
+        if policy_source is not None and policy_source.document is not None and statement:
+            # An inline document: point at the statement's own line.
+            policy_problem(message, "document", at=("Statement", int(statement.group(1))))
+        else:
+            policy_problem(message + from_text)
     size = len(policy_text.encode())
     if size > catalog.POLICY_MAX_BYTES:
-        problems.append(
-            Problem(
-                f"the rendered policy is {size} bytes; KMS allows at most "
-                f"{catalog.POLICY_MAX_BYTES}",
-                where,
-                None,
-                None,
-                spec.name,
-            )
+        policy_problem(
+            f"the rendered policy is {size} bytes; KMS allows at most "
+            f"{catalog.POLICY_MAX_BYTES}{from_text}"
         )
     state = KeyState(
         name=spec.name,

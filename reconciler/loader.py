@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,16 @@ class Inventory:
     settings: Settings
     settings_source: Source
     keys: tuple[LoadedKey, ...]
+    settings_lines: dict[YamlPath, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def settings_line(self, *path: str | int) -> int:
+        """The line of a field of `inventory.yaml` (or of the closest parent that has one)."""
+        full: YamlPath = path
+        while full:
+            if full in self.settings_lines:
+                return self.settings_lines[full]
+            full = full[:-1]
+        return self.settings_source.line
 
     @property
     def policies_dir(self) -> Path:
@@ -86,12 +96,13 @@ def load_inventory(root: str | Path) -> Inventory:
     settings_path = root / SETTINGS_FILE
     settings: Settings | None = None
     settings_source = Source(display_path(settings_path), 1)
+    settings_lines: dict[YamlPath, int] = {}
     if not settings_path.is_file():
         problems.append(Problem(f"no {SETTINGS_FILE} in '{display_path(root)}'"))
     else:
-        data, lines = _read_yaml(settings_path, problems)
+        data, settings_lines = _read_yaml(settings_path, problems)
         if data is not None:
-            settings = _validate(Settings, data, lines, settings_source.file, problems)
+            settings = _validate(Settings, data, settings_lines, settings_source.file, problems)
 
     keys: list[LoadedKey] = []
     for path in _key_files(root):
@@ -114,7 +125,7 @@ def load_inventory(root: str | Path) -> Inventory:
     if problems:
         raise InputError(problems)
     assert settings is not None
-    return Inventory(root, settings, settings_source, tuple(keys))
+    return Inventory(root, settings, settings_source, tuple(keys), settings_lines)
 
 
 def _key_files(root: Path) -> Iterator[Path]:
@@ -150,33 +161,47 @@ def _cross_file_problems(settings: Settings, keys: list[LoadedKey]) -> list[Prob
                         spec.name,
                     )
                 )
+        # One problem per clash, naming every target it happens in.
+        name_clashes: dict[int, tuple[LoadedKey, list[str]]] = {}
+        alias_clashes: dict[tuple[int, int], tuple[LoadedKey, list[str]]] = {}
         for target in targets_of(key, settings):
+            if target not in known:
+                continue
             other = names.setdefault((target, spec.name), key)
             if other is not key:
-                problems.append(
-                    Problem(
-                        f"the name '{spec.name}' is already used by {other.source} "
-                        f"in target '{target}'",
-                        key.source.file,
-                        key.line_of("name"),
-                        f"keys[{key.index}].name",
-                        spec.name,
-                    )
-                )
+                name_clashes.setdefault(id(other), (other, []))[1].append(target)
             for i, alias in enumerate(spec.aliases):
                 owner = aliases.setdefault((target, alias), key)
                 if owner is not key:
-                    problems.append(
-                        Problem(
-                            f"{alias} is already declared by key '{owner.spec.name}' "
-                            f"({owner.source}) in target '{target}'",
-                            key.source.file,
-                            key.line_of("aliases", i),
-                            f"keys[{key.index}].aliases[{i}]",
-                            spec.name,
-                        )
-                    )
+                    alias_clashes.setdefault((i, id(owner)), (owner, []))[1].append(target)
+        for other, in_targets in name_clashes.values():
+            problems.append(
+                Problem(
+                    f"the name '{spec.name}' is already used by {other.source} "
+                    f"in {_targets_text(in_targets)}",
+                    key.source.file,
+                    key.line_of("name"),
+                    f"keys[{key.index}].name",
+                    spec.name,
+                )
+            )
+        for (i, _), (owner, in_targets) in alias_clashes.items():
+            problems.append(
+                Problem(
+                    f"{spec.aliases[i]} is already declared by key '{owner.spec.name}' "
+                    f"({owner.source}) in {_targets_text(in_targets)}",
+                    key.source.file,
+                    key.line_of("aliases", i),
+                    f"keys[{key.index}].aliases[{i}]",
+                    spec.name,
+                )
+            )
     return problems
+
+
+def _targets_text(names: list[str]) -> str:
+    quoted = ", ".join(f"'{n}'" for n in names)
+    return f"target {quoted}" if len(names) == 1 else f"targets {quoted}"
 
 
 # -- YAML with line numbers ---------------------------------------------------------------
@@ -196,19 +221,43 @@ def _read_yaml(path: Path, problems: list[Problem]) -> tuple[Any, dict[YamlPath,
             problems.append(Problem("the file is empty", shown, 1))
             return None, {}
         lines: dict[YamlPath, int] = {}
-        _walk(node, (), lines, shown, problems)
+        duplicates: list[Problem] = []
+        _walk(node, (), lines, shown, duplicates)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        problems.append(Problem(f"invalid YAML: {exc.problem or exc.context}", shown, line))
+        problems.append(_yaml_problem(exc, shown))
         return None, {}
     except yaml.YAMLError as exc:
         problems.append(Problem(f"invalid YAML: {exc}", shown))
         return None, {}
     finally:
         loader.dispose()
+    for problem in duplicates:
+        problems.append(replace(problem, key=_key_name(data, problem.field)))
     return data, lines
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError, shown: str) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else None
+    message = f"invalid YAML: {exc.problem or exc.context}"
+    if exc.problem and exc.context and exc.context_mark:
+        started = exc.context_mark.line + 1
+        if started != line:
+            message += f" ({exc.context} that starts on line {started})"
+    return Problem(message, shown, line)
+
+
+def _key_name(data: Any, field: str | None) -> str | None:
+    """The name of the key a `keys[i]...` field belongs to, when it has a usable one."""
+    match = re.match(r"keys\[(\d+)\]", field or "")
+    if not match:
+        return None
+    try:
+        name = data["keys"][int(match.group(1))].get("name")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def _walk(
@@ -220,19 +269,20 @@ def _walk(
 ) -> None:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
+        seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
             key = key_node.value
             if key in seen:
                 problems.append(
                     Problem(
-                        f"'{key}' appears twice in the same mapping",
+                        f"'{key}' appears twice in the same mapping (first on line {seen[key]})",
                         file,
                         key_node.start_mark.line + 1,
-                        _dotted((*path, key)),
+                        dotted((*path, key)),
                     )
                 )
-            seen.add(key)
+            else:
+                seen[key] = key_node.start_mark.line + 1
             child = (*path, key)
             _walk(value_node, child, lines, file, problems)
             lines[child] = key_node.start_mark.line + 1  # a field's line is its key's line
@@ -241,16 +291,38 @@ def _walk(
             _walk(item, (*path, i), lines, file, problems)
 
 
-def _dotted(path: YamlPath) -> str:
+def dotted(path: YamlPath) -> str:
+    """`keys[0].tags['Cost Center']`: indexes in brackets, odd mapping keys quoted."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _IDENTIFIER.fullmatch(part):
+            out += f"['{part}']"
+        else:
+            out += f".{part}" if out else part
     return out
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 # -- pydantic errors -> problems ----------------------------------------------------------
 
-_FIELD_PREFIX = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*): (.*)$", re.DOTALL)
+_FIELD_PREFIX = re.compile(r"^([a-z_]+(?:\[\d+\])*(?:\.[a-z_]+(?:\[\d+\])*)*): (.*)$", re.DOTALL)
+_FIELD_PART = re.compile(r"([a-z_]+)|\[(\d+)\]")
+
+# pydantic's own wording for type errors names Python types and model classes; say it in
+# the inventory's terms instead.
+_TYPE_MESSAGES = {
+    "dict_type": "must be a mapping (field: value lines)",
+    "model_type": "must be a mapping (field: value lines)",
+    "model_attributes_type": "must be a mapping (field: value lines)",
+    "list_type": "must be a list",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "int_type": "must be a whole number",
+}
 
 
 def _validate(
@@ -275,13 +347,15 @@ def _problem(error: Any, data: Any, lines: dict[YamlPath, int], file: str) -> Pr
     message = str(error["msg"]).removeprefix("Value error, ")
     match = _FIELD_PREFIX.match(message)
     if match:
-        loc = (*loc, *match.group(1).split("."))
+        loc = (*loc, *(name or int(index) for name, index in _FIELD_PART.findall(match.group(1))))
         message = match.group(2)
     kind = error["type"]
     if kind == "extra_forbidden":
         message = "unknown field"
     elif kind == "missing":
         message = "is required"
+    elif kind in _TYPE_MESSAGES:
+        message = f"{_TYPE_MESSAGES[kind]}, not {_describe(error.get('input'))}"
     line = None
     probe = loc
     while probe:
@@ -289,14 +363,25 @@ def _problem(error: Any, data: Any, lines: dict[YamlPath, int], file: str) -> Pr
             line = lines[probe]
             break
         probe = probe[:-1]
-    key_name = None
-    if len(loc) >= 2 and loc[0] == "keys" and isinstance(loc[1], int):
-        try:
-            name = data["keys"][loc[1]].get("name")
-            key_name = name if isinstance(name, str) else None
-        except (KeyError, IndexError, TypeError, AttributeError):
-            key_name = None
-    return Problem(message, file, line or 1, _dotted(loc) or None, key_name)
+    field_path = dotted(loc) or None
+    return Problem(message, file, line or 1, field_path, _key_name(data, field_path))
+
+
+def _describe(value: Any) -> str:
+    """A YAML value as the user wrote it, roughly: for 'must be a list, not ...'."""
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"'{value[:40]}'"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
 
 
 def _data_path(loc: YamlPath, data: Any) -> YamlPath:

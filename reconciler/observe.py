@@ -5,7 +5,8 @@ Reads only what the plan needs, concurrently:
 1. ListKeys and ListAliases, once per target (paginated), side by side;
 2. ListResourceTags for every customer key, to find the keys we own (identity tag);
 3. DescribeKey, then GetKeyPolicy and GetKeyRotationStatus, for owned keys and for keys
-   the specs adopt (and, with ``details_for_all``, for every customer key).
+   the specs adopt (and, with ``details_for_all``, for every customer key); with
+   ``describe_unmanaged`` (drift), DescribeKey alone for the other customer keys.
 
 Keys that an ``alias/aws/*`` alias points at are AWS managed: never read further.
 """
@@ -39,6 +40,7 @@ class ObserveOptions:
     identity_tag: str
     wanted: tuple[str, ...] = ()  # key IDs, ARNs or aliases to read fully although unowned
     details_for_all: bool = False
+    describe_unmanaged: bool = False  # DescribeKey for unmanaged keys too (drift reports them)
     workers: int = 16
 
 
@@ -77,6 +79,13 @@ def observe_target(
             details = dict(
                 zip(detailed, pool.map(lambda k: _details(api, k), detailed), strict=True)
             )
+            if options.describe_unmanaged:
+                described = [
+                    k for k, tags in tags_by_key.items() if tags is not None and k not in details
+                ]
+                details.update(
+                    zip(described, pool.map(lambda k: _describe(api, k), described), strict=True)
+                )
     except botocore.exceptions.ClientError as exc:
         raise AwsError(
             f"target '{target.name}': reading KMS failed: {error_message(exc)}"
@@ -136,15 +145,21 @@ def _tags(api: KmsApi, key_id: str) -> dict[str, str] | None:
     return {t["TagKey"]: t["TagValue"] for t in tags}
 
 
-def _details(api: KmsApi, key_id: str) -> dict[str, Any] | None:
-    """DescribeKey, then the policy and rotation status (skipped where they cannot apply)."""
+def _describe(api: KmsApi, key_id: str) -> dict[str, Any] | None:
     try:
-        meta = api.call("DescribeKey", KeyId=key_id)["KeyMetadata"]
+        return dict(api.call("DescribeKey", KeyId=key_id)["KeyMetadata"])
     except botocore.exceptions.ClientError as exc:
         if error_code(exc) in _GONE:
             return None
         raise
-    info: dict[str, Any] = dict(meta)
+
+
+def _details(api: KmsApi, key_id: str) -> dict[str, Any] | None:
+    """DescribeKey, then the policy and rotation status (skipped where they cannot apply)."""
+    meta = _describe(api, key_id)
+    if meta is None:
+        return None
+    info: dict[str, Any] = meta
     if meta.get("KeyManager") == "AWS":
         return info
     try:

@@ -17,6 +17,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, mod
 
 from reconciler import catalog
 
+_NAME_MAX = 128
+
 
 def _between(low: int, high: int) -> Any:
     def check(value: int | None) -> int | None:
@@ -40,9 +42,13 @@ def _strict_bool(value: Any) -> Any:
 
 
 def _check_key_name(value: str) -> str:
+    if len(value) > _NAME_MAX:
+        raise ValueError(
+            f"'{value[:40]}...' is {len(value)} characters long; names have at most {_NAME_MAX}"
+        )
     if not catalog.KEY_NAME.match(value):
         raise ValueError(
-            f"'{value}' is not a valid key name: use lower-case letters, digits and '-' "
+            f"'{value}' is not a valid name: use lower-case letters, digits and '-' "
             "(1-128 characters, starting and ending with a letter or digit)"
         )
     return value
@@ -62,45 +68,77 @@ def check_alias(value: str) -> str:
     return value
 
 
-def check_tags(tags: dict[str, str]) -> dict[str, str]:
+_TAG_CHARS_TEXT = "letters, digits, spaces and + - = . _ : / @"
+
+
+def check_tag_key(key: str) -> str:
+    """One tag key, alone: not empty, not `aws:`, at most 128 characters, legal characters."""
+    if not key:
+        raise ValueError("a tag key must not be empty")
+    if key.lower().startswith("aws:"):
+        raise ValueError(f"tag key '{key}' uses the prefix 'aws:', which AWS reserves")
+    if len(key) > catalog.TAG_KEY_MAX:
+        raise ValueError(
+            f"tag key '{key[:40]}...' is {len(key)} characters long; "
+            f"KMS allows at most {catalog.TAG_KEY_MAX}"
+        )
+    if not catalog.TAG_CHARS.match(key):
+        raise ValueError(f"tag key '{key}' may contain only {_TAG_CHARS_TEXT}")
+    return key
+
+
+def check_tag_value(value: str) -> str:
+    """One tag value, alone: at most 256 characters, legal characters."""
+    if len(value) > catalog.TAG_VALUE_MAX:
+        raise ValueError(
+            f"the value is {len(value)} characters long; KMS allows at most {catalog.TAG_VALUE_MAX}"
+        )
+    if not catalog.TAG_CHARS.match(value):
+        raise ValueError(f"the value '{value}' may contain only {_TAG_CHARS_TEXT}")
+    return value
+
+
+def check_tag_count(tags: dict[str, str]) -> dict[str, str]:
     if len(tags) > catalog.TAGS_MAX:
         raise ValueError(f"has {len(tags)} tags; KMS allows at most {catalog.TAGS_MAX}")
-    for key, value in tags.items():
-        if not key:
-            raise ValueError("a tag key must not be empty")
-        if key.lower().startswith("aws:"):
-            raise ValueError(f"tag key '{key}' uses the prefix 'aws:', which AWS reserves")
-        if len(key) > catalog.TAG_KEY_MAX:
-            raise ValueError(f"tag key '{key[:40]}...' is longer than {catalog.TAG_KEY_MAX}")
-        if len(value) > catalog.TAG_VALUE_MAX:
-            raise ValueError(f"tag '{key}' has a value longer than {catalog.TAG_VALUE_MAX}")
-        for text in (key, value):
-            if not catalog.TAG_CHARS.match(text):
-                raise ValueError(
-                    f"tag '{key}': '{text}' may contain only letters, digits, spaces "
-                    "and + - = . _ : / @"
-                )
     return tags
 
 
-def _tag_values_as_strings(value: Any) -> Any:
+def check_tags(tags: dict[str, str]) -> dict[str, str]:
+    """Every rule for a whole tag mapping; raises ValueError on the first problem."""
+    check_tag_count(tags)
+    for key, value in tags.items():
+        check_tag_key(key)
+        try:
+            check_tag_value(value)
+        except ValueError as exc:
+            raise ValueError(f"tag '{key}': {exc}") from None
+    return tags
+
+
+def _tag_value_is_string(value: Any) -> Any:
     """YAML turns `Cost: 42` or `Public: no` into numbers and booleans; tags are strings."""
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if isinstance(item, bool | int | float):
-                raise ValueError(
-                    f"tag '{key}' has the value {item!r}, which YAML reads as a "
-                    f"{type(item).__name__}: quote it"
-                )
-            out[key] = item
-        return out
+    if isinstance(value, bool):
+        raise ValueError(
+            f"YAML reads this unquoted value as the boolean {str(value).lower()} "
+            "(yes/no/on/off/true/false are booleans): quote it"
+        )
+    if isinstance(value, int | float):
+        hint = f" ('{value}')" if isinstance(value, int) else ""
+        raise ValueError(f"YAML reads the unquoted value {value!r} as a number: quote it{hint}")
+    if value is None:
+        raise ValueError("has no value: write '' for an empty value")
     return value
 
 
 def _check_account_id(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
-        raise ValueError(f'{value} must be quoted ("{value:012d}"): account IDs are strings')
+        if len(str(value)) == 12:
+            raise ValueError(f'must be quoted ("{value}"): account IDs are strings, not numbers')
+        raise ValueError(
+            f"must be quoted: YAML reads the unquoted account ID as the number {value} "
+            "(leading zeros are dropped, or make it octal)"
+        )
     if not isinstance(value, str) or not re.fullmatch(r"\d{12}", value):
         raise ValueError(f"{value!r} is not a 12-digit AWS account ID")
     return value
@@ -108,9 +146,9 @@ def _check_account_id(value: Any) -> Any:
 
 KeyName = Annotated[str, AfterValidator(_check_key_name)]
 Alias = Annotated[str, AfterValidator(check_alias)]
-Tags = Annotated[
-    dict[str, str], BeforeValidator(_tag_values_as_strings), AfterValidator(check_tags)
-]
+TagKey = Annotated[str, AfterValidator(check_tag_key)]
+TagValue = Annotated[str, BeforeValidator(_tag_value_is_string), AfterValidator(check_tag_value)]
+Tags = Annotated[dict[TagKey, TagValue], AfterValidator(check_tag_count)]
 Days = Annotated[int | None, BeforeValidator(_strict_int)]
 Flag = Annotated[bool | None, BeforeValidator(_strict_bool)]
 AccountId = Annotated[str, BeforeValidator(_check_account_id)]
@@ -208,9 +246,12 @@ class KeySpec(Model):
                 f"key_usage: {self.key_usage} is not allowed for key_spec {key_spec} "
                 f"(allowed: {', '.join(allowed)})"
             )
-        if self.key_usage is None and catalog.default_key_usage(key_spec) is None:
+        if self.key_usage is None and len(allowed) > 1:
+            # KMS would pick ENCRYPT_DECRYPT for an RSA or SM2 key; a signing key created
+            # that way cannot be fixed (key_usage is immutable), so such specs must say.
             raise ValueError(
-                f"key_usage: is required for key_spec {key_spec} (one of {', '.join(allowed)})"
+                f"key_usage: is required for key_spec {key_spec} (one of {', '.join(allowed)}); "
+                "it cannot be changed after the key is created"
             )
         origin = self.origin or catalog.ORIGIN_AWS_KMS
         if (
@@ -222,9 +263,10 @@ class KeySpec(Model):
                 "rotation.enabled: automatic rotation exists only for SYMMETRIC_DEFAULT keys with "
                 f"origin AWS_KMS, not {key_spec}/{origin}"
             )
-        if len(set(self.aliases)) != len(self.aliases):
-            dup = sorted({a for a in self.aliases if self.aliases.count(a) > 1})
-            raise ValueError(f"aliases: lists {', '.join(dup)} more than once")
+        for i, alias in enumerate(self.aliases):
+            first = self.aliases.index(alias)
+            if first != i:
+                raise ValueError(f"aliases[{i}]: {alias} is already listed as aliases[{first}]")
         return self
 
 
@@ -276,9 +318,13 @@ class Settings(Model):
         if not self.targets:
             raise ValueError("targets: declare at least one target")
         names = [t.name for t in self.targets]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"targets: the name {', '.join(dup)} is used more than once")
+        for i, name in enumerate(names):
+            first = names.index(name)
+            if first != i:
+                raise ValueError(
+                    f"targets[{i}].name: the target name '{name}' is already used by "
+                    f"targets[{first}]"
+                )
         unknown = sorted(set(self.request_quotas) - set(catalog.REQUEST_QUOTAS))
         if unknown:
             raise ValueError(f"request_quotas: unknown KMS operation {', '.join(unknown)}")
@@ -286,8 +332,7 @@ class Settings(Model):
 
 
 def _check_identity_tag(value: str) -> str:
-    check_tags({value: "x"})
-    return value
+    return check_tag_key(value)
 
 
 class KeyFile(Model):

@@ -1,4 +1,4 @@
-"""Plans and apply results as text, JSON and Markdown. Pure: values in, strings out.
+"""Plans as text, JSON and Markdown. Pure: values in, strings out.
 
 Text follows Terraform's plan: one header per key, ``+ ~ -`` per field, policy changes
 statement by statement, destructive changes marked, and a closing

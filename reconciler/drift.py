@@ -1,0 +1,440 @@
+"""Pure: (desired, observed) -> drift findings, ranked by severity.
+
+Drift is the plan made in report-only mode, read as findings: every field that differs
+from the inventory, keys pending deletion or missing, orphans, conflicts, plus the
+unmanaged customer keys that no ``ignore`` rule covers. Cosmetic policy differences are
+never drift, because the planner compares policies by meaning.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+from reconciler.plan import Action, FieldChange, KeyPlan
+from reconciler.planner import PlanOptions, make_plan
+from reconciler.policy import AccessChange, StatementChange, access_changes
+from reconciler.spec import IgnoreRule
+from reconciler.state import DesiredTarget, ObservedKey, ObservedTarget, TargetInfo
+
+
+class Severity(IntEnum):
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        return cls[text.upper()]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A kind of finding: its ID, severity, title and why it matters (SARIF rule metadata)."""
+
+    id: str
+    severity: Severity
+    title: str
+    rationale: str
+
+
+RULES: Mapping[str, Rule] = {
+    r.id: r
+    for r in (
+        Rule(
+            "key-missing",
+            Severity.HIGH,
+            "Declared key does not exist",
+            "A key the inventory declares is not in KMS (never created, or deleted).",
+        ),
+        Rule(
+            "key-pending-deletion",
+            Severity.HIGH,
+            "Managed key is pending deletion",
+            "Once the waiting period ends the key and all data under it are lost.",
+        ),
+        Rule(
+            "key-disabled",
+            Severity.HIGH,
+            "Managed key disabled",
+            "Every use of a disabled key fails: an outage for its callers.",
+        ),
+        Rule(
+            "key-enabled",
+            Severity.MEDIUM,
+            "Key enabled although declared disabled",
+            "A key meant to be out of use can be used again.",
+        ),
+        Rule(
+            "policy-widened",
+            Severity.HIGH,
+            "Key policy grants more access",
+            "Someone gained access to the key outside review, or a Deny was removed.",
+        ),
+        Rule(
+            "policy-narrowed",
+            Severity.MEDIUM,
+            "Key policy grants less access",
+            "Access was removed outside review; callers may fail.",
+        ),
+        Rule(
+            "policy-changed",
+            Severity.LOW,
+            "Key policy changed without an access change",
+            "The policy text differs in a way that grants and removes nothing.",
+        ),
+        Rule(
+            "rotation-disabled",
+            Severity.MEDIUM,
+            "Automatic rotation disabled",
+            "Key material is no longer rotated as the inventory requires.",
+        ),
+        Rule(
+            "rotation-changed",
+            Severity.LOW,
+            "Rotation setting or period differs",
+            "The rotation period (or state) differs from the inventory.",
+        ),
+        Rule(
+            "alias-retargeted",
+            Severity.HIGH,
+            "Declared alias points at another key",
+            "Callers using the alias encrypt under a key the inventory does not describe.",
+        ),
+        Rule(
+            "alias-missing",
+            Severity.MEDIUM,
+            "Declared alias is gone",
+            "Callers using the alias fail.",
+        ),
+        Rule(
+            "alias-added",
+            Severity.MEDIUM,
+            "Undeclared alias on a managed key",
+            "An alias points at a managed key without being declared.",
+        ),
+        Rule(
+            "deletion-protection-changed",
+            Severity.MEDIUM,
+            "Deletion protection tag changed",
+            "The tag that records deletion protection differs from the inventory.",
+        ),
+        Rule(
+            "tag-changed",
+            Severity.LOW,
+            "Tag differs",
+            "A tag was added, changed or removed outside the inventory.",
+        ),
+        Rule(
+            "description-changed",
+            Severity.LOW,
+            "Description differs",
+            "The key description was changed outside the inventory.",
+        ),
+        Rule(
+            "immutable-changed",
+            Severity.HIGH,
+            "Conflict between the inventory and KMS",
+            "The inventory cannot be applied as it stands (identity conflict, immutable "
+            "field, adoption).",
+        ),
+        Rule(
+            "orphaned-key",
+            Severity.MEDIUM,
+            "Managed key without a spec",
+            "A key carries the identity tag but no spec declares it.",
+        ),
+        Rule(
+            "unmanaged-key",
+            Severity.LOW,
+            "Unmanaged customer key",
+            "A customer key that the inventory neither manages nor ignores.",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: Severity
+    message: str
+    key: str | None = None
+    key_id: str | None = None
+    field: str | None = None
+    before: Any = None
+    after: Any = None
+    file: str | None = None
+    line: int | None = None
+    details: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TargetDrift:
+    target: TargetInfo
+    findings: tuple[Finding, ...]
+    read_calls: int = 0
+    managed: int = 0
+    unmanaged: int = 0
+    ignored: int = 0
+
+    def at_least(self, severity: Severity) -> list[Finding]:
+        return [f for f in self.findings if f.severity >= severity]
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    targets: tuple[TargetDrift, ...]
+    inventory_file: str = "keyspecs/inventory.yaml"
+    format_version: int = 1
+    stats: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for t in self.targets for f in t.findings]
+
+    def at_least(self, severity: Severity) -> list[Finding]:
+        return [f for f in self.findings if f.severity >= severity]
+
+    @property
+    def read_calls(self) -> int:
+        return sum(t.read_calls for t in self.targets)
+
+
+def detect(
+    desired: DesiredTarget,
+    observed: ObservedTarget,
+    ignore: Sequence[IgnoreRule] = (),
+    inventory_file: str = "keyspecs/inventory.yaml",
+) -> TargetDrift:
+    plan = make_plan(desired, observed, PlanOptions(report_only=True))
+    by_id = observed.by_id()
+    wanted = {dk.name: dk.state.policy for dk in desired.keys}
+    findings: list[Finding] = []
+    for key in plan.keys:
+        findings.extend(_key_findings(key, by_id.get(key.key_id or ""), wanted.get(key.name)))
+    for error in plan.errors:
+        findings.append(Finding("immutable-changed", Severity.HIGH, error, file=inventory_file))
+    for orphan in plan.orphans:
+        findings.append(
+            _finding(
+                "orphaned-key",
+                f"managed key '{orphan.name}' ({orphan.key_id}) has no spec: {orphan.reason}",
+                key=orphan.name,
+                key_id=orphan.key_id,
+                file=inventory_file,
+            )
+        )
+    managed_ids = {k.key_id for k in plan.keys if k.key_id}
+    unmanaged = [
+        k
+        for k in observed.keys
+        if desired.identity_tag not in k.tags and k.key_id not in managed_ids
+    ]
+    ignored = [k for k in unmanaged if _ignored(k, ignore)]
+    for k in unmanaged:
+        if k in ignored or k.key_manager == "AWS":
+            continue
+        aliases = ", ".join(sorted(k.aliases)) or "no alias"
+        state = f", {k.key_state}" if k.key_state else ""
+        findings.append(
+            _finding(
+                "unmanaged-key",
+                f"unmanaged key {k.key_id} ({aliases}{state}): {k.description or 'no description'}",
+                key_id=k.key_id,
+                file=inventory_file,
+            )
+        )
+    findings.sort(key=lambda f: (-f.severity, f.key or "~", f.key_id or "", f.rule, f.message))
+    return TargetDrift(
+        target=desired.target,
+        findings=tuple(findings),
+        read_calls=observed.read_calls,
+        managed=len(managed_ids),
+        unmanaged=len(unmanaged) - len(ignored),
+        ignored=len(ignored),
+    )
+
+
+def _finding(rule: str, message: str, **fields: Any) -> Finding:
+    return Finding(rule, RULES[rule].severity, message, **fields)
+
+
+def _ignored(key: ObservedKey, rules: Iterable[IgnoreRule]) -> bool:
+    for rule in rules:
+        if rule.key_id is not None and rule.key_id.rsplit("/", 1)[-1] == key.key_id:
+            return True
+        if rule.alias is not None and any(fnmatch.fnmatchcase(a, rule.alias) for a in key.aliases):
+            return True
+        if rule.tag is not None and all(
+            k in key.tags and fnmatch.fnmatchcase(key.tags[k], v) for k, v in rule.tag.items()
+        ):
+            return True
+    return False
+
+
+def _key_findings(
+    key: KeyPlan, observed: ObservedKey | None, wanted: Mapping[str, Any] | None
+) -> list[Finding]:
+    where = {
+        "key": key.name,
+        "key_id": key.key_id,
+        "file": key.source.file if key.source else None,
+        "line": key.source.line if key.source else None,
+    }
+    if key.action is Action.CREATE:
+        return [_finding("key-missing", f"key '{key.name}' does not exist in KMS", **where)]
+    out = []
+    changes = list(key.changes)
+    if key.action is Action.RECOVER:
+        when = (
+            observed.deletion_date.strftime("%Y-%m-%d %H:%M UTC")
+            if observed is not None and observed.deletion_date is not None
+            else "an unknown date"
+        )
+        out.append(
+            _finding(
+                "key-pending-deletion",
+                f"key '{key.name}' ({key.key_id}) is scheduled for deletion on {when}",
+                **where,
+            )
+        )
+        # enabled and rotation follow from the pending state; only real differences remain
+        changes = [c for c in changes if c.field not in ("key_state", "enabled", "rotation")]
+    for change in changes:
+        if change.field == "policy":
+            out.append(_policy_finding(key, change, observed, wanted, where))
+        else:
+            out.append(_change_finding(key, change, where))
+    return out
+
+
+def _change_finding(key: KeyPlan, change: FieldChange, where: dict[str, Any]) -> Finding:
+    name, f = key.name, change.field
+    common = {**where, "field": f, "before": change.before, "after": change.after}
+    if f == "description":
+        return _finding(
+            "description-changed",
+            f"key '{name}': description is {change.before!r}, the inventory says {change.after!r}",
+            **common,
+        )
+    if f == "enabled":
+        if change.after:
+            return _finding("key-disabled", f"key '{name}' is disabled", **common)
+        return _finding(
+            "key-enabled", f"key '{name}' is enabled, the inventory says disabled", **common
+        )
+    if f == "rotation":
+        if change.before == "disabled":
+            return _finding(
+                "rotation-disabled",
+                f"key '{name}': automatic rotation is disabled, the inventory says {change.after}",
+                **common,
+            )
+        return _finding(
+            "rotation-changed",
+            f"key '{name}': rotation is {change.before}, the inventory says {change.after}",
+            **common,
+        )
+    if f == "deletion_protection":
+        return _finding(
+            "deletion-protection-changed",
+            f"key '{name}': deletion protection is {'on' if change.before else 'off'}, "
+            f"the inventory says {'on' if change.after else 'off'}",
+            **common,
+        )
+    if f.startswith("tags."):
+        tag = f.removeprefix("tags.")
+        if change.before is None:
+            text = f"tag {tag}={change.after!r} is missing"
+        elif change.after is None:
+            text = f"tag {tag}={change.before!r} is not in the inventory"
+        else:
+            text = f"tag {tag} is {change.before!r}, the inventory says {change.after!r}"
+        return _finding("tag-changed", f"key '{name}': {text}", **common)
+    if f == "aliases":
+        if change.after is None:
+            return _finding(
+                "alias-added",
+                f"key '{name}': alias {change.before} points at it but is not declared",
+                **common,
+            )
+        if change.reason:
+            return _finding(
+                "alias-retargeted",
+                f"key '{name}': alias {change.after} {change.reason}",
+                **common,
+            )
+        return _finding("alias-missing", f"key '{name}': alias {change.after} is gone", **common)
+    return _finding(
+        "immutable-changed",
+        f"key '{name}': {f} is {change.before!r}, the inventory says {change.after!r}",
+        **common,
+    )
+
+
+def _policy_finding(
+    key: KeyPlan,
+    change: FieldChange,
+    observed: ObservedKey | None,
+    wanted: Mapping[str, Any] | None,
+    where: dict[str, Any],
+) -> Finding:
+    """Who gained or lost which actions, relative to the inventory (inventory -> KMS now)."""
+    details = [line for s in change.statements for line in _statement_lines(s)]
+    changes: tuple[AccessChange, ...] = ()
+    if observed is not None and observed.policy is not None and wanted is not None:
+        changes = access_changes(wanted, observed.policy)
+    details += [line for ac in changes for line in _access_lines(ac)]
+    gained = any(ac.gained for ac in changes)
+    lost = any(ac.lost for ac in changes)
+    # The plan diff runs KMS -> inventory: a Deny the plan adds is one KMS no longer has.
+    deny_removed = any(
+        s.kind == "added" and s.after is not None and s.after.get("Effect") == "Deny"
+        for s in change.statements
+    )
+    if gained or deny_removed:
+        rule, verb = "policy-widened", "grants more access than"
+    elif lost:
+        rule, verb = "policy-narrowed", "grants less access than"
+    else:
+        rule, verb = "policy-changed", "differs, with no access change, from"
+    return _finding(
+        rule,
+        f"key '{key.name}': the key policy {verb} the inventory ({change.after})",
+        **where,
+        field="policy",
+        details=tuple(details),
+    )
+
+
+_KIND_IN_KMS = {"added": "missing in KMS", "removed": "only in KMS", "changed": "changed in KMS"}
+
+
+def _statement_lines(change: StatementChange) -> list[str]:
+    label = f'statement "{change.sid}"' if change.sid else "statement (no Sid)"
+    lines = [f"{label}: {_KIND_IN_KMS[change.kind]}"]
+    if change.kind == "changed":
+        # details run KMS -> inventory; flip the symbols to read "what KMS has"
+        flipped = {"+ ": "- ", "- ": "+ "}
+        for detail in change.details:
+            name, _, rest = detail.partition(": ")
+            lines.append(f"  {name}: {flipped.get(rest[:2], rest[:2])}{rest[2:]}")
+    return lines
+
+
+def _access_lines(change: AccessChange) -> list[str]:
+    when = f" (when {change.conditions})" if change.conditions else ""
+    lines = []
+    if change.gained:
+        lines.append(f"{change.principal} gained {', '.join(sorted(change.gained))}{when}")
+    if change.lost:
+        lines.append(f"{change.principal} lost {', '.join(sorted(change.lost))}{when}")
+    return lines

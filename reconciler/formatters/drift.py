@@ -1,0 +1,174 @@
+"""Drift reports as text, JSON, Markdown (a GitHub issue body) and SARIF."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from reconciler.drift import RULES, DriftReport, Finding, Severity, TargetDrift
+from reconciler.formatters.plan import Style, no_style
+from reconciler.formatters.sarif import SarifResult, SarifRule, sarif_document
+
+_COLOUR = {Severity.HIGH: "red", Severity.MEDIUM: "yellow", Severity.LOW: "cyan"}
+
+
+def counts(findings: list[Finding]) -> str:
+    by = Counter(f.severity for f in findings)
+    return ", ".join(f"{by[s]} {s.label}" for s in sorted(Severity, reverse=True))
+
+
+def summary_line(report: DriftReport) -> str:
+    findings = report.findings
+    drifted = sum(1 for t in report.targets if t.findings)
+    calls = f"{report.read_calls} read calls, no writes"
+    if not findings:
+        return f"No drift: {len(report.targets)} target(s) match the inventory ({calls})."
+    return (
+        f"Drift: {len(findings)} finding(s) in {drifted} of {len(report.targets)} target(s) "
+        f"({counts(findings)}); {calls}."
+    )
+
+
+def _target_title(t: TargetDrift) -> str:
+    return f"{t.target.name} ({t.target.account_id}, {t.target.region})"
+
+
+def drift_text(report: DriftReport, style: Style = no_style) -> str:
+    lines: list[str] = []
+    for t in report.targets:
+        scope = f"{t.managed} managed, {t.unmanaged} unmanaged, {t.ignored} ignored key(s)"
+        if not t.findings:
+            lines.append(style(f"No drift in target {_target_title(t)}: {scope}.", "green"))
+            continue
+        lines.append(
+            style(
+                f"Drift in target {_target_title(t)}: {len(t.findings)} finding(s) "
+                f"({counts(list(t.findings))}); {scope}.",
+                "bold",
+            )
+        )
+        for f in t.findings:
+            where = f"  # {f.file}:{f.line}" if f.file and f.line else ""
+            label = f"{f.severity.label.upper():<6}"
+            lines.append(
+                f"  {style(label, _COLOUR[f.severity])} {f.rule:<27} {f.message}"
+                + style(where, "dim")
+            )
+            lines.extend(f"           {d}" for d in f.details)
+        lines.append("")
+    lines.append(style(summary_line(report), "bold"))
+    return "\n".join(lines) + "\n"
+
+
+def _finding_dict(f: Finding) -> dict[str, Any]:
+    return {
+        "rule": f.rule,
+        "severity": f.severity.label,
+        "message": f.message,
+        "key": f.key,
+        "key_id": f.key_id,
+        "field": f.field,
+        "before": f.before,
+        "after": f.after,
+        "file": f.file,
+        "line": f.line,
+        "details": list(f.details),
+    }
+
+
+def drift_json(report: DriftReport) -> str:
+    findings = report.findings
+    by = Counter(f.severity.label for f in findings)
+    document = {
+        "format_version": report.format_version,
+        "summary": {
+            "findings": len(findings),
+            "high": by["high"],
+            "medium": by["medium"],
+            "low": by["low"],
+            "read_calls": report.read_calls,
+            "drifted_targets": sum(1 for t in report.targets if t.findings),
+        },
+        "targets": [
+            {
+                "name": t.target.name,
+                "account_id": t.target.account_id,
+                "region": t.target.region,
+                "read_calls": t.read_calls,
+                "managed": t.managed,
+                "unmanaged": t.unmanaged,
+                "ignored": t.ignored,
+                "findings": [_finding_dict(f) for f in t.findings],
+            }
+            for t in report.targets
+        ],
+    }
+    return json.dumps(document, indent=2, default=str) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def drift_markdown(report: DriftReport) -> str:
+    """The body of a GitHub issue: one section per target, findings by severity."""
+    lines = ["## KMS drift report", "", f"**{summary_line(report)}**"]
+    for t in report.targets:
+        lines += ["", f"### {_target_title(t)}", ""]
+        if not t.findings:
+            lines.append(f"No drift: {t.managed} managed key(s) match the inventory.")
+            continue
+        lines += [
+            f"{len(t.findings)} finding(s): {counts(list(t.findings))}. "
+            f"{t.managed} managed, {t.unmanaged} unmanaged, {t.ignored} ignored key(s).",
+            "",
+            "| severity | rule | key | finding | declared at |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for f in t.findings:
+            key = f.key or f.key_id or ""
+            where = f"`{f.file}:{f.line}`" if f.file and f.line else ""
+            lines.append(
+                f"| {f.severity.label} | `{f.rule}` | {_cell(key)} | {_cell(f.message)} | {where} |"
+            )
+        detailed = [f for f in t.findings if f.details]
+        if detailed:
+            lines += ["", "<details><summary>Details</summary>", ""]
+            for f in detailed:
+                lines.append(f"**{_cell(f.key or f.key_id or '')}** `{f.rule}`")
+                lines += ["", "```", *f.details, "```", ""]
+            lines.append("</details>")
+    lines += ["", "_Generated by `kms-reconciler drift` (read-only)._"]
+    return "\n".join(lines) + "\n"
+
+
+def drift_sarif(report: DriftReport) -> str:
+    rules = [SarifRule(r.id, r.severity.label, r.title, r.rationale) for r in RULES.values()]
+    results = [
+        SarifResult(
+            rule=f.rule,
+            severity=f.severity.label,
+            message=f"[{t.target.name}] {f.message}"
+            + ("\n" + "\n".join(f.details) if f.details else ""),
+            file=f.file,
+            line=f.line,
+            fingerprint="|".join(
+                [t.target.name, f.rule, f.key or "", f.key_id or "", f.field or ""]
+            ),
+            properties={"target": t.target.name, "key": f.key, "key_id": f.key_id},
+        )
+        for t in report.targets
+        for f in t.findings
+    ]
+    return (
+        json.dumps(sarif_document(rules, results, category="kms-reconciler/drift"), indent=2) + "\n"
+    )
+
+
+DRIFT_FORMATS: Mapping[str, Callable[[DriftReport], str]] = {
+    "json": drift_json,
+    "markdown": drift_markdown,
+    "sarif": drift_sarif,
+}
