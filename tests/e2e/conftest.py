@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -119,6 +120,7 @@ def moto_server() -> Iterator[MotoServer]:
     """One server per xdist worker (session scope is per worker process)."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one INFO line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -185,7 +187,7 @@ def server(moto_server: MotoServer) -> MotoServer:
 # -- the CLI ------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(repr=False)
 class CliResult:
     args: tuple[str, ...]
     returncode: int
@@ -197,6 +199,8 @@ class CliResult:
             f"$ kms-reconciler {' '.join(self.args)}\n-> exit {self.returncode}\n"
             f"--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
         )
+
+    __repr__ = __str__  # pytest shows assertion messages with repr()
 
 
 RunCli = Callable[..., CliResult]
@@ -315,20 +319,61 @@ def inventory(tmp_path: Path) -> Inventory:
     return Inventory(tmp_path)
 
 
+def make_run_cli_in_process(cwd: Path, env: dict[str, str]) -> RunCli:
+    """The same CLI (``reconciler.cli.main``), run in this process with click's CliRunner.
+
+    Only for preconditions ("given a converged account"): it skips the ~1 s interpreter
+    and import start-up of a subprocess, which keeps the suite within its time budget.
+    What a test asserts always comes from ``run_cli`` (a real subprocess).
+    """
+
+    def run(*args: str, input: str | None = None) -> CliResult:
+        from click.testing import CliRunner
+
+        from reconciler.cli import main
+
+        # Hide this process's own AWS settings; the CLI sees exactly the subprocess env.
+        overrides: dict[str, str | None] = {
+            k: None for k in os.environ if k.startswith(("AWS_", "KMS_RECONCILER_", "BOTO_"))
+        }
+        overrides.update(
+            {k: v for k, v in env.items() if k.startswith(("AWS_", "KMS_RECONCILER_"))}
+        )
+        overrides["HOME"] = env["HOME"]
+        previous = os.getcwd()
+        os.chdir(cwd)
+        try:
+            result = CliRunner().invoke(main, list(args), input=input, env=overrides)
+        finally:
+            os.chdir(previous)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return CliResult(tuple(args), result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
 Converge = Callable[..., dict[str, str]]
 
 
 @pytest.fixture
-def converge(inventory: Inventory, run_cli: RunCli, kms: Any) -> Converge:
-    """Write the inventory, apply it with the CLI, check that it converged.
+def converge(
+    inventory: Inventory, server: MotoServer, tmp_path: Path, cli_home: Path, kms: Any
+) -> Converge:
+    """Write the inventory and apply it (in-process CLI), then check that it converged.
 
-    Returns {key name: key id} of the managed keys.
+    Returns {key name: key id} of the managed keys. Requests it made are forgotten, so
+    ``server.requests`` shows only what the test itself caused.
     """
+    run = make_run_cli_in_process(tmp_path, cli_env(cli_home, server.url))
 
     def converge_(keys: list[dict[str, Any]] | None = None, **write: Any) -> dict[str, str]:
         inventory.write(keys if keys is not None else [ALPHA, BETA], **write)
-        applied = run_cli("apply", "--auto-approve")
+        applied = run("apply", "--auto-approve")
         assert applied.returncode == 0, applied
+        replanned = run("plan", "--detailed-exitcode")
+        assert replanned.returncode == 0, replanned
+        server.recorder.clear()
         return managed_keys(kms)
 
     return converge_

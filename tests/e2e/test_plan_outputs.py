@@ -1,0 +1,153 @@
+"""Saved plans, dry runs and the machine-readable plan formats, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import Converge, Inventory, MotoServer, RunCli
+from .helpers import ACCOUNT, ALPHA, BETA, NO_CHANGES, REGION, kms_snapshot, tags_of
+
+pytestmark = pytest.mark.e2e
+
+# KMS operations that only read. Anything else the server sees is a write.
+READ_OPERATIONS = frozenset(
+    {
+        "ListKeys",
+        "ListAliases",
+        "ListResourceTags",
+        "DescribeKey",
+        "GetKeyPolicy",
+        "GetKeyRotationStatus",
+        "ListKeyPolicies",
+        "ListGrants",
+        "ListKeyRotations",
+    }
+)
+
+
+def test_stale_saved_plan_is_refused_and_fresh_one_applies(
+    converge: Converge, run_cli: RunCli, kms: Any, server: MotoServer, tmp_path: Path
+) -> None:
+    keys = converge()
+    kms.tag_resource(KeyId=keys["alpha"], Tags=[{"TagKey": "Owner", "TagValue": "drifted"}])
+
+    saved = run_cli("plan", "--out", "plan.json")
+    assert saved.returncode == 0, saved
+    assert (tmp_path / "plan.json").is_file()
+    assert "Saved the plan to plan.json" in saved.stderr
+
+    # Something else changes KMS after the plan was made.
+    kms.update_key_description(KeyId=keys["beta"], Description="changed after the plan")
+    before = kms_snapshot(kms)
+    server.recorder.clear()
+
+    stale = run_cli("apply", "--plan", "plan.json", "--auto-approve")
+    assert stale.returncode == 1, stale
+    assert "stale" in stale.stderr
+    assert "nothing was changed" in stale.stderr
+    assert kms_snapshot(kms) == before, "a refused stale plan must not change anything"
+    writes = [op for op in server.kms_operations() if op not in READ_OPERATIONS]
+    assert writes == [], writes
+
+    # A plan that still matches KMS applies, and converges.
+    fresh = run_cli("plan", "--out", "plan.json")
+    assert fresh.returncode == 0, fresh
+    applied = run_cli("apply", "--plan", "plan.json", "--auto-approve")
+    assert applied.returncode == 0, applied
+    assert tags_of(kms, keys["alpha"])["Owner"] == "team-a"
+    assert kms.describe_key(KeyId=keys["beta"])["KeyMetadata"]["Description"] == "Beta data key"
+
+    replanned = run_cli("plan", "--detailed-exitcode")
+    assert replanned.returncode == 0, replanned
+    assert NO_CHANGES in replanned.stdout
+
+
+def test_dry_run_prints_every_call_and_makes_none(
+    inventory: Inventory, run_cli: RunCli, kms: Any, server: MotoServer
+) -> None:
+    inventory.write([ALPHA, BETA])
+
+    dry = run_cli("apply", "--dry-run")
+    assert dry.returncode == 0, dry
+    assert "Dry run: apply would make these 6 KMS call(s), in order; none was made." in dry.stdout
+    calls = [
+        line.split(". ", 1)[1]
+        for line in dry.stdout.splitlines()
+        if line.startswith("  test ") and ". " in line
+    ]
+    assert [call.split(" ", 1)[0] for call in calls] == [
+        "CreateKey",
+        "CreateKey",
+        "EnableKeyRotation",
+        "EnableKeyRotation",
+        "CreateAlias",
+        "CreateAlias",
+    ], dry
+    assert any('"Description"="Alpha data key"' in call for call in calls), calls
+    assert any(
+        '"AliasName"="alias/alpha"' in call and '"TargetKeyId"="<id of new key alpha>"' in call
+        for call in calls
+    ), calls
+
+    assert kms.list_keys()["Keys"] == []
+    assert [op for op in server.kms_operations() if op not in READ_OPERATIONS] == []
+    assert set(server.kms_operations()) == {"ListKeys", "ListAliases"}
+
+
+def test_dry_run_lists_destructive_calls_without_allow_destroy(
+    converge: Converge, inventory: Inventory, run_cli: RunCli, kms: Any, server: MotoServer
+) -> None:
+    keys = converge()
+    inventory.write([{**ALPHA, "enabled": False}, BETA])
+    before = kms_snapshot(kms)
+
+    dry = run_cli("apply", "--dry-run")
+    assert dry.returncode == 0, dry
+    assert f'test   1. DisableKey "KeyId"="{keys["alpha"]}"  [destructive]' in dry.stdout, dry
+    assert kms_snapshot(kms) == before
+    assert [op for op in server.kms_operations() if op not in READ_OPERATIONS] == []
+
+
+def test_plan_json_and_markdown(converge: Converge, run_cli: RunCli, kms: Any) -> None:
+    keys = converge()
+    kms.update_key_description(KeyId=keys["alpha"], Description="edited")
+    kms.tag_resource(KeyId=keys["beta"], Tags=[{"TagKey": "Extra", "TagValue": "x"}])
+
+    as_json = run_cli("plan", "--format", "json", "--detailed-exitcode")
+    assert as_json.returncode == 2, as_json
+    document = json.loads(as_json.stdout)
+    assert document["format_version"] == 1
+    assert document["summary"] == {
+        "create": 0,
+        "update": 2,
+        "delete": 0,
+        "unchanged": 0,
+        "operations": 2,
+        "destructive_operations": 0,
+    }
+    (target,) = document["targets"]
+    assert (target["name"], target["account_id"], target["region"]) == ("test", ACCOUNT, REGION)
+    by_name = {k["name"]: k for k in target["keys"]}
+    assert by_name["alpha"]["action"] == "update"
+    assert by_name["alpha"]["key_id"] == keys["alpha"]
+    assert [(c["field"], c["before"], c["after"]) for c in by_name["alpha"]["changes"]] == [
+        ("description", "edited", "Alpha data key")
+    ]
+    assert [(c["field"], c["before"], c["after"]) for c in by_name["beta"]["changes"]] == [
+        ("tags.Extra", "x", None)
+    ]
+    assert [op["operation"] for op in target["operations"]] == [
+        "UpdateKeyDescription",
+        "UntagResource",
+    ]
+
+    as_markdown = run_cli("plan", "--format", "markdown")
+    assert as_markdown.returncode == 0, as_markdown
+    assert as_markdown.stdout.startswith("## kms-reconciler plan\n")
+    assert "**Plan: 0 to create, 2 to update, 0 to delete.**" in as_markdown.stdout
+    assert f"| test | {ACCOUNT} | {REGION} | 0 | 2 | 0 | 0 | 0 |" in as_markdown.stdout
+    assert "```diff" in as_markdown.stdout
