@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +25,7 @@ from reconciler import __version__, formatters
 from reconciler.applier import ApplyResult, OpEvent, apply_target, describe_call
 from reconciler.aws import AwsOptions, Connection, connect, sandbox_session
 from reconciler.desired import build_desired, select_targets
-from reconciler.drift import DriftReport, Severity, TargetDrift, detect
+from reconciler.drift import DriftReport, Severity, TargetDrift, detect, is_ignored
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_OK,
@@ -37,11 +38,12 @@ from reconciler.errors import (
 )
 from reconciler.formatters import drift as drift_formats
 from reconciler.formatters.drift import DRIFT_FORMATS
+from reconciler.importer import plan_imports
 from reconciler.loader import Inventory, load_inventory
 from reconciler.observe import ObserveOptions, observe_target
 from reconciler.plan import Action, Plan, TargetPlan, from_dict
 from reconciler.planner import PlanOptions, make_plan
-from reconciler.state import DesiredTarget, ObservedTarget, fingerprint
+from reconciler.state import DesiredTarget, ObservedKey, ObservedTarget, TargetInfo, fingerprint
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -435,6 +437,99 @@ def drift(run: Run, fmt: str, reports: tuple[str, ...], fail_on: str) -> int:
         path.write_text(render_drift[out_fmt](report), encoding="utf-8")
         run.info(f"Wrote the {out_fmt} report to {path}")
     return EXIT_CHANGES if report.at_least(Severity.parse(fail_on)) else EXIT_OK
+
+
+# -- import -------------------------------------------------------------------------------
+
+
+@main.command("import")
+@path_argument
+@click.option(
+    "--key-id",
+    "key_ids",
+    multiple=True,
+    metavar="ID",
+    help="Import this key (key ID, key ARN or alias; repeatable).",
+)
+@click.option("--all-unmanaged", is_flag=True, help="Import every unmanaged, unignored key.")
+@common_options
+def import_(run: Run, key_ids: tuple[str, ...], all_unmanaged: bool) -> int:
+    """Write specs for existing keys so the next apply adopts them without change."""
+    if not key_ids and not all_unmanaged:
+        raise InputError(Problem("give --key-id ID (repeatable) or --all-unmanaged"))
+    inventory, desired = _load(run)
+
+    def one(dt: DesiredTarget) -> ObservedTarget:
+        conn = connect(dt.target, run.aws)
+        observed = observe_target(
+            conn.kms,
+            dt.target,
+            ObserveOptions(
+                identity_tag=dt.identity_tag,
+                wanted=key_ids,
+                details_for_all=all_unmanaged,
+                workers=run.aws.workers,
+            ),
+            caller_arn=conn.caller_arn,
+        )
+        run.info(
+            f"{dt.target.name}: read {len(observed.keys)} customer key(s) with "
+            f"{observed.read_calls} KMS calls"
+        )
+        return observed
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(desired)))) as pool:
+        observed_targets = list(pool.map(one, desired))
+    identity = inventory.settings.identity_tag
+    candidates: list[tuple[TargetInfo, ObservedKey]] = []
+    for ref in key_ids:
+        found = [
+            (o.target, key)
+            for o in observed_targets
+            for key in o.keys
+            if key.key_id == ref.rsplit("/", 1)[-1] or ref in key.aliases
+        ]
+        if not found:
+            raise InputError(
+                Problem(f"no customer key {ref} in the selected targets", field="--key-id")
+            )
+        candidates.extend(found)
+    if all_unmanaged:
+        candidates += [
+            (o.target, key)
+            for o in observed_targets
+            for key in o.keys
+            if identity not in key.tags
+            and not is_ignored(key, inventory.settings.ignore)
+            and (o.target, key) not in candidates
+        ]
+    taken = {k.spec.name for k in inventory.keys}
+    imported, skipped = plan_imports(candidates, identity, taken, date.today().isoformat())
+    if key_ids and skipped:
+        raise InputError(
+            [Problem(f"cannot import {s.key_id} ({s.target}): {s.reason}") for s in skipped]
+        )
+    for item in imported:
+        for rel in (item.spec_path, item.policy_path):
+            path = run.path / rel
+            if path.exists():
+                raise InputError(Problem(f"{path} already exists; nothing was overwritten"))
+    for item in imported:
+        for rel, text in ((item.spec_path, item.spec_text), (item.policy_path, item.policy_text)):
+            path = run.path / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        click.echo(
+            f"imported {item.key_id} ({item.target}) as '{item.name}': "
+            f"{run.path / item.spec_path}, {run.path / item.policy_path}"
+        )
+    for s in skipped:
+        click.echo(f"skipped {s.key_id} ({s.target}): {s.reason}")
+    click.echo(
+        f"Imported {len(imported)} key(s). Review the files, then run 'kms-reconciler plan': "
+        "it adopts each key (adds the identity tag) and changes nothing else."
+    )
+    return EXIT_OK
 
 
 # -- apply --------------------------------------------------------------------------------

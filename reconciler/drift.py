@@ -238,7 +238,7 @@ def detect(
         for k in observed.keys
         if desired.identity_tag not in k.tags and k.key_id not in managed_ids
     ]
-    ignored = [k for k in unmanaged if _ignored(k, ignore)]
+    ignored = [k for k in unmanaged if is_ignored(k, ignore)]
     for k in unmanaged:
         if k in ignored or k.key_manager == "AWS":
             continue
@@ -267,7 +267,8 @@ def _finding(rule: str, message: str, **fields: Any) -> Finding:
     return Finding(rule, RULES[rule].severity, message, **fields)
 
 
-def _ignored(key: ObservedKey, rules: Iterable[IgnoreRule]) -> bool:
+def is_ignored(key: ObservedKey, rules: Iterable[IgnoreRule]) -> bool:
+    """Whether an inventory `ignore` rule (key ID, alias glob, tag globs) covers the key."""
     for rule in rules:
         if rule.key_id is not None and rule.key_id.rsplit("/", 1)[-1] == key.key_id:
             return True

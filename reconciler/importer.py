@@ -1,0 +1,134 @@
+"""Observed unmanaged keys -> key specs and policy documents that describe them as they are.
+
+Pure: returns the files to write; the CLI writes them. An imported spec adopts its key
+(``adopt: <key id>``) and does not inherit the inventory's defaults, so the next plan
+only adds the identity tag and changes nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from reconciler import catalog
+from reconciler.state import ObservedKey, TargetInfo
+
+IMPORT_DIR = "imported"
+_IMPORTABLE_STATES = ("Enabled", "Disabled")
+
+
+@dataclass(frozen=True)
+class ImportedKey:
+    name: str
+    key_id: str
+    target: str
+    spec_path: str  # relative to the inventory root
+    spec_text: str
+    policy_path: str  # relative to the inventory root
+    policy_text: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    key_id: str
+    target: str
+    reason: str
+
+
+def derive_name(key: ObservedKey, taken: set[str]) -> str:
+    """A spec name from the key's first alias, else its ID; never one already taken."""
+    source = sorted(key.aliases)[0].removeprefix("alias/") if key.aliases else ""
+    base = re.sub(r"[^a-z0-9]+", "-", source.lower()).strip("-")[:100]
+    if not base:
+        base = "key-" + re.sub(r"[^a-z0-9]+", "", key.key_id.lower())[:8]
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}-{n}"
+    taken.add(name)
+    return name
+
+
+def importable(key: ObservedKey, identity_tag: str) -> str | None:
+    """Why a key cannot be imported, or None when it can."""
+    if key.key_manager == "AWS":
+        return "it is an AWS managed key"
+    if identity_tag in key.tags:
+        return f"it is already managed as '{key.tags[identity_tag]}'"
+    if key.key_state not in _IMPORTABLE_STATES:
+        return f"it is {key.key_state or 'in an unknown state'}; only Enabled or Disabled keys"
+    if key.policy is None:
+        return "its key policy could not be read"
+    return None
+
+
+def import_key(key: ObservedKey, name: str, target: TargetInfo, today: str) -> ImportedKey:
+    """The spec file and policy document for one key, as KMS holds it now."""
+    policy_file = f"{IMPORT_DIR}/{name}.json"
+    spec: dict[str, Any] = {
+        "name": name,
+        "targets": [target.name],
+        "adopt": key.key_id,
+        "inherit_defaults": False,
+        "description": key.description or "",
+        "key_spec": key.key_spec or catalog.SYMMETRIC_DEFAULT,
+    }
+    if key.key_usage:
+        spec["key_usage"] = key.key_usage
+    if key.origin and key.origin != catalog.ORIGIN_AWS_KMS:
+        spec["origin"] = key.origin
+    if key.multi_region:
+        spec["multi_region"] = True
+    spec["enabled"] = key.key_state == "Enabled"
+    if key.aliases:
+        spec["aliases"] = sorted(key.aliases)
+    if key.rotation_enabled is not None:
+        rotation: dict[str, Any] = {"enabled": key.rotation_enabled}
+        if key.rotation_enabled and key.rotation_period_days:
+            rotation["period_days"] = key.rotation_period_days
+        spec["rotation"] = rotation
+    tags = {k: v for k, v in sorted(key.tags.items()) if not k.lower().startswith("aws:")}
+    if tags:
+        spec["tags"] = tags
+    spec["policy"] = {"file": policy_file}
+    header = [
+        f"# Imported by kms-reconciler on {today} from key {key.key_id}",
+        f"# in target '{target.name}' (account {target.account_id}, {target.region}).",
+        "# It describes the key exactly as KMS held it. The next apply adopts the key (adds",
+        "# the identity tag) and changes nothing else. Remove `inherit_defaults: false` to",
+        "# let the inventory's defaults apply; the plan then shows what they change.",
+    ]
+    if key.creation_date is not None:
+        header.insert(2, f"# The key was created on {key.creation_date:%Y-%m-%d}.")
+    body = yaml.safe_dump({"keys": [spec]}, sort_keys=False, width=100, allow_unicode=True)
+    assert key.policy is not None
+    return ImportedKey(
+        name=name,
+        key_id=key.key_id,
+        target=target.name,
+        spec_path=f"{IMPORT_DIR}/{name}.yaml",
+        spec_text="\n".join(header) + "\n" + body,
+        policy_path=f"policies/{policy_file}",
+        policy_text=json.dumps(key.policy, indent=2) + "\n",
+    )
+
+
+def plan_imports(
+    candidates: Iterable[tuple[TargetInfo, ObservedKey]],
+    identity_tag: str,
+    taken: set[str],
+    today: str,
+) -> tuple[list[ImportedKey], list[Skipped]]:
+    imported, skipped = [], []
+    for target, key in candidates:
+        reason = importable(key, identity_tag)
+        if reason is not None:
+            skipped.append(Skipped(key.key_id, target.name, reason))
+            continue
+        imported.append(import_key(key, derive_name(key, taken), target, today))
+    return imported, skipped
