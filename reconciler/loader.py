@@ -100,20 +100,22 @@ def load_inventory(root: str | Path) -> Inventory:
     if not settings_path.is_file():
         problems.append(Problem(f"no {SETTINGS_FILE} in '{display_path(root)}'"))
     else:
-        data, settings_lines = _read_yaml(settings_path, problems)
+        data, settings_lines, raw = _read_yaml(settings_path, problems)
         if data is not None:
-            settings = _validate(Settings, data, settings_lines, settings_source.file, problems)
+            settings = _validate(
+                Settings, data, settings_lines, raw, settings_source.file, problems
+            )
 
     keys: list[LoadedKey] = []
     for path in _key_files(root):
         shown = display_path(path)
-        data, lines = _read_yaml(path, problems)
+        data, lines, raw = _read_yaml(path, problems)
         if data is None:
             continue
         if not isinstance(data, dict) or "keys" not in data:
             problems.append(Problem("expected a top-level 'keys:' list", shown, 1))
             continue
-        key_file = _validate(KeyFile, data, lines, shown, problems)
+        key_file = _validate(KeyFile, data, lines, raw, shown, problems)
         if key_file is None:
             continue
         for index, spec in enumerate(key_file.keys):
@@ -207,34 +209,38 @@ def _targets_text(names: list[str]) -> str:
 # -- YAML with line numbers ---------------------------------------------------------------
 
 
-def _read_yaml(path: Path, problems: list[Problem]) -> tuple[Any, dict[YamlPath, int]]:
+def _read_yaml(
+    path: Path, problems: list[Problem]
+) -> tuple[Any, dict[YamlPath, int], dict[YamlPath, str]]:
+    """The data, the line of every path, and the text of every unquoted scalar."""
     shown = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(f"cannot read: {exc}", shown))
-        return None, {}
+        return None, {}, {}
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             problems.append(Problem("the file is empty", shown, 1))
-            return None, {}
+            return None, {}, {}
         lines: dict[YamlPath, int] = {}
+        raw: dict[YamlPath, str] = {}
         duplicates: list[Problem] = []
-        _walk(node, (), lines, shown, duplicates)
+        _walk(node, (), lines, raw, shown, duplicates)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         problems.append(_yaml_problem(exc, shown))
-        return None, {}
+        return None, {}, {}
     except yaml.YAMLError as exc:
         problems.append(Problem(f"invalid YAML: {exc}", shown))
-        return None, {}
+        return None, {}, {}
     finally:
         loader.dispose()
     for problem in duplicates:
         problems.append(replace(problem, key=_key_name(data, problem.field)))
-    return data, lines
+    return data, lines, raw
 
 
 def _yaml_problem(exc: yaml.MarkedYAMLError, shown: str) -> Problem:
@@ -264,10 +270,13 @@ def _walk(
     node: yaml.Node,
     path: YamlPath,
     lines: dict[YamlPath, int],
+    raw: dict[YamlPath, str],
     file: str,
     problems: list[Problem],
 ) -> None:
     lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.ScalarNode) and node.style is None:
+        raw[path] = node.value  # as written: 0123, no, 1.10 (YAML reads 83, False, 1.1)
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
@@ -284,11 +293,11 @@ def _walk(
             else:
                 seen[key] = key_node.start_mark.line + 1
             child = (*path, key)
-            _walk(value_node, child, lines, file, problems)
+            _walk(value_node, child, lines, raw, file, problems)
             lines[child] = key_node.start_mark.line + 1  # a field's line is its key's line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, (*path, i), lines, file, problems)
+            _walk(item, (*path, i), lines, raw, file, problems)
 
 
 def dotted(path: YamlPath) -> str:
@@ -329,18 +338,21 @@ def _validate(
     model: type[Settings] | type[KeyFile],
     data: Any,
     lines: dict[YamlPath, int],
+    raw: dict[YamlPath, str],
     file: str,
     problems: list[Problem],
 ) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        for error in exc.errors():
-            problems.append(_problem(error, data, lines, file))
+        found = [_problem(error, data, lines, raw, file) for error in exc.errors()]
+        problems.extend(sorted(found, key=lambda p: p.line or 0))  # in reading order
         return None
 
 
-def _problem(error: Any, data: Any, lines: dict[YamlPath, int], file: str) -> Problem:
+def _problem(
+    error: Any, data: Any, lines: dict[YamlPath, int], raw: dict[YamlPath, str], file: str
+) -> Problem:
     loc: YamlPath = tuple(error["loc"])
     # pydantic puts union / validator names into the location; keep only real data paths.
     loc = _data_path(loc, data)
@@ -356,6 +368,15 @@ def _problem(error: Any, data: Any, lines: dict[YamlPath, int], file: str) -> Pr
         message = "is required"
     elif kind in _TYPE_MESSAGES:
         message = f"{_TYPE_MESSAGES[kind]}, not {_describe(error.get('input'))}"
+    value = error.get("input")
+    written = raw.get(loc)
+    if (
+        isinstance(value, bool | int | float)
+        and written is not None
+        and written.lower() != str(value).lower()
+        and kind != "missing"
+    ):
+        message += f" (written as {written})"
     line = None
     probe = loc
     while probe:

@@ -120,12 +120,10 @@ def _tag_value_is_string(value: Any) -> Any:
     """YAML turns `Cost: 42` or `Public: no` into numbers and booleans; tags are strings."""
     if isinstance(value, bool):
         raise ValueError(
-            f"YAML reads this unquoted value as the boolean {str(value).lower()} "
-            "(yes/no/on/off/true/false are booleans): quote it"
+            f"YAML reads this unquoted value as the boolean {str(value).lower()}: quote it"
         )
     if isinstance(value, int | float):
-        hint = f" ('{value}')" if isinstance(value, int) else ""
-        raise ValueError(f"YAML reads the unquoted value {value!r} as a number: quote it{hint}")
+        raise ValueError(f"YAML reads the unquoted value {value!r} as a number: quote it")
     if value is None:
         raise ValueError("has no value: write '' for an empty value")
     return value
