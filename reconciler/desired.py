@@ -148,7 +148,7 @@ def _desired_key(
     index = loaded.index
 
     def problem(message: str, *path: str | int) -> None:
-        field = ".".join([f"keys[{index}]", *(str(p) for p in path)]) if path else None
+        field = dotted(("keys", index, *path)) if path else None
         problems.append(
             Problem(message, loaded.source.file, loaded.line_of(*path), field, spec.name)
         )
