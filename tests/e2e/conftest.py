@@ -377,3 +377,12 @@ def converge(
         return managed_keys(kms)
 
     return converge_
+
+
+# The slowest e2e tests first: xdist hands tests out in collection order, so a long test
+# picked up last would leave the other worker idle at the end.
+_SLOW_FIRST = ("test_bundled_sample_in_the_sandbox",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: getattr(item, "originalname", item.name) not in _SLOW_FIRST)

@@ -139,8 +139,9 @@ def test_pending_deletion_is_recovered_not_replaced(
 
 
 def test_adopt_unmanaged_key(inventory: Inventory, run_cli: RunCli, kms: Any) -> None:
+    """adopt: the plan adds the identity tag and whatever else differs; the KeyId stays."""
     existing = kms.create_key(
-        Description="Alpha data key",
+        Description="hand-made",
         KeySpec="SYMMETRIC_DEFAULT",
         KeyUsage="ENCRYPT_DECRYPT",
         Tags=[
@@ -150,51 +151,33 @@ def test_adopt_unmanaged_key(inventory: Inventory, run_cli: RunCli, kms: Any) ->
     )["KeyMetadata"]["KeyId"]
     kms.enable_key_rotation(KeyId=existing, RotationPeriodInDays=365)
     kms.create_alias(AliasName="alias/alpha", TargetKeyId=existing)
-    # The default policy, which is also what the spec (no policy) wants.
-    inventory.write([{**{k: v for k, v in ALPHA.items() if k != "policy"}, "adopt": existing}])
+    # No policy in the spec: the default policy, which the key already has.
+    spec = {k: v for k, v in ALPHA.items() if k != "policy"}
+    inventory.write([{**spec, "adopt": existing}, BETA])
 
     planned = run_cli("plan", "--detailed-exitcode")
     assert planned.returncode == 2, planned
     assert listed_keys(planned.stdout) == {
-        "alpha": f'~ key "alpha" ({existing}) will be updated in place'
+        "alpha": f'~ key "alpha" ({existing}) will be updated in place',
+        "beta": '+ key "beta" will be created',
     }
     assert field_lines(planned.stdout, "alpha") == [
         f"# adopt unmanaged key {existing} ({existing})",
+        '~ description = "hand-made" -> "Alpha data key"',
         f'+ tags.{IDENTITY_TAG} = "alpha" # adopt',
     ]
-    assert [op[0] for op in operations(planned.stdout)] == ["TagResource"]
+    assert [op[:2] for op in operations(planned.stdout) if op[1] == "alpha"] == [
+        ("UpdateKeyDescription", "alpha"),
+        ("TagResource", "alpha"),
+    ]
+    assert "Plan: 1 to create, 1 to update, 0 to delete." in planned.stdout
 
     applied = run_cli("apply", "--auto-approve")
     assert applied.returncode == 0, applied
-    assert managed_keys(kms) == {"alpha": existing}
-    assert len(kms.list_keys()["Keys"]) == 1
-
-    replanned = run_cli("plan", "--detailed-exitcode")
-    assert replanned.returncode == 0, replanned
-    assert NO_CHANGES in replanned.stdout
-
-
-def test_adopt_shows_other_differences_too(inventory: Inventory, run_cli: RunCli, kms: Any) -> None:
-    existing = kms.create_key(
-        Description="hand-made", KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT"
-    )["KeyMetadata"]["KeyId"]
-    inventory.write([{**ALPHA, "adopt": existing}])
-
-    planned = run_cli("plan", "--detailed-exitcode")
-    assert planned.returncode == 2, planned
-    assert set(listed_keys(planned.stdout)) == {"alpha"}
-    lines = field_lines(planned.stdout, "alpha")
-    assert f'+ tags.{IDENTITY_TAG} = "alpha" # adopt' in lines
-    assert '~ description = "hand-made" -> "Alpha data key"' in lines
-    assert '+ tags.Owner = "team-a"' in lines
-    assert '+ tags.ManagedBy = "kms-reconciler"' in lines
-    assert '~ rotation = "disabled" -> "every 365 days"' in lines
-    assert '+ aliases = "alias/alpha"' in lines
-    assert "~ policy (template application.json.j2)" in lines
-
-    applied = run_cli("apply", "--auto-approve")
-    assert applied.returncode == 0, applied
-    assert managed_keys(kms) == {"alpha": existing}
+    keys = managed_keys(kms)
+    assert keys["alpha"] == existing
+    assert len(kms.list_keys()["Keys"]) == 2
+    assert aliases(kms)["alias/alpha"] == existing
 
     replanned = run_cli("plan", "--detailed-exitcode")
     assert replanned.returncode == 0, replanned
