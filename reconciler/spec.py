@@ -29,15 +29,20 @@ def _between(low: int, high: int) -> Any:
     return AfterValidator(check)
 
 
+def _yaml_text(value: Any) -> str:
+    """A value as YAML would show it (true, not True), for messages."""
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
 def _strict_int(value: Any) -> Any:
     if isinstance(value, bool) or (value is not None and not isinstance(value, int)):
-        raise ValueError(f"must be a whole number, not {value!r}")
+        raise ValueError(f"must be a whole number, not {_yaml_text(value)}")
     return value
 
 
 def _strict_bool(value: Any) -> Any:
     if value is not None and not isinstance(value, bool):
-        raise ValueError(f"must be true or false, not {value!r}")
+        raise ValueError(f"must be true or false, not {_yaml_text(value)}")
     return value
 
 

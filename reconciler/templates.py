@@ -149,13 +149,15 @@ class PolicyRenderer:
         line_starts = [0] + [i + 1 for i, c in enumerate(source) if c == "\n"]
         chunks: list[str] = []
         lines = _LineMap()
+        offset = 0
         try:
             generator = template.root_render_func(template.new_context(dict(context)))
             for chunk in generator:
                 frame = getattr(generator, "gi_frame", None)
                 mark = template.get_corresponding_lineno(frame.f_lineno) if frame else 1
-                lines.add(sum(map(len, chunks)), chunk, mark, source, line_starts, tags)
+                lines.add(offset, chunk, mark, source, line_starts, tags)
                 chunks.append(chunk)
+                offset += len(chunk)
         except Exception:
             self.env.handle_exception()  # re-raises with the traceback in template lines
         return "".join(chunks), lines

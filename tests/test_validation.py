@@ -705,7 +705,12 @@ ROTATION_REFUSED = "automatic rotation exists only for SYMMETRIC_DEFAULT keys wi
         case(
             "period-as-boolean",
             ["rotation:", "  period_days: true"],
-            [(f"{F}:4: keys[0].rotation.period_days: ", "must be a whole number, not True")],
+            [
+                (
+                    f"{F}:4: keys[0].rotation.period_days: ",
+                    "must be a whole number, not true (key 'app')",
+                )
+            ],
         ),
         case(
             "enabled-as-string-yes",
