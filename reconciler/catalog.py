@@ -51,17 +51,14 @@ ORIGINS: Final = (ORIGIN_AWS_KMS, "EXTERNAL")
 
 
 def default_key_usage(key_spec: str) -> str | None:
-    """The usage KMS picks when none is given, or None when the spec needs one stated.
+    """The usage of a key spec that allows only one, or None when the spec must name one.
 
-    KMS defaults KeyUsage to ENCRYPT_DECRYPT; a spec that does not allow it (ECC, HMAC,
-    ML-DSA) gets its only usage, and a spec with several others must name one.
+    KMS itself defaults KeyUsage to ENCRYPT_DECRYPT, but for a spec with several usages
+    (RSA, SM2, ECC NIST curves) that silent choice could never be changed later, so the
+    inventory must state it.
     """
     usages = KEY_SPEC_USAGES.get(key_spec, ())
-    if ENCRYPT_DECRYPT in usages:
-        return ENCRYPT_DECRYPT
-    if len(usages) == 1:
-        return usages[0]
-    return None
+    return usages[0] if len(usages) == 1 else None
 
 
 def can_rotate_automatically(key_spec: str, origin: str) -> bool:

@@ -144,7 +144,13 @@ def _desired_key(
     problems: list[Problem],
 ) -> DesiredKey | None:
     spec = loaded.spec
-    layers: tuple[KeyDefaults, KeyDefaults] = (inventory.settings.defaults, target.defaults)
+    # An imported spec says `inherit_defaults: false`: it describes its key as it is.
+    layers: tuple[KeyDefaults, KeyDefaults] = (
+        (inventory.settings.defaults, target.defaults)
+        if spec.inherit_defaults
+        else (KeyDefaults(), KeyDefaults())
+    )
+    inventory_defaults, target_defaults = layers
     index = loaded.index
 
     def problem(message: str, *path: str | int) -> None:
@@ -203,12 +209,10 @@ def _desired_key(
         problem(f"after merging defaults: {exc}", "tags")
 
     description = spec.description or ""
-    enabled = _first(
-        spec.enabled, target.defaults.enabled, inventory.settings.defaults.enabled, True
-    )
+    enabled = _first(spec.enabled, target_defaults.enabled, inventory_defaults.enabled, True)
     info = target_info(target)
     policy_source: PolicySource | None = _first(
-        spec.policy, target.defaults.policy, inventory.settings.defaults.policy
+        spec.policy, target_defaults.policy, inventory_defaults.policy
     )
     context = {
         "account_id": target.account_id,
@@ -287,16 +291,16 @@ def _desired_key(
         deletion_protection=bool(
             _first(
                 spec.deletion_protection,
-                target.defaults.deletion_protection,
-                inventory.settings.defaults.deletion_protection,
+                target_defaults.deletion_protection,
+                inventory_defaults.deletion_protection,
                 False,
             )
         ),
     )
     window = _first(
         spec.deletion_window_days,
-        target.defaults.deletion_window_days,
-        inventory.settings.defaults.deletion_window_days,
+        target_defaults.deletion_window_days,
+        inventory_defaults.deletion_window_days,
         catalog.DELETION_WINDOW_DEFAULT,
     )
     return DesiredKey(

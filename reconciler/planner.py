@@ -282,7 +282,8 @@ def _plan_existing(
         have = replace(have, enabled=False)
 
     if ok.name(b.desired.identity_tag) is None:
-        reasons.append(f"adopt unmanaged key {key_id} ({dk.adopt})")
+        via = f" (found by {dk.adopt})" if dk.adopt and dk.adopt != key_id else ""
+        reasons.append(f"adopt unmanaged key {key_id}{via}")
 
     if have.description != want.description:
         changes.append(FieldChange("description", have.description, want.description))

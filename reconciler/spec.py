@@ -221,6 +221,7 @@ class KeySpec(Model):
     tags: Tags = {}
     policy: PolicySource | None = None
     adopt: str | None = None
+    inherit_defaults: bool = True
     allow_alias_takeover: bool = False
     bypass_policy_lockout_safety_check: bool = False
 
