@@ -39,7 +39,7 @@ from reconciler.errors import (
 from reconciler.formatters import drift as drift_formats
 from reconciler.formatters.drift import DRIFT_FORMATS
 from reconciler.importer import plan_imports
-from reconciler.loader import Inventory, load_inventory
+from reconciler.loader import Inventory, load_inventory, load_inventory_partial
 from reconciler.observe import ObserveOptions, observe_target
 from reconciler.plan import Action, Plan, TargetPlan, from_dict
 from reconciler.planner import PlanOptions, make_plan
@@ -164,21 +164,29 @@ def main() -> None:
 
 
 def _load(run: Run) -> tuple[Inventory, list[DesiredTarget]]:
-    inventory = load_inventory(run.path)
-    inventory = _with_quotas(run, inventory)
+    """The inventory and its desired state per selected target; every problem at once."""
+    inventory, problems = load_inventory_partial(run.path)
+    if inventory is None:
+        raise InputError(problems)
+    _with_quotas(run, inventory)
     targets = select_targets(inventory, run.target_names)
     if run.region:
         targets = [t for t in targets if t.region == run.region]
         if not targets:
             raise InputError(Problem(f"no target in Region {run.region}", field="--region"))
-    return inventory, build_desired(inventory, targets)
+    try:
+        desired = build_desired(inventory, targets)
+    except InputError as exc:
+        problems += exc.problems
+    if problems:
+        raise InputError(problems)
+    return inventory, desired
 
 
-def _with_quotas(run: Run, inventory: Inventory) -> Inventory:
+def _with_quotas(run: Run, inventory: Inventory) -> None:
     quotas = inventory.settings.request_quotas
     if quotas:
         run.aws = replace(run.aws, quota_overrides=dict(quotas))
-    return inventory
 
 
 @main.command()

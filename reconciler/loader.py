@@ -89,9 +89,23 @@ def display_path(path: Path) -> str:
 
 def load_inventory(root: str | Path) -> Inventory:
     """Load and validate `inventory.yaml` and every key file under `root`."""
+    inventory, problems = load_inventory_partial(root)
+    if problems:
+        raise InputError(problems)
+    assert inventory is not None
+    return inventory
+
+
+def load_inventory_partial(root: str | Path) -> tuple[Inventory | None, list[Problem]]:
+    """Everything that loads, and every problem found.
+
+    The inventory holds the keys that are valid on their own (a key with a mistake is
+    left out, its neighbours are not), so later checks (templates, policies) can run on
+    them too and a user sees every mistake at once. None when the settings are unusable.
+    """
     root = Path(root)
     if not root.is_dir():
-        raise InputError(Problem(f"inventory directory '{root}' does not exist"))
+        return None, [Problem(f"inventory directory '{root}' does not exist")]
     problems: list[Problem] = []
     settings_path = root / SETTINGS_FILE
     settings: Settings | None = None
@@ -115,19 +129,27 @@ def load_inventory(root: str | Path) -> Inventory:
         if not isinstance(data, dict) or "keys" not in data:
             problems.append(Problem("expected a top-level 'keys:' list", shown, 1))
             continue
-        key_file = _validate(KeyFile, data, lines, raw, shown, problems)
-        if key_file is None:
+        items = data["keys"]
+        # The file's shape first (top-level fields, a list), then each key on its own.
+        if _validate(KeyFile, {**data, "keys": []}, lines, raw, shown, problems) is None:
             continue
-        for index, spec in enumerate(key_file.keys):
-            line = lines.get(("keys", index), 1)
-            keys.append(LoadedKey(spec, Source(shown, line), index, lines))
+        if not isinstance(items, list):
+            _validate(KeyFile, data, lines, raw, shown, problems)
+            continue
+        found: list[Problem] = []
+        for index, item in enumerate(items):
+            spec = _validate(
+                KeySpec, item, lines, raw, shown, found, prefix=("keys", index), whole=data
+            )
+            if spec is not None:
+                line = lines.get(("keys", index), 1)
+                keys.append(LoadedKey(spec, Source(shown, line), index, lines))
+        problems.extend(sorted(found, key=lambda p: p.line or 0))
 
     if settings is not None:
         problems.extend(_cross_file_problems(settings, keys))
-    if problems:
-        raise InputError(problems)
-    assert settings is not None
-    return Inventory(root, settings, settings_source, tuple(keys), settings_lines)
+        return Inventory(root, settings, settings_source, tuple(keys), settings_lines), problems
+    return None, problems
 
 
 def _key_files(root: Path) -> Iterator[Path]:
@@ -335,17 +357,26 @@ _TYPE_MESSAGES = {
 
 
 def _validate(
-    model: type[Settings] | type[KeyFile],
+    model: type[Settings] | type[KeyFile] | type[KeySpec],
     data: Any,
     lines: dict[YamlPath, int],
     raw: dict[YamlPath, str],
     file: str,
     problems: list[Problem],
+    *,
+    prefix: YamlPath = (),
+    whole: Any = None,
 ) -> Any:
+    """The model, or None after adding its problems (``prefix``: where ``data`` sits in
+    ``whole``, the file's document, for field paths and lines)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        found = [_problem(error, data, lines, raw, file) for error in exc.errors()]
+        document = data if whole is None else whole
+        found = [
+            _problem({**error, "loc": (*prefix, *error["loc"])}, document, lines, raw, file)
+            for error in exc.errors()
+        ]
         problems.extend(sorted(found, key=lambda p: p.line or 0))  # in reading order
         return None
 

@@ -8,6 +8,7 @@ error, never an empty string). Every failure names the template file and line.
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -48,12 +49,59 @@ class RenderedPolicy:
     file: str | None  # the file it came from, for messages
 
 
+# A key policy is at most 32 KB; nothing a template builds needs to be much larger.
+MAX_SIZE = 100_000
+
+
+def _too_big(*values: Any) -> bool:
+    return any(isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_SIZE for v in values)
+
+
+class BoundedSandbox(SandboxedEnvironment):
+    """Jinja's sandbox, plus bounds on what a template can make the renderer allocate.
+
+    The sandbox stops access to Python internals; these bounds stop a template from
+    exhausting memory or time with ``'a' * 10**9``, ``2 ** 10**9`` or ``x.center(10**9)``.
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.filters = {name: _bounded(f) for name, f in self.filters.items()}
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and (_too_big(left) or (isinstance(right, int) and right > 64)):
+            raise SecurityError(f"the power {left!r} ** {right!r} is too large")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(n, int)
+                if sized and len(seq) * n > MAX_SIZE:
+                    raise SecurityError(f"repeating a {type(seq).__name__} {n} times is too large")
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if _too_big(*args, *kwargs.values()):
+            raise SecurityError(f"a number above {MAX_SIZE} passed to {__obj!r}")
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _bounded(func: Any) -> Any:
+    @functools.wraps(func)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        if _too_big(*args[1:], *kwargs.values()):
+            raise SecurityError(f"a number above {MAX_SIZE} passed to a filter")
+        return func(*args, **kwargs)
+
+    return bounded
+
+
 class PolicyRenderer:
     """Renders policies relative to an inventory's `policies/` folder. Caches parsed templates."""
 
     def __init__(self, policies_dir: Path) -> None:
         self.policies_dir = policies_dir
-        self.env = SandboxedEnvironment(
+        self.env = BoundedSandbox(
             loader=jinja2.FileSystemLoader(str(policies_dir)),
             undefined=jinja2.StrictUndefined,
             autoescape=False,

@@ -393,3 +393,34 @@ def test_spec_mistakes_blame_the_policy_field(source: PolicySource, field: str) 
     with pytest.raises(TemplateError) as info:
         PolicyRenderer(SAMPLE / "policies").render(source, {})
     assert (info.value.file, info.value.field) == (None, field)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{{ 'a' * 10**9 }}",
+        "{{ ('a' * 90000) * 90000 }}",
+        "{{ [1] * 1000000 }}",
+        "{{ 2 ** n }}",
+        "{{ 'x'.center(10**9) }}",
+        "{{ 'x'|center(10**9) }}",
+        "{{ 'x'|indent(10**9) }}",
+        "{{ range(10**9)|list }}",
+    ],
+    ids=[
+        "string-repeat",
+        "nested-repeat",
+        "list-repeat",
+        "huge-power",
+        "str-method",
+        "center-filter",
+        "indent-filter",
+        "huge-range",
+    ],
+)
+def test_templates_cannot_exhaust_memory(payload: str, tmp_path: Path) -> None:
+    (tmp_path / "p.json.j2").write_text(payload + "\n", encoding="utf-8")
+    renderer = PolicyRenderer(tmp_path)
+    with pytest.raises(TemplateError, match="refused by the sandbox") as err:
+        renderer.render(PolicySource(template="p.json.j2", vars={}), {"n": 10**9})
+    assert err.value.line == 1

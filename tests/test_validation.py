@@ -1600,9 +1600,11 @@ def test_every_mistake_across_files_is_reported_in_one_error() -> None:
             ("keyspecs/data/platform.yaml:3: keys[0].deletion_window_days: ", "between 7 and 30"),
             ("keyspecs/data/platform.yaml:4: keys[0].aliases[0]: ", "alias/aws/"),
             ("keyspecs/empty.yaml:1: ", "the file is empty"),
+            # a key with a mistake is left out, its valid neighbours are still checked
+            ("keyspecs/data/platform.yaml:6: keys[1].targets[0]: ", "unknown target 'qa'"),
         ],
     )
-    assert len(info.value.problems) == 9
+    assert len(info.value.problems) == 10
     assert all(str(p) in str(info.value) for p in info.value.problems)
 
 
