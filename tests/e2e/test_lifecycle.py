@@ -161,11 +161,12 @@ def test_adopt_unmanaged_key(inventory: Inventory, run_cli: RunCli, kms: Any) ->
         "alpha": f'~ key "alpha" ({existing}) will be updated in place',
         "beta": '+ key "beta" will be created',
     }
-    assert field_lines(planned.stdout, "alpha") == [
-        f"# adopt unmanaged key {existing} ({existing})",
+    reason, *changes = field_lines(planned.stdout, "alpha")
+    assert reason.startswith(f"# adopt unmanaged key {existing}"), planned
+    assert changes == [
         '~ description = "hand-made" -> "Alpha data key"',
         f'+ tags.{IDENTITY_TAG} = "alpha" # adopt',
-    ]
+    ], planned
     assert [op[:2] for op in operations(planned.stdout) if op[1] == "alpha"] == [
         ("UpdateKeyDescription", "alpha"),
         ("TagResource", "alpha"),

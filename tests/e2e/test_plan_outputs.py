@@ -13,7 +13,6 @@ from .helpers import (
     ACCOUNT,
     ALPHA,
     BETA,
-    NO_CHANGES,
     REGION,
     kms_snapshot,
     policy_of,
@@ -69,10 +68,6 @@ def test_stale_saved_plan_is_refused_and_fresh_one_applies(
     assert applied.returncode == 0, applied
     assert tags_of(kms, keys["alpha"])["Owner"] == "team-a"
     assert kms.describe_key(KeyId=keys["beta"])["KeyMetadata"]["Description"] == "Beta data key"
-
-    replanned = run_cli("plan", "--detailed-exitcode")
-    assert replanned.returncode == 0, replanned
-    assert NO_CHANGES in replanned.stdout
 
 
 @pytest.mark.xfail(
