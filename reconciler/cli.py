@@ -512,7 +512,14 @@ def import_(run: Run, key_ids: tuple[str, ...], all_unmanaged: bool) -> int:
             and (o.target, key) not in candidates
         ]
     taken = {k.spec.name for k in inventory.keys}
-    imported, skipped = plan_imports(candidates, identity, taken, date.today().isoformat())
+    adopted = {
+        (o.target.name, resolved): dk.name
+        for dt, o in zip(desired, observed_targets, strict=True)
+        for dk in dt.keys
+        if dk.adopt
+        for resolved in [o.aliases.get(dk.adopt) or dk.adopt.rsplit("/", 1)[-1]]
+    }
+    imported, skipped = plan_imports(candidates, identity, taken, date.today().isoformat(), adopted)
     if key_ids and skipped:
         raise InputError(
             [Problem(f"cannot import {s.key_id} ({s.target}): {s.reason}") for s in skipped]

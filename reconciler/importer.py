@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,10 +123,18 @@ def plan_imports(
     identity_tag: str,
     taken: set[str],
     today: str,
+    adopted: Mapping[tuple[str, str], str] | None = None,
 ) -> tuple[list[ImportedKey], list[Skipped]]:
+    """Specs for the importable candidates; ``adopted``: (target, key ID) -> the spec
+    that already adopts that key (it is not imported twice)."""
     imported, skipped = [], []
     for target, key in candidates:
-        reason = importable(key, identity_tag)
+        already = (adopted or {}).get((target.name, key.key_id))
+        reason = (
+            f"the spec '{already}' already adopts it (apply to finish the adoption)"
+            if already
+            else importable(key, identity_tag)
+        )
         if reason is not None:
             skipped.append(Skipped(key.key_id, target.name, reason))
             continue

@@ -85,10 +85,16 @@ def make_plan(
 
     declared_aliases = {alias: dk.name for dk in desired.keys for alias in dk.state.aliases}
     matched: dict[str, ObservedKey] = {}
+    claimed: dict[str, str] = {}  # key ID -> the spec that matched it
     for dk in desired.keys:
         found = _match(b, dk, managed, by_id)
-        if found is not None:
-            matched[dk.name] = found
+        if found is None:
+            continue
+        other = claimed.setdefault(found.key_id, dk.name)
+        if other != dk.name:
+            b.problem(dk, f"key {found.key_id} is already adopted by the spec '{other}'", "adopt")
+            continue
+        matched[dk.name] = found
 
     key_plans: list[KeyPlan] = []
     for dk in desired.keys:
@@ -526,9 +532,7 @@ def _plan_alias(
     ours = holder_name is not None
     if not ours and not dk.allow_alias_takeover:
         if b.options.report_only:
-            return FieldChange(
-                "aliases", None, alias, reason=f"points at unmanaged key {current}"
-            )
+            return FieldChange("aliases", None, alias, reason=f"points at unmanaged key {current}")
         b.problem(
             dk,
             f"{alias} already points at key {current}, which this inventory does not manage; "

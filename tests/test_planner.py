@@ -499,3 +499,15 @@ def test_planner_is_deterministic() -> None:
     )
     assert make() == make()
     assert ROOT_POLICY["Statement"]  # the factory's policy is not mutated by planning
+
+
+def test_two_specs_adopting_one_key_is_an_error() -> None:
+    ok = observed_key(None, "cafe-0001", aliases=frozenset())
+    with pytest.raises(PlanError, match="already adopted by the spec 'one'"):
+        make_plan(
+            desired(
+                desired_key("one", adopt="cafe-0001", aliases=frozenset()),
+                desired_key("two", adopt="cafe-0001", aliases=frozenset()),
+            ),
+            observed(ok),
+        )
