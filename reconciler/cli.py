@@ -294,10 +294,15 @@ def targets(run: Run, fmt: str) -> int:
 
 
 def _observe(
-    run: Run, desired: DesiredTarget, conn: Connection, *, describe_unmanaged: bool = False
+    run: Run,
+    desired: DesiredTarget,
+    conn: Connection,
+    *,
+    describe_unmanaged: bool = False,
+    wanted: tuple[str, ...] = (),
 ) -> ObservedTarget:
     started = time.monotonic()
-    wanted = tuple(dk.adopt for dk in desired.keys if dk.adopt)
+    wanted = wanted + tuple(dk.adopt for dk in desired.keys if dk.adopt)
     observed = observe_target(
         conn.kms,
         desired.target,
@@ -617,9 +622,11 @@ def _load_saved_plan(run: Run, plan_file: Path) -> tuple[Plan, dict[str, Connect
     for tp in the_plan.targets:
         conn = connect(tp.target, run.aws)
         connections[tp.target.name] = conn
+        # the keys the plan works on: managed ones, and those it adopts (read in full)
+        ids = [k.key_id for k in tp.keys if k.key_id]
         desired = DesiredTarget(tp.target, (), the_plan.identity_tag)
-        observed = _observe(run, desired, conn)
-        now = fingerprint(observed, the_plan.identity_tag)
+        observed = _observe(run, desired, conn, wanted=tuple(ids))
+        now = fingerprint(observed, the_plan.identity_tag, ids)
         if now != tp.fingerprint:
             raise StalePlanError(
                 f"the saved plan {plan_file} is stale: KMS in target '{tp.target.name}' changed "

@@ -124,7 +124,7 @@ def make_plan(
         target=desired.target,
         keys=tuple(key_plans),
         operations=tuple(op for _, op in ordered),
-        fingerprint=fingerprint(observed, identity),
+        fingerprint=fingerprint(observed, identity, (ok.key_id for ok in matched.values())),
         orphans=tuple(orphans),
         warnings=tuple(b.warnings),
         caller_arn=observed.caller_arn,

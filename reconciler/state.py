@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -168,15 +168,17 @@ class ObservedTarget:
         return {key.key_id: key for key in self.keys}
 
 
-def fingerprint(observed: ObservedTarget, identity_tag: str) -> str:
-    """A digest of the observed state a plan depends on: managed keys and every alias.
+def fingerprint(observed: ObservedTarget, identity_tag: str, also: Iterable[str] = ()) -> str:
+    """A digest of the observed state a plan depends on: managed keys, the keys in ``also``
+    (those the plan adopts), and every alias.
 
     A saved plan carries it; apply observes again and refuses the plan when it differs.
     """
     partition = observed.target.partition
+    extra = set(also)
     managed = []
     for key in sorted(observed.keys, key=lambda k: k.key_id):
-        if identity_tag not in key.tags:
+        if identity_tag not in key.tags and key.key_id not in extra:
             continue
         state = key.as_state(identity_tag)
         managed.append(

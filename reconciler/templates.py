@@ -82,7 +82,8 @@ class BoundedSandbox(SandboxedEnvironment):
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         if _too_big(*args, *kwargs.values()):
-            raise SecurityError(f"a number above {MAX_SIZE} passed to {__obj!r}")
+            name = getattr(__obj, "__name__", type(__obj).__name__).removeprefix("safe_")
+            raise SecurityError(f"a number above {MAX_SIZE} passed to {name}")
         return super().call(__context, __obj, *args, **kwargs)
 
 
