@@ -1,4 +1,4 @@
-"""Benchmark: how long plan and apply take, and how many KMS calls they make.
+"""Benchmark: how long plan, apply and drift take, and how many KMS calls they make.
 
 Runs the real CLI as a subprocess against moto_server on 127.0.0.1 (never AWS):
 
@@ -6,7 +6,7 @@ Runs the real CLI as a subprocess against moto_server on 127.0.0.1 (never AWS):
    targets' role_arn via STS AssumeRole, which moto maps to the role's account);
 2. an inventory of N keys (default 200) in one target, plus N unmanaged keys.
 
-For each: apply from empty, then a no-change plan, timed end to end (wall clock of the
+For each: apply from empty, a no-change plan, then drift, timed end to end (wall clock of the
 command, Python start-up included) with the KMS calls the tool reports on stderr.
 
     python benchmarks/bench_plan.py [--keys 200]
@@ -20,6 +20,7 @@ that for the emulator, so apply times here are not what real KMS allows.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -71,7 +72,7 @@ def calls(stderr: str) -> int:
 
 
 def applied_calls(stdout: str) -> int:
-    match = re.search(r"\((\d+) KMS calls\)", stdout)
+    match = re.search(r"Apply complete: .*\((\d+) KMS calls\)", stdout)
     return int(match.group(1)) if match else 0
 
 
@@ -81,11 +82,18 @@ def scenario(name: str, folder: Path, env: dict[str, str]) -> None:
     writes = applied_calls(out)
     t_plan, rc, out, err = run(["plan", "--detailed-exitcode", "-v"], folder, env)
     assert rc == 0 and "No changes." in out, f"plan not converged ({rc}): {err}\n{out[-2000:]}"
+    t_drift, rc_drift, out_drift, err_drift = run(["drift", "--format", "json"], folder, env)
+    assert rc_drift in (0, 2), f"drift failed ({rc_drift}): {err_drift}"
+    findings = json.loads(out_drift)["summary"]
     print(f"{name}:")
     print(f"  apply from empty: {t_apply:6.2f} s, {writes} write calls")
     print(f"  no-change plan:   {t_plan:6.2f} s, {calls(err)} KMS read calls")
     for line in err.strip().splitlines():
         print(f"    {line}")
+    print(
+        f"  drift:            {t_drift:6.2f} s, {findings['read_calls']} KMS read calls, "
+        f"{findings['findings']} finding(s), exit {rc_drift}"
+    )
 
 
 def main() -> None:
