@@ -70,11 +70,6 @@ def test_stale_saved_plan_is_refused_and_fresh_one_applies(
     assert kms.describe_key(KeyId=keys["beta"])["KeyMetadata"]["Description"] == "Beta data key"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the saved-plan fingerprint leaves out keys the plan adopts, so a change to "
-    "the adopted key after 'plan --out' is not refused as stale",
-)
 def test_saved_adoption_plan_is_stale_when_the_adopted_key_changed(
     inventory: Inventory, run_cli: RunCli, kms: Any, server: MotoServer
 ) -> None:
