@@ -1,0 +1,122 @@
+"""The command line in-process, against the embedded sandbox (moto, state in tmp_path)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from reconciler import applier
+from reconciler.cli import main
+from reconciler.plan import OpKind
+from tests.fakes import client_error
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KMS_RECONCILER_SANDBOX_DIR", str(tmp_path / ".kms-sandbox"))
+    shutil.copytree(REPO / "keyspecs", tmp_path / "keyspecs")
+    yield tmp_path
+
+
+def cli(*args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(main, [*args, "--no-color"], input=input)
+
+
+def test_validate_and_targets_on_the_bundled_inventory(workdir: Path) -> None:
+    result = cli("validate")
+    assert result.exit_code == 0 and "valid" in result.output
+    result = cli("targets", "--format", "github-matrix")
+    matrix = json.loads(result.stdout)
+    assert [row["target"] for row in matrix["include"]] == ["production", "staging"]
+    assert matrix["include"][0]["account_id"] == "111122223333"
+    result = cli("targets", "--format", "json", "--region", "eu-west-1")
+    assert [t["target"] for t in json.loads(result.stdout)["targets"]] == ["staging"]
+
+
+def test_render_shows_desired_state_offline(workdir: Path) -> None:
+    result = cli("render", "--key", "app-data", "--target", "staging", "--format", "json")
+    assert result.exit_code == 0, result.output
+    (key,) = json.loads(result.stdout)["keys"]
+    assert key["name"] == "app-data" and key["account_id"] == "444455556666"
+    assert key["rotation"] == {"enabled": True, "period_days": 180}
+    assert key["policy"]["Statement"]
+    result = cli("render", "--key", "nope")
+    assert result.exit_code == 1 and "no key named 'nope'" in result.output
+
+
+def test_unknown_target_is_an_input_error(workdir: Path) -> None:
+    result = cli("plan", "--sandbox", "--target", "qa")
+    assert result.exit_code == 1
+    assert "unknown target 'qa' (the inventory has: production, staging)" in result.output
+
+
+def test_apply_failure_reports_done_failed_not_run_and_rerun_converges(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> None:
+        raise client_error("LimitExceededException", "CreateAlias", "too many aliases")
+
+    with monkeypatch.context() as patch:
+        patch.setitem(applier.HANDLERS, OpKind.CREATE_ALIAS, broken)
+        result = cli("apply", "--sandbox", "--auto-approve", "--target", "production")
+    assert result.exit_code == 1
+    err = result.stderr
+    assert "apply failed in target 'production'" in err
+    assert "LimitExceededException: too many aliases" in err
+    assert "done (13): " in err  # 7 CreateKey + 6 EnableKeyRotation
+    assert "failed (" in err and "not run (" in err
+    assert "run apply again" in err
+
+    result = cli("apply", "--sandbox", "--auto-approve", "--target", "production")
+    assert result.exit_code == 0, result.output
+    assert "0 created" in result.output  # the keys of the failed run were found again
+    result = cli("plan", "--sandbox", "--detailed-exitcode", "--target", "production")
+    assert result.exit_code == 0 and "No changes." in result.output
+
+
+def test_apply_needs_a_terminal_or_auto_approve(workdir: Path) -> None:
+    result = cli("apply", "--sandbox", "--target", "staging", input="yes\n")
+    assert result.exit_code == 1
+    assert "needs --auto-approve" in result.stderr
+    result = cli("plan", "--sandbox", "--target", "staging", "--detailed-exitcode")
+    assert result.exit_code == 2  # nothing was applied
+
+
+def test_destructive_changes_are_refused_before_any_write(workdir: Path) -> None:
+    assert cli("apply", "--sandbox", "--auto-approve", "--target", "staging").exit_code == 0
+    spec = workdir / "keyspecs/app.yaml"
+    spec.write_text(spec.read_text().replace("aliases: [alias/app-data-key]", "aliases: []"))
+    result = cli("apply", "--sandbox", "--auto-approve", "--target", "staging")
+    assert result.exit_code == 1
+    assert "refusing to apply 1 destructive operation(s)" in result.stderr
+    assert "DeleteAlias on app-data" in result.stderr
+    result = cli("apply", "--sandbox", "--auto-approve", "--allow-destroy", "--target", "staging")
+    assert result.exit_code == 0, result.output
+    assert cli("plan", "--sandbox", "--detailed-exitcode", "--target", "staging").exit_code == 0
+
+
+def test_drift_reports_and_formats(workdir: Path, tmp_path: Path) -> None:
+    assert cli("apply", "--sandbox", "--auto-approve").exit_code == 0
+    result = cli(
+        "drift",
+        "--sandbox",
+        "--report",
+        f"sarif={tmp_path / 'd.sarif'}",
+        "--report",
+        f"markdown={tmp_path / 'd.md'}",
+    )
+    assert result.exit_code == 0, result.output
+    assert "No drift: 2 target(s) match the inventory" in result.stdout
+    assert json.loads((tmp_path / "d.sarif").read_text())["version"] == "2.1.0"
+    assert (tmp_path / "d.md").read_text().startswith("## KMS drift report")
+    result = cli("drift", "--sandbox", "--report", "pdf=x.pdf")
+    assert result.exit_code == 1 and "FORMAT=FILE" in result.stderr
