@@ -275,3 +275,15 @@ def test_sarif_is_valid_against_the_sarif_2_1_0_schema() -> None:
     assert located["unmanaged-key"] == "keyspecs/inventory.yaml"
     rules = document["runs"][0]["tool"]["driver"]["rules"]
     assert all("security-severity" in r["properties"] for r in rules)
+
+
+def test_markdown_of_a_huge_drift_report_fits_a_github_issue() -> None:
+    strangers = [
+        observed_key(None, f"{i:08d}-0000", description="x" * 80, aliases=frozenset())
+        for i in range(3000)
+    ]
+    drifted = observed_key("app", policy=policy_with(PUBLIC))
+    report = DriftReport((detect(desired(desired_key("app")), observed(drifted, *strangers)),))
+    text = fmt.drift_markdown(report)
+    assert len(text) <= 60_000 and "left out to fit" in text
+    assert "3001 finding(s)" in text and text.count("```") % 2 == 0

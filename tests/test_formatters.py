@@ -141,3 +141,15 @@ def test_colour_is_applied_only_through_the_style_function() -> None:
     text = formatters.plan_text(mixed_plan(), style)
     assert "<green>" in text and "<red>" in text and "<yellow>" in text
     assert "\x1b[" not in formatters.plan_text(mixed_plan())
+
+
+def test_markdown_of_a_huge_plan_is_shortened_to_fit_a_github_comment() -> None:
+    keys = [desired_key(f"key-{i:04d}", description=f"key number {i}") for i in range(1500)]
+    plan = Plan(targets=(make_plan(desired(*keys), observed()),))
+    full = formatters.plan_text(plan)
+    assert len(full) > 200_000
+    text = formatters.plan_markdown(plan)
+    assert len(text) <= formatters.plan.MARKDOWN_LIMIT
+    assert "left out to fit" in text
+    assert "Plan: 1500 to create, 0 to update, 0 to delete." in text
+    assert text.count("```") % 2 == 0

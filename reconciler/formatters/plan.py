@@ -199,8 +199,40 @@ def plan_json(plan: Plan) -> str:
     return json.dumps(to_dict(plan), indent=2, default=str) + "\n"
 
 
+# GitHub refuses comments and issue bodies over 65,536 characters; stay well below.
+MARKDOWN_LIMIT = 60_000
+
+
+def fit_blocks(render: Callable[[int | None], str], limit: int = MARKDOWN_LIMIT) -> str:
+    """``render(max_lines)`` made to fit in ``limit`` characters by shortening its blocks.
+
+    ``render(None)`` is the full text; a smaller ``max_lines`` cuts each block to that many
+    lines and says how many were left out.
+    """
+    text = render(None)
+    max_lines = 400
+    while len(text) > limit and max_lines >= 1:
+        text = render(max_lines)
+        max_lines //= 2
+    return text
+
+
+def cut(lines: list[str], max_lines: int | None, what: str) -> list[str]:
+    if max_lines is None or len(lines) <= max_lines:
+        return lines
+    left = len(lines) - max_lines
+    kept = lines[:max_lines]
+    if sum(1 for line in kept if line.startswith("```")) % 2:
+        kept.append("```")  # never leave a code block open
+    return [*kept, f"... {left} more line(s) left out to fit; {what}"]
+
+
 def plan_markdown(plan: Plan) -> str:
     """A pull-request comment: a summary table, then each target's plan as a diff block."""
+    return fit_blocks(lambda max_lines: _plan_markdown(plan, max_lines))
+
+
+def _plan_markdown(plan: Plan, max_lines: int | None) -> str:
     lines = ["## kms-reconciler plan", "", f"**{summary_line(plan)}**", ""]
     lines.append("| target | account | region | create | update | delete | unchanged | orphaned |")
     lines.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
@@ -218,12 +250,17 @@ def plan_markdown(plan: Plan) -> str:
             f":warning: **{len(destructive)} destructive operation(s)**: apply needs "
             "`--allow-destroy`.",
         ]
-        lines += [f"- `{op.kind.value}` on `{op.key}`: {op.summary}" for op in destructive]
+        lines += cut(
+            [f"- `{op.kind.value}` on `{op.key}`: {op.summary}" for op in destructive],
+            max_lines,
+            "the full list is in the plan artifact",
+        )
     for tp in plan.targets:
         lines += ["", f"### {tp.target.name}", ""]
         body = _target_lines(tp, no_style)[1:]
         while body and not body[0].strip():
             body.pop(0)
+        body = cut(body, max_lines, "run `kms-reconciler plan` or see the plan artifact")
         lines += ["```diff", *(_diff_line(line) for line in body), "```"]
     return "\n".join(lines) + "\n"
 
