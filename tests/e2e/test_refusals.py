@@ -46,8 +46,8 @@ def closed_port() -> int:
 
 @pytest.mark.parametrize(
     "args",
-    [("validate",), ("apply", "--auto-approve")],
-    ids=["validate", "apply"],
+    [("validate",), ("plan", "--detailed-exitcode"), ("apply", "--auto-approve")],
+    ids=["validate", "plan", "apply"],
 )
 def test_invalid_inventory_fails_before_any_call(
     args: tuple[str, ...],
@@ -211,11 +211,12 @@ def test_duplicate_identity_tags_are_an_error(
     inventory.write([ALPHA, BETA])
     before = kms_snapshot(kms)
 
-    result = run_cli("apply", "--auto-approve")
-    assert result.returncode == 1, result
-    assert f"2 keys carry the identity tag {IDENTITY_TAG}=alpha" in result.stderr, result
-    for key_id in twins:
-        assert key_id in result.stderr, result
+    for args in (("plan", "--detailed-exitcode"), ("apply", "--auto-approve")):
+        result = run_cli(*args)
+        assert result.returncode == 1, result
+        assert f"2 keys carry the identity tag {IDENTITY_TAG}=alpha" in result.stderr, result
+        for key_id in twins:
+            assert key_id in result.stderr, result
     assert kms_snapshot(kms) == before, "nothing is applied, not even beta"
 
 
