@@ -8,8 +8,10 @@ Every test gets:
   environment that reaches only that server (``AWS_ENDPOINT_URL`` covers KMS and STS);
 - ``kms``: a boto3 KMS client on the same server, for out-of-band changes and asserts;
 - ``inventory``: writes ``keyspecs/`` (inventory.yaml, key files, policy templates);
-- ``requests_seen``: every request the server answered during the test (to prove that
-  a command made no call, or no write call).
+- ``server.requests`` / ``server.kms_operations()``: every request the server answered
+  during the test (to prove that a command made no call, or no write call);
+- ``converge()``: the precondition "alpha and beta applied", via the same CLI run
+  in-process (``run_cli_in_process``), which skips a subprocess's ~1 s start-up.
 
 moto differs from real KMS in ways that matter here (see /work/shared/moto-kms-notes.md).
 Two are patched in-process, for the duration of each e2e test only (the server runs in a
