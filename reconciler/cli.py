@@ -25,7 +25,7 @@ from reconciler import __version__, formatters
 from reconciler.applier import ApplyResult, OpEvent, apply_target, describe_call
 from reconciler.aws import AwsOptions, Connection, connect, sandbox_session
 from reconciler.desired import build_desired, select_targets
-from reconciler.drift import DriftReport, Severity, TargetDrift, detect, is_ignored
+from reconciler.drift import DriftReport, TargetDrift, detect, is_ignored
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_OK,
@@ -36,6 +36,7 @@ from reconciler.errors import (
     ReconcilerError,
     StalePlanError,
 )
+from reconciler.findings import Severity
 from reconciler.formatters import drift as drift_formats
 from reconciler.formatters.drift import DRIFT_FORMATS
 from reconciler.importer import plan_imports
@@ -419,7 +420,7 @@ def _parse_reports(values: tuple[str, ...]) -> list[tuple[str, Path]]:
 )
 @click.option(
     "--fail-on",
-    type=click.Choice([s.label for s in Severity]),
+    type=click.Choice([s.label for s in Severity if s >= Severity.LOW]),
     default="low",
     show_default=True,
     help="Exit 2 only for findings of at least this severity.",

@@ -11,39 +11,14 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any
 
+from reconciler.findings import Rule, Severity
 from reconciler.plan import Action, FieldChange, KeyPlan
 from reconciler.planner import PlanOptions, make_plan
 from reconciler.policy import AccessChange, StatementChange, access_changes
 from reconciler.spec import IgnoreRule
 from reconciler.state import DesiredTarget, ObservedKey, ObservedTarget, TargetInfo
-
-
-class Severity(IntEnum):
-    LOW = 1
-    MEDIUM = 2
-    HIGH = 3
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        return cls[text.upper()]
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A kind of finding: its ID, severity, title and why it matters (SARIF rule metadata)."""
-
-    id: str
-    severity: Severity
-    title: str
-    rationale: str
-
 
 RULES: Mapping[str, Rule] = {
     r.id: r

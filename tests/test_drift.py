@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.drift import RULES, DriftReport, Severity, detect
+from reconciler.drift import RULES, DriftReport, detect
+from reconciler.findings import Severity
 from reconciler.formatters import drift as fmt
 from reconciler.spec import IgnoreRule
 from tests.factories import (

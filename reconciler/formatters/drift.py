@@ -7,7 +7,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler.drift import RULES, DriftReport, Finding, Severity, TargetDrift
+from reconciler.drift import RULES, DriftReport, Finding, TargetDrift
+from reconciler.findings import Severity
 from reconciler.formatters.plan import Style, cut, fit_blocks, no_style
 from reconciler.formatters.sarif import SarifResult, SarifRule, sarif_document
 
@@ -16,7 +17,8 @@ _COLOUR = {Severity.HIGH: "red", Severity.MEDIUM: "yellow", Severity.LOW: "cyan"
 
 def counts(findings: list[Finding]) -> str:
     by = Counter(f.severity for f in findings)
-    return ", ".join(f"{by[s]} {s.label}" for s in sorted(Severity, reverse=True))
+    shown = [s for s in sorted(Severity, reverse=True) if s >= Severity.LOW or by[s]]
+    return ", ".join(f"{by[s]} {s.label}" for s in shown if s <= Severity.HIGH or by[s])
 
 
 def summary_line(report: DriftReport) -> str:
