@@ -7,7 +7,9 @@ request quotas). ``../shared/kms-quotas.md`` lists the quotas this file encodes.
 
 from __future__ import annotations
 
+import json
 import re
+from importlib.resources import files
 from typing import Final
 
 SYMMETRIC_DEFAULT: Final = "SYMMETRIC_DEFAULT"
@@ -91,65 +93,130 @@ KEY_NAME: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,126}[a-z0-9])?$")
 DEFAULT_IDENTITY_TAG: Final = "kms-reconciler:name"
 PROTECTION_TAG_SUFFIX: Final = ":deletion-protection"
 
-# Every KMS permission (the "kms:" actions of the Service Authorization Reference).
-KMS_ACTIONS: Final = (
-    "CancelKeyDeletion",
-    "ConnectCustomKeyStore",
-    "CreateAlias",
-    "CreateCustomKeyStore",
-    "CreateGrant",
-    "CreateKey",
-    "Decrypt",
-    "DeleteAlias",
-    "DeleteCustomKeyStore",
-    "DeleteImportedKeyMaterial",
-    "DeriveSharedSecret",
-    "DescribeCustomKeyStores",
-    "DescribeKey",
-    "DisableKey",
-    "DisableKeyRotation",
-    "DisconnectCustomKeyStore",
-    "EnableKey",
-    "EnableKeyRotation",
-    "Encrypt",
-    "GenerateDataKey",
-    "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext",
-    "GenerateDataKeyWithoutPlaintext",
-    "GenerateMac",
-    "GenerateRandom",
-    "GetKeyLastUsage",
-    "GetKeyPolicy",
-    "GetKeyRotationStatus",
-    "GetParametersForImport",
-    "GetPublicKey",
-    "ImportKeyMaterial",
-    "ListAliases",
-    "ListGrants",
-    "ListKeyPolicies",
-    "ListKeyRotations",
-    "ListKeys",
-    "ListResourceTags",
-    "ListRetirableGrants",
-    "PutKeyPolicy",
-    "ReEncryptFrom",
-    "ReEncryptTo",
-    "ReplicateKey",
-    "RetireGrant",
-    "RevokeGrant",
-    "RotateKeyOnDemand",
-    "ScheduleKeyDeletion",
-    "Sign",
-    "SynchronizeMultiRegionKey",
-    "TagResource",
-    "UntagResource",
-    "UpdateAlias",
-    "UpdateCustomKeyStore",
-    "UpdateKeyDescription",
-    "UpdatePrimaryRegion",
-    "Verify",
-    "VerifyMac",
+# Every KMS permission ("kms:" actions), shipped as data: scripts/refresh_kms_actions.py
+# regenerates it from botocore's KMS model. Wildcards such as "kms:Get*" expand against it.
+KMS_ACTIONS: Final[tuple[str, ...]] = tuple(
+    json.loads(files("reconciler").joinpath("data/kms_actions.json").read_text("utf-8"))["actions"]
 )
+
+# Condition keys KMS defines (kms:EncryptionContext:<key> and the attestation keys take a
+# suffix) and the AWS global condition keys (some take a /<tag-key> suffix).
+KMS_CONDITION_KEYS: Final = frozenset(
+    k.lower()
+    for k in (
+        "kms:BypassPolicyLockoutSafetyCheck",
+        "kms:CallerAccount",
+        "kms:CustomerMasterKeySpec",
+        "kms:CustomerMasterKeyUsage",
+        "kms:DataKeyPairSpec",
+        "kms:EncryptionAlgorithm",
+        "kms:EncryptionContextKeys",
+        "kms:ExpirationModel",
+        "kms:GrantConstraintType",
+        "kms:GrantIsForAWSResource",
+        "kms:GrantOperations",
+        "kms:GranteePrincipal",
+        "kms:KeyAgreementAlgorithm",
+        "kms:KeyOrigin",
+        "kms:KeySpec",
+        "kms:KeyUsage",
+        "kms:MacAlgorithm",
+        "kms:MessageType",
+        "kms:MultiRegion",
+        "kms:MultiRegionKeyType",
+        "kms:PrimaryRegion",
+        "kms:ReEncryptOnSameKey",
+        "kms:ReplicaRegion",
+        "kms:RequestAlias",
+        "kms:ResourceAliases",
+        "kms:RetiringPrincipal",
+        "kms:RotationPeriodInDays",
+        "kms:ScheduleKeyDeletionPendingWindowInDays",
+        "kms:SigningAlgorithm",
+        "kms:ValidTo",
+        "kms:ViaService",
+        "kms:WrappingAlgorithm",
+        "kms:WrappingKeySpec",
+    )
+)
+KMS_CONDITION_KEY_PREFIXES: Final = ("kms:encryptioncontext:", "kms:recipientattestation:")
+GLOBAL_CONDITION_KEYS: Final = frozenset(
+    k.lower()
+    for k in (
+        "aws:CalledVia",
+        "aws:CalledViaFirst",
+        "aws:CalledViaLast",
+        "aws:CurrentTime",
+        "aws:EpochTime",
+        "aws:FederatedProvider",
+        "aws:MultiFactorAuthAge",
+        "aws:MultiFactorAuthPresent",
+        "aws:PrincipalAccount",
+        "aws:PrincipalArn",
+        "aws:PrincipalIsAWSService",
+        "aws:PrincipalOrgID",
+        "aws:PrincipalOrgPaths",
+        "aws:PrincipalServiceName",
+        "aws:PrincipalServiceNamesList",
+        "aws:PrincipalType",
+        "aws:Referer",
+        "aws:RequestedRegion",
+        "aws:ResourceAccount",
+        "aws:ResourceOrgID",
+        "aws:ResourceOrgPaths",
+        "aws:SecureTransport",
+        "aws:SourceAccount",
+        "aws:SourceArn",
+        "aws:SourceIdentity",
+        "aws:SourceIp",
+        "aws:SourceOrgID",
+        "aws:SourceOrgPaths",
+        "aws:SourceVpc",
+        "aws:SourceVpcArn",
+        "aws:SourceVpce",
+        "aws:TagKeys",
+        "aws:TokenIssueTime",
+        "aws:UserAgent",
+        "aws:userid",
+        "aws:username",
+        "aws:ViaAWSService",
+        "aws:VpcSourceIp",
+        "aws:VpceAccount",
+        "aws:VpceOrgID",
+        "aws:VpceOrgPaths",
+        "aws:Ec2InstanceSourceVpc",
+        "aws:Ec2InstanceSourcePrivateIPv4",
+    )
+)
+GLOBAL_CONDITION_KEY_PREFIXES: Final = ("aws:principaltag/", "aws:requesttag/", "aws:resourcetag/")
+# Condition keys with one value per request: set operators (ForAnyValue / ForAllValues)
+# on them are a mistake.
+MULTI_VALUED_CONDITION_KEYS: Final = frozenset(
+    k.lower()
+    for k in (
+        "aws:CalledVia",
+        "aws:PrincipalOrgPaths",
+        "aws:PrincipalServiceNamesList",
+        "aws:ResourceOrgPaths",
+        "aws:SourceOrgPaths",
+        "aws:TagKeys",
+        "aws:VpceOrgPaths",
+        "kms:EncryptionContextKeys",
+        "kms:GrantOperations",
+        "kms:ResourceAliases",
+    )
+)
+
+
+def known_condition_key(key: str) -> bool:
+    k = key.lower()
+    return (
+        k in KMS_CONDITION_KEYS
+        or k in GLOBAL_CONDITION_KEYS
+        or k.startswith(KMS_CONDITION_KEY_PREFIXES)
+        or k.startswith(GLOBAL_CONDITION_KEY_PREFIXES)
+    )
+
 
 # Default request quotas (requests per second, per account and Region). Adjustable per
 # account, so the inventory may override them (`request_quotas:` in inventory.yaml).
