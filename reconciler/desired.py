@@ -16,7 +16,7 @@ from reconciler.errors import InputError, Problem
 from reconciler.loader import Inventory, LoadedKey, dotted, targets_of
 from reconciler.policy import validate_policy
 from reconciler.spec import KeyDefaults, PolicySource, Target, check_tag_count
-from reconciler.state import DesiredKey, DesiredTarget, KeyState, SourceRef, TargetInfo
+from reconciler.state import DesiredKey, DesiredTarget, KeyState, SourceRef, TargetInfo, Waiver
 from reconciler.templates import PolicyRenderer, TemplateError
 
 
@@ -80,6 +80,7 @@ def build_desired(
 ) -> list[DesiredTarget]:
     """Desired state for each target. Raises one InputError with every problem found."""
     renderer = renderer or PolicyRenderer(inventory.policies_dir)
+    all_targets = inventory.settings.targets
     problems: list[Problem] = []
     out = []
     for target in targets:
@@ -98,6 +99,10 @@ def build_desired(
                 keys=tuple(keys),
                 identity_tag=inventory.settings.identity_tag,
                 admin_principals=tuple(inventory.settings.admin_principals),
+                trusted_accounts=frozenset(
+                    [*inventory.settings.trusted_accounts, *(t.account_id for t in all_targets)]
+                ),
+                organization_ids=frozenset(inventory.settings.organization_ids),
                 default_deletion_window_days=_first(
                     target.defaults.deletion_window_days,
                     inventory.settings.defaults.deletion_window_days,
@@ -311,4 +316,5 @@ def _desired_key(
         adopt=spec.adopt,
         allow_alias_takeover=spec.allow_alias_takeover,
         bypass_policy_lockout_safety_check=spec.bypass_policy_lockout_safety_check,
+        waivers=tuple(Waiver(w.rule, w.reason, w.owner, w.expires) for w in spec.waivers),
     )

@@ -11,6 +11,7 @@ the loader moves that prefix into the field path.
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
@@ -203,6 +204,33 @@ class KeyDefaults(Model):
     policy: PolicySource | None = None
 
 
+def _check_org(value: str) -> str:
+    if not re.fullmatch(r"o-[a-z0-9]{10,32}", value):
+        raise ValueError(f"'{value}' is not an AWS Organizations ID (like o-a1b2c3d4e5)")
+    return value
+
+
+class Waiver(Model):
+    """An accepted review finding: which rule, why, who owns it, until when."""
+
+    rule: Annotated[str, AfterValidator(lambda v: _check_rule_id(v))]
+    reason: Annotated[str, AfterValidator(lambda v: _non_empty(v, "reason"))]
+    owner: Annotated[str, AfterValidator(lambda v: _non_empty(v, "owner"))]
+    expires: date
+
+
+def _check_rule_id(value: str) -> str:
+    if not re.fullmatch(r"KMS\d{3}", value):
+        raise ValueError(f"'{value}' is not a review rule ID (like KMS001)")
+    return value
+
+
+def _non_empty(value: str, what: str) -> str:
+    if not value.strip():
+        raise ValueError(f"a waiver needs a {what}")
+    return value
+
+
 class KeySpec(Model):
     """One logical key: `keys[i]` of a key file."""
 
@@ -222,6 +250,7 @@ class KeySpec(Model):
     policy: PolicySource | None = None
     adopt: str | None = None
     inherit_defaults: bool = True
+    waivers: list[Waiver] = []
     allow_alias_takeover: bool = False
     bypass_policy_lockout_safety_check: bool = False
 
@@ -315,6 +344,10 @@ class Settings(Model):
     defaults: KeyDefaults = KeyDefaults()
     ignore: list[IgnoreRule] = []
     admin_principals: list[str] = []
+    # Accounts (besides the targets') and AWS Organizations whose principals the review
+    # treats as inside: granting them decrypt or permission management is not "outside".
+    trusted_accounts: list[AccountId] = []
+    organization_ids: list[Annotated[str, AfterValidator(lambda v: _check_org(v))]] = []
     request_quotas: dict[str, float] = {}
 
     @model_validator(mode="after")

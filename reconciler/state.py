@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from reconciler import catalog
@@ -66,6 +66,16 @@ class SourceRef:
 
 
 @dataclass(frozen=True)
+class Waiver:
+    """A review finding accepted for a key: rule ID, why, who owns it, until when."""
+
+    rule: str
+    reason: str
+    owner: str
+    expires: date
+
+
+@dataclass(frozen=True)
 class DesiredKey:
     state: KeyState
     deletion_window_days: int
@@ -74,6 +84,7 @@ class DesiredKey:
     adopt: str | None = None
     allow_alias_takeover: bool = False
     bypass_policy_lockout_safety_check: bool = False
+    waivers: tuple[Waiver, ...] = ()
 
     @property
     def name(self) -> str:
@@ -87,6 +98,8 @@ class DesiredTarget:
     identity_tag: str
     admin_principals: tuple[str, ...] = ()
     default_deletion_window_days: int = catalog.DELETION_WINDOW_DEFAULT
+    trusted_accounts: frozenset[str] = frozenset()
+    organization_ids: frozenset[str] = frozenset()
 
     @property
     def protection_tag(self) -> str:
