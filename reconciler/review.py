@@ -1,0 +1,360 @@
+"""Pure: two desired states (a pull request's base and head) -> access changes and findings.
+
+``compare`` pairs every key of every target across the two states and says, per key, which
+fields changed and, for the policy, who gained or lost which actions under which
+conditions (not a text diff). ``review`` runs the rules of ``reconciler.rules`` over the
+pairs, applies the specs' waivers and ranks the findings.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol
+
+from reconciler.findings import Rule, Severity
+from reconciler.policy import (
+    AccessChange,
+    StatementChange,
+    access_changes,
+    canonicalize,
+    diff_statements,
+)
+from reconciler.state import DesiredKey, DesiredTarget, KeyState, TargetInfo, Waiver
+
+# KeyState fields compared for "fields changed" (the policy is compared by access).
+_FIELDS = (
+    "description",
+    "key_spec",
+    "key_usage",
+    "origin",
+    "multi_region",
+    "enabled",
+    "rotation_enabled",
+    "rotation_period_days",
+    "tags",
+    "aliases",
+    "deletion_protection",
+)
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    field: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """One key of one target, as the base and the head of the change declare it."""
+
+    target: TargetInfo
+    name: str
+    base: DesiredKey | None
+    head: DesiredKey | None
+    fields: tuple[FieldDiff, ...] = ()
+    access: tuple[AccessChange, ...] = ()
+    statements: tuple[StatementChange, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        if self.base is None:
+            return "added"
+        if self.head is None:
+            return "removed"
+        if self.fields or self.statements:
+            return "changed"
+        return "unchanged"
+
+    @property
+    def policy_text_changed(self) -> bool:
+        """The JSON sent to KMS differs (maybe only cosmetically)."""
+        return (self.base.policy_text if self.base else None) != (
+            self.head.policy_text if self.head else None
+        )
+
+    @property
+    def policy_changed(self) -> bool:
+        """The policy differs by meaning."""
+        return bool(self.statements)
+
+    @property
+    def current(self) -> DesiredKey:
+        """The head key, or the base key for a removed one."""
+        key = self.head or self.base
+        assert key is not None
+        return key
+
+    @property
+    def template(self) -> str:
+        return self.current.source.policy_origin
+
+
+@dataclass(frozen=True)
+class Context:
+    """What rules know about the inventory besides the key: who is inside, who is admin."""
+
+    account_id: str
+    partition: str
+    trusted_accounts: frozenset[str] = frozenset()
+    organization_ids: frozenset[str] = frozenset()
+    admin_principals: tuple[str, ...] = ()
+
+    def account_of(self, principal: str) -> str | None:
+        """The account of an ``AWS:`` principal string (ARN or ID), else None."""
+        value = principal.removeprefix("AWS:")
+        if value.isdigit() and len(value) == 12:
+            return value
+        parts = value.split(":")
+        if len(parts) >= 5 and parts[0] == "arn" and parts[4].isdigit():
+            return parts[4]
+        return None
+
+    def is_inside(self, principal: str) -> bool:
+        """An AWS principal of the target's or a trusted account. Services are not inside
+        (they act for whoever calls them) and "*" is not inside."""
+        account = self.account_of(principal)
+        return account is not None and (
+            account == self.account_id or account in self.trusted_accounts
+        )
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a rule looks at: one key change, in its context."""
+
+    change: KeyChange
+    context: Context
+
+    @property
+    def head(self) -> DesiredKey | None:
+        return self.change.head
+
+    @property
+    def base(self) -> DesiredKey | None:
+        return self.change.base
+
+    def policy(self, which: str = "head") -> dict[str, Any] | None:
+        """The canonical policy of the head (or "base"), None when that side has no key."""
+        key = self.head if which == "head" else self.base
+        if key is None or key.state.policy is None:
+            return None
+        return canonicalize(key.state.policy, partition=self.context.partition)
+
+    def statements(self, which: str = "head") -> list[dict[str, Any]]:
+        policy = self.policy(which)
+        return list(policy["Statement"]) if policy else []
+
+    def state(self, which: str = "head") -> KeyState | None:
+        key = self.head if which == "head" else self.base
+        return key.state if key else None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A rule's finding about one subject. ``sid`` names the statement it is about (it
+    locates the result at that statement in the template); ``severity`` overrides the
+    rule's default (e.g. critical when the action is Decrypt)."""
+
+    message: str
+    sid: str | None = None
+    details: tuple[str, ...] = ()
+    severity: Severity | None = None
+
+
+class RuleModule(Protocol):
+    """A module of ``reconciler.rules``: one rule, its metadata and its check."""
+
+    RULE: Rule
+
+    def check(self, subject: Subject) -> Iterable[Hit]: ...
+
+
+class BatchRuleModule(Protocol):
+    """A rule that looks at all the changes at once (e.g. one template, many keys)."""
+
+    RULE: Rule
+
+    def check_all(self, subjects: Sequence[Subject]) -> Iterable[tuple[Subject, Hit]]: ...
+
+
+@dataclass(frozen=True)
+class ReviewFinding:
+    rule: Rule
+    severity: Severity
+    message: str
+    target: str
+    key: str | None
+    file: str | None
+    line: int | None
+    details: tuple[str, ...] = ()
+    waiver: Waiver | None = None  # in force: the finding is accepted
+    expired_waiver: Waiver | None = None  # expired: the finding counts again
+
+    @property
+    def waived(self) -> bool:
+        return self.waiver is not None
+
+
+@dataclass(frozen=True)
+class ReviewReport:
+    changes: tuple[KeyChange, ...]
+    findings: tuple[ReviewFinding, ...]
+    base_ref: str = ""
+    head_ref: str = ""
+    format_version: int = 1
+    stats: Mapping[str, Any] = field(default_factory=dict)
+
+    def blocking(self, fail_on: Severity) -> list[ReviewFinding]:
+        return [f for f in self.findings if not f.waived and f.severity >= fail_on]
+
+    @property
+    def changed(self) -> list[KeyChange]:
+        return [c for c in self.changes if c.kind != "unchanged" or c.policy_text_changed]
+
+
+# -- comparing ----------------------------------------------------------------------------
+
+
+def _state_value(state: KeyState, name: str) -> Any:
+    value = getattr(state, name)
+    if isinstance(value, frozenset):
+        return sorted(value)
+    if isinstance(value, Mapping):
+        return dict(sorted(value.items()))
+    return value
+
+
+def compare(base: Sequence[DesiredTarget], head: Sequence[DesiredTarget]) -> list[KeyChange]:
+    """Pair every (target, key) of base and head; unchanged keys are included."""
+    base_by = {dt.target.name: dt for dt in base}
+    head_by = {dt.target.name: dt for dt in head}
+    out: list[KeyChange] = []
+    for target_name in [*head_by, *(n for n in base_by if n not in head_by)]:
+        b_dt, h_dt = base_by.get(target_name), head_by.get(target_name)
+        target = (h_dt or b_dt).target  # type: ignore[union-attr]
+        b_keys = {k.name: k for k in (b_dt.keys if b_dt else ())}
+        h_keys = {k.name: k for k in (h_dt.keys if h_dt else ())}
+        for name in [*h_keys, *(n for n in b_keys if n not in h_keys)]:
+            out.append(_pair(target, name, b_keys.get(name), h_keys.get(name)))
+    return out
+
+
+def _pair(
+    target: TargetInfo, name: str, base: DesiredKey | None, head: DesiredKey | None
+) -> KeyChange:
+    fields: list[FieldDiff] = []
+    if base is not None and head is not None:
+        for f in _FIELDS:
+            before, after = _state_value(base.state, f), _state_value(head.state, f)
+            if before != after:
+                fields.append(FieldDiff(f, before, after))
+    before_policy = base.state.policy if base else None
+    after_policy = head.state.policy if head else None
+    partition = target.partition
+    return KeyChange(
+        target=target,
+        name=name,
+        base=base,
+        head=head,
+        fields=tuple(fields),
+        access=access_changes(before_policy, after_policy, partition=partition),
+        statements=diff_statements(before_policy, after_policy, partition=partition),
+    )
+
+
+def context_for(desired: DesiredTarget) -> Context:
+    return Context(
+        account_id=desired.target.account_id,
+        partition=desired.target.partition,
+        trusted_accounts=desired.trusted_accounts,
+        organization_ids=desired.organization_ids,
+        admin_principals=desired.admin_principals,
+    )
+
+
+def canonical_policy_diff(change: KeyChange) -> str:
+    """A unified diff of the canonical JSON of both policies (empty when equal)."""
+
+    def text(key: DesiredKey | None) -> list[str]:
+        if key is None or key.state.policy is None:
+            return []
+        doc = canonicalize(key.state.policy, partition=change.target.partition)
+        return json.dumps(doc, indent=2, sort_keys=True).splitlines()
+
+    where = f"{change.target.name}/{change.name}"
+    return "\n".join(
+        difflib.unified_diff(
+            text(change.base), text(change.head), f"base {where}", f"head {where}", lineterm=""
+        )
+    )
+
+
+# -- reviewing ----------------------------------------------------------------------------
+
+Locate = Callable[[KeyChange, str | None], tuple[str | None, int | None]]
+
+
+def _default_locate(change: KeyChange, sid: str | None) -> tuple[str | None, int | None]:
+    source = change.current.source
+    return source.file, source.line
+
+
+def review(
+    changes: Sequence[KeyChange],
+    contexts: Mapping[str, Context],
+    rules: Sequence[RuleModule],
+    batch_rules: Sequence[BatchRuleModule] = (),
+    *,
+    today: date,
+    locate: Locate = _default_locate,
+    base_ref: str = "",
+    head_ref: str = "",
+) -> ReviewReport:
+    """Run every rule over every key change; waivers from the head spec apply."""
+    subjects = [Subject(c, contexts[c.target.name]) for c in changes]
+    raw: list[tuple[Subject, Rule, Hit]] = []
+    for subject in subjects:
+        for rule in rules:
+            raw.extend((subject, rule.RULE, hit) for hit in rule.check(subject))
+    for batch in batch_rules:
+        raw.extend((subject, batch.RULE, hit) for subject, hit in batch.check_all(subjects))
+    findings = [_finding(s, rule, hit, today, locate) for s, rule, hit in raw]
+    findings.sort(
+        key=lambda f: (f.waived, -f.severity, f.target, f.key or "", f.rule.id, f.message)
+    )
+    return ReviewReport(tuple(changes), tuple(findings), base_ref, head_ref)
+
+
+def _finding(subject: Subject, rule: Rule, hit: Hit, today: date, locate: Locate) -> ReviewFinding:
+    change = subject.change
+    file, line = locate(change, hit.sid)
+    waiver = expired = None
+    for w in change.head.waivers if change.head else ():
+        if w.rule == rule.id:
+            if w.expires >= today:
+                waiver = w
+            else:
+                expired = w
+    details = hit.details
+    if expired is not None and waiver is None:
+        details = (
+            *details,
+            f"waiver by {expired.owner} expired on {expired.expires}: {expired.reason}",
+        )
+    return ReviewFinding(
+        rule=rule,
+        severity=hit.severity if hit.severity is not None else rule.severity,
+        message=hit.message,
+        target=change.target.name,
+        key=change.name,
+        file=file,
+        line=line,
+        details=details,
+        waiver=waiver,
+        expired_waiver=expired if waiver is None else None,
+    )

@@ -1,0 +1,49 @@
+"""Small helpers the rules share: reading canonical statements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from reconciler.policy import expand_actions
+
+DECRYPT_ACTIONS = frozenset(
+    {
+        "kms:Decrypt",
+        "kms:ReEncryptFrom",
+        "kms:GenerateDataKey",
+        "kms:GenerateDataKeyPair",
+    }
+)
+"""Actions that reveal plaintext (or make data keys whose plaintext the caller gets)."""
+
+PERMISSION_ACTIONS = frozenset({"kms:PutKeyPolicy", "kms:CreateGrant"})
+"""Actions that hand out access to others."""
+
+
+def principals(statement: Mapping[str, Any]) -> Iterator[str]:
+    """``"*"`` or ``"Type:value"`` for each principal of a canonical statement."""
+    value = statement.get("Principal")
+    if value == "*":
+        yield "*"
+    elif isinstance(value, Mapping):
+        for kind, items in sorted(value.items()):
+            for item in items:
+                yield "*" if item == "*" else f"{kind}:{item}"
+
+
+def actions(statement: Mapping[str, Any]) -> frozenset[str]:
+    """The KMS actions an Allow/Deny statement covers (NotAction: all others)."""
+    if "NotAction" in statement:
+        return expand_actions(["kms:*"]) - expand_actions(statement["NotAction"])
+    return expand_actions(statement.get("Action", []))
+
+
+def condition_keys(statement: Mapping[str, Any]) -> set[str]:
+    """Lower-cased condition keys of a canonical statement."""
+    return {k for block in (statement.get("Condition") or {}).values() for k in block}
+
+
+def label(statement: Mapping[str, Any]) -> str:
+    sid = statement.get("Sid")
+    return f'statement "{sid}"' if sid else "a statement without Sid"
