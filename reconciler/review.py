@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Protocol
 
@@ -207,7 +207,7 @@ class ReviewReport:
     base_ref: str = ""
     head_ref: str = ""
     format_version: int = 1
-    stats: Mapping[str, Any] = field(default_factory=dict)
+    rules: Mapping[str, Rule] = field(default_factory=dict)  # every rule that ran
 
     def blocking(self, fail_on: Severity) -> list[ReviewFinding]:
         return [f for f in self.findings if not f.waived and f.severity >= fail_on]
@@ -324,10 +324,81 @@ def review(
     for batch in batch_rules:
         raw.extend((subject, batch.RULE, hit) for subject, hit in batch.check_all(subjects))
     findings = [_finding(s, rule, hit, today, locate) for s, rule, hit in raw]
-    findings.sort(
-        key=lambda f: (f.waived, -f.severity, f.target, f.key or "", f.rule.id, f.message)
+    table = {m.RULE.id: m.RULE for m in rules}
+    table.update((m.RULE.id, m.RULE) for m in batch_rules)
+    return ReviewReport(
+        tuple(changes), _sorted(findings), base_ref, head_ref, rules={**table, **_LIVE}
     )
-    return ReviewReport(tuple(changes), tuple(findings), base_ref, head_ref)
+
+
+def _sorted(findings: Iterable[ReviewFinding]) -> tuple[ReviewFinding, ...]:
+    return tuple(
+        sorted(
+            findings,
+            key=lambda f: (f.waived, -f.severity, f.target, f.key or "", f.rule.id, f.message),
+        )
+    )
+
+
+# -- --live: what merging would overwrite -------------------------------------------------
+
+LIVE_DRIFT_RULE = Rule(
+    id="KMS201",
+    severity=Severity.HIGH,
+    title="Merging overwrites a live policy change",
+    rationale=(
+        "The key's live policy differs from what the base branch declares: someone changed "
+        "it outside the repository. Applying this change would silently undo that."
+    ),
+)
+_LIVE = {LIVE_DRIFT_RULE.id: LIVE_DRIFT_RULE}
+
+
+def live_findings(
+    changes: Sequence[KeyChange],
+    live_policies: Mapping[tuple[str, str], Mapping[str, Any] | None],
+    locate: Locate = _default_locate,
+) -> list[ReviewFinding]:
+    """For keys the change touches: the live policy (by (target, key)) differs from base.
+
+    ``live_policies`` holds the managed keys read from KMS; a key absent from it does not
+    exist yet and has nothing to overwrite.
+    """
+    out = []
+    for change in changes:
+        if change.base is None or change.head is None or change.kind == "unchanged":
+            continue
+        live = live_policies.get((change.target.name, change.name))
+        base_policy = change.base.state.policy
+        if live is None or base_policy is None:
+            continue
+        drift = access_changes(base_policy, live, partition=change.target.partition)
+        if not drift and not diff_statements(base_policy, live, partition=change.target.partition):
+            continue
+        file, line = locate(change, None)
+        details = [
+            f"{a.principal}: live has {', '.join(sorted(a.gained)) or '-'} more, "
+            f"{', '.join(sorted(a.lost)) or '-'} less than the base"
+            for a in drift
+        ]
+        out.append(
+            ReviewFinding(
+                rule=LIVE_DRIFT_RULE,
+                severity=LIVE_DRIFT_RULE.severity,
+                message=f"the live policy of '{change.name}' differs from the base branch; "
+                "merging this change overwrites that out-of-band change",
+                target=change.target.name,
+                key=change.name,
+                file=file,
+                line=line,
+                details=tuple(details) or ("the difference does not change access",),
+            )
+        )
+    return out
+
+
+def with_findings(report: ReviewReport, extra: Iterable[ReviewFinding]) -> ReviewReport:
+    return replace(report, findings=_sorted([*report.findings, *extra]))
 
 
 def _finding(subject: Subject, rule: Rule, hit: Hit, today: date, locate: Locate) -> ReviewFinding:

@@ -1,0 +1,285 @@
+"""Policy reviews as a PR comment (Markdown), JSON, SARIF and text."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from reconciler.findings import Severity
+from reconciler.formatters.plan import cut, fit_blocks
+from reconciler.formatters.sarif import SarifResult, SarifRule, sarif_document
+from reconciler.policy import AccessChange
+from reconciler.review import KeyChange, ReviewFinding, ReviewReport, canonical_policy_diff
+
+MARKER = "<!-- kms-reconciler-review -->"
+_ICON = {
+    Severity.CRITICAL: ":rotating_light:",
+    Severity.HIGH: ":red_circle:",
+    Severity.MEDIUM: ":orange_circle:",
+    Severity.LOW: ":yellow_circle:",
+    Severity.INFO: ":information_source:",
+}
+
+
+def _counts(findings: list[ReviewFinding]) -> str:
+    live = [f for f in findings if not f.waived]
+    by = Counter(f.severity for f in live)
+    parts = [f"{by[s]} {s.label}" for s in sorted(Severity, reverse=True) if by[s]]
+    waived = len(findings) - len(live)
+    if waived:
+        parts.append(f"{waived} waived")
+    return ", ".join(parts) or "none"
+
+
+def verdict(report: ReviewReport, fail_on: Severity) -> str:
+    blocking = report.blocking(fail_on)
+    if blocking:
+        return (
+            f"{len(blocking)} blocking finding(s) at or above {fail_on.label}: "
+            "this change needs a fix or a waiver."
+        )
+    changed = report.changed
+    if not changed:
+        return "No key changes."
+    if not any(c.access for c in changed) and not any(
+        c.kind in ("added", "removed") for c in changed
+    ):
+        return "No change in access."
+    return f"No blocking findings (at or above {fail_on.label})."
+
+
+def _who(change: AccessChange) -> str:
+    return change.principal
+
+
+def _when(change: AccessChange) -> str:
+    return change.conditions or ""
+
+
+def _access_rows(change: KeyChange) -> list[str]:
+    rows = []
+    for ac in change.access:
+        gained = ", ".join(sorted(ac.gained)) or ""
+        lost = ", ".join(sorted(ac.lost)) or ""
+        when = f"`{_when(ac)}`" if _when(ac) else "always"
+        rows.append(f"| `{_who(ac)}` | {gained} | {lost} | {when} |")
+    return rows
+
+
+def _field_lines(change: KeyChange) -> list[str]:
+    return [
+        f"- `{f.field}`: `{json.dumps(f.before, default=str)}` → "
+        f"`{json.dumps(f.after, default=str)}`"
+        for f in change.fields
+    ]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _finding_row(f: ReviewFinding) -> str:
+    where = f"`{f.file}:{f.line}`" if f.file and f.line else (f"`{f.file}`" if f.file else "")
+    message = _cell(f.message)
+    if f.waiver:
+        w = f.waiver
+        message = f"~~{message}~~ waived by {_cell(w.owner)} until {w.expires}: {_cell(w.reason)}"
+    elif f.expired_waiver:
+        w = f.expired_waiver
+        message += f" (waiver by {_cell(w.owner)} expired {w.expires})"
+    return (
+        f"| {_ICON[f.severity]} {f.severity.label} | `{f.rule.id}` {_cell(f.rule.title)} | "
+        f"{f.target}/{f.key} | {message} | {where} |"
+    )
+
+
+def review_markdown(report: ReviewReport, fail_on: Severity = Severity.HIGH) -> str:
+    """The pull-request comment (found again by its hidden marker), at most 60,000 chars."""
+    return fit_blocks(lambda max_lines: _markdown(report, fail_on, max_lines))
+
+
+def _markdown(report: ReviewReport, fail_on: Severity, max_lines: int | None) -> str:
+    changed = report.changed
+    kinds = Counter(c.kind for c in changed)
+    refs = f"`{report.base_ref}` → `{report.head_ref}`" if report.base_ref else ""
+    lines = [
+        MARKER,
+        f"## kms-reconciler review {refs}".rstrip(),
+        "",
+        f"**{verdict(report, fail_on)}**",
+        "",
+        "| keys changed | added | removed | with access changes | findings |",
+        "| ---: | ---: | ---: | ---: | --- |",
+        f"| {kinds['changed']} | {kinds['added']} | {kinds['removed']} | "
+        f"{sum(1 for c in changed if c.access)} | {_counts(list(report.findings))} |",
+    ]
+    if changed:
+        lines += ["", "### Access changes", ""]
+        section: list[str] = []
+        for change in changed:
+            src = change.current.source
+            section += [
+                f"#### {change.target.name} / {change.name} ({change.kind}) "
+                f"— `{src.file}:{src.line}`, {change.template}",
+                "",
+            ]
+            if change.access:
+                section += [
+                    "| principal | gains | loses | when |",
+                    "| --- | --- | --- | --- |",
+                    *_access_rows(change),
+                ]
+            elif change.policy_text_changed and change.base and change.head:
+                section.append("No change in access (the policy text changes cosmetically).")
+            else:
+                section.append("No change in access.")
+            fields = _field_lines(change)
+            if fields:
+                section += ["", *fields]
+            section.append("")
+        lines += cut(section, max_lines, "the JSON report has every change")
+    if report.findings:
+        lines += ["### Findings", ""]
+        rows = [_finding_row(f) for f in report.findings]
+        lines += [
+            "| severity | rule | key | finding | where |",
+            "| --- | --- | --- | --- | --- |",
+            *cut(rows, max_lines, "the SARIF or JSON report has every finding"),
+        ]
+        detailed = [f for f in report.findings if f.details]
+        if detailed:
+            details = []
+            for f in detailed:
+                details += [f"**{f.rule.id}** {f.target}/{f.key}:", ""]
+                details += [f"- {_cell(d)}" for d in f.details] + [""]
+            lines += ["", "<details><summary>Finding details</summary>", ""]
+            lines += cut(details, max_lines, "the JSON report has every detail")
+            lines += ["</details>"]
+    diffs = [(c, canonical_policy_diff(c)) for c in changed if c.policy_changed]
+    if diffs:
+        body: list[str] = []
+        for change, diff in diffs:
+            body += [f"{change.target.name} / {change.name}:", "", "```diff", diff, "```", ""]
+        lines += ["", "<details><summary>Canonical policy JSON diff</summary>", ""]
+        lines += cut("\n".join(body).splitlines(), max_lines, "run kms-reconciler review")
+        lines += ["", "</details>"]
+    lines += ["", "_Generated by `kms-reconciler review` (offline: no AWS call)._"]
+    return "\n".join(lines) + "\n"
+
+
+def _finding_dict(f: ReviewFinding) -> dict[str, Any]:
+    waiver = f.waiver or f.expired_waiver
+    return {
+        "rule": f.rule.id,
+        "title": f.rule.title,
+        "severity": f.severity.label,
+        "message": f.message,
+        "target": f.target,
+        "key": f.key,
+        "file": f.file,
+        "line": f.line,
+        "details": list(f.details),
+        "waived": f.waived,
+        "waiver": None
+        if waiver is None
+        else {
+            "reason": waiver.reason,
+            "owner": waiver.owner,
+            "expires": waiver.expires.isoformat(),
+            "expired": f.waiver is None,
+        },
+    }
+
+
+def _change_dict(c: KeyChange) -> dict[str, Any]:
+    return {
+        "target": c.target.name,
+        "key": c.name,
+        "kind": c.kind,
+        "policy_source": c.template,
+        "fields": [{"field": f.field, "before": f.before, "after": f.after} for f in c.fields],
+        "access": [
+            {
+                "principal": a.principal,
+                "gained": sorted(a.gained),
+                "lost": sorted(a.lost),
+                "conditions": json.loads(a.conditions) if a.conditions else None,
+            }
+            for a in c.access
+        ],
+        "cosmetic_policy_change": c.policy_text_changed and not c.policy_changed,
+    }
+
+
+def review_json(report: ReviewReport, fail_on: Severity = Severity.HIGH) -> str:
+    document = {
+        "format_version": report.format_version,
+        "base": report.base_ref,
+        "head": report.head_ref,
+        "verdict": verdict(report, fail_on),
+        "blocking": len(report.blocking(fail_on)),
+        "changes": [_change_dict(c) for c in report.changed],
+        "findings": [_finding_dict(f) for f in report.findings],
+    }
+    return json.dumps(document, indent=2, default=str) + "\n"
+
+
+def review_sarif(report: ReviewReport, fail_on: Severity = Severity.HIGH) -> str:
+    sarif_rules = [
+        SarifRule(r.id, _sarif_level(r.severity), r.title, r.rationale)
+        for r in report.rules.values()
+    ]
+    results = [
+        SarifResult(
+            rule=f.rule.id,
+            severity=_sarif_level(f.severity),
+            message=f"[{f.target}/{f.key}] {f.message}"
+            + ("\n" + "\n".join(f.details) if f.details else ""),
+            file=f.file,
+            line=f.line,
+            fingerprint="|".join([f.target, f.key or "", f.rule.id, f.message]),
+            properties={"target": f.target, "key": f.key, "waived": f.waived},
+        )
+        for f in report.findings
+        if not f.waived
+    ]
+    document = sarif_document(sarif_rules, results, category="kms-reconciler/review")
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _sarif_level(severity: Severity) -> str:
+    return "low" if severity is Severity.INFO else severity.label
+
+
+def review_text(report: ReviewReport, fail_on: Severity = Severity.HIGH) -> str:
+    lines = []
+    for change in report.changed:
+        lines.append(f"{change.target.name}/{change.name}: {change.kind}")
+        for ac in change.access:
+            when = f" when {ac.conditions}" if ac.conditions else ""
+            if ac.gained:
+                lines.append(f"  + {ac.principal} gains {', '.join(sorted(ac.gained))}{when}")
+            if ac.lost:
+                lines.append(f"  - {ac.principal} loses {', '.join(sorted(ac.lost))}{when}")
+        for fd in change.fields:
+            lines.append(f"  ~ {fd.field}: {fd.before!r} -> {fd.after!r}")
+    if report.findings:
+        lines.append("")
+    for f in report.findings:
+        where = f"  # {f.file}:{f.line}" if f.file and f.line else ""
+        mark = " (waived)" if f.waived else ""
+        head = f"{f.severity.label.upper():<8} {f.rule.id} {f.target}/{f.key}"
+        lines.append(f"{head}: {f.message}{mark}{where}")
+        lines += [f"           {d}" for d in f.details]
+    lines += ["", verdict(report, fail_on)]
+    return "\n".join(lines) + "\n"
+
+
+REVIEW_FORMATS: Mapping[str, Callable[[ReviewReport, Severity], str]] = {
+    "markdown": review_markdown,
+    "json": review_json,
+    "sarif": review_sarif,
+    "text": review_text,
+}
