@@ -36,7 +36,7 @@ def check_all(subjects: Sequence[Subject]) -> Iterable[tuple[Subject, Hit]]:
         yield (
             changed[0],
             Hit(
-                f"the policy rendered from template {template} changes for {len(keys)} keys at once",
+                f"the policy from template {template} changes for {len(keys)} keys at once",
                 details=tuple(keys),
                 severity=Severity.MEDIUM if len(keys) >= MANY else None,
             ),
