@@ -194,6 +194,7 @@ class ReviewFinding:
     details: tuple[str, ...] = ()
     waiver: Waiver | None = None  # in force: the finding is accepted
     expired_waiver: Waiver | None = None  # expired: the finding counts again
+    introduced: bool = True  # False: on a key this change leaves as it is
 
     @property
     def waived(self) -> bool:
@@ -210,7 +211,11 @@ class ReviewReport:
     rules: Mapping[str, Rule] = field(default_factory=dict)  # every rule that ran
 
     def blocking(self, fail_on: Severity) -> list[ReviewFinding]:
-        return [f for f in self.findings if not f.waived and f.severity >= fail_on]
+        """Unwaived findings at or above ``fail_on`` on keys this change touches.
+
+        Findings on keys the change leaves alone are shown, but never block a pull
+        request that did not cause them (waive or fix them in a change of their own)."""
+        return [f for f in self.findings if f.introduced and not f.waived and f.severity >= fail_on]
 
     @property
     def changed(self) -> list[KeyChange]:
@@ -315,15 +320,42 @@ def review(
     base_ref: str = "",
     head_ref: str = "",
 ) -> ReviewReport:
-    """Run every rule over every key change; waivers from the head spec apply."""
+    """Run every rule over every key change; waivers from the head spec apply.
+
+    A finding is *introduced* when the change touches the key and the same finding does
+    not already hold for the base version of the key (rules are run on it too): only
+    introduced findings block, so a pull request is not held up by what it did not cause.
+    """
     subjects = [Subject(c, contexts[c.target.name]) for c in changes]
     raw: list[tuple[Subject, Rule, Hit]] = []
+    before: set[tuple[str, str, str, str]] = set()  # (target, key, rule, message) on base
     for subject in subjects:
         for rule in rules:
             raw.extend((subject, rule.RULE, hit) for hit in rule.check(subject))
+        change = subject.change
+        if change.base is not None and change.kind != "unchanged":
+            as_it_was = Subject(
+                _pair(change.target, change.name, change.base, change.base), subject.context
+            )
+            for rule in rules:
+                before.update(
+                    (change.target.name, change.name, rule.RULE.id, hit.message)
+                    for hit in rule.check(as_it_was)
+                )
     for batch in batch_rules:
         raw.extend((subject, batch.RULE, hit) for subject, hit in batch.check_all(subjects))
-    findings = [_finding(s, rule, hit, today, locate) for s, rule, hit in raw]
+    findings = [
+        _finding(
+            s,
+            rule,
+            hit,
+            today,
+            locate,
+            introduced=s.change.kind != "unchanged"
+            and (s.change.target.name, s.change.name, rule.id, hit.message) not in before,
+        )
+        for s, rule, hit in raw
+    ]
     table = {m.RULE.id: m.RULE for m in rules}
     table.update((m.RULE.id, m.RULE) for m in batch_rules)
     return ReviewReport(
@@ -335,7 +367,15 @@ def _sorted(findings: Iterable[ReviewFinding]) -> tuple[ReviewFinding, ...]:
     return tuple(
         sorted(
             findings,
-            key=lambda f: (f.waived, -f.severity, f.target, f.key or "", f.rule.id, f.message),
+            key=lambda f: (
+                not f.introduced,
+                f.waived,
+                -f.severity,
+                f.target,
+                f.key or "",
+                f.rule.id,
+                f.message,
+            ),
         )
     )
 
@@ -401,7 +441,9 @@ def with_findings(report: ReviewReport, extra: Iterable[ReviewFinding]) -> Revie
     return replace(report, findings=_sorted([*report.findings, *extra]))
 
 
-def _finding(subject: Subject, rule: Rule, hit: Hit, today: date, locate: Locate) -> ReviewFinding:
+def _finding(
+    subject: Subject, rule: Rule, hit: Hit, today: date, locate: Locate, *, introduced: bool
+) -> ReviewFinding:
     change = subject.change
     file, line = locate(change, hit.sid)
     waiver = expired = None
@@ -428,4 +470,5 @@ def _finding(subject: Subject, rule: Rule, hit: Hit, today: date, locate: Locate
         details=details,
         waiver=waiver,
         expired_waiver=expired if waiver is None else None,
+        introduced=introduced,
     )

@@ -10,7 +10,7 @@ from typing import Any
 from reconciler.findings import Severity
 from reconciler.formatters.plan import cut, fit_blocks
 from reconciler.formatters.sarif import SarifResult, SarifRule, sarif_document
-from reconciler.policy import AccessChange
+from reconciler.policy import ALL_KMS_ACTIONS, AccessChange
 from reconciler.review import KeyChange, ReviewFinding, ReviewReport, canonical_policy_diff
 
 MARKER = "<!-- kms-reconciler-review -->"
@@ -24,12 +24,16 @@ _ICON = {
 
 
 def _counts(findings: list[ReviewFinding]) -> str:
+    existing = sum(1 for f in findings if not f.introduced)
+    findings = [f for f in findings if f.introduced]
     live = [f for f in findings if not f.waived]
     by = Counter(f.severity for f in live)
     parts = [f"{by[s]} {s.label}" for s in sorted(Severity, reverse=True) if by[s]]
     waived = len(findings) - len(live)
     if waived:
         parts.append(f"{waived} waived")
+    if existing:
+        parts.append(f"{existing} on untouched keys")
     return ", ".join(parts) or "none"
 
 
@@ -58,11 +62,18 @@ def _when(change: AccessChange) -> str:
     return change.conditions or ""
 
 
+def actions_text(actions: frozenset[str]) -> str:
+    """Actions for people: every KMS action reads as kms:*."""
+    if actions and actions >= ALL_KMS_ACTIONS:
+        return "kms:* (every action)"
+    return ", ".join(sorted(actions))
+
+
 def _access_rows(change: KeyChange) -> list[str]:
     rows = []
     for ac in change.access:
-        gained = ", ".join(sorted(ac.gained)) or ""
-        lost = ", ".join(sorted(ac.lost)) or ""
+        gained = actions_text(ac.gained)
+        lost = actions_text(ac.lost)
         when = f"`{_when(ac)}`" if _when(ac) else "always"
         rows.append(f"| `{_who(ac)}` | {gained} | {lost} | {when} |")
     return rows
@@ -115,6 +126,19 @@ def _markdown(report: ReviewReport, fail_on: Severity, max_lines: int | None) ->
         f"| {kinds['changed']} | {kinds['added']} | {kinds['removed']} | "
         f"{sum(1 for c in changed if c.access)} | {_counts(list(report.findings))} |",
     ]
+    by_template: dict[str, list[str]] = {}
+    for c in changed:
+        if c.kind == "changed" and c.policy_changed and c.template.startswith("template "):
+            by_template.setdefault(c.template.removeprefix("template "), []).append(
+                f"{c.target.name}/{c.name}"
+            )
+    for template, keys in sorted(by_template.items()):
+        if len(keys) > 1:
+            shown = ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
+            lines += [
+                "",
+                f"Template `{template}` changes the policy of **{len(keys)} keys**: {shown}.",
+            ]
     if changed:
         lines += ["", "### Access changes", ""]
         section: list[str] = []
@@ -140,15 +164,31 @@ def _markdown(report: ReviewReport, fail_on: Severity, max_lines: int | None) ->
                 section += ["", *fields]
             section.append("")
         lines += cut(section, max_lines, "the JSON report has every change")
-    if report.findings:
-        lines += ["### Findings", ""]
-        rows = [_finding_row(f) for f in report.findings]
+    introduced = [f for f in report.findings if f.introduced]
+    existing = [f for f in report.findings if not f.introduced]
+    table = ["| severity | rule | key | finding | where |", "| --- | --- | --- | --- | --- |"]
+    if introduced:
+        rows = [_finding_row(f) for f in introduced]
         lines += [
-            "| severity | rule | key | finding | where |",
-            "| --- | --- | --- | --- | --- |",
+            "### Findings",
+            "",
+            *table,
             *cut(rows, max_lines, "the SARIF or JSON report has every finding"),
         ]
-        detailed = [f for f in report.findings if f.details]
+    if existing:
+        rows = [_finding_row(f) for f in existing]
+        lines += [
+            "",
+            f"<details><summary>{len(existing)} finding(s) on keys this change does not "
+            "touch (they do not block it)</summary>",
+            "",
+            *table,
+            *cut(rows, max_lines, "the SARIF or JSON report has every finding"),
+            "",
+            "</details>",
+        ]
+    if report.findings:
+        detailed = [f for f in introduced if f.details]
         if detailed:
             details = []
             for f in detailed:
@@ -182,6 +222,7 @@ def _finding_dict(f: ReviewFinding) -> dict[str, Any]:
         "line": f.line,
         "details": list(f.details),
         "waived": f.waived,
+        "introduced": f.introduced,
         "waiver": None
         if waiver is None
         else {
@@ -240,7 +281,7 @@ def review_sarif(report: ReviewReport, fail_on: Severity = Severity.HIGH) -> str
             file=f.file,
             line=f.line,
             fingerprint="|".join([f.target, f.key or "", f.rule.id, f.message]),
-            properties={"target": f.target, "key": f.key, "waived": f.waived},
+            properties={"target": f.target, "key": f.key, "introduced": f.introduced},
         )
         for f in report.findings
         if not f.waived
@@ -260,16 +301,16 @@ def review_text(report: ReviewReport, fail_on: Severity = Severity.HIGH) -> str:
         for ac in change.access:
             when = f" when {ac.conditions}" if ac.conditions else ""
             if ac.gained:
-                lines.append(f"  + {ac.principal} gains {', '.join(sorted(ac.gained))}{when}")
+                lines.append(f"  + {ac.principal} gains {actions_text(ac.gained)}{when}")
             if ac.lost:
-                lines.append(f"  - {ac.principal} loses {', '.join(sorted(ac.lost))}{when}")
+                lines.append(f"  - {ac.principal} loses {actions_text(ac.lost)}{when}")
         for fd in change.fields:
             lines.append(f"  ~ {fd.field}: {fd.before!r} -> {fd.after!r}")
     if report.findings:
         lines.append("")
     for f in report.findings:
         where = f"  # {f.file}:{f.line}" if f.file and f.line else ""
-        mark = " (waived)" if f.waived else ""
+        mark = (" (waived)" if f.waived else "") + ("" if f.introduced else " (untouched key)")
         head = f"{f.severity.label.upper():<8} {f.rule.id} {f.target}/{f.key}"
         lines.append(f"{head}: {f.message}{mark}{where}")
         lines += [f"           {d}" for d in f.details]
