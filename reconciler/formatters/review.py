@@ -106,6 +106,33 @@ def _finding_row(f: ReviewFinding) -> str:
     )
 
 
+def _grouped_rows(findings: list[ReviewFinding]) -> list[str]:
+    """One row per finding; the same finding on many keys is one row naming them all."""
+    groups: dict[tuple[Any, ...], list[ReviewFinding]] = {}
+    for f in findings:
+        shape = f.message.replace(f"'{f.key}'", "'…'").replace(f"key {f.key}", "key …")
+        groups.setdefault((f.rule.id, f.severity, f.waived, shape), []).append(f)
+    rows = []
+    for members in groups.values():
+        if len(members) < 3:
+            rows += [_finding_row(f) for f in members]
+            continue
+        first = members[0]
+        keys = [f"{f.target}/{f.key}" for f in members]
+        shown = (
+            ", ".join(keys[:5]) + f" and {len(keys) - 5} more" if len(keys) > 5 else ", ".join(keys)
+        )
+        message = _cell(first.message)
+        if first.key:
+            message = message.replace(f"'{first.key}'", "'…'").replace(f"key {first.key}", "key …")
+        rows.append(
+            f"| {_ICON[first.severity]} {first.severity.label} | `{first.rule.id}` "
+            f"{_cell(first.rule.title)} | {len(members)} keys: {shown} | {message} | "
+            f"`{first.file}:{first.line}` |"
+        )
+    return rows
+
+
 def review_markdown(report: ReviewReport, fail_on: Severity = Severity.HIGH) -> str:
     """The pull-request comment (found again by its hidden marker), at most 60,000 chars."""
     return fit_blocks(lambda max_lines: _markdown(report, fail_on, max_lines))
@@ -142,13 +169,29 @@ def _markdown(report: ReviewReport, fail_on: Severity, max_lines: int | None) ->
     if changed:
         lines += ["", "### Access changes", ""]
         section: list[str] = []
+        # Keys whose change reads the same (one template, many keys) share one section.
+        groups: dict[tuple[str, ...], list[KeyChange]] = {}
         for change in changed:
+            shape = (change.kind, change.template, *_access_rows(change), *_field_lines(change))
+            groups.setdefault(shape, []).append(change)
+        for members in groups.values():
+            change = members[0]
             src = change.current.source
-            section += [
-                f"#### {change.target.name} / {change.name} ({change.kind}) "
-                f"— `{src.file}:{src.line}`, {change.template}",
-                "",
-            ]
+            if len(members) == 1:
+                title = (
+                    f"#### {change.target.name} / {change.name} ({change.kind}) "
+                    f"— `{src.file}:{src.line}`, {change.template}"
+                )
+            else:
+                names = [f"{m.target.name}/{m.name}" for m in members]
+                shown = ", ".join(names[:10]) + (
+                    f" and {len(names) - 10} more" if len(names) > 10 else ""
+                )
+                title = (
+                    f"#### {len(members)} keys ({change.kind}), the same change: {shown} "
+                    f"— {change.template}"
+                )
+            section += [title, ""]
             if change.access:
                 section += [
                     "| principal | gains | loses | when |",
@@ -168,7 +211,7 @@ def _markdown(report: ReviewReport, fail_on: Severity, max_lines: int | None) ->
     existing = [f for f in report.findings if not f.introduced]
     table = ["| severity | rule | key | finding | where |", "| --- | --- | --- | --- | --- |"]
     if introduced:
-        rows = [_finding_row(f) for f in introduced]
+        rows = _grouped_rows(introduced)
         lines += [
             "### Findings",
             "",
@@ -176,7 +219,7 @@ def _markdown(report: ReviewReport, fail_on: Severity, max_lines: int | None) ->
             *cut(rows, max_lines, "the SARIF or JSON report has every finding"),
         ]
     if existing:
-        rows = [_finding_row(f) for f in existing]
+        rows = _grouped_rows(existing)
         lines += [
             "",
             f"<details><summary>{len(existing)} finding(s) on keys this change does not "
