@@ -30,9 +30,11 @@ from reconciler.desired import build_desired, select_targets
 from reconciler.drift import DriftReport, TargetDrift, detect, is_ignored
 from reconciler.errors import (
     EXIT_CHANGES,
+    EXIT_ERROR,
     EXIT_OK,
     ApplyFailedError,
     ApplyRefusedError,
+    AwsError,
     InputError,
     Problem,
     ReconcilerError,
@@ -339,7 +341,34 @@ def _observe(
     return observed
 
 
-def _make_plan(run: Run, allow_destroy: bool) -> tuple[Plan, dict[str, Connection]]:
+T = TypeVar("T")
+Failures = list[tuple[str, ReconcilerError]]
+
+
+def _each_target(
+    targets: Sequence[DesiredTarget], work: Callable[[DesiredTarget], T]
+) -> tuple[list[T], Failures]:
+    """Run ``work`` for every target side by side; one target's failure never hides the
+    results of the others."""
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(targets)))) as pool:
+        futures = [(dt.target.name, pool.submit(work, dt)) for dt in targets]
+    results: list[T] = []
+    failures: Failures = []
+    for name, future in futures:
+        try:
+            results.append(future.result())
+        except ReconcilerError as exc:
+            failures.append((name, exc))
+    return results, failures
+
+
+def _report_failures(failures: Failures) -> None:
+    for name, exc in failures:
+        for line in exc.lines():
+            click.echo(f"error: target '{name}': {line}", err=True)
+
+
+def _make_plan(run: Run, allow_destroy: bool) -> tuple[Plan, dict[str, Connection], Failures]:
     """Connect to, observe and plan every selected target, side by side."""
     inventory, desired = _load(run)
 
@@ -348,16 +377,14 @@ def _make_plan(run: Run, allow_destroy: bool) -> tuple[Plan, dict[str, Connectio
         observed = _observe(run, dt, conn)
         return make_plan(dt, observed, PlanOptions(allow_destroy=allow_destroy)), conn
 
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(desired)))) as pool:
-        futures = [pool.submit(one, dt) for dt in desired]
-        results = [f.result() for f in futures]  # the first target's error wins
+    results, failures = _each_target(desired, one)
     plan = Plan(
         targets=tuple(tp for tp, _ in results),
         allow_destroy=allow_destroy,
         inventory=str(run.path),
         identity_tag=inventory.settings.identity_tag,
     )
-    return plan, {tp.target.name: conn for tp, conn in results}
+    return plan, {tp.target.name: conn for tp, conn in results}, failures
 
 
 @main.command()
@@ -379,8 +406,13 @@ def _make_plan(run: Run, allow_destroy: bool) -> tuple[Plan, dict[str, Connectio
 @common_options
 def plan(run: Run, out: Path | None, fmt: str, detailed_exitcode: bool, allow_destroy: bool) -> int:
     """Show what apply would change, without changing anything."""
-    the_plan, _ = _make_plan(run, allow_destroy)
+    the_plan, _, failures = _make_plan(run, allow_destroy)
     _print_plan(run, the_plan, fmt)
+    _report_failures(failures)
+    if failures:
+        if out is not None:
+            run.info(f"Not saving {out}: a plan that leaves out a failed target is incomplete.")
+        return EXIT_ERROR
     if out is not None:
         out.write_text(formatters.plan_json(the_plan), encoding="utf-8")
         run.info(f"Saved the plan to {out}; apply it with: kms-reconciler apply --plan {out}")
@@ -452,8 +484,7 @@ def drift(run: Run, fmt: str, reports: tuple[str, ...], fail_on: str) -> int:
         observed = _observe(run, dt, conn, describe_unmanaged=True)
         return detect(dt, observed, inventory.settings.ignore, inventory.settings_source.file)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(desired)))) as pool:
-        results = list(pool.map(one, desired))
+    results, failures = _each_target(desired, one)
     report = DriftReport(tuple(results), inventory.settings_source.file)
     render_drift: dict[str, Callable[[DriftReport], str]] = {
         "text": drift_formats.drift_text,
@@ -466,6 +497,9 @@ def drift(run: Run, fmt: str, reports: tuple[str, ...], fail_on: str) -> int:
     for out_fmt, path in outputs:
         path.write_text(render_drift[out_fmt](report), encoding="utf-8")
         run.info(f"Wrote the {out_fmt} report to {path}")
+    _report_failures(failures)
+    if failures:
+        return EXIT_ERROR
     return EXIT_CHANGES if report.at_least(Severity.parse(fail_on)) else EXIT_OK
 
 
@@ -622,10 +656,12 @@ def _live_findings(
         }
 
     live: dict[tuple[str, str], Any] = {}
-    chosen = [dt for dt in head if dt.target.name in touched]
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(chosen)))) as pool:
-        for found in pool.map(one, chosen):
-            live.update(found)
+    found, failures = _each_target([dt for dt in head if dt.target.name in touched], one)
+    if failures:
+        _report_failures(failures)
+        raise AwsError("--live could not read every target; the review is incomplete")
+    for policies in found:
+        live.update(policies)
     return live_findings(changes, live, locate)
 
 
@@ -668,8 +704,10 @@ def import_(run: Run, key_ids: tuple[str, ...], all_unmanaged: bool) -> int:
         )
         return observed
 
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(desired)))) as pool:
-        observed_targets = list(pool.map(one, desired))
+    observed_targets, failures = _each_target(desired, one)
+    if failures:
+        _report_failures(failures)
+        raise AwsError("import needs every selected target; nothing was written")
     identity = inventory.settings.identity_tag
     candidates: list[tuple[TargetInfo, ObservedKey]] = []
     for ref in key_ids:
@@ -748,13 +786,21 @@ def apply(
     run: Run, plan_file: Path | None, auto_approve: bool, dry_run: bool, allow_destroy: bool
 ) -> int:
     """Make KMS match the inventory, in the planned order."""
+    failures: Failures = []
     if plan_file is not None:
         the_plan, connections = _load_saved_plan(run, plan_file)
     else:
-        the_plan, connections = _make_plan(run, allow_destroy)
+        the_plan, connections, failures = _make_plan(run, allow_destroy)
     click.echo(formatters.plan_text(the_plan, run.style), nl=False)
+    if failures:
+        _report_failures(failures)
+        click.echo(
+            f"{len(failures)} target(s) could not be planned and are left alone; "
+            "the others are applied.",
+            err=True,
+        )
     if not the_plan.has_changes:
-        return EXIT_OK
+        return EXIT_ERROR if failures else EXIT_OK
     destructive = the_plan.destructive_operations
     if destructive and not allow_destroy and not dry_run:
         raise ApplyRefusedError(
@@ -772,9 +818,9 @@ def apply(
         if not tp.operations:
             continue
         result = _apply_one(run, tp, connections[tp.target.name])
-        results.append(result)
-        if not result.ok:
-            _report_failure(run, the_plan, results)
+        results.append(result)  # a failed target does not stop the others: accounts differ
+    if failures or any(not r.ok for r in results):
+        _report_failure(run, the_plan, results, failures)
     total = sum(len(r.done) for r in results)
     seconds = sum(r.seconds for r in results)
     calls = sum(r.calls for r in results)
@@ -858,25 +904,33 @@ def _apply_one(run: Run, tp: TargetPlan, conn: Connection) -> ApplyResult:
     return apply_target(tp, conn.kms, on_event=on_event, workers=min(8, run.aws.workers))
 
 
-def _report_failure(run: Run, the_plan: Plan, results: Sequence[ApplyResult]) -> None:
-    last = results[-1]
+def _report_failure(
+    run: Run, the_plan: Plan, results: Sequence[ApplyResult], failures: Failures
+) -> None:
+    """Say, per target, what was done, what failed and what did not run; then fail."""
     lines = []
-    for op, message in last.failed:
-        lines.append(f"{op.kind.value} on key '{op.key}' failed: {message}")
-    done = [f"{r.target}: {op.kind.value} {op.key}" for r in results for op in r.done]
-    applied_targets = {r.target for r in results}
-    not_run = [f"{last.target}: {op.kind.value} {op.key}" for op in last.not_run]
-    not_run += [
-        f"{tp.target.name}: {op.kind.value} {op.key}"
-        for tp in the_plan.targets
-        if tp.target.name not in applied_targets
-        for op in tp.operations
-    ]
+    for name, exc in failures:
+        lines.append(f"target '{name}' could not be planned ({exc}); nothing was changed there")
+    done: list[str] = []
+    failed: list[str] = []
+    not_run: list[str] = []
+    for r in results:
+        done += [f"{r.target}: {op.kind.value} {op.key}" for op in r.done]
+        failed += [f"{r.target}: {op.kind.value} {op.key}" for op, _ in r.failed]
+        not_run += [f"{r.target}: {op.kind.value} {op.key}" for op in r.not_run]
+        for op, message in r.failed:
+            lines.append(
+                f"apply failed in target '{r.target}': {op.kind.value} on key '{op.key}' "
+                f"failed: {message}"
+            )
+    outcome = ", ".join(f"{r.target} {'ok' if r.ok else 'FAILED'}" for r in results) + "".join(
+        f", {name} NOT PLANNED" for name, _ in failures
+    )
     report = [
-        f"apply failed in target '{last.target}': " + "; ".join(lines),
+        *lines,
+        f"targets: {outcome}",
         f"done ({len(done)}): " + (", ".join(done) or "nothing"),
-        f"failed ({len(last.failed)}): "
-        + ", ".join(f"{op.kind.value} {op.key}" for op, _ in last.failed),
+        f"failed ({len(failed)}): " + (", ".join(failed) or "nothing"),
         f"not run ({len(not_run)}): " + (", ".join(not_run) or "nothing"),
         "Fix the cause and run apply again: it plans from what KMS holds now and converges.",
     ]
