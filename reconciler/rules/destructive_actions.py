@@ -1,0 +1,77 @@
+"""KMS009: actions that destroy or disable the key for principals who are not admins."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from reconciler.findings import Rule, Severity
+from reconciler.review import Context, Hit, Subject
+from reconciler.rules._helpers import actions, label, principals
+
+RULE = Rule(
+    id="KMS009",
+    severity=Severity.HIGH,
+    title="Destructive key actions for non-administrators",
+    rationale=(
+        "kms:ScheduleKeyDeletion, kms:DisableKey and kms:DeleteImportedKeyMaterial make "
+        "every ciphertext under the key unreadable (for deletion: for good). Only the "
+        "account root delegation and the inventory's admin principals should hold them."
+    ),
+)
+
+DESTRUCTIVE = frozenset(
+    {"kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:DeleteImportedKeyMaterial"}
+)
+
+_ACCOUNT_ID = re.compile(r"\d{12}")
+_ROLE = re.compile(r"arn:([\w-]+):iam::(\d{12}):role/(?:[^/]+/)*([^/]+)")
+_SESSION = re.compile(r"arn:([\w-]+):sts::(\d{12}):assumed-role/([^/]+)/[^/]+")
+
+
+def identity(principal: str, partition: str) -> tuple[str, ...]:
+    """Who a principal (ARN, account ID, "AWS:..." string) is: a role and its sessions are
+    one identity (paths and session names aside); an account ID is its root."""
+    value = principal.removeprefix("AWS:")
+    if _ACCOUNT_ID.fullmatch(value):
+        value = f"arn:{partition}:iam::{value}:root"
+    match = _ROLE.fullmatch(value) or _SESSION.fullmatch(value)
+    if match:
+        return ("role", match.group(1), match.group(2), match.group(3))
+    return ("arn", value)
+
+
+def administrators(context: Context) -> set[tuple[str, ...]]:
+    root = f"arn:{context.partition}:iam::{context.account_id}:root"
+    return {identity(p, context.partition) for p in (root, *context.admin_principals)}
+
+
+def show(principal: str) -> str:
+    if principal == "*":
+        return '"*" (every principal)'
+    kind, _, value = principal.partition(":")
+    return value if kind == "AWS" else f"{kind.lower()} {value}"
+
+
+def check(subject: Subject) -> Iterable[Hit]:
+    context = subject.context
+    admins = administrators(context)
+    for statement in subject.statements("head"):
+        if statement.get("Effect") != "Allow" or "Principal" not in statement:
+            continue
+        destructive = actions(statement) & DESTRUCTIVE
+        if not destructive:
+            continue
+        others = [
+            show(p)
+            for p in principals(statement)
+            if p == "*" or not p.startswith("AWS:") or identity(p, context.partition) not in admins
+        ]
+        if not others:
+            continue
+        yield Hit(
+            f"{label(statement)} allows {', '.join(sorted(destructive))} to "
+            f"{', '.join(others)}, not the account root delegation or an admin principal",
+            sid=statement.get("Sid"),
+            details=("admin principals: " + (", ".join(context.admin_principals) or "none"),),
+        )
