@@ -213,10 +213,10 @@ def connect(target: TargetInfo, options: AwsOptions) -> Connection:
     """
     config = _client_config(options)
     try:
-        profile = None if options.sandbox else options.profile
+        profile = None if options.sandbox else (target.profile or options.profile)
         session = boto3.Session(profile_name=profile, region_name=target.region)
-        if target.role_arn and not options.sandbox:
-            session = _assume(session, target, config)
+        if not options.sandbox:
+            session = _assume_chain(session, target, config)
         sts = session.client("sts", region_name=target.region, config=config)
         if options.sandbox:
             _sandbox_hook(sts, target.account_id)
@@ -254,17 +254,29 @@ def connect(target: TargetInfo, options: AwsOptions) -> Connection:
     return Connection(target, kms, str(identity.get("Arn", "")))
 
 
-def _assume(session: boto3.Session, target: TargetInfo, config: Config) -> boto3.Session:
-    sts = session.client("sts", region_name=target.region, config=config)
-    creds = sts.assume_role(
-        RoleArn=target.role_arn, RoleSessionName=f"kms-reconciler-{target.name}"[:64]
-    )["Credentials"]
-    return boto3.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=target.region,
-    )
+def _assume_chain(session: boto3.Session, target: TargetInfo, config: Config) -> boto3.Session:
+    """Assume the target's roles one after the other; the external ID, session name and
+    duration go with the last (the role in the target account)."""
+    chain = target.role_chain or ((target.role_arn,) if target.role_arn else ())
+    for i, role in enumerate(chain):
+        last = i == len(chain) - 1
+        params: dict[str, Any] = {
+            "RoleArn": role,
+            "RoleSessionName": (target.session_name or f"kms-reconciler-{target.name}")[:64],
+        }
+        if last and target.external_id:
+            params["ExternalId"] = target.external_id
+        if last and target.session_duration_seconds:
+            params["DurationSeconds"] = target.session_duration_seconds
+        sts = session.client("sts", region_name=target.region, config=config)
+        creds = sts.assume_role(**params)["Credentials"]
+        session = boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=target.region,
+        )
+    return session
 
 
 # -- the embedded sandbox -----------------------------------------------------------------

@@ -33,8 +33,13 @@ def target_info(target: Target) -> TargetInfo:
         name=target.name,
         account_id=target.account_id,
         region=target.region,
-        role_arn=target.role_arn,
+        role_arn=target.role_chain[-1] if target.role_chain else None,
         partition=partition_of(target.region),
+        profile=target.profile,
+        role_chain=target.role_chain,
+        external_id=target.external_id,
+        session_name=target.session_name,
+        session_duration_seconds=target.session_duration_seconds,
     )
 
 

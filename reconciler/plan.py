@@ -185,6 +185,11 @@ def _target_to_dict(tp: TargetPlan) -> dict[str, Any]:
         "region": t.region,
         "partition": t.partition,
         "role_arn": t.role_arn,
+        "profile": t.profile,
+        "role_chain": list(t.role_chain),
+        "external_id": t.external_id,
+        "session_name": t.session_name,
+        "session_duration_seconds": t.session_duration_seconds,
         "caller_arn": tp.caller_arn,
         "fingerprint": tp.fingerprint,
         "keys": [
@@ -266,6 +271,11 @@ def _target_from_dict(data: Mapping[str, Any]) -> TargetPlan:
         region=data["region"],
         role_arn=data.get("role_arn"),
         partition=data.get("partition", "aws"),
+        profile=data.get("profile"),
+        role_chain=tuple(data.get("role_chain") or ()),
+        external_id=data.get("external_id"),
+        session_name=data.get("session_name"),
+        session_duration_seconds=data.get("session_duration_seconds"),
     )
     keys = []
     for k in data["keys"]:

@@ -309,9 +309,36 @@ class Target(Model):
     name: KeyName
     account_id: AccountId
     region: Annotated[str, AfterValidator(lambda v: _check_region(v))]
-    role_arn: str | None = None
+    # Credentials: a profile (else the environment's), then a role to assume, or a chain
+    # of roles assumed one after the other (the last is in the target account).
+    profile: str | None = None
+    role_arn: Annotated[str | list[str] | None, AfterValidator(lambda v: _check_role_arns(v))] = (
+        None
+    )
+    external_id: str | None = None
+    session_name: Annotated[str | None, AfterValidator(lambda v: _check_session_name(v))] = None
+    session_duration_seconds: Annotated[Days, _between(900, 43200)] = None
     vars: dict[str, Any] = {}
     defaults: KeyDefaults = KeyDefaults()
+
+    @property
+    def role_chain(self) -> tuple[str, ...]:
+        if self.role_arn is None:
+            return ()
+        return (self.role_arn,) if isinstance(self.role_arn, str) else tuple(self.role_arn)
+
+
+def _check_role_arns(value: str | list[str] | None) -> str | list[str] | None:
+    for arn in [value] if isinstance(value, str) else value or []:
+        if not re.fullmatch(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+", arn):
+            raise ValueError(f"'{arn}' is not an IAM role ARN")
+    return value
+
+
+def _check_session_name(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[\w+=,.@-]{2,64}", value):
+        raise ValueError(f"'{value}' is not a valid role session name (2-64 of \\w+=,.@-)")
+    return value
 
 
 def _check_region(value: str) -> str:

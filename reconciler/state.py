@@ -25,8 +25,13 @@ class TargetInfo:
     name: str
     account_id: str
     region: str
-    role_arn: str | None = None
+    role_arn: str | None = None  # the last role of the chain (kept for reports)
     partition: str = "aws"
+    profile: str | None = None
+    role_chain: tuple[str, ...] = ()
+    external_id: str | None = None
+    session_name: str | None = None
+    session_duration_seconds: int | None = None
 
     @property
     def label(self) -> str:
