@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -13,8 +13,8 @@ from reconciler.state import TargetInfo
 class FakeSession:
     """Stands in for boto3.Session: records every AssumeRole and which session made it."""
 
-    made: list[dict[str, Any]] = []
-    calls: list[tuple[str, dict[str, Any]]] = []
+    made: ClassVar[list[dict[str, Any]]] = []
+    calls: ClassVar[list[tuple[str, dict[str, Any]]]] = []
 
     def __init__(self, **kwargs: Any) -> None:
         self.kwargs = kwargs
