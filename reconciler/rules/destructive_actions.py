@@ -15,8 +15,10 @@ RULE = Rule(
     title="Destructive key actions for non-administrators",
     rationale=(
         "kms:ScheduleKeyDeletion, kms:DisableKey and kms:DeleteImportedKeyMaterial make "
-        "every ciphertext under the key unreadable (for deletion: for good). Only the "
-        "account root delegation and the inventory's admin principals should hold them."
+        "every ciphertext under the key unreadable (for deletion: for good). Only key "
+        "administrators should hold them: the account root delegation, the inventory's "
+        "admin principals, and principals the policy itself lets manage the key "
+        "(kms:PutKeyPolicy without a condition)."
     ),
 )
 
@@ -53,9 +55,23 @@ def show(principal: str) -> str:
     return value if kind == "AWS" else f"{kind.lower()} {value}"
 
 
+def policy_admins(subject: Subject) -> set[tuple[str, ...]]:
+    """Principals the head policy makes key administrators: kms:PutKeyPolicy, no condition."""
+    partition = subject.context.partition
+    return {
+        identity(p, partition)
+        for statement in subject.statements("head")
+        if statement.get("Effect") == "Allow"
+        and not statement.get("Condition")
+        and "kms:PutKeyPolicy" in actions(statement)
+        for p in principals(statement)
+        if p.startswith("AWS:")
+    }
+
+
 def check(subject: Subject) -> Iterable[Hit]:
     context = subject.context
-    admins = administrators(context)
+    admins = administrators(context) | policy_admins(subject)
     for statement in subject.statements("head"):
         if statement.get("Effect") != "Allow" or "Principal" not in statement:
             continue
@@ -71,7 +87,7 @@ def check(subject: Subject) -> Iterable[Hit]:
             continue
         yield Hit(
             f"{label(statement)} allows {', '.join(sorted(destructive))} to "
-            f"{', '.join(others)}, not the account root delegation or an admin principal",
+            f"{', '.join(others)}, who are not key administrators",
             sid=statement.get("Sid"),
             details=("admin principals: " + (", ".join(context.admin_principals) or "none"),),
         )

@@ -48,7 +48,9 @@ FIRES: dict[str, Fires] = {
     "schedule-deletion-to-an-app-role": Fires(policy(allow(APP, "kms:ScheduleKeyDeletion")), ["S"]),
     "disable-wildcard-reaches-disable-key": Fires(policy(allow(APP, "kms:Disable*")), ["S"]),
     "delete-wildcard-reaches-imported-material": Fires(policy(allow(APP, "kms:Delete*")), ["S"]),
-    "kms-star": Fires(policy(allow(APP, "kms:*")), ["S"]),
+    "kms-star-with-a-condition-is-no-admin": Fires(
+        policy(allow(APP, "kms:*", Condition=MFA)), ["S"]
+    ),
     "not-action": Fires(policy(all_but(APP, ["kms:PutKeyPolicy", "kms:CreateGrant"])), ["S"]),
     "mfa-condition-does-not-make-an-admin": Fires(
         policy(allow(APP, "kms:ScheduleKeyDeletion", Condition=MFA)), ["S"]
@@ -86,13 +88,14 @@ FIRES: dict[str, Fires] = {
         ),
         ["A", "B"],
     ),
-    "guide-application-admins-not-declared": Fires(
-        APPLICATION,
-        ["Allow administrators to manage the key"],
-        context(account_id="123456789012", admin_principals=()),
-    ),
 }
 QUIET: dict[str, dict[str, Any]] = {
+    # kms:* includes kms:PutKeyPolicy: the policy itself makes App a key administrator
+    # (KMS008 is the rule that questions wildcard administration).
+    "kms-star-makes-an-administrator": policy(allow(APP, "kms:*")),
+    "put-key-policy-holder-is-an-administrator": policy(
+        allow(APP, ["kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"])
+    ),
     "root-delegation": policy(),
     "root-as-account-id": policy(allow({"AWS": ACCOUNT}, "kms:*"), root=False),
     "admin-role": policy(allow(ADMIN, ["kms:ScheduleKeyDeletion", "kms:Disable*"])),
@@ -146,6 +149,11 @@ def test_guide_policies_are_quiet(doc: dict[str, Any]) -> None:
     assert hits(destructive_actions, head=doc, ctx=GUIDE_CONTEXT) == []
 
 
+def test_guide_admins_hold_put_so_they_are_administrators_without_a_declaration() -> None:
+    undeclared = context(account_id="123456789012", admin_principals=())
+    assert hits(destructive_actions, head=APPLICATION, ctx=undeclared) == []
+
+
 def test_admin_principals_given_as_role_sessions_still_match_the_role() -> None:
     ctx = context(admin_principals=(f"arn:aws:sts::{ACCOUNT}:assumed-role/Ops/bob",))
     assert (
@@ -158,5 +166,5 @@ def test_message_names_statement_non_admins_and_actions() -> None:
     (hit,) = hits(destructive_actions, head=doc)
     assert hit.message == (
         'statement "S" allows kms:DeleteImportedKeyMaterial, kms:DisableKey to '
-        f"arn:aws:iam::{ACCOUNT}:role/App, not the account root delegation or an admin principal"
+        f"arn:aws:iam::{ACCOUNT}:role/App, who are not key administrators"
     )
