@@ -8,7 +8,7 @@ import pytest
 
 from reconciler.findings import Severity
 from reconciler.rules import public_principal
-from tests.rules.harness import ORG, allow, hits, policy
+from tests.rules.harness import ORG, TRUSTED_ACCOUNT, allow, hits, policy
 
 VIA_S3 = {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
 
@@ -22,6 +22,22 @@ FIRES: dict[str, tuple[dict[str, Any], Severity]] = {
     ),
     "wildcard-action": (allow("*", "kms:*"), Severity.CRITICAL),
     "describe-only-is-high": (allow("*", "kms:DescribeKey"), Severity.HIGH),
+    "pinned-to-a-foreign-account": (
+        allow(
+            "*", "kms:Decrypt", Condition={"StringEquals": {"kms:CallerAccount": "999988887777"}}
+        ),
+        Severity.CRITICAL,
+    ),
+    "pinned-to-a-foreign-organization": (
+        allow(
+            "*", "kms:Decrypt", Condition={"StringEquals": {"aws:PrincipalOrgID": "o-zzzzzzzzzz"}}
+        ),
+        Severity.CRITICAL,
+    ),
+    "org-condition-with-ifexists-does-not-pin": (
+        allow("*", "kms:Decrypt", Condition={"StringEqualsIfExists": {"aws:PrincipalOrgID": ORG}}),
+        Severity.CRITICAL,
+    ),
     "ifexists-org-does-not-restrict-a-missing-key": (
         allow(
             "*",
@@ -41,6 +57,14 @@ QUIET: dict[str, dict[str, Any]] = {
         Condition={"StringEquals": {"kms:CallerAccount": "111122223333", **VIA_S3["StringEquals"]}},
     ),
     "deny-star-is-fine": {**allow("*", "kms:Decrypt"), "Effect": "Deny"},
+    "pinned-to-a-trusted-account": allow(
+        "*", "kms:Decrypt", Condition={"StringEquals": {"aws:PrincipalAccount": TRUSTED_ACCOUNT}}
+    ),
+    "pinned-by-principal-arn": allow(
+        "*",
+        "kms:Decrypt",
+        Condition={"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::111122223333:role/app-*"}},
+    ),
     "named-account": allow({"AWS": "arn:aws:iam::111122223333:root"}, "kms:Decrypt"),
     "service-principal": allow({"Service": "logs.amazonaws.com"}, "kms:Decrypt"),
 }
