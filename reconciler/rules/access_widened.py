@@ -1,0 +1,139 @@
+"""KMS102: some principal gains an action it did not have before."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from reconciler.findings import Rule, Severity
+from reconciler.policy import Policy, access, denied
+from reconciler.review import Hit, Subject
+
+RULE = Rule(
+    id="KMS102",
+    severity=Severity.MEDIUM,
+    title="Access widened",
+    rationale=(
+        "Every action a principal gains is a new way to use or manage the key. A gain is "
+        "counted when the base did not already allow that action to the principal (or to "
+        '"*") under conditions at most as strict; so rewording, reordering, moving a '
+        "principal between statements and tightening a condition are not gains."
+    ),
+)
+
+Conditions = Mapping[str, Mapping[str, list[str]]]
+
+# Operators whose values must match exactly for one condition to be as strict as another.
+_EXACT = ("Bool", "Null", "Numeric", "Date")
+
+
+def _parse(conditions: str) -> Conditions:
+    return json.loads(conditions) if conditions else {}
+
+
+def _values_at_least_as_strict(operator: str, new: list[str], old: list[str]) -> bool:
+    if "Not" in operator:  # StringNotEquals etc.: more values exclude more callers
+        return set(new) >= set(old)
+    base = operator.split(":")[-1].removesuffix("IfExists")
+    if base.startswith(_EXACT):
+        return set(new) == set(old)
+    return set(new) <= set(old)  # Equals, Like, IpAddress...: fewer values admit fewer
+
+
+def _implies(new: Conditions, old: Conditions) -> bool:
+    """Whether every constraint of ``old`` is enforced at least as strictly by ``new``."""
+    for operator, block in old.items():
+        if not isinstance(block, Mapping):
+            if new.get(operator) != block:
+                return False
+            continue
+        # the same operator, or a stricter form of it (no IfExists, Equals for Like)
+        equals = operator if "Not" in operator else operator.replace("Like", "Equals")
+        candidates = {operator, operator.removesuffix("IfExists"), equals}
+        candidates.add(equals.removesuffix("IfExists"))
+        for key, values in block.items():
+            if not any(
+                isinstance(new.get(op), Mapping)
+                and key in new[op]
+                and _values_at_least_as_strict(op, list(new[op][key]), list(values))
+                for op in candidates
+            ):
+                return False
+    return True
+
+
+def _grants(doc: Policy, partition: str) -> dict[tuple[str, str], frozenset[str]]:
+    merged: dict[tuple[str, str], frozenset[str]] = {}
+    for grant in access(doc, partition=partition):
+        key = (grant.principal, grant.conditions)
+        merged[key] = merged.get(key, frozenset()) | grant.actions
+    return merged
+
+
+def _covered(
+    base: dict[tuple[str, str], frozenset[str]], principal: str, conditions: str, action: str
+) -> bool:
+    new = _parse(conditions)
+    return any(
+        action in actions and who in (principal, "*") and _implies(new, _parse(old))
+        for (who, old), actions in base.items()
+    )
+
+
+def _describe(conditions: str) -> str:
+    if not conditions:
+        return ""
+    parsed: Mapping[str, Any] = json.loads(conditions)
+    parts = [
+        f"{operator} {key}={','.join(values)}"
+        for operator, block in sorted(parsed.items())
+        if isinstance(block, Mapping)
+        for key, values in sorted(block.items())
+    ]
+    return f" when {'; '.join(parts)}" if parts else f" when {conditions}"
+
+
+def _short(actions: list[str], limit: int = 6) -> str:
+    more = f" and {len(actions) - limit} more" if len(actions) > limit else ""
+    return ", ".join(actions[:limit]) + more
+
+
+def check(subject: Subject) -> Iterable[Hit]:
+    change = subject.change
+    if change.base is None or change.head is None:
+        return
+    base_doc, head_doc = change.base.state.policy, change.head.state.policy
+    if base_doc is None or head_doc is None:
+        return
+    partition = subject.context.partition
+    base = _grants(base_doc, partition)
+    gains: list[tuple[str, str, list[str]]] = []
+    for item in change.access:
+        actions = sorted(
+            a
+            for a in item.gained
+            if not _covered(base, item.principal, item.conditions, a)
+            and not denied(head_doc, item.principal, a, partition=partition)
+        )
+        if actions:
+            gains.append((item.principal, item.conditions, actions))
+    if not gains:
+        return
+    lines = tuple(f"{p} gains {', '.join(a)}{_describe(c)}" for p, c, a in gains)
+    principal, conditions, actions = gains[0]
+    more = f", and {len(gains) - 1} more grant(s) widen (see details)" if len(gains) > 1 else ""
+    sid = next(
+        (
+            g.sid
+            for g in access(head_doc, partition=partition)
+            if (g.principal, g.conditions) == (principal, conditions)
+        ),
+        None,
+    )
+    yield Hit(
+        f"key {change.name} widens access: {principal} gains {_short(actions)}"
+        f"{_describe(conditions)}{more}",
+        sid=sid,
+        details=lines,
+    )
