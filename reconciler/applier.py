@@ -103,6 +103,11 @@ HANDLERS: Mapping[OpKind, Handler] = {
 }
 
 
+def rotate_now(api: KmsApi, key_id: str) -> None:
+    """Start an on-demand rotation of the key material (RotateKeyOnDemand, bare key ID)."""
+    api.call("RotateKeyOnDemand", KeyId=key_id)
+
+
 def describe_call(op: Operation, key_id: str | None) -> str:
     """The KMS call an operation makes, as one line (policies shortened to their size)."""
     params: dict[str, Any] = {}

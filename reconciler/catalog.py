@@ -68,6 +68,14 @@ def can_rotate_automatically(key_spec: str, origin: str) -> bool:
     return key_spec == SYMMETRIC_DEFAULT and origin == ORIGIN_AWS_KMS
 
 
+def can_rotate_on_demand(key_spec: str, origin: str) -> bool:
+    """RotateKeyOnDemand: symmetric encryption keys with KMS key material."""
+    return key_spec == SYMMETRIC_DEFAULT and origin == ORIGIN_AWS_KMS
+
+
+# The API reference caps on-demand rotations per key (10; the current guide says 25).
+ON_DEMAND_ROTATIONS_MAX: Final = 10
+
 ROTATION_PERIOD_MIN: Final = 90
 ROTATION_PERIOD_MAX: Final = 2560
 ROTATION_PERIOD_DEFAULT: Final = 365

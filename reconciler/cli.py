@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler import __version__, formatters, gitrefs
+from reconciler import __version__, catalog, formatters, gitrefs
 from reconciler import rules as rules_module
-from reconciler.applier import ApplyResult, OpEvent, apply_target, describe_call
-from reconciler.aws import AwsOptions, Connection, connect, sandbox_session
+from reconciler.applier import ApplyResult, OpEvent, apply_target, describe_call, rotate_now
+from reconciler.aws import AwsOptions, Connection, connect, error_message, sandbox_session
 from reconciler.desired import build_desired, select_targets
 from reconciler.drift import DriftReport, TargetDrift, detect, is_ignored
 from reconciler.errors import (
@@ -316,6 +316,7 @@ def _observe(
     *,
     describe_unmanaged: bool = False,
     wanted: tuple[str, ...] = (),
+    rotation_history: bool = False,
 ) -> ObservedTarget:
     started = time.monotonic()
     wanted = wanted + tuple(dk.adopt for dk in desired.keys if dk.adopt)
@@ -326,6 +327,7 @@ def _observe(
             identity_tag=desired.identity_tag,
             wanted=wanted,
             describe_unmanaged=describe_unmanaged,
+            rotation_history=rotation_history,
             workers=run.aws.workers,
         ),
         caller_arn=conn.caller_arn,
@@ -481,7 +483,7 @@ def drift(run: Run, fmt: str, reports: tuple[str, ...], fail_on: str) -> int:
 
     def one(dt: DesiredTarget) -> TargetDrift:
         conn = connect(dt.target, run.aws)
-        observed = _observe(run, dt, conn, describe_unmanaged=True)
+        observed = _observe(run, dt, conn, describe_unmanaged=True, rotation_history=True)
         return detect(dt, observed, inventory.settings.ignore, inventory.settings_source.file)
 
     results, failures = _each_target(desired, one)
@@ -663,6 +665,77 @@ def _live_findings(
     for policies in found:
         live.update(policies)
     return live_findings(changes, live, locate)
+
+
+# -- rotate -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("arguments", nargs=-1, required=True, metavar="[PATH] KEY")
+@click.option("--now", is_flag=True, help="Rotate the key material now (RotateKeyOnDemand).")
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@common_options
+def rotate(run: Run, arguments: tuple[str, ...], now: bool, auto_approve: bool) -> int:
+    """Rotate a managed key's material on demand, in every selected target that has it."""
+    if len(arguments) > 2:
+        raise InputError(Problem("give [PATH] KEY: at most two arguments", field="KEY"))
+    if len(arguments) == 2:
+        run.path = Path(arguments[0])
+    key_name = arguments[-1]
+    if not now:
+        raise InputError(
+            Problem("say --now to rotate the key material now (RotateKeyOnDemand)", field="--now")
+        )
+    _, desired = _load(run)
+    chosen = [dt for dt in desired if any(k.name == key_name for k in dt.keys)]
+    if not chosen:
+        raise InputError(Problem(f"no key named '{key_name}' in the selected targets", field="KEY"))
+    for dt in chosen:
+        state = next(k.state for k in dt.keys if k.name == key_name)
+        if not catalog.can_rotate_on_demand(state.key_spec, state.origin):
+            raise InputError(
+                Problem(
+                    f"key '{key_name}' is {state.key_spec} with {state.origin} key material: "
+                    "KMS rotates on demand only symmetric encryption keys with KMS key material",
+                    field="KEY",
+                )
+            )
+
+    def find(dt: DesiredTarget) -> tuple[DesiredTarget, Connection, ObservedKey]:
+        conn = connect(dt.target, run.aws)
+        observed = _observe(run, dt, conn, rotation_history=True)
+        found = [k for k in observed.keys if k.name(dt.identity_tag) == key_name]
+        if not found:
+            raise InputError(Problem(f"key '{key_name}' does not exist in KMS yet (apply first)"))
+        key = found[0]
+        if key.key_state != "Enabled":
+            raise InputError(Problem(f"key '{key_name}' ({key.key_id}) is {key.key_state}"))
+        return dt, conn, key
+
+    found, failures = _each_target(chosen, find)
+    if failures:
+        _report_failures(failures)
+        raise ApplyRefusedError("nothing was rotated")
+    for dt, _, key in found:
+        done = key.on_demand_rotations or 0
+        click.echo(
+            f"{dt.target.name}: rotate key '{key_name}' ({key.key_id}) now; last rotation "
+            f"{f'{key.last_rotation_date:%Y-%m-%d}' if key.last_rotation_date else 'never'}, "
+            f"{done} on-demand rotation(s) so far "
+            f"(KMS allows {catalog.ON_DEMAND_ROTATIONS_MAX})"
+        )
+    if not auto_approve:
+        _confirm_count(len(found), "rotation(s)")
+    for dt, conn, key in found:
+        try:
+            rotate_now(conn.kms, key.key_id)
+        except Exception as exc:  # report what ran: earlier targets are rotated already
+            raise ApplyFailedError(
+                f"RotateKeyOnDemand of '{key_name}' in target '{dt.target.name}' failed: "
+                f"{error_message(exc)}"
+            ) from None
+        click.echo(f"{dt.target.name}: rotation of '{key_name}' ({key.key_id}) started")
+    return EXIT_OK
 
 
 # -- import -------------------------------------------------------------------------------
@@ -869,16 +942,19 @@ def _print_dry_run(run: Run, the_plan: Plan) -> None:
 
 
 def _confirm(the_plan: Plan) -> None:
+    _confirm_count(sum(len(tp.operations) for tp in the_plan.targets), "change(s)")
+
+
+def _confirm_count(count: int, what: str) -> None:
     if not sys.stdin.isatty():
         raise ApplyRefusedError(
-            "apply needs --auto-approve when it cannot ask (no terminal); nothing was changed"
+            "this needs --auto-approve when it cannot ask (no terminal); nothing was changed"
         )
-    count = sum(len(tp.operations) for tp in the_plan.targets)
     answer = click.prompt(
-        f"Make these {count} change(s)? Only 'yes' is accepted", default="", show_default=False
+        f"Make these {count} {what}? Only 'yes' is accepted", default="", show_default=False
     )
     if answer.strip() != "yes":
-        raise ApplyRefusedError("apply cancelled; nothing was changed")
+        raise ApplyRefusedError("cancelled; nothing was changed")
 
 
 def _apply_one(run: Run, tp: TargetPlan, conn: Connection) -> ApplyResult:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from reconciler.findings import Rule, Severity
@@ -152,6 +153,19 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class RotationInfo:
+    """Where a managed key stands in its rotation (details, not drift)."""
+
+    key: str
+    key_id: str
+    enabled: bool | None
+    period_days: int | None
+    last: datetime | None
+    next: datetime | None
+    on_demand: int | None
+
+
+@dataclass(frozen=True)
 class TargetDrift:
     target: TargetInfo
     findings: tuple[Finding, ...]
@@ -159,6 +173,7 @@ class TargetDrift:
     managed: int = 0
     unmanaged: int = 0
     ignored: int = 0
+    rotation: tuple[RotationInfo, ...] = ()
 
     def at_least(self, severity: Severity) -> list[Finding]:
         return [f for f in self.findings if f.severity >= severity]
@@ -228,6 +243,19 @@ def detect(
             )
         )
     findings.sort(key=lambda f: (-f.severity, f.key or "~", f.key_id or "", f.rule, f.message))
+    rotation = tuple(
+        RotationInfo(
+            key=k.name(desired.identity_tag) or "",
+            key_id=k.key_id,
+            enabled=k.rotation_enabled,
+            period_days=k.rotation_period_days,
+            last=k.last_rotation_date,
+            next=k.next_rotation_date,
+            on_demand=k.on_demand_rotations,
+        )
+        for k in sorted(observed.keys, key=lambda k: k.name(desired.identity_tag) or "")
+        if k.key_id in managed_ids and k.rotation_enabled is not None
+    )
     return TargetDrift(
         target=desired.target,
         findings=tuple(findings),
@@ -235,6 +263,7 @@ def detect(
         managed=len(managed_ids),
         unmanaged=len(unmanaged) - len(ignored),
         ignored=len(ignored),
+        rotation=rotation,
     )
 
 

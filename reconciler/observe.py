@@ -41,6 +41,7 @@ class ObserveOptions:
     wanted: tuple[str, ...] = ()  # key IDs, ARNs or aliases to read fully although unowned
     details_for_all: bool = False
     describe_unmanaged: bool = False  # DescribeKey for unmanaged keys too (drift reports them)
+    rotation_history: bool = False  # ListKeyRotations for managed keys that rotate
     workers: int = 16
 
 
@@ -76,8 +77,13 @@ def observe_target(
                 if tags is not None
                 and (options.details_for_all or options.identity_tag in tags or k in wanted)
             ]
+            history = options.rotation_history
             details = dict(
-                zip(detailed, pool.map(lambda k: _details(api, k), detailed), strict=True)
+                zip(
+                    detailed,
+                    pool.map(lambda k: _details(api, k, history), detailed),
+                    strict=True,
+                )
             )
             if options.describe_unmanaged:
                 described = [
@@ -154,8 +160,9 @@ def _describe(api: KmsApi, key_id: str) -> dict[str, Any] | None:
         raise
 
 
-def _details(api: KmsApi, key_id: str) -> dict[str, Any] | None:
-    """DescribeKey, then the policy and rotation status (skipped where they cannot apply)."""
+def _details(api: KmsApi, key_id: str, history: bool = False) -> dict[str, Any] | None:
+    """DescribeKey, then the policy and rotation status (skipped where they cannot apply),
+    and with ``history`` the rotations so far (ListKeyRotations)."""
     meta = _describe(api, key_id)
     if meta is None:
         return None
@@ -180,9 +187,22 @@ def _details(api: KmsApi, key_id: str) -> dict[str, Any] | None:
                 bool(status.get("KeyRotationEnabled")),
                 status.get("RotationPeriodInDays"),
             )
+            info["_next_rotation"] = status.get("NextRotationDate")
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE):
                 raise
+        if history:
+            try:
+                rotations = api.paginate("ListKeyRotations", "Rotations", KeyId=key_id)
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE):
+                    raise
+            else:
+                dates = [r["RotationDate"] for r in rotations if r.get("RotationDate")]
+                info["_last_rotation"] = max(dates) if dates else None
+                info["_on_demand_rotations"] = sum(
+                    1 for r in rotations if r.get("RotationType") == "ON_DEMAND"
+                )
     return info
 
 
@@ -227,6 +247,9 @@ def _observed_key(
         aliases=aliases,
         deletion_date=_date(info.get("DeletionDate")),
         creation_date=_date(info.get("CreationDate")),
+        next_rotation_date=_date(info.get("_next_rotation")),
+        last_rotation_date=_date(info.get("_last_rotation")),
+        on_demand_rotations=info.get("_on_demand_rotations"),
     )
 
 

@@ -138,6 +138,9 @@ class ObservedKey:
     aliases: frozenset[str] = frozenset()
     deletion_date: datetime | None = None
     creation_date: datetime | None = None
+    next_rotation_date: datetime | None = None  # GetKeyRotationStatus (real KMS only)
+    last_rotation_date: datetime | None = None  # ListKeyRotations, when read
+    on_demand_rotations: int | None = None  # ListKeyRotations, when read
 
     def name(self, identity_tag: str) -> str | None:
         return self.tags.get(identity_tag)

@@ -120,3 +120,38 @@ def test_drift_reports_and_formats(workdir: Path, tmp_path: Path) -> None:
     assert (tmp_path / "d.md").read_text().startswith("## KMS drift report")
     result = cli("drift", "--sandbox", "--report", "pdf=x.pdf")
     assert result.exit_code == 1 and "FORMAT=FILE" in result.stderr
+
+
+def test_rotate_now_rotates_managed_symmetric_keys_and_drift_shows_it(workdir: Path) -> None:
+    assert cli("apply", "--sandbox", "--auto-approve", "--target", "production").exit_code == 0
+    result = cli("rotate", "--sandbox", "app-data", "--target", "production")
+    assert result.exit_code == 1 and "say --now" in result.stderr
+    result = cli("rotate", "--sandbox", "release-signing", "--now", "--auto-approve")
+    assert result.exit_code == 1 and "RSA_2048" in result.stderr  # cannot rotate: refused
+    result = cli("rotate", "--sandbox", "nope", "--now", "--auto-approve")
+    assert result.exit_code == 1 and "no key named 'nope'" in result.stderr
+    result = cli("rotate", "--sandbox", "app-data", "--now", "--target", "production")
+    assert result.exit_code == 1 and "--auto-approve" in result.stderr  # no terminal: asks
+
+    result = cli(
+        "rotate",
+        "--sandbox",
+        "keyspecs",
+        "app-data",
+        "--now",
+        "--auto-approve",
+        "--target",
+        "production",
+    )
+    assert result.exit_code == 0, result.output
+    assert "0 on-demand rotation(s) so far" in result.stdout
+    assert "rotation of 'app-data'" in result.stdout and "started" in result.stdout
+
+    drift = json.loads(
+        cli("drift", "--sandbox", "--format", "json", "--target", "production").stdout
+    )
+    rotation = {r["key"]: r for r in drift["targets"][0]["rotation"]}
+    assert rotation["app-data"]["on_demand_rotations"] == 1
+    assert rotation["app-data"]["last_rotation"] is not None
+    assert rotation["logs"]["on_demand_rotations"] == 0
+    assert "release-signing" not in rotation  # asymmetric keys have no rotation
