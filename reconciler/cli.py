@@ -409,7 +409,8 @@ def _make_plan(run: Run, allow_destroy: bool) -> tuple[Plan, dict[str, Connectio
 def plan(run: Run, out: Path | None, fmt: str, detailed_exitcode: bool, allow_destroy: bool) -> int:
     """Show what apply would change, without changing anything."""
     the_plan, _, failures = _make_plan(run, allow_destroy)
-    _print_plan(run, the_plan, fmt)
+    if the_plan.targets:  # a run where every target failed has no plan to show
+        _print_plan(run, the_plan, fmt)
     _report_failures(failures)
     if failures:
         if out is not None:
@@ -487,6 +488,9 @@ def drift(run: Run, fmt: str, reports: tuple[str, ...], fail_on: str) -> int:
         return detect(dt, observed, inventory.settings.ignore, inventory.settings_source.file)
 
     results, failures = _each_target(desired, one)
+    if not results:
+        _report_failures(failures)
+        return EXIT_ERROR
     report = DriftReport(tuple(results), inventory.settings_source.file)
     render_drift: dict[str, Callable[[DriftReport], str]] = {
         "text": drift_formats.drift_text,
@@ -864,7 +868,8 @@ def apply(
         the_plan, connections = _load_saved_plan(run, plan_file)
     else:
         the_plan, connections, failures = _make_plan(run, allow_destroy)
-    click.echo(formatters.plan_text(the_plan, run.style), nl=False)
+    if the_plan.targets:
+        click.echo(formatters.plan_text(the_plan, run.style), nl=False)
     if failures:
         _report_failures(failures)
         click.echo(
