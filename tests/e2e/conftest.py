@@ -139,6 +139,12 @@ def moto_server() -> Iterator[MotoServer]:
 @pytest.fixture(autouse=True)
 def _moto_patches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make moto closer to real KMS for the duration of one test (see the module doc)."""
+    patch_moto(monkeypatch)
+
+
+def patch_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The patches of ``_moto_patches``; also for a wider-scoped fixture's own setup,
+    which runs before the function-scoped autouse fixture does."""
     import moto.kms.models as kms_models
     from moto.kms.responses import KmsResponse
 
