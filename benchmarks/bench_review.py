@@ -55,8 +55,7 @@ def git(repo: Path, *args: str) -> None:
 
 def write_template(repo: Path, extra: str = "") -> None:
     principals = (
-        "{% set principals = ['arn:' ~ partition ~ ':iam::' ~ account_id ~ ':role/' ~ "
-        "key.name] %}"
+        "{% set principals = ['arn:' ~ partition ~ ':iam::' ~ account_id ~ ':role/' ~ key.name] %}"
     )
     if extra:
         principals = principals.replace("] %}", f", '{extra}'] %}}")
