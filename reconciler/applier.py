@@ -97,6 +97,8 @@ HANDLERS: Mapping[OpKind, Handler] = {
     OpKind.DISABLE_KEY_ROTATION: _simple("DisableKeyRotation"),
     OpKind.CREATE_ALIAS: _simple("CreateAlias", with_target=True),
     OpKind.UPDATE_ALIAS: _simple("UpdateAlias", with_target=True),
+    OpKind.CREATE_GRANT: _simple("CreateGrant"),
+    OpKind.REVOKE_GRANT: _simple("RevokeGrant"),
     OpKind.DISABLE_KEY: _simple("DisableKey"),
     OpKind.DELETE_ALIAS: _delete_alias,
     OpKind.SCHEDULE_KEY_DELETION: _schedule_deletion,

@@ -96,6 +96,90 @@ ALIAS_RESERVED_PREFIX: Final = "alias/aws/"
 ALIAS_MAX: Final = 256
 ALIAS_CHARS: Final = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
 
+# Grant operations (CreateGrant "Operations"), and which of them each kind of key allows.
+GRANT_OPERATIONS: Final = (
+    "Decrypt",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "Sign",
+    "Verify",
+    "GetPublicKey",
+    "CreateGrant",
+    "RetireGrant",
+    "DescribeKey",
+    "GenerateMac",
+    "VerifyMac",
+    "DeriveSharedSecret",
+)
+# Allowed on a grant for any key.
+GRANT_OPERATIONS_ANY_KEY: Final = ("CreateGrant", "RetireGrant", "DescribeKey")
+# The symmetric encryption operations: the only ones an encryption context constraint
+# applies to (GrantConstraints), and only on SYMMETRIC_DEFAULT keys.
+GRANT_SYMMETRIC_OPERATIONS: Final = (
+    "Decrypt",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+)
+# key usage -> the cryptographic operations a grant may allow (CreateGrant: an operation
+# the key does not support is a ValidationException). Asymmetric ENCRYPT_DECRYPT keys do
+# not make data keys, and have a public key (the key type table of the KMS guide).
+GRANT_OPERATIONS_BY_USAGE: Final[dict[str, tuple[str, ...]]] = {
+    ENCRYPT_DECRYPT: GRANT_SYMMETRIC_OPERATIONS,
+    SIGN_VERIFY: ("Sign", "Verify", "GetPublicKey"),
+    GENERATE_VERIFY_MAC: ("GenerateMac", "VerifyMac"),
+    KEY_AGREEMENT: ("DeriveSharedSecret", "GetPublicKey"),
+}
+_ASYMMETRIC_ENCRYPT_DECRYPT: Final = (
+    "Decrypt",
+    "Encrypt",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "GetPublicKey",
+)
+
+
+def grant_operations(key_spec: str, key_usage: str) -> tuple[str, ...]:
+    """Every operation a grant on a key of this spec and usage may allow."""
+    own: tuple[str, ...]
+    if key_usage == ENCRYPT_DECRYPT and key_spec != SYMMETRIC_DEFAULT:
+        own = _ASYMMETRIC_ENCRYPT_DECRYPT
+    else:
+        own = GRANT_OPERATIONS_BY_USAGE.get(key_usage, ())
+    return (*own, *GRANT_OPERATIONS_ANY_KEY)
+
+
+# Operations that read protected data, act as the key holder (sign, MAC, derive a shared
+# secret) or pass access on (CreateGrant): an undeclared grant with one of them is as
+# serious as a policy that gives them away.
+GRANT_SENSITIVE_OPERATIONS: Final = frozenset(
+    {
+        "Decrypt",
+        "ReEncryptFrom",
+        "Sign",
+        "GenerateMac",
+        "DeriveSharedSecret",
+        "CreateGrant",
+    }
+)
+GRANT_NAME: Final = re.compile(r"^[A-Za-z0-9:/_-]{1,256}$")
+# Grantee and retiring principals the inventory may declare: IAM principal ARNs (account
+# root, user, role, assumed role, federated user).
+GRANT_PRINCIPAL: Final = re.compile(
+    r"^arn:aws[a-z-]*:(iam::\d{12}:(root|user/\S+|role/\S+)|sts::\d{12}:(assumed-role|federated-user)/\S+)$"
+)
+SERVICE_PRINCIPAL: Final = re.compile(r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$")
+
+
 KEY_NAME: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,126}[a-z0-9])?$")
 
 DEFAULT_IDENTITY_TAG: Final = "kms-reconciler:name"

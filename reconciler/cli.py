@@ -258,6 +258,8 @@ def render(run: Run, keys: tuple[str, ...], fmt: str) -> int:
                     "tags": dict(s.tags),
                     "deletion_window_days": dk.deletion_window_days,
                     "deletion_protection": s.deletion_protection,
+                    "grants": {g.name: g.text for g in s.grants or ()},
+                    "grants_purge": dk.grants_purge,
                     "policy_source": dk.source.policy_origin,
                     "policy": s.policy,
                 }
@@ -771,6 +773,7 @@ def import_(run: Run, key_ids: tuple[str, ...], all_unmanaged: bool) -> int:
                 identity_tag=dt.identity_tag,
                 wanted=key_ids,
                 details_for_all=all_unmanaged,
+                grants=False,  # import writes no grants: no ListGrants
                 workers=run.aws.workers,
             ),
             caller_arn=conn.caller_arn,

@@ -15,8 +15,16 @@ from reconciler import catalog
 from reconciler.errors import InputError, Problem
 from reconciler.loader import Inventory, LoadedKey, dotted, targets_of
 from reconciler.policy import validate_policy
-from reconciler.spec import KeyDefaults, PolicySource, Target, check_tag_count
-from reconciler.state import DesiredKey, DesiredTarget, KeyState, SourceRef, TargetInfo, Waiver
+from reconciler.spec import GrantSpec, KeyDefaults, PolicySource, Target, check_tag_count
+from reconciler.state import (
+    DesiredKey,
+    DesiredTarget,
+    Grant,
+    KeyState,
+    SourceRef,
+    TargetInfo,
+    Waiver,
+)
 from reconciler.templates import PolicyRenderer, TemplateError
 
 
@@ -58,6 +66,27 @@ def default_policy(account_id: str, partition: str) -> dict[str, Any]:
             }
         ],
     }
+
+
+def _grant(spec: GrantSpec, account_id: str, partition: str, region: str) -> Grant:
+    """A declared grant for one target: {account_id}, {partition} and {region} filled in."""
+
+    def fill(text: str) -> str:
+        return (
+            text.replace("{account_id}", account_id)
+            .replace("{partition}", partition)
+            .replace("{region}", region)
+        )
+
+    constraints = spec.constraints
+    return Grant.of(
+        fill(spec.grantee_principal),
+        spec.operations,
+        fill(spec.retiring_principal) if spec.retiring_principal else None,
+        equals=constraints.encryption_context_equals if constraints else None,
+        subset=constraints.encryption_context_subset if constraints else None,
+        name=spec.name,
+    )
 
 
 def select_targets(inventory: Inventory, names: Sequence[str] = ()) -> list[Target]:
@@ -298,6 +327,9 @@ def _desired_key(
         tags=tags,
         aliases=frozenset(spec.aliases),
         policy=document,
+        grants=tuple(
+            _grant(g, target.account_id, info.partition, target.region) for g in spec.grants
+        ),
         deletion_protection=bool(
             _first(
                 spec.deletion_protection,
@@ -319,6 +351,7 @@ def _desired_key(
         source=SourceRef(loaded.source.file, loaded.source.line, origin_text, policy_file),
         policy_text=policy_text,
         adopt=spec.adopt,
+        grants_purge=spec.grants_purge,
         allow_alias_takeover=spec.allow_alias_takeover,
         bypass_policy_lockout_safety_check=spec.bypass_policy_lockout_safety_check,
         waivers=tuple(Waiver(w.rule, w.reason, w.owner, w.expires) for w in spec.waivers),

@@ -16,7 +16,7 @@ from typing import Any
 
 from reconciler.findings import Rule, Severity
 from reconciler.plan import Action, FieldChange, KeyPlan
-from reconciler.planner import PlanOptions, make_plan
+from reconciler.planner import GrantDiff, PlanOptions, diff_grants, make_plan
 from reconciler.policy import AccessChange, StatementChange, access_changes
 from reconciler.spec import IgnoreRule
 from reconciler.state import DesiredTarget, ObservedKey, ObservedTarget, TargetInfo
@@ -95,6 +95,25 @@ RULES: Mapping[str, Rule] = {
             Severity.MEDIUM,
             "Undeclared alias on a managed key",
             "An alias points at a managed key without being declared.",
+        ),
+        Rule(
+            "grant-missing",
+            Severity.MEDIUM,
+            "Declared grant is missing",
+            "No grant on the key allows what a declared grant allows; its grantee fails.",
+        ),
+        Rule(
+            "grant-added-sensitive",
+            Severity.HIGH,
+            "Undeclared grant allows decrypt, signing or passing access on",
+            "A grant that no spec declares lets a principal decrypt (or re-encrypt away), "
+            "sign, make MACs, derive secrets or create further grants with the key.",
+        ),
+        Rule(
+            "grant-added",
+            Severity.MEDIUM,
+            "Undeclared grant on a managed key",
+            "A grant that no spec declares gives a principal use of the key outside review.",
         ),
         Rule(
             "deletion-protection-changed",
@@ -207,9 +226,13 @@ def detect(
     plan = make_plan(desired, observed, PlanOptions(report_only=True))
     by_id = observed.by_id()
     wanted = {dk.name: dk.state.policy for dk in desired.keys}
+    grants = {dk.name: dk.state.grants or () for dk in desired.keys}
     findings: list[Finding] = []
     for key in plan.keys:
-        findings.extend(_key_findings(key, by_id.get(key.key_id or ""), wanted.get(key.name)))
+        ok = by_id.get(key.key_id or "")
+        findings.extend(_key_findings(key, ok, wanted.get(key.name)))
+        if key.action is not Action.CREATE and ok is not None and ok.grants is not None:
+            findings.extend(_grant_findings(key, diff_grants(grants.get(key.name, ()), ok.grants)))
     for error in plan.errors:
         findings.append(Finding("immutable-changed", Severity.HIGH, error, file=inventory_file))
     for orphan in plan.orphans:
@@ -314,10 +337,55 @@ def _key_findings(
         # enabled and rotation follow from the pending state; only real differences remain
         changes = [c for c in changes if c.field not in ("key_state", "enabled", "rotation")]
     for change in changes:
+        if change.field.startswith("grants."):
+            continue  # from the grant diff itself (_grant_findings): it knows the operations
         if change.field == "policy":
             out.append(_policy_finding(key, change, observed, wanted, where))
         else:
             out.append(_change_finding(key, change, where))
+    return out
+
+
+def _grant_findings(key: KeyPlan, diff: GrantDiff) -> list[Finding]:
+    """A declared grant missing; a grant no spec declares (the old version of a changed
+    grant too: KMS holds a grant the inventory does not describe). AWS service grants
+    are never findings."""
+    where = {
+        "key": key.name,
+        "key_id": key.key_id,
+        "file": key.source.file if key.source else None,
+        "line": key.source.line if key.source else None,
+    }
+    missing = {g.name: g for g in diff.missing}
+    out = []
+    for grant in diff.missing:
+        out.append(
+            _finding(
+                "grant-missing",
+                f"key '{key.name}': declared grant '{grant.name}' ({grant.text}) is missing",
+                **where,
+                field=f"grants.{grant.name}",
+                after=grant.text,
+            )
+        )
+    for grant in (*diff.replaced, *diff.undeclared):
+        declared = missing.get(grant.name)
+        note = (
+            f"; the inventory's grant '{grant.name}' allows {declared.text}"
+            if declared is not None
+            else ""
+        )
+        ident = f" '{grant.name}'" if grant.name else ""
+        out.append(
+            _finding(
+                "grant-added-sensitive" if grant.sensitive else "grant-added",
+                f"key '{key.name}': grant{ident} ({grant.grant_id}) allows {grant.text} "
+                f"but is not declared{note}",
+                **where,
+                field=f"grants.{grant.label}",
+                before=grant.text,
+            )
+        )
     return out
 
 

@@ -6,7 +6,10 @@ Reads only what the plan needs, concurrently:
 2. ListResourceTags for every customer key, to find the keys we own (identity tag);
 3. DescribeKey, then GetKeyPolicy and GetKeyRotationStatus, for owned keys and for keys
    the specs adopt (and, with ``details_for_all``, for every customer key); with
-   ``describe_unmanaged`` (drift), DescribeKey alone for the other customer keys.
+   ``describe_unmanaged`` (drift), DescribeKey alone for the other customer keys;
+4. ListGrants (paginated) for owned and adopted keys only, never for other customer keys,
+   and only once DescribeKey has found the key (moto answers HTTP 500 for a key that is
+   gone).
 
 Keys that an ``alias/aws/*`` alias points at are AWS managed: never read further.
 """
@@ -14,9 +17,9 @@ Keys that an ``alias/aws/*`` alias points at are AWS managed: never read further
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +28,7 @@ import botocore.exceptions
 from reconciler import catalog
 from reconciler.aws import KmsApi, error_code, error_message
 from reconciler.errors import AwsError
-from reconciler.state import ObservedKey, ObservedTarget, TargetInfo
+from reconciler.state import Grant, ObservedKey, ObservedTarget, TargetInfo
 
 _GONE = ("NotFoundException",)
 _NOT_APPLICABLE = (
@@ -42,6 +45,7 @@ class ObserveOptions:
     details_for_all: bool = False
     describe_unmanaged: bool = False  # DescribeKey for unmanaged keys too (drift reports them)
     rotation_history: bool = False  # ListKeyRotations for managed keys that rotate
+    grants: bool = True  # ListGrants for managed (and adopted) keys
     workers: int = 16
 
 
@@ -78,10 +82,16 @@ def observe_target(
                 and (options.details_for_all or options.identity_tag in tags or k in wanted)
             ]
             history = options.rotation_history
+            with_grants = {
+                k
+                for k in detailed
+                if options.grants
+                and (options.identity_tag in (tags_by_key[k] or {}) or k in wanted)
+            }
             details = dict(
                 zip(
                     detailed,
-                    pool.map(lambda k: _details(api, k, history), detailed),
+                    pool.map(lambda k: _details(api, k, history, k in with_grants), detailed),
                     strict=True,
                 )
             )
@@ -160,15 +170,25 @@ def _describe(api: KmsApi, key_id: str) -> dict[str, Any] | None:
         raise
 
 
-def _details(api: KmsApi, key_id: str, history: bool = False) -> dict[str, Any] | None:
+def _details(
+    api: KmsApi, key_id: str, history: bool = False, grants: bool = False
+) -> dict[str, Any] | None:
     """DescribeKey, then the policy and rotation status (skipped where they cannot apply),
-    and with ``history`` the rotations so far (ListKeyRotations)."""
+    with ``history`` the rotations so far (ListKeyRotations), with ``grants`` the grants."""
     meta = _describe(api, key_id)
     if meta is None:
         return None
     info: dict[str, Any] = meta
     if meta.get("KeyManager") == "AWS":
         return info
+    if grants:
+        try:
+            listed = api.paginate("ListGrants", "Grants", KeyId=key_id, Limit=100)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE, "AccessDeniedException"):
+                raise
+        else:
+            info["_grants"] = tuple(_grant(g) for g in listed)
     try:
         text = api.call("GetKeyPolicy", KeyId=key_id, PolicyName="default")["Policy"]
         info["_policy"] = _parse_policy(text)
@@ -204,6 +224,23 @@ def _details(api: KmsApi, key_id: str, history: bool = False) -> dict[str, Any] 
                     1 for r in rotations if r.get("RotationType") == "ON_DEMAND"
                 )
     return info
+
+
+def _grant(data: Mapping[str, Any]) -> Grant:
+    """A ListGrants entry. moto sends null for an absent RetiringPrincipal or Constraints,
+    and has no IssuingAccount or CreationDate; real KMS leaves absent fields out."""
+    constraints = data.get("Constraints") or {}
+    grant = Grant.of(
+        data.get("GranteePrincipal") or "",
+        data.get("Operations") or (),
+        data.get("RetiringPrincipal"),
+        equals=constraints.get("EncryptionContextEquals"),
+        subset=constraints.get("EncryptionContextSubset"),
+        name=data.get("Name") or "",
+        grant_id=data.get("GrantId"),
+    )
+    service = data.get("GranteeServicePrincipal")
+    return replace(grant, grantee_service_principal=service) if service else grant
 
 
 def _parse_policy(text: str) -> dict[str, Any]:
@@ -250,6 +287,7 @@ def _observed_key(
         next_rotation_date=_date(info.get("_next_rotation")),
         last_rotation_date=_date(info.get("_last_rotation")),
         on_demand_rotations=info.get("_on_demand_rotations"),
+        grants=info.get("_grants"),
     )
 
 

@@ -40,6 +40,8 @@ class OpKind(str, Enum):
     DISABLE_KEY_ROTATION = "DisableKeyRotation"
     CREATE_ALIAS = "CreateAlias"
     UPDATE_ALIAS = "UpdateAlias"
+    CREATE_GRANT = "CreateGrant"
+    REVOKE_GRANT = "RevokeGrant"
     DISABLE_KEY = "DisableKey"
     DELETE_ALIAS = "DeleteAlias"
     SCHEDULE_KEY_DELETION = "ScheduleKeyDeletion"
@@ -60,6 +62,8 @@ PHASES: Mapping[OpKind, int] = {
     OpKind.DISABLE_KEY_ROTATION: 6,
     OpKind.CREATE_ALIAS: 7,
     OpKind.UPDATE_ALIAS: 7,
+    OpKind.CREATE_GRANT: 8,
+    OpKind.REVOKE_GRANT: 8,
     OpKind.DISABLE_KEY: 9,
     OpKind.DELETE_ALIAS: 10,
     OpKind.SCHEDULE_KEY_DELETION: 11,

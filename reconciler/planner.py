@@ -6,7 +6,7 @@ raised together as one ``PlanError``, before any call is made.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -16,6 +16,7 @@ from reconciler.policy import can_manage_policy, diff_statements, policies_equal
 from reconciler.state import (
     DesiredKey,
     DesiredTarget,
+    Grant,
     KeyState,
     ObservedKey,
     ObservedTarget,
@@ -32,6 +33,7 @@ MUTABLE_FIELDS: tuple[str, ...] = (
     "tags",
     "policy",
     "aliases",
+    "grants",
 )
 
 _ACTIVE_STATES = ("Enabled", "Disabled")
@@ -239,6 +241,8 @@ def _plan_create(b: _Builder, dk: DesiredKey) -> KeyPlan:
         change = _plan_alias(b, dk, None, alias)
         if change is not None:
             changes.append(change)
+    for grant in sorted(want.grants or (), key=lambda g: g.name):
+        changes.append(_create_grant(b, dk, None, grant))
     if not want.enabled:
         b.op(OpKind.DISABLE_KEY, dk.name, None, "disable the new key")
     return KeyPlan(dk.name, Action.CREATE, None, tuple(changes), "", dk.source)
@@ -306,6 +310,7 @@ def _plan_existing(
     _diff_rotation(b, dk, key_id, have, changes, action is Action.RECOVER)
     _diff_enabled(b, dk, ok, have, changes)
     _diff_aliases(b, dk, ok, declared_aliases, by_id, changes)
+    _diff_grants(b, dk, ok, changes)
 
     if action is Action.UPDATE and not changes:
         action = Action.NOOP
@@ -555,6 +560,106 @@ def _plan_alias(
         AliasName=alias,
     )
     return FieldChange("aliases", None, alias, destructive=destructive, reason=reason)
+
+
+# -- grants -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GrantDiff:
+    """Declared grants against the grants on a key, matched by content (never by name:
+    KMS cannot update a grant, and moto does not keep names idempotent)."""
+
+    matched: tuple[Grant, ...] = ()  # existing grants a declared grant matches
+    missing: tuple[Grant, ...] = ()  # declared grants with no existing match: create
+    replaced: tuple[Grant, ...] = ()  # existing, unmatched, named like a missing one: revoke
+    undeclared: tuple[Grant, ...] = ()  # existing, unmatched, no spec declares them
+    aws_service: tuple[Grant, ...] = ()  # made by AWS services for their resources: kept apart
+
+
+def diff_grants(declared: Iterable[Grant], existing: Iterable[Grant]) -> GrantDiff:
+    """Match each declared grant to an existing grant with the same content (one each, so
+    two identical grants on the key leave one over). What is left over is sorted: AWS
+    service grants first (never touched, whatever their name), then the old version of a
+    declared grant whose content changed (same name as a declared grant that is missing),
+    then the rest, which no spec declares."""
+    left = list(existing)
+    matched: list[Grant] = []
+    missing: list[Grant] = []
+    for grant in sorted(declared, key=lambda g: g.name):
+        found = next((g for g in left if g == grant), None)
+        if found is None:
+            missing.append(grant)
+        else:
+            left.remove(found)
+            matched.append(found)
+    aws = [g for g in left if g.for_aws_service]
+    missing_names = {g.name for g in missing}
+    replaced = [g for g in left if not g.for_aws_service and g.name and g.name in missing_names]
+    undeclared = [g for g in left if not g.for_aws_service and g not in replaced]
+    order = lambda g: (g.name, g.grant_id or "")  # noqa: E731
+    return GrantDiff(
+        tuple(matched),
+        tuple(missing),
+        tuple(sorted(replaced, key=order)),
+        tuple(sorted(undeclared, key=order)),
+        tuple(sorted(aws, key=order)),
+    )
+
+
+def _create_grant(b: _Builder, dk: DesiredKey, key_id: str | None, grant: Grant) -> FieldChange:
+    params: dict[str, Any] = {
+        "Name": grant.name,
+        "GranteePrincipal": grant.grantee_principal,
+        "Operations": list(grant.operations),
+    }
+    if grant.retiring_principal:
+        params["RetiringPrincipal"] = grant.retiring_principal
+    if grant.constraints:
+        params["Constraints"] = grant.constraints
+    b.op(OpKind.CREATE_GRANT, dk.name, key_id, f"create grant {grant.name}", **params)
+    return FieldChange(f"grants.{grant.name}", None, grant.text)
+
+
+def _revoke_grant(
+    b: _Builder, dk: DesiredKey, key_id: str, grant: Grant, reason: str
+) -> FieldChange:
+    b.op(
+        OpKind.REVOKE_GRANT,
+        dk.name,
+        key_id,
+        f"revoke grant {grant.label} ({reason})",
+        destructive=True,
+        GrantId=grant.grant_id,
+    )
+    return FieldChange(f"grants.{grant.label}", grant.text, None, destructive=True, reason=reason)
+
+
+def _diff_grants(b: _Builder, dk: DesiredKey, ok: ObservedKey, changes: list[FieldChange]) -> None:
+    declared = dk.state.grants or ()
+    if ok.grants is None:
+        if declared:
+            b.warnings.append(f"{dk.name}: the grants of {ok.key_id} could not be read")
+        return
+    diff = diff_grants(declared, ok.grants)
+    # New grants first, then revocations: a changed grant's grantee never loses access
+    # between the two calls.
+    for grant in diff.missing:
+        changes.append(_create_grant(b, dk, ok.key_id, grant))
+    for grant in diff.replaced:
+        changes.append(
+            _revoke_grant(b, dk, ok.key_id, grant, "replaced: KMS cannot change a grant")
+        )
+    for grant in diff.undeclared:
+        if dk.grants_purge:
+            changes.append(
+                _revoke_grant(b, dk, ok.key_id, grant, "not declared; grants_purge is on")
+            )
+        elif b.options.report_only:
+            # Drift reports it; a plan leaves it alone (no call, no change).
+            changes.append(
+                FieldChange(f"grants.{grant.label}", grant.text, None, reason="not declared")
+            )
 
 
 # -- orphans and deletion -----------------------------------------------------------------

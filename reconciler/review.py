@@ -38,6 +38,7 @@ _FIELDS = (
     "tags",
     "aliases",
     "deletion_protection",
+    "grants",
 )
 
 
@@ -227,6 +228,8 @@ class ReviewReport:
 
 def _state_value(state: KeyState, name: str) -> Any:
     value = getattr(state, name)
+    if name == "grants":  # declared grants, by name: what each allows
+        return sorted(f"{g.name}: {g.text}" for g in value or ())
     if isinstance(value, frozenset):
         return sorted(value)
     if isinstance(value, Mapping):

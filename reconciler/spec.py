@@ -231,6 +231,92 @@ def _non_empty(value: str, what: str) -> str:
     return value
 
 
+# Placeholders a grant's principals may use, filled in per target (like the sample's
+# service.json.j2 does for its vars): one inventory can grant to a role in each account.
+GRANT_PLACEHOLDERS = {"{account_id}": "111122223333", "{partition}": "aws", "{region}": "us-east-1"}
+
+
+def _check_principal(value: str) -> str:
+    probe = value
+    for placeholder, example in GRANT_PLACEHOLDERS.items():
+        probe = probe.replace(placeholder, example)
+    if catalog.SERVICE_PRINCIPAL.match(probe):
+        raise ValueError(
+            f"'{value}' is a service principal; declare grants to IAM principal ARNs (grants "
+            "that AWS services make for their own resources are left to them)"
+        )
+    if not catalog.GRANT_PRINCIPAL.match(probe):
+        raise ValueError(
+            f"'{value}' is not an IAM principal ARN (like arn:aws:iam::111122223333:role/App; "
+            "{account_id} and {partition} are filled in per target)"
+        )
+    return value
+
+
+def _check_grant_name(value: str) -> str:
+    if not catalog.GRANT_NAME.match(value):
+        raise ValueError(
+            f"'{value}' is not a valid grant name: use letters, digits and : / _ - "
+            "(1-256 characters)"
+        )
+    return value
+
+
+def _check_operation(value: str) -> str:
+    if value not in catalog.GRANT_OPERATIONS:
+        raise ValueError(
+            f"'{value}' is not a KMS grant operation (one of {', '.join(catalog.GRANT_OPERATIONS)})"
+        )
+    return value
+
+
+def _check_operations(value: list[str]) -> list[str]:
+    if not value:
+        raise ValueError("list at least one operation")
+    twice = sorted({op for op in value if value.count(op) > 1})
+    if twice:
+        raise ValueError(f"lists {', '.join(twice)} more than once")
+    return value
+
+
+def _check_context(value: dict[str, str]) -> dict[str, str]:
+    if not value:
+        raise ValueError("give at least one encryption context pair")
+    return value
+
+
+Principal = Annotated[str, AfterValidator(_check_principal)]
+EncryptionContext = Annotated[dict[str, str], AfterValidator(_check_context)]
+
+
+class GrantConstraints(Model):
+    """An encryption context the request must equal, or include: one of the two."""
+
+    encryption_context_equals: EncryptionContext | None = None
+    encryption_context_subset: EncryptionContext | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> GrantConstraints:
+        given = [self.encryption_context_equals, self.encryption_context_subset]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError(
+                "give exactly one of 'encryption_context_equals' or 'encryption_context_subset'"
+            )
+        return self
+
+
+class GrantSpec(Model):
+    """One declared grant: `keys[i].grants[j]`."""
+
+    name: Annotated[str, AfterValidator(_check_grant_name)]
+    grantee_principal: Principal
+    operations: Annotated[
+        list[Annotated[str, AfterValidator(_check_operation)]], AfterValidator(_check_operations)
+    ]
+    retiring_principal: Principal | None = None
+    constraints: GrantConstraints | None = None
+
+
 class KeySpec(Model):
     """One logical key: `keys[i]` of a key file."""
 
@@ -253,6 +339,8 @@ class KeySpec(Model):
     waivers: list[Waiver] = []
     allow_alias_takeover: bool = False
     bypass_policy_lockout_safety_check: bool = False
+    grants: list[GrantSpec] = []
+    grants_purge: Annotated[bool, BeforeValidator(_strict_bool)] = False
 
     @model_validator(mode="after")
     def _cross_field(self) -> KeySpec:
@@ -300,7 +388,54 @@ class KeySpec(Model):
             first = self.aliases.index(alias)
             if first != i:
                 raise ValueError(f"aliases[{i}]: {alias} is already listed as aliases[{first}]")
+        self._check_grants(key_spec, self.key_usage or catalog.default_key_usage(key_spec))
         return self
+
+    def _check_grants(self, key_spec: str, key_usage: str | None) -> None:
+        """Grant names and contents unique; operations and constraints fit the key type."""
+        names = [g.name for g in self.grants]
+        contents: list[tuple[Any, ...]] = []
+        for i, grant in enumerate(self.grants):
+            first = names.index(grant.name)
+            if first != i:
+                raise ValueError(
+                    f"grants[{i}].name: '{grant.name}' is already used by grants[{first}]"
+                )
+            content = (
+                grant.grantee_principal,
+                sorted(grant.operations),
+                grant.retiring_principal,
+                grant.constraints,
+            )
+            if content in contents:
+                raise ValueError(
+                    f"grants[{i}]: allows the same as grants[{contents.index(content)}] "
+                    "(grantee, operations, retiring principal and constraints); grants are "
+                    "matched by what they allow, so declare it once"
+                )
+            contents.append(content)
+            if key_usage is None:
+                continue  # key_usage is required and reported above
+            allowed = catalog.grant_operations(key_spec, key_usage)
+            for j, operation in enumerate(grant.operations):
+                if operation not in allowed:
+                    raise ValueError(
+                        f"grants[{i}].operations[{j}]: {operation} is not allowed on a "
+                        f"{key_spec} {key_usage} key (allowed: {', '.join(allowed)})"
+                    )
+            if grant.constraints is not None:
+                if key_spec != catalog.SYMMETRIC_DEFAULT:
+                    raise ValueError(
+                        f"grants[{i}].constraints: encryption context constraints apply only "
+                        f"to symmetric encryption keys, not {key_spec}"
+                    )
+                if not set(grant.operations) & set(catalog.GRANT_SYMMETRIC_OPERATIONS):
+                    raise ValueError(
+                        f"grants[{i}].constraints: encryption context constraints apply only "
+                        "to symmetric encryption operations "
+                        f"({', '.join(catalog.GRANT_SYMMETRIC_OPERATIONS)}); the grant "
+                        "allows none of them"
+                    )
 
 
 class Target(Model):

@@ -38,6 +38,118 @@ class TargetInfo:
         return f"{self.name} ({self.account_id}/{self.region})"
 
 
+Context = tuple[tuple[str, str], ...]  # an encryption context, as sorted (key, value) pairs
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One grant in comparable form.
+
+    Equality and hashing use the content only (grantee, sorted operations, retiring
+    principal, constraints), never the name or ID: KMS cannot update a grant, and moto
+    does not keep names idempotent, so an existing grant matches a declared one by what it
+    allows. ``grant_id`` and ``name`` say which existing grant it is.
+    """
+
+    grantee_principal: str
+    operations: tuple[str, ...]
+    retiring_principal: str | None = None
+    encryption_context_equals: Context | None = None
+    encryption_context_subset: Context | None = None
+    name: str = field(default="", compare=False)
+    grant_id: str | None = field(default=None, compare=False)
+    # Grants with no GranteePrincipal but a GranteeServicePrincipal (newer KMS API).
+    grantee_service_principal: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "operations", tuple(sorted(set(self.operations))))
+        for name in ("encryption_context_equals", "encryption_context_subset"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, tuple(sorted(value)) if value else None)
+
+    @classmethod
+    def of(
+        cls,
+        grantee_principal: str,
+        operations: Iterable[str],
+        retiring_principal: str | None = None,
+        *,
+        equals: Mapping[str, str] | None = None,
+        subset: Mapping[str, str] | None = None,
+        name: str = "",
+        grant_id: str | None = None,
+    ) -> Grant:
+        return cls(
+            grantee_principal,
+            tuple(operations),
+            retiring_principal or None,
+            tuple(equals.items()) if equals else None,
+            tuple(subset.items()) if subset else None,
+            name=name,
+            grant_id=grant_id,
+        )
+
+    @property
+    def label(self) -> str:
+        """How the plan names it: the name, else the grant ID."""
+        return self.name or self.grant_id or "?"
+
+    @property
+    def constraints(self) -> dict[str, dict[str, str]] | None:
+        """The Constraints parameter of CreateGrant (None when unconstrained)."""
+        out = {}
+        if self.encryption_context_equals:
+            out["EncryptionContextEquals"] = dict(self.encryption_context_equals)
+        if self.encryption_context_subset:
+            out["EncryptionContextSubset"] = dict(self.encryption_context_subset)
+        return out or None
+
+    @property
+    def text(self) -> str:
+        """One line: ``Decrypt, Encrypt to arn:...`` with the retiring principal and
+        constraints when there are any."""
+        grantee = self.grantee_principal or self.grantee_service_principal or "?"
+        out = f"{', '.join(self.operations)} to {grantee}"
+        if self.retiring_principal:
+            out += f"; retiring principal {self.retiring_principal}"
+        for what, pairs in (
+            ("equals", self.encryption_context_equals),
+            ("includes", self.encryption_context_subset),
+        ):
+            if pairs:
+                out += f"; encryption context {what} " + ", ".join(f"{k}={v}" for k, v in pairs)
+        return out
+
+    @property
+    def sensitive(self) -> bool:
+        """Whether it allows reading data, acting as the key, or passing access on."""
+        return bool(catalog.GRANT_SENSITIVE_OPERATIONS.intersection(self.operations))
+
+    @property
+    def for_aws_service(self) -> bool:
+        """A grant an AWS service made for its own resource: never declared, never revoked.
+
+        Recognised by (1) a service principal as grantee or retiring principal (ListGrants
+        shows ``rds.us-east-1.amazonaws.com``, or a GranteeServicePrincipal field, when an
+        AWS service is the grantee); (2) a grantee that is a session of a role named
+        ``aws:...`` (IAM role names cannot contain ':', so only AWS has them: EBS attaches
+        volumes as ``assumed-role/aws:ec2-infrastructure/i-...``, the KMS guide's
+        "Examining grants" example); (3) a constraint on an encryption context key that
+        starts with ``aws:`` (the context AWS services set, such as ``aws:ebs:id``).
+        Service-linked roles (``role/aws-service-role/...``) are not enough: the AWS guides
+        tell users to create grants for them (EBS encryption with Auto Scaling).
+        """
+        if self.grantee_service_principal:
+            return True
+        for principal in (self.grantee_principal, self.retiring_principal):
+            if principal and catalog.SERVICE_PRINCIPAL.match(principal):
+                return True
+        if ":assumed-role/aws:" in self.grantee_principal:
+            return True
+        pairs = (*(self.encryption_context_equals or ()), *(self.encryption_context_subset or ()))
+        return any(k.lower().startswith("aws:") for k, _ in pairs)
+
+
 @dataclass(frozen=True)
 class KeyState:
     """Everything the tool manages about one key, in one comparable shape.
@@ -58,6 +170,8 @@ class KeyState:
     aliases: frozenset[str]
     policy: Mapping[str, Any] | None
     deletion_protection: bool
+    # Declared grants (desired) or every grant on the key (observed); None: not read.
+    grants: tuple[Grant, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +201,7 @@ class DesiredKey:
     source: SourceRef
     policy_text: str  # the exact JSON sent to KMS
     adopt: str | None = None
+    grants_purge: bool = False  # revoke grants on the key that no spec declares
     allow_alias_takeover: bool = False
     bypass_policy_lockout_safety_check: bool = False
     waivers: tuple[Waiver, ...] = ()
@@ -141,6 +256,7 @@ class ObservedKey:
     next_rotation_date: datetime | None = None  # GetKeyRotationStatus (real KMS only)
     last_rotation_date: datetime | None = None  # ListKeyRotations, when read
     on_demand_rotations: int | None = None  # ListKeyRotations, when read
+    grants: tuple[Grant, ...] | None = None  # ListGrants (managed keys only), when read
 
     def name(self, identity_tag: str) -> str | None:
         return self.tags.get(identity_tag)
@@ -170,6 +286,7 @@ class ObservedKey:
             aliases=self.aliases,
             policy=self.policy,
             deletion_protection=self.tags.get(protection_tag(identity_tag)) == "true",
+            grants=self.grants,
         )
 
 
@@ -215,6 +332,12 @@ def fingerprint(observed: ObservedTarget, identity_tag: str, also: Iterable[str]
                 "policy": canonicalize(state.policy, partition=partition)
                 if state.policy is not None
                 else None,
+                "grants": None
+                if key.grants is None
+                else sorted(
+                    [g.grant_id or "", g.name, g.text, g.grantee_service_principal or ""]
+                    for g in key.grants
+                ),
             }
         )
     body = {

@@ -62,7 +62,12 @@ def state(name: str = "app", **fields: Any) -> KeyState:
 def desired_key(name: str = "app", *, line: int = 1, **fields: Any) -> DesiredKey:
     extra = {
         k: fields.pop(k)
-        for k in ("adopt", "allow_alias_takeover", "bypass_policy_lockout_safety_check")
+        for k in (
+            "adopt",
+            "allow_alias_takeover",
+            "bypass_policy_lockout_safety_check",
+            "grants_purge",
+        )
         if k in fields
     }
     window = fields.pop("deletion_window_days", 30)

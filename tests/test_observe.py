@@ -55,7 +55,7 @@ def test_managed_keys_are_read_in_full_and_unmanaged_keys_only_tagged(kms: Any) 
     assert by_id[unmanaged[0]].policy is None and by_id[unmanaged[0]].key_state is None
     assert obs.aliases["alias/other1"] == unmanaged[1]
     # once per target: ListKeys, ListAliases; per customer key: ListResourceTags;
-    # per managed key: DescribeKey, GetKeyPolicy, GetKeyRotationStatus.
+    # per managed key: DescribeKey, GetKeyPolicy, GetKeyRotationStatus, ListGrants.
     assert dict(api.calls) == {
         "ListKeys": 1,
         "ListAliases": 1,
@@ -63,8 +63,10 @@ def test_managed_keys_are_read_in_full_and_unmanaged_keys_only_tagged(kms: Any) 
         "DescribeKey": 3,
         "GetKeyPolicy": 3,
         "GetKeyRotationStatus": 3,
+        "ListGrants": 3,
     }
-    assert obs.read_calls == 18
+    assert obs.read_calls == 21
+    assert by_id[managed[0]].grants == () and by_id[unmanaged[0]].grants is None
 
 
 def test_wanted_unmanaged_keys_are_read_in_full_by_id_or_alias(kms: Any) -> None:
