@@ -198,7 +198,9 @@ def test_bundled_sample_in_the_sandbox(tmp_path: Path, cli_home: Path) -> None:
 
     applied = run("apply", "--sandbox", "--auto-approve")
     assert applied.returncode == 0, applied
-    assert "Apply complete: 33 operation(s)" in applied.stdout
+    # 33 key, rotation, alias and disable calls, plus app-data's grant in each target
+    assert "Apply complete: 35 operation(s)" in applied.stdout
+    assert applied.stdout.count("CreateGrant ... done") == 2
 
     replanned = run("plan", "--sandbox", "--detailed-exitcode")
     assert replanned.returncode == 0, replanned
