@@ -662,6 +662,24 @@ def test_unreadable_grants_are_unknown_other_errors_fail(code: str, ok: bool) ->
             observe_target(api, TARGET, ObserveOptions(IDENTITY))
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        ObserveOptions(IDENTITY, details_for_all=True),
+        ObserveOptions(IDENTITY, describe_unmanaged=True),
+        ObserveOptions(IDENTITY, wanted=("u1",)),
+    ],
+    ids=["details-for-all", "drift-describes-unmanaged", "adopted-key"],
+)
+def test_unmanaged_keys_read_in_detail_get_no_list_grants(options: ObserveOptions) -> None:
+    fake = fake_account({"k1": {IDENTITY: "one"}, "u1": {}, "u2": {"Team": "x"}})
+    obs = observe_target(KmsApi(fake), TARGET, options)
+    listed = sorted(p["KeyId"] for name, p in fake.calls if name == "ListGrants")
+    # an adopted key (wanted) is about to be managed: its grants are planned too
+    assert listed == (["k1", "u1"] if options.wanted else ["k1"])
+    assert obs.by_id()["u2"].grants is None
+
+
 def test_import_reads_no_grants() -> None:
     fake = fake_account({"k1": {IDENTITY: "one"}, "u1": {}})
     observe_target(
