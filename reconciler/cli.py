@@ -319,6 +319,7 @@ def _observe(
     describe_unmanaged: bool = False,
     wanted: tuple[str, ...] = (),
     rotation_history: bool = False,
+    grants_for: frozenset[str] | None = None,
 ) -> ObservedTarget:
     started = time.monotonic()
     wanted = wanted + tuple(dk.adopt for dk in desired.keys if dk.adopt)
@@ -330,6 +331,7 @@ def _observe(
             wanted=wanted,
             describe_unmanaged=describe_unmanaged,
             rotation_history=rotation_history,
+            grants_for=grants_for,
             workers=run.aws.workers,
         ),
         caller_arn=conn.caller_arn,
@@ -378,7 +380,7 @@ def _make_plan(run: Run, allow_destroy: bool) -> tuple[Plan, dict[str, Connectio
 
     def one(dt: DesiredTarget) -> tuple[TargetPlan, Connection]:
         conn = connect(dt.target, run.aws)
-        observed = _observe(run, dt, conn)
+        observed = _observe(run, dt, conn, grants_for=dt.grants_needed)
         return make_plan(dt, observed, PlanOptions(allow_destroy=allow_destroy)), conn
 
     results, failures = _each_target(desired, one)
@@ -434,6 +436,17 @@ def _print_plan(run: Run, the_plan: Plan, fmt: str) -> None:
 
 
 # -- drift --------------------------------------------------------------------------------
+
+
+def _write_report(path: Path, text: str) -> None:
+    """Write a ``--report`` file, making its folder; a failure is one clear error line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(
+            Problem(f"cannot write the report {path}: {exc.strerror or exc}", field="--report")
+        ) from None
 
 
 def _parse_reports(
@@ -503,7 +516,7 @@ def drift(run: Run, fmt: str, reports: tuple[str, ...], fail_on: str) -> int:
     else:
         click.echo(render_drift[fmt](report), nl=False)
     for out_fmt, path in outputs:
-        path.write_text(render_drift[out_fmt](report), encoding="utf-8")
+        _write_report(path, render_drift[out_fmt](report))
         run.info(f"Wrote the {out_fmt} report to {path}")
     _report_failures(failures)
     if failures:
@@ -644,7 +657,7 @@ def review(
     threshold = Severity.parse(fail_on)
     click.echo(REVIEW_FORMATS[fmt](report, threshold), nl=False)
     for out_fmt, out_path in outputs:
-        out_path.write_text(REVIEW_FORMATS[out_fmt](report, threshold), encoding="utf-8")
+        _write_report(out_path, REVIEW_FORMATS[out_fmt](report, threshold))
         run.info(f"Wrote the {out_fmt} review to {out_path}")
     return EXIT_CHANGES if report.blocking(threshold) else EXIT_OK
 
@@ -656,7 +669,7 @@ def _live_findings(
 
     def one(dt: DesiredTarget) -> dict[tuple[str, str], Any]:
         conn = connect(dt.target, run.aws)
-        observed = _observe(run, dt, conn)
+        observed = _observe(run, dt, conn, grants_for=frozenset())  # policies only
         return {
             (dt.target.name, name): key.policy
             for key in observed.keys
@@ -709,7 +722,7 @@ def rotate(run: Run, arguments: tuple[str, ...], now: bool, auto_approve: bool) 
 
     def find(dt: DesiredTarget) -> tuple[DesiredTarget, Connection, ObservedKey]:
         conn = connect(dt.target, run.aws)
-        observed = _observe(run, dt, conn, rotation_history=True)
+        observed = _observe(run, dt, conn, rotation_history=True, grants_for=frozenset())
         found = [k for k in observed.keys if k.name(dt.identity_tag) == key_name]
         if not found:
             raise InputError(Problem(f"key '{key_name}' does not exist in KMS yet (apply first)"))
@@ -929,8 +942,10 @@ def _load_saved_plan(run: Run, plan_file: Path) -> tuple[Plan, dict[str, Connect
         # the keys the plan works on: managed ones, and those it adopts (read in full)
         ids = [k.key_id for k in tp.keys if k.key_id]
         desired = DesiredTarget(tp.target, (), the_plan.identity_tag)
-        observed = _observe(run, desired, conn, wanted=tuple(ids))
-        now = fingerprint(observed, the_plan.identity_tag, ids)
+        observed = _observe(
+            run, desired, conn, wanted=tuple(ids), grants_for=frozenset(tp.grants_read)
+        )
+        now = fingerprint(observed, the_plan.identity_tag, ids, tp.grants_read)
         if now != tp.fingerprint:
             raise StalePlanError(
                 f"the saved plan {plan_file} is stale: KMS in target '{tp.target.name}' changed "

@@ -130,11 +130,9 @@ def plan_imports(
     imported, skipped = [], []
     for target, key in candidates:
         already = (adopted or {}).get((target.name, key.key_id))
-        reason = (
-            f"the spec '{already}' already adopts it (apply to finish the adoption)"
-            if already
-            else importable(key, identity_tag)
-        )
+        reason = importable(key, identity_tag)  # "already managed" first: it is the truth
+        if reason is None and already:
+            reason = f"the spec '{already}' already adopts it (apply to finish the adoption)"
         if reason is not None:
             skipped.append(Skipped(key.key_id, target.name, reason))
             continue

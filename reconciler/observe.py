@@ -46,6 +46,10 @@ class ObserveOptions:
     describe_unmanaged: bool = False  # DescribeKey for unmanaged keys too (drift reports them)
     rotation_history: bool = False  # ListKeyRotations for managed keys that rotate
     grants: bool = True  # ListGrants for managed (and adopted) keys
+    # Only for the managed keys of these names (None: every managed key). A plan reads
+    # grants only where a spec declares grants or purges them: ListGrants is paced at
+    # 100 requests a second, so reading them for every key would dominate a plan.
+    grants_for: frozenset[str] | None = None
     workers: int = 16
 
 
@@ -86,7 +90,16 @@ def observe_target(
                 k
                 for k in detailed
                 if options.grants
-                and (options.identity_tag in (tags_by_key[k] or {}) or k in wanted)
+                and (
+                    k in wanted
+                    or (
+                        options.identity_tag in (tags := tags_by_key[k] or {})
+                        and (
+                            options.grants_for is None
+                            or tags[options.identity_tag] in options.grants_for
+                        )
+                    )
+                )
             }
             details = dict(
                 zip(

@@ -129,6 +129,7 @@ class TargetPlan:
     warnings: tuple[str, ...] = ()
     caller_arn: str = ""
     errors: tuple[str, ...] = ()  # conflicts found in report-only planning (drift)
+    grants_read: tuple[str, ...] = ()  # the keys whose grants the plan (and fingerprint) read
 
     def count(self, *actions: Action) -> int:
         return sum(1 for k in self.keys if k.action in actions)
@@ -196,6 +197,7 @@ def _target_to_dict(tp: TargetPlan) -> dict[str, Any]:
         "session_duration_seconds": t.session_duration_seconds,
         "caller_arn": tp.caller_arn,
         "fingerprint": tp.fingerprint,
+        "grants_read": list(tp.grants_read),
         "keys": [
             {
                 "name": k.name,
@@ -329,6 +331,7 @@ def _target_from_dict(data: Mapping[str, Any]) -> TargetPlan:
         keys=tuple(keys),
         operations=ops,
         fingerprint=data["fingerprint"],
+        grants_read=tuple(data.get("grants_read", ())),
         orphans=tuple(Orphan(o["name"], o["key_id"], o["reason"]) for o in data["orphans"]),
         warnings=tuple(data.get("warnings", [])),
         caller_arn=data.get("caller_arn", ""),

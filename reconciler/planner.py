@@ -126,11 +126,17 @@ def make_plan(
         target=desired.target,
         keys=tuple(key_plans),
         operations=tuple(op for _, op in ordered),
-        fingerprint=fingerprint(observed, identity, (ok.key_id for ok in matched.values())),
+        fingerprint=fingerprint(
+            observed,
+            identity,
+            (ok.key_id for ok in matched.values()),
+            desired.grants_needed if not options.report_only else None,
+        ),
         orphans=tuple(orphans),
         warnings=tuple(b.warnings),
         caller_arn=observed.caller_arn,
         errors=tuple(str(p) for p in b.problems),
+        grants_read=tuple(sorted(desired.grants_needed)),
     )
 
 

@@ -222,6 +222,11 @@ class DesiredTarget:
     organization_ids: frozenset[str] = frozenset()
 
     @property
+    def grants_needed(self) -> frozenset[str]:
+        """The keys whose grants a plan must read: they declare grants or purge them."""
+        return frozenset(k.name for k in self.keys if k.state.grants or k.grants_purge)
+
+    @property
     def protection_tag(self) -> str:
         return protection_tag(self.identity_tag)
 
@@ -306,14 +311,21 @@ class ObservedTarget:
         return {key.key_id: key for key in self.keys}
 
 
-def fingerprint(observed: ObservedTarget, identity_tag: str, also: Iterable[str] = ()) -> str:
+def fingerprint(
+    observed: ObservedTarget,
+    identity_tag: str,
+    also: Iterable[str] = (),
+    grants_for: Iterable[str] | None = None,
+) -> str:
     """A digest of the observed state a plan depends on: managed keys, the keys in ``also``
-    (those the plan adopts), and every alias.
+    (those the plan adopts), every alias, and the grants of the keys named in
+    ``grants_for`` (those the plan read; None: every key's grants that were read).
 
     A saved plan carries it; apply observes again and refuses the plan when it differs.
     """
     partition = observed.target.partition
     extra = set(also)
+    with_grants = None if grants_for is None else set(grants_for)
     managed = []
     for key in sorted(observed.keys, key=lambda k: k.key_id):
         if identity_tag not in key.tags and key.key_id not in extra:
@@ -333,7 +345,7 @@ def fingerprint(observed: ObservedTarget, identity_tag: str, also: Iterable[str]
                 if state.policy is not None
                 else None,
                 "grants": None
-                if key.grants is None
+                if key.grants is None or (with_grants is not None and state.name not in with_grants)
                 else sorted(
                     [g.grant_id or "", g.name, g.text, g.grantee_service_principal or ""]
                     for g in key.grants

@@ -468,11 +468,6 @@ def test_fail_on_high_with_sarif_and_markdown(
     assert stranger in with_high.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: drift --report FILE in a missing directory crashes with a FileNotFoundError "
-    "traceback (after printing the report) instead of one error line",
-)
 def test_report_into_a_missing_directory_is_a_clean_outcome(
     inventory: Inventory, run_cli: RunCli
 ) -> None:

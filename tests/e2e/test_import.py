@@ -303,11 +303,6 @@ def test_second_import_of_a_key_is_refused(
     assert _files(path) == files, "nothing written"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: re-importing a key already adopted and applied says 'apply to finish the "
-    "adoption' instead of that the key is already managed",
-)
 def test_import_of_an_adopted_and_applied_key_says_it_is_managed(
     inventory: Inventory, run_cli: RunCli, run_cli_in_process: RunCli, kms: Any
 ) -> None:
