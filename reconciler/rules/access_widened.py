@@ -9,6 +9,7 @@ from typing import Any
 from reconciler.findings import Rule, Severity
 from reconciler.policy import Policy, access, denied
 from reconciler.review import Hit, Subject
+from reconciler.rules._conditions import implies
 
 RULE = Rule(
     id="KMS102",
@@ -25,42 +26,10 @@ RULE = Rule(
 Conditions = Mapping[str, Mapping[str, list[str]]]
 
 # Operators whose values must match exactly for one condition to be as strict as another.
-_EXACT = ("Bool", "Null", "Numeric", "Date")
 
 
 def _parse(conditions: str) -> Conditions:
     return json.loads(conditions) if conditions else {}
-
-
-def _values_at_least_as_strict(operator: str, new: list[str], old: list[str]) -> bool:
-    if "Not" in operator:  # StringNotEquals etc.: more values exclude more callers
-        return set(new) >= set(old)
-    base = operator.split(":")[-1].removesuffix("IfExists")
-    if base.startswith(_EXACT):
-        return set(new) == set(old)
-    return set(new) <= set(old)  # Equals, Like, IpAddress...: fewer values admit fewer
-
-
-def _implies(new: Conditions, old: Conditions) -> bool:
-    """Whether every constraint of ``old`` is enforced at least as strictly by ``new``."""
-    for operator, block in old.items():
-        if not isinstance(block, Mapping):
-            if new.get(operator) != block:
-                return False
-            continue
-        # the same operator, or a stricter form of it (no IfExists, Equals for Like)
-        equals = operator if "Not" in operator else operator.replace("Like", "Equals")
-        candidates = {operator, operator.removesuffix("IfExists"), equals}
-        candidates.add(equals.removesuffix("IfExists"))
-        for key, values in block.items():
-            if not any(
-                isinstance(new.get(op), Mapping)
-                and key in new[op]
-                and _values_at_least_as_strict(op, list(new[op][key]), list(values))
-                for op in candidates
-            ):
-                return False
-    return True
 
 
 def _grants(doc: Policy, partition: str) -> dict[tuple[str, str], frozenset[str]]:
@@ -76,7 +45,7 @@ def _covered(
 ) -> bool:
     new = _parse(conditions)
     return any(
-        action in actions and who in (principal, "*") and _implies(new, _parse(old))
+        action in actions and who in (principal, "*") and implies(new, _parse(old))
         for (who, old), actions in base.items()
     )
 

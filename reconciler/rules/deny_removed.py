@@ -9,6 +9,7 @@ from typing import Any
 
 from reconciler.findings import Rule, Severity
 from reconciler.review import Hit, Subject
+from reconciler.rules._conditions import implies
 from reconciler.rules._helpers import actions, principals
 
 RULE = Rule(
@@ -24,43 +25,12 @@ RULE = Rule(
 
 Conditions = Mapping[str, Any]
 _ROOT = re.compile(r"AWS:arn:[\w-]+:iam::(\d{12}):root")
-_EXACT = ("Bool", "Null", "Numeric", "Date")
 
 
 def _entries(statement: Mapping[str, Any]) -> list[str]:
     if "NotPrincipal" in statement:
         return ["NotPrincipal:" + ",".join(principals({"Principal": statement["NotPrincipal"]}))]
     return list(principals(statement))
-
-
-def _values_at_least_as_strict(operator: str, new: list[str], old: list[str]) -> bool:
-    if "Not" in operator:
-        return set(new) >= set(old)
-    if operator.split(":")[-1].removesuffix("IfExists").startswith(_EXACT):
-        return set(new) == set(old)
-    return set(new) <= set(old)
-
-
-def _implies(new: Conditions, old: Conditions) -> bool:
-    """Whether a request matching ``new`` always matches ``old``."""
-    for operator, block in old.items():
-        if not isinstance(block, Mapping):
-            if new.get(operator) != block:
-                return False
-            continue
-        # the same operator, or a stricter form of it (no IfExists, Equals for Like)
-        equals = operator if "Not" in operator else operator.replace("Like", "Equals")
-        candidates = {operator, operator.removesuffix("IfExists"), equals}
-        candidates.add(equals.removesuffix("IfExists"))
-        for key, values in block.items():
-            if not any(
-                isinstance(new.get(op), Mapping)
-                and key in new[op]
-                and _values_at_least_as_strict(op, list(new[op][key]), list(values))
-                for op in candidates
-            ):
-                return False
-    return True
 
 
 def _covers(entry: str, principal: str) -> bool:
@@ -99,8 +69,7 @@ def check(subject: Subject) -> Iterable[Hit]:
             still = frozenset(
                 action
                 for h_statement, h_entries, h_condition in head
-                if any(_covers(e, principal) for e in h_entries)
-                and _implies(condition, h_condition)
+                if any(_covers(e, principal) for e in h_entries) and implies(condition, h_condition)
                 for action in actions(h_statement) & denied
             )
             if denied - still:
