@@ -10,15 +10,21 @@ repeat, and the identity tag is set by CreateKey itself, so a re-run converges.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import groupby
+from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from reconciler.aws import KmsApi, error_message
 from reconciler.plan import Operation, OpKind, TargetPlan
@@ -85,9 +91,95 @@ def _schedule_deletion(api: KmsApi, op: Operation, key_id: str | None, retries: 
         )
 
 
+WRAPPING_ALGORITHM = "RSAES_OAEP_SHA_256"
+WRAPPING_KEY_SPEC = "RSA_2048"
+
+
+class KeyMaterialError(Exception):
+    """The key material could not be read or imported. The message names only the source."""
+
+
+def read_key_material(source: str, root: str) -> bytes:
+    """The material named by ``file PATH`` (relative to the inventory root) or ``env NAME``.
+
+    Errors name the source, never any part of the material.
+    """
+    kind, _, ref = source.partition(" ")
+    if kind == "env":
+        value = os.environ.get(ref)
+        if not value:
+            raise KeyMaterialError(f"key material source {source}: the variable is not set")
+        return value.encode()
+    if kind == "file":
+        path = Path(root) / ref
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise KeyMaterialError(
+                f"key material source {source}: cannot read {path} ({reason})"
+            ) from None
+        if not data:
+            raise KeyMaterialError(f"key material source {source}: the file is empty")
+        return data
+    raise KeyMaterialError(f"key material source {source!r} is neither 'file ...' nor 'env ...'")
+
+
+def _wrap(public_key_der: bytes, material: bytes) -> bytes:
+    public_key = load_der_public_key(public_key_der)
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise KeyMaterialError("GetParametersForImport returned a public key that is not RSA")
+    oaep = padding.OAEP(
+        mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None
+    )
+    return public_key.encrypt(material, oaep)
+
+
+def _import_key_material(api: KmsApi, op: Operation, key_id: str | None, retries: int) -> None:
+    """GetParametersForImport, wrap the material locally, ImportKeyMaterial.
+
+    The material and the wrapped bytes stay in this function: no error, log line or event
+    carries them (an exception from the crypto library is replaced by one naming the source).
+    """
+    source = str(op.params["source"])
+    material = read_key_material(source, str(op.params.get("root", ".")))
+    params = api.call(
+        "GetParametersForImport",
+        retry_not_found=retries,
+        KeyId=key_id,
+        WrappingAlgorithm=WRAPPING_ALGORITHM,
+        WrappingKeySpec=WRAPPING_KEY_SPEC,
+    )
+    try:
+        wrapped = _wrap(params["PublicKey"], material)
+    except KeyMaterialError:
+        raise
+    except Exception:
+        raise KeyMaterialError(
+            f"key material source {source}: cannot wrap it with the KMS import public key "
+            f"({WRAPPING_KEY_SPEC}, {WRAPPING_ALGORITHM}); is it 32 bytes of raw key material?"
+        ) from None
+    call: dict[str, Any] = {
+        "KeyId": key_id,
+        "ImportToken": params["ImportToken"],
+        "EncryptedKeyMaterial": wrapped,
+        "ExpirationModel": op.params["ExpirationModel"],
+    }
+    if op.params.get("ValidTo"):
+        call["ValidTo"] = datetime.fromisoformat(str(op.params["ValidTo"]))
+    try:
+        api.call("ImportKeyMaterial", **call)
+    except botocore.exceptions.ParamValidationError:
+        # botocore's report quotes parameter values: it would show the wrapped material.
+        raise KeyMaterialError(
+            f"key material source {source}: ImportKeyMaterial refused its parameters"
+        ) from None
+
+
 HANDLERS: Mapping[OpKind, Handler] = {
     OpKind.CANCEL_KEY_DELETION: _simple("CancelKeyDeletion"),
     OpKind.CREATE_KEY: _create_key,
+    OpKind.IMPORT_KEY_MATERIAL: _import_key_material,
     OpKind.ENABLE_KEY: _simple("EnableKey"),
     OpKind.UPDATE_KEY_DESCRIPTION: _simple("UpdateKeyDescription"),
     OpKind.PUT_KEY_POLICY: _simple("PutKeyPolicy"),
@@ -118,6 +210,8 @@ def describe_call(op: Operation, key_id: str | None) -> str:
     elif op.kind not in (OpKind.CREATE_KEY, OpKind.DELETE_ALIAS):
         params["KeyId"] = key_id or f"<id of new key {op.key}>"
     for name, value in op.params.items():
+        if name == "root":
+            continue
         if name == "Policy":
             params[name] = f"<{len(str(value).encode())}-byte policy>"
         else:

@@ -49,7 +49,8 @@ KEY_SPEC_REGIONS: Final[dict[str, frozenset[str]]] = {
 }
 
 ORIGIN_AWS_KMS: Final = "AWS_KMS"
-ORIGINS: Final = (ORIGIN_AWS_KMS, "EXTERNAL")
+ORIGIN_EXTERNAL: Final = "EXTERNAL"
+ORIGINS: Final = (ORIGIN_AWS_KMS, ORIGIN_EXTERNAL)
 
 
 def default_key_usage(key_spec: str) -> str | None:

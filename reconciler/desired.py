@@ -9,17 +9,27 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from reconciler import catalog
 from reconciler.errors import InputError, Problem
 from reconciler.loader import Inventory, LoadedKey, dotted, targets_of
 from reconciler.policy import validate_policy
-from reconciler.spec import GrantSpec, KeyDefaults, PolicySource, Target, check_tag_count
+from reconciler.spec import (
+    GrantSpec,
+    KeyDefaults,
+    KeyMaterialSpec,
+    PolicySource,
+    Target,
+    check_tag_count,
+)
 from reconciler.state import (
     DesiredKey,
     DesiredTarget,
     Grant,
+    KeyMaterial,
     KeyState,
     SourceRef,
     TargetInfo,
@@ -355,4 +365,17 @@ def _desired_key(
         allow_alias_takeover=spec.allow_alias_takeover,
         bypass_policy_lockout_safety_check=spec.bypass_policy_lockout_safety_check,
         waivers=tuple(Waiver(w.rule, w.reason, w.owner, w.expires) for w in spec.waivers),
+        key_material=_key_material(spec.key_material, inventory.root),
     )
+
+
+def _key_material(spec: KeyMaterialSpec | None, root: Path) -> KeyMaterial | None:
+    """The reference to an EXTERNAL key's material (file relative to the inventory, or env)."""
+    if spec is None:
+        return None
+    valid_to = spec.valid_to
+    if valid_to is not None and not isinstance(valid_to, datetime):
+        valid_to = datetime(valid_to.year, valid_to.month, valid_to.day, tzinfo=timezone.utc)
+    elif valid_to is not None and valid_to.tzinfo is None:
+        valid_to = valid_to.replace(tzinfo=timezone.utc)
+    return KeyMaterial(spec.source, spec.expiration_model, valid_to, str(root.resolve()))

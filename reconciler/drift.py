@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from reconciler.findings import Rule, Severity
@@ -35,6 +35,20 @@ RULES: Mapping[str, Rule] = {
             Severity.HIGH,
             "Managed key is pending deletion",
             "Once the waiting period ends the key and all data under it are lost.",
+        ),
+        Rule(
+            "key-pending-import",
+            Severity.HIGH,
+            "Managed EXTERNAL key has no key material",
+            "A key in PendingImport (never imported, or its material expired) cannot be used: "
+            "every call under it fails until the material is imported.",
+        ),
+        Rule(
+            "key-material-expiring",
+            Severity.MEDIUM,
+            "Imported key material expires soon",
+            "When imported key material expires, KMS deletes it and the key becomes "
+            "unusable until the same material is imported again.",
         ),
         Rule(
             "key-disabled",
@@ -222,7 +236,9 @@ def detect(
     observed: ObservedTarget,
     ignore: Sequence[IgnoreRule] = (),
     inventory_file: str = "keyspecs/inventory.yaml",
+    now: datetime | None = None,
 ) -> TargetDrift:
+    now = now or datetime.now(timezone.utc)
     plan = make_plan(desired, observed, PlanOptions(report_only=True))
     by_id = observed.by_id()
     wanted = {dk.name: dk.state.policy for dk in desired.keys}
@@ -231,6 +247,8 @@ def detect(
     for key in plan.keys:
         ok = by_id.get(key.key_id or "")
         findings.extend(_key_findings(key, ok, wanted.get(key.name)))
+        if ok is not None:
+            findings.extend(_material_findings(key, ok, now))
         if key.action is not Action.CREATE and ok is not None and ok.grants is not None:
             findings.extend(_grant_findings(key, diff_grants(grants.get(key.name, ()), ok.grants)))
     for error in plan.errors:
@@ -337,6 +355,8 @@ def _key_findings(
         # enabled and rotation follow from the pending state; only real differences remain
         changes = [c for c in changes if c.field not in ("key_state", "enabled", "rotation")]
     for change in changes:
+        if change.field == "key_material":
+            continue  # from the observed key state (_material_findings)
         if change.field.startswith("grants."):
             continue  # from the grant diff itself (_grant_findings): it knows the operations
         if change.field == "policy":
@@ -344,6 +364,47 @@ def _key_findings(
         else:
             out.append(_change_finding(key, change, where))
     return out
+
+
+MATERIAL_EXPIRY_WARNING = timedelta(days=30)
+
+
+def _material_findings(key: KeyPlan, observed: ObservedKey, now: datetime) -> list[Finding]:
+    """An EXTERNAL key without material (PendingImport), or whose material expires soon."""
+    where = {
+        "key": key.name,
+        "key_id": key.key_id,
+        "file": key.source.file if key.source else None,
+        "line": key.source.line if key.source else None,
+    }
+    if observed.needs_key_material:
+        return [
+            _finding(
+                "key-pending-import",
+                f"key '{key.name}' ({key.key_id}) is PendingImport: it has no key material "
+                "and cannot be used until the material is imported",
+                field="key_material",
+                **where,
+            )
+        ]
+    valid_to = observed.valid_to
+    if valid_to is None or observed.expiration_model == "KEY_MATERIAL_DOES_NOT_EXPIRE":
+        return []  # unknown (moto never reports it) or never expires
+    if valid_to.tzinfo is None:
+        valid_to = valid_to.replace(tzinfo=timezone.utc)
+    if valid_to - now > MATERIAL_EXPIRY_WARNING:
+        return []
+    verb = "expired" if valid_to <= now else "expires"
+    return [
+        _finding(
+            "key-material-expiring",
+            f"key '{key.name}' ({key.key_id}): its imported key material {verb} on "
+            f"{valid_to.strftime('%Y-%m-%d %H:%M UTC')}; import it again with a later valid_to",
+            field="key_material",
+            after=valid_to.isoformat(),
+            **where,
+        )
+    ]
 
 
 def _grant_findings(key: KeyPlan, diff: GrantDiff) -> list[Finding]:

@@ -298,6 +298,9 @@ def _observed_key(
         deletion_date=_date(info.get("DeletionDate")),
         creation_date=_date(info.get("CreationDate")),
         next_rotation_date=_date(info.get("_next_rotation")),
+        # EXTERNAL keys only; moto never sends them: absent means unknown.
+        expiration_model=info.get("ExpirationModel"),
+        valid_to=_date(info.get("ValidTo")),
         last_rotation_date=_date(info.get("_last_rotation")),
         on_demand_rotations=info.get("_on_demand_rotations"),
         grants=info.get("_grants"),

@@ -31,6 +31,7 @@ class OpKind(str, Enum):
 
     CANCEL_KEY_DELETION = "CancelKeyDeletion"
     CREATE_KEY = "CreateKey"
+    IMPORT_KEY_MATERIAL = "ImportKeyMaterial"
     ENABLE_KEY = "EnableKey"
     UPDATE_KEY_DESCRIPTION = "UpdateKeyDescription"
     PUT_KEY_POLICY = "PutKeyPolicy"
@@ -47,12 +48,15 @@ class OpKind(str, Enum):
     SCHEDULE_KEY_DELETION = "ScheduleKeyDeletion"
 
 
-# The designed order (DESIGN section 5): recover -> create -> enable -> description -> policy
-# -> tags -> rotation -> aliases (create / retarget) -> grants -> disable -> alias deletions
-# -> key deletions. Operations of one phase for different keys are independent.
+# The designed order (DESIGN section 5): recover -> create (+ import key material) -> enable
+# -> description -> policy -> tags -> rotation -> aliases (create / retarget) -> grants
+# -> disable -> alias deletions -> key deletions. Operations of one phase for different
+# keys are independent.
 PHASES: Mapping[OpKind, int] = {
     OpKind.CANCEL_KEY_DELETION: 0,
     OpKind.CREATE_KEY: 1,
+    # Right after CreateKey, in the same phase: a key's operations run in plan order.
+    OpKind.IMPORT_KEY_MATERIAL: 1,
     OpKind.ENABLE_KEY: 2,
     OpKind.UPDATE_KEY_DESCRIPTION: 3,
     OpKind.PUT_KEY_POLICY: 4,

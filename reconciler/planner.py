@@ -211,6 +211,7 @@ def _plan_create(b: _Builder, dk: DesiredKey) -> KeyPlan:
     if dk.bypass_policy_lockout_safety_check:
         params["BypassPolicyLockoutSafetyCheck"] = True
     b.op(OpKind.CREATE_KEY, dk.name, None, f"create {want.key_spec} key", **params)
+    material_change = _import_material(b, dk, None)
     changes = [
         FieldChange("key_spec", None, want.key_spec),
         FieldChange("key_usage", None, want.key_usage),
@@ -219,6 +220,8 @@ def _plan_create(b: _Builder, dk: DesiredKey) -> KeyPlan:
         changes.append(FieldChange("origin", None, want.origin))
     if want.multi_region:
         changes.append(FieldChange("multi_region", None, True))
+    if material_change is not None:
+        changes.append(material_change)
     changes += [
         FieldChange("description", None, want.description),
         FieldChange("enabled", None, want.enabled),
@@ -252,6 +255,30 @@ def _plan_create(b: _Builder, dk: DesiredKey) -> KeyPlan:
     if not want.enabled:
         b.op(OpKind.DISABLE_KEY, dk.name, None, "disable the new key")
     return KeyPlan(dk.name, Action.CREATE, None, tuple(changes), "", dk.source)
+
+
+def _import_material(b: _Builder, dk: DesiredKey, key_id: str | None) -> FieldChange | None:
+    """ImportKeyMaterial from the declared source. The params name the source, never the
+    material: the applier reads it at apply time."""
+    km = dk.key_material
+    if km is None:
+        return None
+    params: dict[str, Any] = {
+        "source": km.source,
+        "root": km.root,
+        "ExpirationModel": km.expiration_model,
+    }
+    if km.valid_to is not None:
+        params["ValidTo"] = km.valid_to.isoformat()
+    b.op(
+        OpKind.IMPORT_KEY_MATERIAL,
+        dk.name,
+        key_id,
+        f"import key material from {km.source}",
+        **params,
+    )
+    until = f" until {km.valid_to.isoformat()}" if km.valid_to is not None else ""
+    return FieldChange("key_material", None, f"imported from {km.source}{until}")
 
 
 def _rotation_text(state: KeyState) -> str:
@@ -296,6 +323,20 @@ def _plan_existing(
         changes.append(FieldChange("key_state", ok.key_state, "Disabled", reason="recover"))
         # CancelKeyDeletion leaves the key Disabled; enabling is decided below.
         have = replace(have, enabled=False)
+
+    if ok.needs_key_material:
+        if dk.key_material is not None:
+            change = _import_material(b, dk, key_id)
+            assert change is not None
+            changes.append(replace(change, before=ok.key_state))
+            # Importing into a PendingImport key makes it Enabled.
+            have = replace(have, enabled=True)
+        else:
+            reasons.append(
+                f"key {key_id} is {ok.key_state}: it has no key material; declare "
+                "key_material (file or env) to import it"
+            )
+            have = replace(have, enabled=want.enabled)  # KMS cannot enable it without material
 
     if ok.name(b.desired.identity_tag) is None:
         via = f" (found by {dk.adopt})" if dk.adopt and dk.adopt != key_id else ""

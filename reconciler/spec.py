@@ -11,7 +11,7 @@ the loader moves that prefix into the field path.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
@@ -317,6 +317,56 @@ class GrantSpec(Model):
     constraints: GrantConstraints | None = None
 
 
+EXPIRATION_MODELS = ("KEY_MATERIAL_DOES_NOT_EXPIRE", "KEY_MATERIAL_EXPIRES")
+
+
+class KeyMaterialSpec(Model):
+    """Where an EXTERNAL key's material is read at apply time: a file or an env variable.
+
+    Only the reference lives in the inventory, never the material itself.
+    """
+
+    file: str | None = None
+    env: str | None = None
+    expiration_model: str = "KEY_MATERIAL_DOES_NOT_EXPIRE"
+    valid_to: datetime | date | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> KeyMaterialSpec:
+        given = [name for name in ("file", "env") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of 'file' or 'env'"
+                + (f" (found {', '.join(given)})" if given else "")
+            )
+        if self.file is not None and (
+            self.file.startswith(("/", "\\")) or ".." in self.file.replace("\\", "/").split("/")
+        ):
+            raise ValueError(
+                f"file: '{self.file}' must be a path inside the inventory (relative, no '..')"
+            )
+        if self.env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.env):
+            raise ValueError(f"env: '{self.env}' is not an environment variable name")
+        if self.expiration_model not in EXPIRATION_MODELS:
+            raise ValueError(
+                f"expiration_model: '{self.expiration_model}' is not one of "
+                f"{', '.join(EXPIRATION_MODELS)}"
+            )
+        expires = self.expiration_model == "KEY_MATERIAL_EXPIRES"
+        if expires and self.valid_to is None:
+            raise ValueError("valid_to: is required when expiration_model is KEY_MATERIAL_EXPIRES")
+        if not expires and self.valid_to is not None:
+            raise ValueError(
+                "valid_to: is allowed only with expiration_model: KEY_MATERIAL_EXPIRES"
+            )
+        return self
+
+    @property
+    def source(self) -> str:
+        """The reference, as plans and messages show it: `file keys/app.bin` or `env APP_KEY`."""
+        return f"file {self.file}" if self.file is not None else f"env {self.env}"
+
+
 class KeySpec(Model):
     """One logical key: `keys[i]` of a key file."""
 
@@ -326,6 +376,7 @@ class KeySpec(Model):
     key_spec: str | None = None
     key_usage: str | None = None
     origin: str | None = None
+    key_material: KeyMaterialSpec | None = None
     multi_region: Flag = None
     enabled: Flag = None
     aliases: list[Alias] = []
@@ -375,6 +426,11 @@ class KeySpec(Model):
                 "it cannot be changed after the key is created"
             )
         origin = self.origin or catalog.ORIGIN_AWS_KMS
+        if self.key_material is not None and origin != catalog.ORIGIN_EXTERNAL:
+            raise ValueError(
+                f"key_material: only keys with origin EXTERNAL take imported key material "
+                f"(this key's origin is {origin})"
+            )
         if (
             self.rotation is not None
             and self.rotation.enabled

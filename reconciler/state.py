@@ -195,6 +195,20 @@ class Waiver:
 
 
 @dataclass(frozen=True)
+class KeyMaterial:
+    """Where an EXTERNAL key's material is read at apply time. Never the material itself.
+
+    ``source`` is ``file <path relative to root>`` or ``env <VARIABLE>``; ``root`` is the
+    inventory directory the file path is relative to.
+    """
+
+    source: str
+    expiration_model: str = "KEY_MATERIAL_DOES_NOT_EXPIRE"
+    valid_to: datetime | None = None
+    root: str = "."
+
+
+@dataclass(frozen=True)
 class DesiredKey:
     state: KeyState
     deletion_window_days: int
@@ -205,6 +219,7 @@ class DesiredKey:
     allow_alias_takeover: bool = False
     bypass_policy_lockout_safety_check: bool = False
     waivers: tuple[Waiver, ...] = ()
+    key_material: KeyMaterial | None = None  # EXTERNAL keys: imported at apply time
 
     @property
     def name(self) -> str:
@@ -262,6 +277,14 @@ class ObservedKey:
     last_rotation_date: datetime | None = None  # ListKeyRotations, when read
     on_demand_rotations: int | None = None  # ListKeyRotations, when read
     grants: tuple[Grant, ...] | None = None  # ListGrants (managed keys only), when read
+    # EXTERNAL keys: DescribeKey's ExpirationModel / ValidTo (moto omits them: unknown).
+    expiration_model: str | None = None
+    valid_to: datetime | None = None
+
+    @property
+    def needs_key_material(self) -> bool:
+        """An EXTERNAL key without usable material: PendingImport (or its material expired)."""
+        return self.key_state == "PendingImport"
 
     def name(self, identity_tag: str) -> str | None:
         return self.tags.get(identity_tag)
