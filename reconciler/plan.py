@@ -89,6 +89,11 @@ class Operation:
     def phase(self) -> int:
         return PHASES[self.kind]
 
+    @property
+    def calls(self) -> int:
+        """KMS calls it makes: ImportKeyMaterial needs GetParametersForImport first."""
+        return 2 if self.kind is OpKind.IMPORT_KEY_MATERIAL else 1
+
 
 @dataclass(frozen=True)
 class FieldChange:

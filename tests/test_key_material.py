@@ -409,6 +409,7 @@ def test_cli_plan_and_apply_never_print_the_material(
     wrapped = [p["EncryptedKeyMaterial"] for n, p in fake.calls if n == "ImportKeyMaterial"]
     assert sorted(fake.unwrap(w) for w in wrapped) == [SECRET, SECRET]
     assert "env APP_KEY_MATERIAL" in outputs[0] and "file keys/file.bin" in outputs[0]
+    assert "(6 KMS calls)" in outputs[0]  # 2 CreateKey, 2 GetParametersForImport + Import
     # Error paths through the CLI, in a fresh sandbox: the variable is unset, the file gone.
     monkeypatch.setenv("KMS_RECONCILER_SANDBOX_DIR", str(tmp_path / ".kms-sandbox-2"))
     monkeypatch.delenv("APP_KEY_MATERIAL")

@@ -80,7 +80,7 @@ def _target_lines(tp: TargetPlan, style: Style) -> list[str]:
         lines.append(style(f"  warning: {warning}", "yellow"))
     if tp.operations:
         lines.append("")
-        lines.append(f"  Operations, in order ({len(tp.operations)} KMS calls):")
+        lines.append(f"  Operations, in order ({sum(op.calls for op in tp.operations)} KMS calls):")
         width = len(str(len(tp.operations)))
         for i, op in enumerate(tp.operations, 1):
             mark = style("  [destructive]", "red") if op.destructive else ""
