@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler import catalog
 from reconciler.errors import InputError, Problem
-from reconciler.loader import Inventory, LoadedKey, dotted, targets_of
+from reconciler.loader import Inventory, LoadedKey, display_path, dotted, targets_of
 from reconciler.policy import validate_policy
 from reconciler.spec import (
     GrantSpec,
@@ -378,4 +378,6 @@ def _key_material(spec: KeyMaterialSpec | None, root: Path) -> KeyMaterial | Non
         valid_to = datetime(valid_to.year, valid_to.month, valid_to.day, tzinfo=timezone.utc)
     elif valid_to is not None and valid_to.tzinfo is None:
         valid_to = valid_to.replace(tzinfo=timezone.utc)
-    return KeyMaterial(spec.source, spec.expiration_model, valid_to, str(root.resolve()))
+    # relative to the working directory when inside it, so a saved plan applies from
+    # another checkout of the same repository (CI plans and applies on different runners)
+    return KeyMaterial(spec.source, spec.expiration_model, valid_to, display_path(root))

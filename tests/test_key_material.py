@@ -27,7 +27,7 @@ from reconciler.cli import main
 from reconciler.desired import build_desired
 from reconciler.drift import detect
 from reconciler.errors import InputError
-from reconciler.loader import load_inventory
+from reconciler.loader import display_path, load_inventory
 from reconciler.plan import Action, OpKind, Plan, to_dict
 from reconciler.planner import make_plan
 from reconciler.state import DesiredKey, KeyMaterial
@@ -154,7 +154,7 @@ def test_valid_key_material_specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     (dt,) = build_desired(inv, inv.settings.targets)
     km = dt.keys[0].key_material
     assert km == KeyMaterial(
-        "file keys/app.bin", "KEY_MATERIAL_DOES_NOT_EXPIRE", None, str(inv.root.resolve())
+        "file keys/app.bin", "KEY_MATERIAL_DOES_NOT_EXPIRE", None, display_path(inv.root)
     )
     assert (
         problems(
