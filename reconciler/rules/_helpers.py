@@ -44,6 +44,24 @@ def condition_keys(statement: Mapping[str, Any]) -> set[str]:
     return {k for block in (statement.get("Condition") or {}).values() for k in block}
 
 
+def sid(statement: Mapping[str, Any]) -> str | None:
+    """A statement's Sid, when it has a textual one (used to locate findings)."""
+    value = statement.get("Sid")
+    return value if isinstance(value, str) else None
+
+
+def conditions(statement: Mapping[str, Any]) -> Iterator[tuple[str, str, list[str]]]:
+    """(operator, lower-cased key, values) of each condition of a canonical statement."""
+    condition = statement.get("Condition")
+    if not isinstance(condition, Mapping):
+        return
+    for operator, block in condition.items():
+        if isinstance(block, Mapping):
+            for key, values in block.items():
+                items = values if isinstance(values, list) else [values]
+                yield str(operator), str(key).lower(), [str(v) for v in items]
+
+
 def label(statement: Mapping[str, Any]) -> str:
     sid = statement.get("Sid")
     return f'statement "{sid}"' if sid else "a statement without Sid"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.findings import Rule, Severity
 from reconciler.review import Hit, Subject
-from reconciler.rules._helpers import label
+from reconciler.rules._helpers import conditions, label, sid
 
 RULE = Rule(
     id="KMS010",
@@ -32,11 +32,6 @@ PINNING_OPERATORS = frozenset(
 )
 
 
-def _sid(statement: Mapping[str, Any]) -> str | None:
-    sid = statement.get("Sid")
-    return sid if isinstance(sid, str) else None
-
-
 def _services(statement: Mapping[str, Any]) -> list[str]:
     principal = statement.get("Principal")
     if not isinstance(principal, Mapping):
@@ -45,18 +40,6 @@ def _services(statement: Mapping[str, Any]) -> list[str]:
     if isinstance(services, str):
         return [services]
     return [s for s in services or () if isinstance(s, str)]
-
-
-def _conditions(statement: Mapping[str, Any]) -> Iterator[tuple[str, str, list[str]]]:
-    """(operator, lower-cased key, values) of a canonical statement's Condition."""
-    condition = statement.get("Condition")
-    if not isinstance(condition, Mapping):
-        return
-    for operator, block in condition.items():
-        if isinstance(block, Mapping):
-            for key, values in block.items():
-                items = values if isinstance(values, list) else [values]
-                yield str(operator), str(key).lower(), [str(v) for v in items]
 
 
 def _pins(operator: str, values: list[str]) -> bool:
@@ -73,7 +56,7 @@ def check(subject: Subject) -> Iterable[Hit]:
             continue
         weak: list[str] = []
         pinned = False
-        for operator, key, values in _conditions(statement):
+        for operator, key, values in conditions(statement):
             if key not in PINNING_KEYS:
                 continue
             if _pins(operator, values):
@@ -87,6 +70,6 @@ def check(subject: Subject) -> Iterable[Hit]:
             "aws:SourceAccount or aws:SourceArn condition, so another account's resources can "
             "make the service use this key (confused deputy); add StringEquals aws:SourceAccount "
             "or ArnLike aws:SourceArn naming your own account or resource",
-            sid=_sid(statement),
+            sid=sid(statement),
             details=tuple(weak),
         )

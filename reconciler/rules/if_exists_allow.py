@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from reconciler.findings import Rule, Severity
 from reconciler.review import Hit, Subject
-from reconciler.rules._helpers import label
+from reconciler.rules._helpers import conditions, label, sid
 
 RULE = Rule(
     id="KMS012",
@@ -22,29 +21,13 @@ RULE = Rule(
 )
 
 
-def _sid(statement: Mapping[str, Any]) -> str | None:
-    sid = statement.get("Sid")
-    return sid if isinstance(sid, str) else None
-
-
-def _conditions(statement: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """(operator, lower-cased key) of a canonical statement's Condition."""
-    condition = statement.get("Condition")
-    if not isinstance(condition, Mapping):
-        return
-    for operator, block in condition.items():
-        if isinstance(block, Mapping):
-            for key in block:
-                yield str(operator), str(key).lower()
-
-
 def check(subject: Subject) -> Iterable[Hit]:
     for statement in subject.statements("head"):
         if statement.get("Effect") != "Allow":
             continue
         found = [
             f"{operator} on {key}"
-            for operator, key in _conditions(statement)
+            for operator, key, _values in conditions(statement)
             if operator.lower().endswith("ifexists")
         ]
         if not found:
@@ -52,6 +35,6 @@ def check(subject: Subject) -> Iterable[Hit]:
         yield Hit(
             f"{label(statement)} allows under {'; '.join(found)}, which also passes when the "
             "request does not carry the key; drop IfExists so that the condition must match",
-            sid=_sid(statement),
+            sid=sid(statement),
             details=tuple(found),
         )

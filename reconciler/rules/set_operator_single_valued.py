@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from reconciler import catalog
 from reconciler.findings import Rule, Severity
 from reconciler.review import Hit, Subject
-from reconciler.rules._helpers import label
+from reconciler.rules._helpers import conditions, label, sid
 
 RULE = Rule(
     id="KMS011",
@@ -25,22 +24,6 @@ RULE = Rule(
 SET_PREFIXES = ("foranyvalue:", "forallvalues:")
 
 
-def _sid(statement: Mapping[str, Any]) -> str | None:
-    sid = statement.get("Sid")
-    return sid if isinstance(sid, str) else None
-
-
-def _conditions(statement: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """(operator, lower-cased key) of a canonical statement's Condition."""
-    condition = statement.get("Condition")
-    if not isinstance(condition, Mapping):
-        return
-    for operator, block in condition.items():
-        if isinstance(block, Mapping):
-            for key in block:
-                yield str(operator), str(key).lower()
-
-
 def single_valued(key: str) -> bool:
     """A known condition key with one value per request (kms:EncryptionContext:<k> is one;
     kms:EncryptionContextKeys is not). Unknown keys are KMS013's business."""
@@ -52,7 +35,7 @@ def check(subject: Subject) -> Iterable[Hit]:
     for statement in subject.statements("head"):
         found = [
             (operator, key)
-            for operator, key in _conditions(statement)
+            for operator, key, _values in conditions(statement)
             if operator.lower().startswith(SET_PREFIXES) and single_valued(key)
         ]
         if not found:
@@ -64,6 +47,6 @@ def check(subject: Subject) -> Iterable[Hit]:
             f"({'; '.join(pairs)}); use the plain operator ({', '.join(plain)}) instead, "
             "since ForAnyValue/ForAllValues are for multi-valued keys and ForAllValues "
             "also passes when the key is missing",
-            sid=_sid(statement),
+            sid=sid(statement),
             details=tuple(pairs),
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 from reconciler.findings import Rule, Severity
 from reconciler.review import Hit, Subject
-from reconciler.rules._helpers import label
+from reconciler.rules._helpers import label, sid
 
 RULE = Rule(
     id="KMS014",
@@ -20,11 +20,6 @@ RULE = Rule(
         'written "*": any other Resource (or a NotResource) is a mistake or does nothing.'
     ),
 )
-
-
-def _sid(statement: Mapping[str, Any]) -> str | None:
-    sid = statement.get("Sid")
-    return sid if isinstance(sid, str) else None
 
 
 def _raw_statements(subject: Subject) -> list[Mapping[str, Any]]:
@@ -44,13 +39,13 @@ def _resources(value: Any) -> list[str]:
 
 
 def check(subject: Subject) -> Iterable[Hit]:
-    sids = Counter(sid for s in _raw_statements(subject) if (sid := _sid(s)))
-    for sid, count in sorted(sids.items()):
+    sids = Counter(name for s in _raw_statements(subject) if (name := sid(s)))
+    for repeated, count in sorted(sids.items()):
         if count > 1:
             yield Hit(
-                f'{count} statements share the Sid "{sid}"; give each statement its own Sid '
+                f'{count} statements share the Sid "{repeated}"; give each statement its own Sid '
                 "so that reviews, waivers and diffs can tell them apart",
-                sid=sid,
+                sid=repeated,
             )
     for statement in subject.statements("head"):
         if "NotResource" in statement:
@@ -58,7 +53,7 @@ def check(subject: Subject) -> Iterable[Hit]:
             yield Hit(
                 f"{label(statement)} uses NotResource ({shown}), which means nothing in a key "
                 'policy whose only resource is the key itself; write "Resource": "*" instead',
-                sid=_sid(statement),
+                sid=sid(statement),
             )
         if "Resource" in statement:
             others = [r for r in _resources(statement["Resource"]) if r != "*"]
@@ -66,5 +61,5 @@ def check(subject: Subject) -> Iterable[Hit]:
                 yield Hit(
                     f"{label(statement)} names the resource {', '.join(others)}, but in a key "
                     'policy the resource is the key itself; write "Resource": "*" instead',
-                    sid=_sid(statement),
+                    sid=sid(statement),
                 )

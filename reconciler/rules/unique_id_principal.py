@@ -8,7 +8,7 @@ from typing import Any
 
 from reconciler.findings import Rule, Severity
 from reconciler.review import Hit, Subject
-from reconciler.rules._helpers import label
+from reconciler.rules._helpers import label, sid
 
 RULE = Rule(
     id="KMS017",
@@ -23,11 +23,6 @@ RULE = Rule(
 )
 
 UNIQUE_ID = re.compile(r"(?:AROA|AIDA)[A-Z0-9]{16,}")
-
-
-def _sid(statement: Mapping[str, Any]) -> str | None:
-    sid = statement.get("Sid")
-    return sid if isinstance(sid, str) else None
 
 
 def unique_ids(statement: Mapping[str, Any]) -> list[str]:
@@ -52,6 +47,6 @@ def check(subject: Subject) -> Iterable[Hit]:
             f"{label(statement)} names {', '.join(ids)}, the unique ID KMS shows for a deleted "
             "IAM role or user, so it matches nobody now and will not match a new principal of "
             "the same name; remove it, or name the current principal by its ARN",
-            sid=_sid(statement),
+            sid=sid(statement),
             details=tuple(ids),
         )

@@ -10,7 +10,7 @@ from reconciler import catalog
 from reconciler.findings import Rule, Severity
 from reconciler.policy import ALL_KMS_ACTIONS, expand_actions
 from reconciler.review import Hit, Subject
-from reconciler.rules._helpers import label
+from reconciler.rules._helpers import label, sid
 
 RULE = Rule(
     id="KMS013",
@@ -27,11 +27,6 @@ RULE = Rule(
 _ACTION_NAMES = sorted(ALL_KMS_ACTIONS)
 _CONDITION_NAMES = sorted(catalog.KMS_CONDITION_KEYS | catalog.GLOBAL_CONDITION_KEYS)
 _CONDITION_PREFIXES = (*catalog.KMS_CONDITION_KEY_PREFIXES, *catalog.GLOBAL_CONDITION_KEY_PREFIXES)
-
-
-def _sid(statement: Mapping[str, Any]) -> str | None:
-    sid = statement.get("Sid")
-    return sid if isinstance(sid, str) else None
 
 
 def _patterns(statement: Mapping[str, Any]) -> Iterator[str]:
@@ -95,6 +90,6 @@ def check(subject: Subject) -> Iterable[Hit]:
             f"{label(statement)} names what KMS does not know: {'; '.join(problems)}; fix the "
             "spelling or remove it, since an unknown action grants or denies nothing and a "
             "condition on an unknown key never matches a request",
-            sid=_sid(statement),
+            sid=sid(statement),
             details=tuple(problems),
         )
