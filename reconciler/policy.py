@@ -50,6 +50,7 @@ __all__ = [
     "StatementChange",
     "access",
     "access_changes",
+    "access_map",
     "can_manage_policy",
     "canonical_json",
     "canonicalize",
@@ -558,7 +559,8 @@ def denied(doc: Policy, principal: str, action: str, *, partition: str = "aws") 
     return _denied(canonical, _normalize_principal(principal, partition), action)
 
 
-def _access_map(doc: Policy | None, partition: str) -> dict[tuple[str, str], frozenset[str]]:
+def access_map(doc: Policy | None, partition: str = "aws") -> dict[tuple[str, str], frozenset[str]]:
+    """Actions per (principal, conditions JSON): every Allow grant of the policy merged."""
     if doc is None:
         return {}
     merged: dict[tuple[str, str], frozenset[str]] = {}
@@ -577,8 +579,8 @@ def access_changes(
     condition. A reformat, reorder or scalar->list rewrite yields (). Sorted by principal,
     then conditions.
     """
-    old = _access_map(before, partition)
-    new = _access_map(after, partition)
+    old = access_map(before, partition)
+    new = access_map(after, partition)
     changes: list[AccessChange] = []
     for key in sorted(set(old) | set(new)):
         gained = new.get(key, frozenset()) - old.get(key, frozenset())

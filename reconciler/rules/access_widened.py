@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.findings import Rule, Severity
-from reconciler.policy import Policy, access, denied
+from reconciler.policy import access, access_map, denied
 from reconciler.review import Hit, Subject
 from reconciler.rules._conditions import implies
 
@@ -25,19 +25,9 @@ RULE = Rule(
 
 Conditions = Mapping[str, Mapping[str, list[str]]]
 
-# Operators whose values must match exactly for one condition to be as strict as another.
-
 
 def _parse(conditions: str) -> Conditions:
     return json.loads(conditions) if conditions else {}
-
-
-def _grants(doc: Policy, partition: str) -> dict[tuple[str, str], frozenset[str]]:
-    merged: dict[tuple[str, str], frozenset[str]] = {}
-    for grant in access(doc, partition=partition):
-        key = (grant.principal, grant.conditions)
-        merged[key] = merged.get(key, frozenset()) | grant.actions
-    return merged
 
 
 def _covered(
@@ -76,7 +66,7 @@ def check(subject: Subject) -> Iterable[Hit]:
     if base_doc is None or head_doc is None:
         return
     partition = subject.context.partition
-    base = _grants(base_doc, partition)
+    base = access_map(base_doc, partition)
     gains: list[tuple[str, str, list[str]]] = []
     for item in change.access:
         actions = sorted(
