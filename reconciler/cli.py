@@ -320,6 +320,8 @@ def _observe(
     wanted: tuple[str, ...] = (),
     rotation_history: bool = False,
     grants_for: frozenset[str] | None = None,
+    grants: bool = True,
+    details_for_all: bool = False,
 ) -> ObservedTarget:
     started = time.monotonic()
     wanted = wanted + tuple(dk.adopt for dk in desired.keys if dk.adopt)
@@ -332,6 +334,8 @@ def _observe(
             describe_unmanaged=describe_unmanaged,
             rotation_history=rotation_history,
             grants_for=grants_for,
+            grants=grants,
+            details_for_all=details_for_all,
             workers=run.aws.workers,
         ),
         caller_arn=conn.caller_arn,
@@ -779,23 +783,8 @@ def import_(run: Run, key_ids: tuple[str, ...], all_unmanaged: bool) -> int:
 
     def one(dt: DesiredTarget) -> ObservedTarget:
         conn = connect(dt.target, run.aws)
-        observed = observe_target(
-            conn.kms,
-            dt.target,
-            ObserveOptions(
-                identity_tag=dt.identity_tag,
-                wanted=key_ids,
-                details_for_all=all_unmanaged,
-                grants=False,  # import writes no grants: no ListGrants
-                workers=run.aws.workers,
-            ),
-            caller_arn=conn.caller_arn,
-        )
-        run.info(
-            f"{dt.target.name}: read {len(observed.keys)} customer key(s) with "
-            f"{observed.read_calls} KMS calls"
-        )
-        return observed
+        # import writes no grants: no ListGrants
+        return _observe(run, dt, conn, wanted=key_ids, details_for_all=all_unmanaged, grants=False)
 
     observed_targets, failures = _each_target(desired, one)
     if failures:
