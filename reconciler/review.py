@@ -130,6 +130,9 @@ class Subject:
 
     change: KeyChange
     context: Context
+    _canonical: dict[str, dict[str, Any] | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def head(self) -> DesiredKey | None:
@@ -140,11 +143,16 @@ class Subject:
         return self.change.base
 
     def policy(self, which: str = "head") -> dict[str, Any] | None:
-        """The canonical policy of the head (or "base"), None when that side has no key."""
-        key = self.head if which == "head" else self.base
-        if key is None or key.state.policy is None:
-            return None
-        return canonicalize(key.state.policy, partition=self.context.partition)
+        """The canonical policy of the head (or "base"), None when that side has no key.
+
+        Every rule asks for it: it is canonicalised once per side. Do not mutate it."""
+        if which not in self._canonical:
+            key = self.head if which == "head" else self.base
+            policy = key.state.policy if key is not None else None
+            self._canonical[which] = (
+                None if policy is None else canonicalize(policy, partition=self.context.partition)
+            )
+        return self._canonical[which]
 
     def statements(self, which: str = "head") -> list[dict[str, Any]]:
         policy = self.policy(which)
