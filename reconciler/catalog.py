@@ -185,6 +185,7 @@ KEY_NAME: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,126}[a-z0-9])?$")
 
 DEFAULT_IDENTITY_TAG: Final = "kms-reconciler:name"
 PROTECTION_TAG_SUFFIX: Final = ":deletion-protection"
+REPLICA_TAG_SUFFIX: Final = ":replica-of"
 
 # Every KMS permission ("kms:" actions), shipped as data: scripts/refresh_kms_actions.py
 # regenerates it from botocore's KMS model. Wildcards such as "kms:Get*" expand against it.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,13 @@ from reconciler.spec import (
     KeyDefaults,
     KeyMaterialSpec,
     PolicySource,
+    ReplicaSpec,
     Target,
     check_tag_count,
 )
 from reconciler.state import (
     DesiredKey,
+    DesiredReplica,
     DesiredTarget,
     Grant,
     KeyMaterial,
@@ -263,6 +266,8 @@ def _desired_key(
     policy_source: PolicySource | None = _first(
         spec.policy, target_defaults.policy, inventory_defaults.policy
     )
+    primary_region = (spec.primary_region or target.region) if spec.multi_region else None
+    regions = [target.region, *(r.region for r in spec.replicas)]
     context = {
         "account_id": target.account_id,
         "region": target.region,
@@ -273,6 +278,9 @@ def _desired_key(
             "aliases": list(spec.aliases),
             "tags": dict(tags),
             "description": description,
+            # multi-Region keys: every Region of the key, and the primary's
+            "regions": regions,
+            "primary_region": primary_region,
         },
         "vars": {},
     }
@@ -295,35 +303,12 @@ def _desired_key(
         key = spec.name if per_key or spec.policy is not None else None
         problems.append(Problem(message, file, line, dotted(full), key))
 
-    if policy_source is None:
-        document = default_policy(target.account_id, info.partition)
-        origin_text, policy_file = "default key policy", None
-    else:
-        try:
-            rendered = renderer.render(policy_source, context)
-        except TemplateError as exc:
-            if exc.file:
-                problems.append(Problem(exc.message, exc.file, exc.line, None, spec.name))
-            else:
-                path = (exc.field,) if exc.field else ()
-                policy_problem(exc.message, *path, per_key=False)
-            return None
-        document, origin_text, policy_file = rendered.document, rendered.origin, rendered.file
-    policy_text = json.dumps(document, indent=2)
-    from_text = f" (from {policy_file})" if policy_file else ""
-    for message in validate_policy(document):
-        statement = _STATEMENT.match(message)
-        if policy_source is not None and policy_source.document is not None and statement:
-            # An inline document: point at the statement's own line.
-            policy_problem(message, "document", at=("Statement", int(statement.group(1))))
-        else:
-            policy_problem(message + from_text)
-    size = len(policy_text.encode())
-    if size > catalog.POLICY_MAX_BYTES:
-        policy_problem(
-            f"the rendered policy is {size} bytes; KMS allows at most "
-            f"{catalog.POLICY_MAX_BYTES}{from_text}"
-        )
+    rendered_policy = _render_policy(
+        policy_source, context, renderer, target, info.partition, problems, policy_problem, spec
+    )
+    if rendered_policy is None:
+        return None
+    document, policy_text, origin_text, policy_file = rendered_policy
     state = KeyState(
         name=spec.name,
         description=description,
@@ -355,6 +340,15 @@ def _desired_key(
         inventory_defaults.deletion_window_days,
         catalog.DELETION_WINDOW_DEFAULT,
     )
+    replicas = _desired_replicas(
+        loaded, target, state, policy_source, context, renderer, problems, policy_problem
+    )
+    if primary_region is not None and primary_region not in regions:
+        problem(
+            f"{primary_region} is neither the target's Region ({target.region}) nor a "
+            f"replica's ({', '.join(regions[1:]) or 'none declared'})",
+            "primary_region",
+        )
     return DesiredKey(
         state=state,
         deletion_window_days=window,
@@ -366,7 +360,167 @@ def _desired_key(
         bypass_policy_lockout_safety_check=spec.bypass_policy_lockout_safety_check,
         waivers=tuple(Waiver(w.rule, w.reason, w.owner, w.expires) for w in spec.waivers),
         key_material=_key_material(spec.key_material, inventory.root),
+        replicas=replicas,
+        primary_region=primary_region,
     )
+
+
+def _desired_replicas(
+    loaded: LoadedKey,
+    target: Target,
+    key: KeyState,
+    key_policy: PolicySource | None,
+    key_context: dict[str, Any],
+    renderer: PolicyRenderer,
+    problems: list[Problem],
+    key_policy_problem: PolicyProblem,
+) -> tuple[DesiredReplica, ...]:
+    """The replicas of a multi-Region key: each field the replica leaves out is the key's
+    own (tags merge key by key; the policy is rendered again with the replica's Region)."""
+    spec = loaded.spec
+    partition = partition_of(target.region)
+    out = []
+    for j, replica in enumerate(spec.replicas):
+
+        def problem(message: str, *path: str | int, j: int = j) -> None:
+            problems.append(
+                Problem(
+                    message,
+                    loaded.source.file,
+                    loaded.line_of("replicas", j, *path),
+                    dotted(("keys", loaded.index, "replicas", j, *path)),
+                    spec.name,
+                )
+            )
+
+        region = replica.region
+        if region == target.region:
+            problem(
+                f"{region} is the target's own Region: the key itself is there "
+                "(list only the other Regions)",
+                "region",
+            )
+            continue
+        if partition_of(region) != partition:
+            problem(
+                f"{region} is in partition {partition_of(region)}, the target's Region "
+                f"{target.region} in {partition}: replicas stay in their key's partition",
+                "region",
+            )
+            continue
+        allowed = catalog.KEY_SPEC_REGIONS.get(key.key_spec)
+        if allowed and region not in allowed:
+            problem(
+                f"{key.key_spec} keys exist only in {', '.join(sorted(allowed))}, not in "
+                f"{region}",
+                "region",
+            )
+            continue
+        tags = {**key.tags, **replica.tags}
+        try:
+            check_tag_count(tags)
+        except ValueError as exc:
+            problem(f"after merging the key's tags: {exc}", "tags")
+        aliases = list(spec.aliases if replica.aliases is None else replica.aliases)
+        description = key.description if replica.description is None else replica.description
+        context = {
+            **key_context,
+            "region": region,
+            "key": {
+                **key_context["key"],
+                "aliases": aliases,
+                "tags": dict(tags),
+                "description": description,
+            },
+        }
+
+        def policy_problem(
+            message: str,
+            *path: str | int,
+            at: tuple[str | int, ...] = (),
+            per_key: bool = True,
+            j: int = j,
+            replica: ReplicaSpec = replica,
+        ) -> None:
+            if replica.policy is None:
+                key_policy_problem(f"{message} (replica {replica.region})", *path, at=at)
+            else:
+                problem(message, "policy", *path, *at)
+
+        rendered = _render_policy(
+            replica.policy or key_policy,
+            context,
+            renderer,
+            target,
+            partition,
+            problems,
+            policy_problem,
+            spec,
+        )
+        if rendered is None:
+            continue
+        document, policy_text, origin, _ = rendered
+        state = replace(
+            key,
+            description=description,
+            enabled=key.enabled if replica.enabled is None else replica.enabled,
+            tags=tags,
+            aliases=frozenset(aliases),
+            policy=document,
+            # shared with the primary (rotation) or not managed on replicas (grants)
+            rotation_enabled=None,
+            rotation_period_days=None,
+            grants=None,
+        )
+        out.append(DesiredReplica(region, state, policy_text, origin))
+    return tuple(out)
+
+
+PolicyProblem = Callable[..., None]
+
+
+def _render_policy(
+    policy_source: PolicySource | None,
+    context: dict[str, Any],
+    renderer: PolicyRenderer,
+    target: Target,
+    partition: str,
+    problems: list[Problem],
+    policy_problem: PolicyProblem,
+    spec: Any,
+) -> tuple[dict[str, Any], str, str, str | None] | None:
+    """(document, exact JSON text, origin, template file) of a key's policy, checked;
+    None when it cannot be rendered (the problem is recorded)."""
+    if policy_source is None:
+        document = default_policy(target.account_id, partition)
+        origin_text, policy_file = "default key policy", None
+    else:
+        try:
+            rendered = renderer.render(policy_source, context)
+        except TemplateError as exc:
+            if exc.file:
+                problems.append(Problem(exc.message, exc.file, exc.line, None, spec.name))
+            else:
+                path = (exc.field,) if exc.field else ()
+                policy_problem(exc.message, *path, per_key=False)
+            return None
+        document, origin_text, policy_file = rendered.document, rendered.origin, rendered.file
+    policy_text = json.dumps(document, indent=2)
+    from_text = f" (from {policy_file})" if policy_file else ""
+    for message in validate_policy(document):
+        statement = _STATEMENT.match(message)
+        if policy_source is not None and policy_source.document is not None and statement:
+            # An inline document: point at the statement's own line.
+            policy_problem(message, "document", at=("Statement", int(statement.group(1))))
+        else:
+            policy_problem(message + from_text)
+    size = len(policy_text.encode())
+    if size > catalog.POLICY_MAX_BYTES:
+        policy_problem(
+            f"the rendered policy is {size} bytes; KMS allows at most "
+            f"{catalog.POLICY_MAX_BYTES}{from_text}"
+        )
+    return document, policy_text, origin_text, policy_file
 
 
 def _key_material(spec: KeyMaterialSpec | None, root: Path) -> KeyMaterial | None:

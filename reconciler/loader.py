@@ -172,6 +172,7 @@ def _cross_file_problems(settings: Settings, keys: list[LoadedKey]) -> list[Prob
     known = {t.name for t in settings.targets}
     names: dict[tuple[str, str], LoadedKey] = {}
     aliases: dict[tuple[str, str], LoadedKey] = {}
+    replica_aliases: dict[tuple[str, str, str], LoadedKey] = {}
     for key in keys:
         spec = key.spec
         for i, target in enumerate(spec.targets or []):
@@ -198,6 +199,7 @@ def _cross_file_problems(settings: Settings, keys: list[LoadedKey]) -> list[Prob
                 owner = aliases.setdefault((target, alias), key)
                 if owner is not key:
                     alias_clashes.setdefault((i, id(owner)), (owner, []))[1].append(target)
+            problems += _replica_alias_problems(key, target, replica_aliases)
         for other, in_targets in name_clashes.values():
             problems.append(
                 Problem(
@@ -218,6 +220,34 @@ def _cross_file_problems(settings: Settings, keys: list[LoadedKey]) -> list[Prob
                     key.line_of("aliases", i),
                     f"keys[{key.index}].aliases[{i}]",
                     spec.name,
+                )
+            )
+    return problems
+
+
+def _replica_alias_problems(
+    key: LoadedKey, target: str, seen: dict[tuple[str, str, str], LoadedKey]
+) -> list[Problem]:
+    """An alias names one key per Region: a replica's aliases (its own, or the key's) must
+    not be another replica's in the same Region of the same target."""
+    problems = []
+    for j, replica in enumerate(key.spec.replicas):
+        own = replica.aliases is not None
+        for i, alias in enumerate(
+            replica.aliases if replica.aliases is not None else key.spec.aliases
+        ):
+            owner = seen.setdefault((target, replica.region, alias), key)
+            if owner is key:
+                continue
+            path: tuple[str | int, ...] = ("replicas", j, "aliases", i) if own else ("aliases", i)
+            problems.append(
+                Problem(
+                    f"{alias} in {replica.region} is already declared by key "
+                    f"'{owner.spec.name}' ({owner.source}) in target '{target}'",
+                    key.source.file,
+                    key.line_of(*path),
+                    dotted(("keys", key.index, *path)),
+                    key.spec.name,
                 )
             )
     return problems

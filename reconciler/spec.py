@@ -367,6 +367,32 @@ class KeyMaterialSpec(Model):
         return f"file {self.file}" if self.file is not None else f"env {self.env}"
 
 
+class ReplicaSpec(Model):
+    """One replica of a multi-Region key: `keys[i].replicas[j]`.
+
+    KMS does not share a replica's description, tags, policy, aliases or enabled state with
+    its primary, so each may be set per replica. Left out, each is the key's own (the
+    policy rendered again with the replica's `region`; tags merge key by key).
+    """
+
+    region: Annotated[str, AfterValidator(lambda v: _check_region(v))]
+    description: str | None = None
+    enabled: Flag = None
+    tags: Tags = {}
+    policy: PolicySource | None = None
+    aliases: list[Alias] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ReplicaSpec:
+        if self.description is not None and len(self.description) > catalog.DESCRIPTION_MAX:
+            raise ValueError(f"description: is longer than {catalog.DESCRIPTION_MAX} characters")
+        for i, alias in enumerate(self.aliases or []):
+            first = (self.aliases or []).index(alias)
+            if first != i:
+                raise ValueError(f"aliases[{i}]: {alias} is already listed as aliases[{first}]")
+        return self
+
+
 class KeySpec(Model):
     """One logical key: `keys[i]` of a key file."""
 
@@ -378,6 +404,10 @@ class KeySpec(Model):
     origin: str | None = None
     key_material: KeyMaterialSpec | None = None
     multi_region: Flag = None
+    # Multi-Region keys: the replicas in other Regions, and the Region of the primary key
+    # (default: the target's own Region).
+    replicas: list[ReplicaSpec] = []
+    primary_region: Annotated[str | None, AfterValidator(lambda v: v and _check_region(v))] = None
     enabled: Flag = None
     aliases: list[Alias] = []
     rotation: Rotation | None = None
@@ -444,8 +474,28 @@ class KeySpec(Model):
             first = self.aliases.index(alias)
             if first != i:
                 raise ValueError(f"aliases[{i}]: {alias} is already listed as aliases[{first}]")
+        self._check_replicas()
         self._check_grants(key_spec, self.key_usage or catalog.default_key_usage(key_spec))
         return self
+
+    def _check_replicas(self) -> None:
+        """Replicas and a primary Region only for multi-Region keys, one replica per Region."""
+        if not self.multi_region:
+            for name in ("replicas", "primary_region"):
+                if getattr(self, name):
+                    raise ValueError(
+                        f"{name}: only multi-Region keys have replicas (set multi_region: true; "
+                        "it cannot be changed after the key is created)"
+                    )
+            return
+        regions = [r.region for r in self.replicas]
+        for i, region in enumerate(regions):
+            first = regions.index(region)
+            if first != i:
+                raise ValueError(
+                    f"replicas[{i}].region: {region} is already listed as replicas[{first}]; "
+                    "KMS allows one replica of a key per Region"
+                )
 
     def _check_grants(self, key_spec: str, key_usage: str | None) -> None:
         """Grant names and contents unique; operations and constraints fit the key type."""

@@ -209,6 +209,20 @@ class KeyMaterial:
 
 
 @dataclass(frozen=True)
+class DesiredReplica:
+    """One replica of a multi-Region key, in a Region other than the target's.
+
+    ``state`` holds what KMS keeps per replica (description, enabled, tags, aliases,
+    policy); the shared properties (key spec, usage, origin, rotation) are the key's own.
+    """
+
+    region: str
+    state: KeyState
+    policy_text: str
+    policy_origin: str = ""
+
+
+@dataclass(frozen=True)
 class DesiredKey:
     state: KeyState
     deletion_window_days: int
@@ -220,6 +234,8 @@ class DesiredKey:
     bypass_policy_lockout_safety_check: bool = False
     waivers: tuple[Waiver, ...] = ()
     key_material: KeyMaterial | None = None  # EXTERNAL keys: imported at apply time
+    replicas: tuple[DesiredReplica, ...] = ()  # multi-Region keys: the other Regions
+    primary_region: str | None = None  # multi-Region keys: where the primary key is
 
     @property
     def name(self) -> str:
@@ -237,6 +253,11 @@ class DesiredTarget:
     organization_ids: frozenset[str] = frozenset()
 
     @property
+    def replica_regions(self) -> tuple[str, ...]:
+        """Every Region other than the target's where a desired key has a replica."""
+        return tuple(sorted({r.region for k in self.keys for r in k.replicas}))
+
+    @property
     def grants_needed(self) -> frozenset[str]:
         """The keys whose grants a plan must read: they declare grants or purge them."""
         return frozenset(k.name for k in self.keys if k.state.grants or k.grants_purge)
@@ -246,10 +267,25 @@ class DesiredTarget:
         return protection_tag(self.identity_tag)
 
 
+def _tag_prefix(identity_tag: str) -> str:
+    return identity_tag.rsplit(":", 1)[0] if ":" in identity_tag else identity_tag
+
+
 def protection_tag(identity_tag: str) -> str:
     """The tag that records deletion protection on the key itself, beside the identity tag."""
-    prefix = identity_tag.rsplit(":", 1)[0] if ":" in identity_tag else identity_tag
-    return prefix + catalog.PROTECTION_TAG_SUFFIX
+    return _tag_prefix(identity_tag) + catalog.PROTECTION_TAG_SUFFIX
+
+
+def replica_tag(identity_tag: str) -> str:
+    """The tag on a multi-Region key's members outside the target's Region (value: the
+    key's name). Not the identity tag: a target of that Region must not take the member
+    for a key of its own, or for its orphan."""
+    return _tag_prefix(identity_tag) + catalog.REPLICA_TAG_SUFFIX
+
+
+def tool_tags(identity_tag: str) -> frozenset[str]:
+    """The tags the tool itself keeps on keys (never part of a spec's tags)."""
+    return frozenset({identity_tag, protection_tag(identity_tag), replica_tag(identity_tag)})
 
 
 @dataclass(frozen=True)
@@ -280,6 +316,13 @@ class ObservedKey:
     # EXTERNAL keys: DescribeKey's ExpirationModel / ValidTo (moto omits them: unknown).
     expiration_model: str | None = None
     valid_to: datetime | None = None
+    # Multi-Region keys (DescribeKey's MultiRegionConfiguration).
+    region: str | None = None  # None: the target's Region
+    multi_region_type: str | None = None  # PRIMARY or REPLICA
+    primary_region: str | None = None
+    member_regions: tuple[str, ...] = ()  # every Region of the family, primary first
+    # The family's members in other Regions, as read there (multi-Region keys we own).
+    replicas: Mapping[str, ObservedKey] = field(default_factory=dict)
 
     @property
     def needs_key_material(self) -> bool:
@@ -295,7 +338,7 @@ class ObservedKey:
 
     def as_state(self, identity_tag: str) -> KeyState:
         """This key in the comparable shape, without the tool's own tags."""
-        ours = {identity_tag, protection_tag(identity_tag)}
+        ours = tool_tags(identity_tag)
         return KeyState(
             name=self.tags.get(identity_tag, ""),
             description=self.description or "",
@@ -326,6 +369,8 @@ class ObservedTarget:
     keys: tuple[ObservedKey, ...]
     aliases: Mapping[str, str | None]  # alias name -> target key ID (None: not yet used)
     caller_arn: str = ""
+    # The aliases of the other Regions the plan needs (replica Regions): Region -> aliases.
+    region_aliases: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
     aws_managed_key_ids: frozenset[str] = frozenset()
     read_calls: int = 0
     stats: Mapping[str, int] = field(default_factory=dict)
@@ -349,37 +394,46 @@ def fingerprint(
     partition = observed.target.partition
     extra = set(also)
     with_grants = None if grants_for is None else set(grants_for)
-    managed = []
-    for key in sorted(observed.keys, key=lambda k: k.key_id):
-        if identity_tag not in key.tags and key.key_id not in extra:
-            continue
+
+    def digest(key: ObservedKey) -> dict[str, Any]:
         state = key.as_state(identity_tag)
-        managed.append(
-            {
-                "key_id": key.key_id,
-                "key_state": key.key_state,
-                "name": state.name,
-                "description": state.description,
-                "enabled": state.enabled,
-                "rotation": [state.rotation_enabled, state.rotation_period_days],
-                "tags": dict(sorted(key.tags.items())),
-                "aliases": sorted(state.aliases),
-                "policy": canonicalize(state.policy, partition=partition)
-                if state.policy is not None
-                else None,
-                "grants": None
-                if key.grants is None or (with_grants is not None and state.name not in with_grants)
-                else sorted(
-                    [g.grant_id or "", g.name, g.text, g.grantee_service_principal or ""]
-                    for g in key.grants
-                ),
-            }
-        )
+        return {
+            "key_id": key.key_id,
+            "key_state": key.key_state,
+            "name": state.name,
+            "description": state.description,
+            "enabled": state.enabled,
+            "rotation": [state.rotation_enabled, state.rotation_period_days],
+            "tags": dict(sorted(key.tags.items())),
+            "aliases": sorted(state.aliases),
+            "policy": canonicalize(state.policy, partition=partition)
+            if state.policy is not None
+            else None,
+            "grants": None
+            if key.grants is None or (with_grants is not None and state.name not in with_grants)
+            else sorted(
+                [g.grant_id or "", g.name, g.text, g.grantee_service_principal or ""]
+                for g in key.grants
+            ),
+            "primary_region": key.primary_region,
+            "members": list(key.member_regions),
+            "replicas": {region: digest(r) for region, r in sorted(key.replicas.items())},
+        }
+
+    managed = [
+        digest(key)
+        for key in sorted(observed.keys, key=lambda k: k.key_id)
+        if identity_tag in key.tags or key.key_id in extra
+    ]
     body = {
         "account": observed.target.account_id,
         "region": observed.target.region,
         "managed": managed,
         "aliases": dict(sorted(observed.aliases.items())),
+        "region_aliases": {
+            region: dict(sorted(aliases.items()))
+            for region, aliases in sorted(observed.region_aliases.items())
+        },
     }
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
