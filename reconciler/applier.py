@@ -29,8 +29,10 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from reconciler.aws import KmsApi, error_message
 from reconciler.plan import Operation, OpKind, TargetPlan
 
-# Right after CreateKey, KMS may not yet know the key everywhere (eventual consistency).
+# Right after CreateKey, KMS may not yet know the key everywhere (eventual consistency); a
+# new replica is Creating, and the keys of a primary move are Updating, for a few seconds.
 NOT_FOUND_RETRIES_AFTER_CREATE = 5
+SETTLING_KINDS = frozenset({OpKind.CREATE_KEY, OpKind.REPLICATE_KEY, OpKind.UPDATE_PRIMARY_REGION})
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,12 @@ def _simple(api_name: str, *, with_target: bool = False) -> Handler:
         api.call(api_name, retry_not_found=retries, **params)
 
     return handler
+
+
+def _replicate_key(api: KmsApi, op: Operation, key_id: str | None, retries: int) -> None:
+    """ReplicateKey, sent to the primary's Region (``op.region``); ReplicaRegion names the
+    new replica's."""
+    api.call("ReplicateKey", retry_not_found=retries, KeyId=key_id, **op.params)
 
 
 def _delete_alias(api: KmsApi, op: Operation, key_id: str | None, retries: int) -> None:
@@ -180,7 +188,9 @@ HANDLERS: Mapping[OpKind, Handler] = {
     OpKind.CANCEL_KEY_DELETION: _simple("CancelKeyDeletion"),
     OpKind.CREATE_KEY: _create_key,
     OpKind.IMPORT_KEY_MATERIAL: _import_key_material,
+    OpKind.REPLICATE_KEY: _replicate_key,
     OpKind.ENABLE_KEY: _simple("EnableKey"),
+    OpKind.UPDATE_PRIMARY_REGION: _simple("UpdatePrimaryRegion"),
     OpKind.UPDATE_KEY_DESCRIPTION: _simple("UpdateKeyDescription"),
     OpKind.PUT_KEY_POLICY: _simple("PutKeyPolicy"),
     OpKind.TAG_RESOURCE: _simple("TagResource"),
@@ -216,7 +226,8 @@ def describe_call(op: Operation, key_id: str | None) -> str:
             params[name] = f"<{len(str(value).encode())}-byte policy>"
         else:
             params[name] = value
-    return f"{op.kind.value} {json.dumps(params, separators=(', ', '='), default=str)[1:-1]}"
+    where = f" [{op.region}]" if op.region else ""
+    return f"{op.kind.value}{where} {json.dumps(params, separators=(', ', '='), default=str)[1:-1]}"
 
 
 def _by_phase(ops: tuple[Operation, ...]) -> Iterator[list[Operation]]:
@@ -230,14 +241,28 @@ def apply_target(
     *,
     on_event: Callable[[OpEvent], None] = lambda e: None,
     workers: int = 8,
+    regional: Callable[[str], KmsApi] | None = None,
 ) -> ApplyResult:
-    """Execute a target's operations in plan order; stop at the first failure."""
+    """Execute a target's operations in plan order; stop at the first failure.
+
+    An operation with a ``region`` goes to that Region's client (``regional``)."""
     result = ApplyResult(plan.target.name)
     started = time.monotonic()
-    calls_before = api.total_calls
+    apis: dict[str | None, KmsApi] = {None: api}
+    before: dict[str | None, int] = {None: api.total_calls}
     ids = {k.name: k.key_id for k in plan.keys if k.key_id}
     lock = threading.Lock()
     pending = list(plan.operations)
+    settling: set[str] = set()  # keys this run created, replicated or moved
+
+    def api_for(region: str | None) -> KmsApi:
+        with lock:
+            if region not in apis:
+                if regional is None:
+                    raise RuntimeError(f"no KMS client for {region}")
+                apis[region] = regional(region)  # type: ignore[arg-type]
+                before[region] = apis[region].total_calls
+            return apis[region]
 
     def run_key(ops: list[Operation]) -> None:
         for op in ops:
@@ -245,11 +270,11 @@ def apply_target(
                 if result.failed:
                     return
                 key_id = op.key_id or ids.get(op.key) or result.created.get(op.key)
-                retries = NOT_FOUND_RETRIES_AFTER_CREATE if op.key in result.created else 0
+                retries = NOT_FOUND_RETRIES_AFTER_CREATE if op.key in settling else 0
             on_event(OpEvent("started", op, key_id))
             t0 = time.monotonic()
             try:
-                new_id = HANDLERS[op.kind](api, op, key_id, retries)
+                new_id = HANDLERS[op.kind](api_for(op.region), op, key_id, retries)
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
                 _fail(op, key_id, error_message(exc), t0)
                 return
@@ -260,6 +285,8 @@ def apply_target(
                 if new_id:
                     result.created[op.key] = new_id
                     key_id = new_id
+                if op.kind in SETTLING_KINDS:
+                    settling.add(op.key)
                 result.done.append(op)
                 pending.remove(op)
             on_event(OpEvent("done", op, key_id, time.monotonic() - t0))
@@ -283,5 +310,5 @@ def apply_target(
                 break
     result.not_run = [op for op in plan.operations if op in pending]
     result.seconds = time.monotonic() - started
-    result.calls = api.total_calls - calls_before
+    result.calls = sum(a.total_calls - before[r] for r, a in apis.items())
     return result

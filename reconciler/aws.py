@@ -40,6 +40,8 @@ RETRYABLE_CODES = frozenset(
         "InternalFailure",
     }
 )
+# Errors of a key that is still settling after this run created, replicated or moved it.
+SETTLING_CODES = frozenset({"NotFoundException", "KMSInvalidStateException"})
 NETWORK_ERRORS = (
     botocore.exceptions.EndpointConnectionError,
     botocore.exceptions.ConnectionClosedError,
@@ -114,8 +116,10 @@ class KmsApi:
     def call(self, operation: str, *, retry_not_found: int = 0, **params: Any) -> Any:
         """Call a KMS operation by its API name (``DescribeKey``) with retries.
 
-        ``retry_not_found`` > 0 also retries NotFoundException that many times: KMS is
-        eventually consistent right after CreateKey.
+        ``retry_not_found`` > 0 also retries NotFoundException and KMSInvalidStateException
+        that many times: KMS is eventually consistent right after CreateKey, a new replica
+        is ``Creating`` for a few seconds after ReplicateKey, and both keys of a primary move
+        are ``Updating`` for a few seconds after UpdatePrimaryRegion.
         """
         method = getattr(self.client, _snake(operation))
         attempt = 0
@@ -130,7 +134,7 @@ class KmsApi:
                 return method(**params)
             except botocore.exceptions.ClientError as exc:
                 code = error_code(exc)
-                if code == "NotFoundException" and not_found_left > 0:
+                if code in SETTLING_CODES and not_found_left > 0:
                     not_found_left -= 1
                     self.sleep(_backoff(retry_not_found - not_found_left))
                     attempt -= 1
@@ -189,9 +193,39 @@ class AwsOptions:
 
 @dataclass
 class Connection:
+    """A target's KMS client, and on demand the same credentials' clients in other Regions
+    (a multi-Region key's replicas live there)."""
+
     target: TargetInfo
     kms: KmsApi
     caller_arn: str
+    _regional: Callable[[str], KmsApi] | None = None
+    _others: dict[str, KmsApi] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def kms_in(self, region: str | None) -> KmsApi:
+        """The KMS client for ``region`` (None or the target's Region: ``kms``). Each Region
+        has its own pacing: KMS request quotas are per account and Region."""
+        if region is None or region == self.target.region:
+            return self.kms
+        with self._lock:
+            if region not in self._others:
+                if self._regional is None:
+                    raise AwsError(f"target '{self.target.name}': no KMS client for {region}")
+                self._others[region] = self._regional(region)
+            return self._others[region]
+
+    @property
+    def total_calls(self) -> int:
+        """Calls made through every Region's client."""
+        return self.kms.total_calls + sum(api.total_calls for api in self._others.values())
+
+    @property
+    def calls(self) -> Counter[str]:
+        out = Counter(self.kms.calls)
+        for api in self._others.values():
+            out.update(api.calls)
+        return out
 
 
 def _client_config(options: AwsOptions) -> Config:
@@ -240,18 +274,21 @@ def connect(target: TargetInfo, options: AwsOptions) -> Connection:
             f"target '{target.name}' is account {target.account_id}, but the credentials "
             f"belong to account {account} ({identity.get('Arn')}); nothing was read or changed"
         )
-    client = session.client(
-        "kms", region_name=target.region, endpoint_url=options.endpoint_url, config=config
-    )
-    if options.sandbox:
-        _sandbox_hook(client, target.account_id)
-    limiter = (
-        None
-        if options.sandbox
-        else RateLimiter(quotas_for(options.quota_overrides, options.quota_scale))
-    )
-    kms = KmsApi(client, limiter=limiter, max_attempts=options.max_attempts)
-    return Connection(target, kms, str(identity.get("Arn", "")))
+
+    def kms_in(region: str) -> KmsApi:
+        client = session.client(
+            "kms", region_name=region, endpoint_url=options.endpoint_url, config=config
+        )
+        if options.sandbox:
+            _sandbox_hook(client, target.account_id)
+        limiter = (
+            None
+            if options.sandbox
+            else RateLimiter(quotas_for(options.quota_overrides, options.quota_scale))
+        )
+        return KmsApi(client, limiter=limiter, max_attempts=options.max_attempts)
+
+    return Connection(target, kms_in(target.region), str(identity.get("Arn", "")), kms_in)
 
 
 def _assume_chain(session: boto3.Session, target: TargetInfo, config: Config) -> boto3.Session:

@@ -322,6 +322,7 @@ def _observe(
     grants_for: frozenset[str] | None = None,
     grants: bool = True,
     details_for_all: bool = False,
+    regions: tuple[str, ...] | None = None,
 ) -> ObservedTarget:
     started = time.monotonic()
     wanted = wanted + tuple(dk.adopt for dk in desired.keys if dk.adopt)
@@ -336,9 +337,11 @@ def _observe(
             grants_for=grants_for,
             grants=grants,
             details_for_all=details_for_all,
+            regions=desired.replica_regions if regions is None else regions,
             workers=run.aws.workers,
         ),
         caller_arn=conn.caller_arn,
+        regional=conn.kms_in,
     )
     managed = sum(1 for k in observed.keys if desired.identity_tag in k.tags)
     run.info(
@@ -751,7 +754,8 @@ def rotate(run: Run, arguments: tuple[str, ...], now: bool, auto_approve: bool) 
         _confirm_count(len(found), "rotation(s)")
     for dt, conn, key in found:
         try:
-            rotate_now(conn.kms, key.key_id)
+            # a multi-Region key rotates as a family, from its primary
+            rotate_now(conn.kms_in(key.primary_region), key.key_id)
         except Exception as exc:  # report what ran: earlier targets are rotated already
             raise ApplyFailedError(
                 f"RotateKeyOnDemand of '{key_name}' in target '{dt.target.name}' failed: "
@@ -932,7 +936,12 @@ def _load_saved_plan(run: Run, plan_file: Path) -> tuple[Plan, dict[str, Connect
         ids = [k.key_id for k in tp.keys if k.key_id]
         desired = DesiredTarget(tp.target, (), the_plan.identity_tag)
         observed = _observe(
-            run, desired, conn, wanted=tuple(ids), grants_for=frozenset(tp.grants_read)
+            run,
+            desired,
+            conn,
+            wanted=tuple(ids),
+            grants_for=frozenset(tp.grants_read),
+            regions=tp.regions_read,
         )
         now = fingerprint(observed, the_plan.identity_tag, ids, tp.grants_read)
         if now != tp.fingerprint:
@@ -983,13 +992,21 @@ def _apply_one(run: Run, tp: TargetPlan, conn: Connection) -> ApplyResult:
             else run.style(f"FAILED: {event.error}", "red")
         )
         ident = f" {event.key_id}" if event.key_id else ""
+        where = f" [{event.op.region}]" if event.op.region else ""
         click.echo(
-            f"  [{n}/{total}] {tp.target.name} {event.op.key}{ident}: {event.op.kind.value} "
+            f"  [{n}/{total}] {tp.target.name} {event.op.key}{ident}{where}: "
+            f"{event.op.kind.value} "
             f"... {status} ({event.seconds:.2f}s)"
         )
 
     click.echo(run.style(f"Applying {total} operation(s) to target {tp.target.name}:", "bold"))
-    return apply_target(tp, conn.kms, on_event=on_event, workers=min(8, run.aws.workers))
+    return apply_target(
+        tp,
+        conn.kms,
+        on_event=on_event,
+        workers=min(8, run.aws.workers),
+        regional=conn.kms_in,
+    )
 
 
 def _report_failure(

@@ -411,8 +411,7 @@ def _desired_replicas(
         allowed = catalog.KEY_SPEC_REGIONS.get(key.key_spec)
         if allowed and region not in allowed:
             problem(
-                f"{key.key_spec} keys exist only in {', '.join(sorted(allowed))}, not in "
-                f"{region}",
+                f"{key.key_spec} keys exist only in {', '.join(sorted(allowed))}, not in {region}",
                 "region",
             )
             continue

@@ -9,7 +9,10 @@ Reads only what the plan needs, concurrently:
    ``describe_unmanaged`` (drift), DescribeKey alone for the other customer keys;
 4. ListGrants (paginated) for owned and adopted keys only, never for other customer keys,
    and only once DescribeKey has found the key (moto answers HTTP 500 for a key that is
-   gone).
+   gone);
+5. for owned multi-Region keys, their members in the other Regions (DescribeKey names
+   them): DescribeKey, ListResourceTags and GetKeyPolicy there, and ListAliases once per
+   other Region (the replica Regions the specs declare, and those where members are).
 
 Keys that an ``alias/aws/*`` alias points at are AWS managed: never read further.
 """
@@ -17,7 +20,9 @@ Keys that an ``alias/aws/*`` alias points at are AWS managed: never read further
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -50,29 +55,46 @@ class ObserveOptions:
     # grants only where a spec declares grants or purges them: ListGrants is paced at
     # 100 requests a second, so reading them for every key would dominate a plan.
     grants_for: frozenset[str] | None = None
+    # Other Regions whose aliases the plan needs: where the specs declare replicas.
+    regions: tuple[str, ...] = ()
     workers: int = 16
 
 
+Regional = Callable[[str], KmsApi]
+
+
 def observe_target(
-    api: KmsApi, target: TargetInfo, options: ObserveOptions, caller_arn: str = ""
+    api: KmsApi,
+    target: TargetInfo,
+    options: ObserveOptions,
+    caller_arn: str = "",
+    regional: Regional | None = None,
 ) -> ObservedTarget:
-    before = api.total_calls
+    """Read one target. ``regional`` gives the KMS client of another Region (needed for
+    multi-Region keys; without it, members in other Regions are not read)."""
+    used: dict[str, KmsApi] = {target.region: api}
+    before: dict[str, int] = {target.region: api.total_calls}
+    lock = threading.Lock()
+
+    def api_in(region: str) -> KmsApi:
+        with lock:
+            if region not in used:
+                if regional is None:
+                    raise AwsError(f"target '{target.name}': cannot read KMS in {region}")
+                used[region] = regional(region)
+                before[region] = used[region].total_calls
+            return used[region]
+
+    other_regions = [r for r in options.regions if r != target.region]
     try:
         with ThreadPoolExecutor(max_workers=options.workers) as pool:
             keys_f = pool.submit(api.paginate, "ListKeys", "Keys", Limit=1000)
-            aliases_f = pool.submit(api.paginate, "ListAliases", "Aliases", Limit=100)
+            aliases_f = pool.submit(_aliases, api)
+            region_aliases_f = {
+                region: pool.submit(_aliases, api_in(region)) for region in other_regions
+            }
             key_ids = [k["KeyId"] for k in keys_f.result()]
-            alias_list = aliases_f.result()
-
-            aliases: dict[str, str | None] = {}
-            aws_managed: set[str] = set()
-            for alias in alias_list:
-                name, target_id = alias["AliasName"], alias.get("TargetKeyId")
-                if name.startswith(catalog.ALIAS_RESERVED_PREFIX):
-                    if target_id:
-                        aws_managed.add(target_id)
-                    continue
-                aliases[name] = target_id
+            aliases, aws_managed = aliases_f.result()
             customer = [k for k in key_ids if k not in aws_managed]
 
             tags_by_key = dict(
@@ -115,6 +137,29 @@ def observe_target(
                 details.update(
                     zip(described, pool.map(lambda k: _describe(api, k), described), strict=True)
                 )
+            # Multi-Region keys we own: their members in the other Regions.
+            members = [
+                (key_id, region)
+                for key_id, info in details.items()
+                if info is not None
+                and key_id in detailed
+                and (options.identity_tag in (tags_by_key[key_id] or {}) or key_id in wanted)
+                for region in _member_regions(info)
+                if region != target.region
+            ]
+            for region in {r for _, r in members}:
+                if region not in region_aliases_f:
+                    region_aliases_f[region] = pool.submit(_aliases, api_in(region))
+            member_info = dict(
+                zip(
+                    members,
+                    pool.map(lambda m: _member(api_in(m[1]), m[0]), members),
+                    strict=True,
+                )
+            )
+            region_aliases = {
+                region: future.result()[0] for region, future in region_aliases_f.items()
+            }
     except botocore.exceptions.ClientError as exc:
         raise AwsError(
             f"target '{target.name}': reading KMS failed: {error_message(exc)}"
@@ -137,16 +182,75 @@ def observe_target(
         if info is not None and info.get("KeyManager") == "AWS":
             aws_managed.add(key_id)
             continue
-        keys.append(_observed_key(key_id, tags, info, frozenset(by_key.get(key_id, ())), target))
+        key = _observed_key(key_id, tags, info, frozenset(by_key.get(key_id, ())), target)
+        replicas = {}
+        for (member_id, region), found in member_info.items():
+            if member_id != key_id or found is None:
+                continue
+            member_tags, member_meta = found
+            in_region = region_aliases.get(region, {})
+            member_aliases = frozenset(a for a, t in in_region.items() if t == member_id)
+            replicas[region] = _observed_key(
+                member_id, member_tags, member_meta, member_aliases, target, region
+            )
+        if replicas:
+            key = replace(key, replicas=replicas)
+        keys.append(key)
+    calls = sum(a.total_calls - before[r] for r, a in used.items())
+    stats: Counter[str] = Counter()
+    for a in used.values():
+        stats.update(a.calls)
     return ObservedTarget(
         target=target,
         keys=tuple(keys),
         aliases=aliases,
         caller_arn=caller_arn,
         aws_managed_key_ids=frozenset(aws_managed),
-        read_calls=api.total_calls - before,
-        stats=dict(api.calls),
+        read_calls=calls,
+        stats=dict(stats),
+        region_aliases=region_aliases,
     )
+
+
+def _aliases(api: KmsApi) -> tuple[dict[str, str | None], set[str]]:
+    """Every alias of the account in the client's Region (ListAliases, paginated), and the
+    keys that ``alias/aws/*`` aliases point at (AWS managed)."""
+    aliases: dict[str, str | None] = {}
+    aws_managed: set[str] = set()
+    for alias in api.paginate("ListAliases", "Aliases", Limit=100):
+        name, target_id = alias["AliasName"], alias.get("TargetKeyId")
+        if name.startswith(catalog.ALIAS_RESERVED_PREFIX):
+            if target_id:
+                aws_managed.add(target_id)
+            continue
+        aliases[name] = target_id
+    return aliases, aws_managed
+
+
+def _member_regions(info: Mapping[str, Any]) -> list[str]:
+    """The Regions of a multi-Region key's family (DescribeKey), primary first."""
+    config = info.get("MultiRegionConfiguration") or {}
+    primary = (config.get("PrimaryKey") or {}).get("Region")
+    replicas = [r.get("Region") for r in config.get("ReplicaKeys") or [] if r.get("Region")]
+    return [r for r in [primary, *replicas] if r]
+
+
+def _member(api: KmsApi, key_id: str) -> tuple[dict[str, str], dict[str, Any]] | None:
+    """A multi-Region key's member in another Region: DescribeKey, then its tags and policy
+    (None when it is gone). Rotation is shared by the family: read at home only."""
+    meta = _describe(api, key_id)
+    if meta is None:
+        return None
+    tags = _tags(api, key_id)
+    if tags is None:
+        return None
+    try:
+        text = api.call("GetKeyPolicy", KeyId=key_id, PolicyName="default")["Policy"]
+        meta["_policy"] = _parse_policy(text)
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE, "AccessDeniedException"):
+            raise
+    return tags, meta
 
 
 def _resolve_wanted(refs: Iterable[str], aliases: dict[str, str | None]) -> set[str]:
@@ -273,11 +377,14 @@ def _observed_key(
     info: dict[str, Any] | None,
     aliases: frozenset[str],
     target: TargetInfo,
+    region: str | None = None,
 ) -> ObservedKey:
-    arn = f"arn:{target.partition}:kms:{target.region}:{target.account_id}:key/{key_id}"
+    where = region or target.region
+    arn = f"arn:{target.partition}:kms:{where}:{target.account_id}:key/{key_id}"
     if info is None:
-        return ObservedKey(key_id=key_id, arn=arn, tags=tags, aliases=aliases)
+        return ObservedKey(key_id=key_id, arn=arn, tags=tags, aliases=aliases, region=region)
     rotation = info.get("_rotation")
+    config = info.get("MultiRegionConfiguration") or {}
     return ObservedKey(
         key_id=key_id,
         arn=info.get("Arn", arn),
@@ -304,6 +411,10 @@ def _observed_key(
         last_rotation_date=_date(info.get("_last_rotation")),
         on_demand_rotations=info.get("_on_demand_rotations"),
         grants=info.get("_grants"),
+        region=region,
+        multi_region_type=config.get("MultiRegionKeyType"),
+        primary_region=(config.get("PrimaryKey") or {}).get("Region"),
+        member_regions=tuple(_member_regions(info)),
     )
 
 

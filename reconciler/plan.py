@@ -32,7 +32,9 @@ class OpKind(str, Enum):
     CANCEL_KEY_DELETION = "CancelKeyDeletion"
     CREATE_KEY = "CreateKey"
     IMPORT_KEY_MATERIAL = "ImportKeyMaterial"
+    REPLICATE_KEY = "ReplicateKey"
     ENABLE_KEY = "EnableKey"
+    UPDATE_PRIMARY_REGION = "UpdatePrimaryRegion"
     UPDATE_KEY_DESCRIPTION = "UpdateKeyDescription"
     PUT_KEY_POLICY = "PutKeyPolicy"
     TAG_RESOURCE = "TagResource"
@@ -48,29 +50,33 @@ class OpKind(str, Enum):
     SCHEDULE_KEY_DELETION = "ScheduleKeyDeletion"
 
 
-# The designed order (DESIGN section 5): recover -> create (+ import key material) -> enable
-# -> description -> policy -> tags -> rotation -> aliases (create / retarget) -> grants
-# -> disable -> alias deletions -> key deletions. Operations of one phase for different
-# keys are independent.
+# The designed order (DESIGN section 5): recover -> create (+ import key material,
+# + replicate) -> enable -> primary Region -> description -> policy -> tags -> rotation ->
+# aliases (create / retarget) -> grants -> disable -> alias deletions -> key deletions.
+# Operations of one phase for different keys are independent; a key's own operations of
+# one phase run in plan order (CreateKey, then ImportKeyMaterial, then ReplicateKey).
 PHASES: Mapping[OpKind, int] = {
     OpKind.CANCEL_KEY_DELETION: 0,
     OpKind.CREATE_KEY: 1,
-    # Right after CreateKey, in the same phase: a key's operations run in plan order.
     OpKind.IMPORT_KEY_MATERIAL: 1,
+    OpKind.REPLICATE_KEY: 1,
     OpKind.ENABLE_KEY: 2,
-    OpKind.UPDATE_KEY_DESCRIPTION: 3,
-    OpKind.PUT_KEY_POLICY: 4,
-    OpKind.TAG_RESOURCE: 5,
-    OpKind.UNTAG_RESOURCE: 5,
-    OpKind.ENABLE_KEY_ROTATION: 6,
-    OpKind.DISABLE_KEY_ROTATION: 6,
-    OpKind.CREATE_ALIAS: 7,
-    OpKind.UPDATE_ALIAS: 7,
-    OpKind.CREATE_GRANT: 8,
-    OpKind.REVOKE_GRANT: 8,
-    OpKind.DISABLE_KEY: 9,
-    OpKind.DELETE_ALIAS: 10,
-    OpKind.SCHEDULE_KEY_DELETION: 11,
+    # Both the old and the new primary must be Enabled when it starts.
+    OpKind.UPDATE_PRIMARY_REGION: 3,
+    OpKind.UPDATE_KEY_DESCRIPTION: 4,
+    OpKind.PUT_KEY_POLICY: 5,
+    OpKind.TAG_RESOURCE: 6,
+    OpKind.UNTAG_RESOURCE: 6,
+    # After a primary move: rotation is set on the (new) primary only.
+    OpKind.ENABLE_KEY_ROTATION: 7,
+    OpKind.DISABLE_KEY_ROTATION: 7,
+    OpKind.CREATE_ALIAS: 8,
+    OpKind.UPDATE_ALIAS: 8,
+    OpKind.CREATE_GRANT: 9,
+    OpKind.REVOKE_GRANT: 9,
+    OpKind.DISABLE_KEY: 10,
+    OpKind.DELETE_ALIAS: 11,
+    OpKind.SCHEDULE_KEY_DELETION: 12,
 }
 
 
@@ -84,6 +90,9 @@ class Operation:
     params: Mapping[str, Any]
     summary: str
     destructive: bool = False
+    # The Region the call goes to (None: the target's). A multi-Region key's replicas are
+    # changed in their own Region; ReplicateKey and UpdatePrimaryRegion go to the primary's.
+    region: str | None = None
 
     @property
     def phase(self) -> int:
@@ -107,16 +116,26 @@ class FieldChange:
 
 @dataclass(frozen=True)
 class KeyPlan:
+    """One key's changes. A multi-Region key is planned as one unit: the key in the
+    target's Region, with one nested ``KeyPlan`` per member in another Region (``region``
+    set; its action says what happens to that replica)."""
+
     name: str
     action: Action
     key_id: str | None
     changes: tuple[FieldChange, ...] = ()
     reason: str = ""
     source: SourceRef | None = None
+    region: str | None = None
+    replicas: tuple[KeyPlan, ...] = ()
 
     @property
     def destructive(self) -> bool:
-        return self.action is Action.DELETE or any(c.destructive for c in self.changes)
+        return (
+            self.action is Action.DELETE
+            or any(c.destructive for c in self.changes)
+            or any(r.destructive for r in self.replicas)
+        )
 
 
 @dataclass(frozen=True)
@@ -139,6 +158,7 @@ class TargetPlan:
     caller_arn: str = ""
     errors: tuple[str, ...] = ()  # conflicts found in report-only planning (drift)
     grants_read: tuple[str, ...] = ()  # the keys whose grants the plan (and fingerprint) read
+    regions_read: tuple[str, ...] = ()  # the other Regions whose aliases the plan read
 
     def count(self, *actions: Action) -> int:
         return sum(1 for k in self.keys if k.action in actions)
@@ -207,57 +227,97 @@ def _target_to_dict(tp: TargetPlan) -> dict[str, Any]:
         "caller_arn": tp.caller_arn,
         "fingerprint": tp.fingerprint,
         "grants_read": list(tp.grants_read),
-        "keys": [
-            {
-                "name": k.name,
-                "action": k.action.value,
-                "key_id": k.key_id,
-                "reason": k.reason,
-                "destructive": k.destructive,
-                "source": None
-                if k.source is None
-                else {
-                    "file": k.source.file,
-                    "line": k.source.line,
-                    "policy": k.source.policy_origin,
-                },
-                "changes": [
-                    {
-                        "field": c.field,
-                        "before": c.before,
-                        "after": c.after,
-                        "destructive": c.destructive,
-                        "reason": c.reason,
-                        "statements": [
-                            {
-                                "kind": s.kind,
-                                "sid": s.sid,
-                                "before": s.before,
-                                "after": s.after,
-                                "details": list(s.details),
-                            }
-                            for s in c.statements
-                        ],
-                    }
-                    for c in k.changes
-                ],
-            }
-            for k in tp.keys
-        ],
+        "regions_read": list(tp.regions_read),
+        "keys": [_key_to_dict(k) for k in tp.keys],
         "orphans": [{"name": o.name, "key_id": o.key_id, "reason": o.reason} for o in tp.orphans],
         "warnings": list(tp.warnings),
-        "operations": [
+        "operations": [_op_to_dict(op) for op in tp.operations],
+    }
+
+
+def _op_to_dict(op: Operation) -> dict[str, Any]:
+    out = {
+        "operation": op.kind.value,
+        "key": op.key,
+        "key_id": op.key_id,
+        "params": dict(op.params),
+        "summary": op.summary,
+        "destructive": op.destructive,
+    }
+    if op.region is not None:
+        out["region"] = op.region
+    return out
+
+
+def _key_to_dict(k: KeyPlan) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": k.name,
+        "action": k.action.value,
+        "key_id": k.key_id,
+        "reason": k.reason,
+        "destructive": k.destructive,
+        "source": None
+        if k.source is None
+        else {"file": k.source.file, "line": k.source.line, "policy": k.source.policy_origin},
+        "changes": [
             {
-                "operation": op.kind.value,
-                "key": op.key,
-                "key_id": op.key_id,
-                "params": dict(op.params),
-                "summary": op.summary,
-                "destructive": op.destructive,
+                "field": c.field,
+                "before": c.before,
+                "after": c.after,
+                "destructive": c.destructive,
+                "reason": c.reason,
+                "statements": [
+                    {
+                        "kind": s.kind,
+                        "sid": s.sid,
+                        "before": s.before,
+                        "after": s.after,
+                        "details": list(s.details),
+                    }
+                    for s in c.statements
+                ],
             }
-            for op in tp.operations
+            for c in k.changes
         ],
     }
+    if k.region is not None:
+        out["region"] = k.region
+    if k.replicas:
+        out["replicas"] = [_key_to_dict(r) for r in k.replicas]
+    return out
+
+
+def _key_from_dict(k: Mapping[str, Any]) -> KeyPlan:
+    src = k.get("source")
+    return KeyPlan(
+        name=k["name"],
+        action=Action(k["action"]),
+        key_id=k.get("key_id"),
+        reason=k.get("reason", ""),
+        source=SourceRef(src["file"], src["line"], src.get("policy", "")) if src else None,
+        changes=tuple(
+            FieldChange(
+                field=c["field"],
+                before=c["before"],
+                after=c["after"],
+                destructive=c.get("destructive", False),
+                reason=c.get("reason", ""),
+                statements=tuple(
+                    StatementChange(
+                        kind=s["kind"],
+                        sid=s["sid"],
+                        before=s["before"],
+                        after=s["after"],
+                        details=tuple(s["details"]),
+                    )
+                    for s in c.get("statements", [])
+                ),
+            )
+            for c in k["changes"]
+        ),
+        region=k.get("region"),
+        replicas=tuple(_key_from_dict(r) for r in k.get("replicas", ())),
+    )
 
 
 def from_dict(data: Mapping[str, Any]) -> Plan:
@@ -292,38 +352,7 @@ def _target_from_dict(data: Mapping[str, Any]) -> TargetPlan:
         session_name=data.get("session_name"),
         session_duration_seconds=data.get("session_duration_seconds"),
     )
-    keys = []
-    for k in data["keys"]:
-        src = k.get("source")
-        keys.append(
-            KeyPlan(
-                name=k["name"],
-                action=Action(k["action"]),
-                key_id=k.get("key_id"),
-                reason=k.get("reason", ""),
-                source=SourceRef(src["file"], src["line"], src.get("policy", "")) if src else None,
-                changes=tuple(
-                    FieldChange(
-                        field=c["field"],
-                        before=c["before"],
-                        after=c["after"],
-                        destructive=c.get("destructive", False),
-                        reason=c.get("reason", ""),
-                        statements=tuple(
-                            StatementChange(
-                                kind=s["kind"],
-                                sid=s["sid"],
-                                before=s["before"],
-                                after=s["after"],
-                                details=tuple(s["details"]),
-                            )
-                            for s in c.get("statements", [])
-                        ),
-                    )
-                    for c in k["changes"]
-                ),
-            )
-        )
+    keys = [_key_from_dict(k) for k in data["keys"]]
     ops = tuple(
         Operation(
             kind=OpKind(o["operation"]),
@@ -332,6 +361,7 @@ def _target_from_dict(data: Mapping[str, Any]) -> TargetPlan:
             params=o["params"],
             summary=o.get("summary", ""),
             destructive=o.get("destructive", False),
+            region=o.get("region"),
         )
         for o in data["operations"]
     )
@@ -341,6 +371,7 @@ def _target_from_dict(data: Mapping[str, Any]) -> TargetPlan:
         operations=ops,
         fingerprint=data["fingerprint"],
         grants_read=tuple(data.get("grants_read", ())),
+        regions_read=tuple(data.get("regions_read", ())),
         orphans=tuple(Orphan(o["name"], o["key_id"], o["reason"]) for o in data["orphans"]),
         warnings=tuple(data.get("warnings", [])),
         caller_arn=data.get("caller_arn", ""),

@@ -15,6 +15,7 @@ from reconciler.plan import Action, FieldChange, KeyPlan, Operation, OpKind, Orp
 from reconciler.policy import can_manage_policy, diff_statements, policies_equal, removes_access
 from reconciler.state import (
     DesiredKey,
+    DesiredReplica,
     DesiredTarget,
     Grant,
     KeyState,
@@ -22,6 +23,7 @@ from reconciler.state import (
     ObservedTarget,
     fingerprint,
     protection_tag,
+    replica_tag,
 )
 
 # Fields KMS cannot change on an existing key (DESIGN 5, "Field mutability, declared once").
@@ -63,6 +65,8 @@ class _Builder:
             Problem(message, key.source.file, key.source.line, field_name, key.name)
         )
 
+    _where: dict[str | None, _Where] = field(default_factory=dict)
+
     def op(
         self,
         kind: OpKind,
@@ -70,9 +74,55 @@ class _Builder:
         key_id: str | None,
         summary: str,
         destructive: bool = False,
+        *,
+        region: str | None = None,
         **params: Any,
     ) -> None:
-        self.operations.append(Operation(kind, key, key_id, params, summary, destructive))
+        region = None if region == self.desired.target.region else region
+        self.operations.append(
+            Operation(kind, key, key_id, params, summary, destructive, region=region)
+        )
+
+    def where(self, region: str | None) -> _Where:
+        """The aliases of a Region (None: the target's), who owns their keys, and which
+        spec declares each alias there."""
+        region = None if region == self.desired.target.region else region
+        if region not in self._where:
+            identity = self.desired.identity_tag
+            if region is None:
+                aliases = self.observed.aliases
+                owners = {k.key_id: name for k in self.observed.keys if (name := k.name(identity))}
+                declared = {a: dk.name for dk in self.desired.keys for a in dk.state.aliases}
+            else:
+                aliases = self.observed.region_aliases.get(region, {})
+                owners = {
+                    k.key_id: name
+                    for k in self.observed.keys
+                    if (name := k.name(identity)) and region in k.replicas
+                }
+                declared = {
+                    a: dk.name
+                    for dk in self.desired.keys
+                    for r in dk.replicas
+                    if r.region == region
+                    for a in r.state.aliases
+                }
+            self._where[region] = _Where(region, aliases, owners, declared)
+        return self._where[region]
+
+
+@dataclass(frozen=True)
+class _Where:
+    """One Region's alias facts, for the keys (or replicas) planned there."""
+
+    region: str | None  # None: the target's Region
+    aliases: Mapping[str, str | None]  # alias -> key ID
+    owners: Mapping[str, str]  # key ID -> name of the managed key it is (or a replica of)
+    declared: Mapping[str, str]  # alias -> the spec that declares it in this Region
+
+    @property
+    def suffix(self) -> str:
+        return f" in {self.region}" if self.region else ""
 
 
 def make_plan(
@@ -85,7 +135,6 @@ def make_plan(
     by_id = observed.by_id()
     managed = _managed_by_name(b)
 
-    declared_aliases = {alias: dk.name for dk in desired.keys for alias in dk.state.aliases}
     matched: dict[str, ObservedKey] = {}
     claimed: dict[str, str] = {}  # key ID -> the spec that matched it
     for dk in desired.keys:
@@ -104,7 +153,7 @@ def make_plan(
         if ok is None:
             key_plans.append(_plan_create(b, dk))
         else:
-            key_plans.append(_plan_existing(b, dk, ok, declared_aliases, by_id))
+            key_plans.append(_plan_existing(b, dk, ok))
 
     orphans: list[Orphan] = []
     desired_names = {dk.name for dk in desired.keys}
@@ -137,6 +186,7 @@ def make_plan(
         caller_arn=observed.caller_arn,
         errors=tuple(str(p) for p in b.problems),
         grants_read=tuple(sorted(desired.grants_needed)),
+        regions_read=desired.replica_regions,
     )
 
 
@@ -244,22 +294,113 @@ def _plan_create(b: _Builder, dk: DesiredKey) -> KeyPlan:
             dk.name,
             None,
             f"enable rotation every {want.rotation_period_days} days",
+            region=dk.primary_region,
             RotationPeriodInDays=want.rotation_period_days,
         )
     for alias in sorted(want.aliases):
-        change = _plan_alias(b, dk, None, alias)
+        change = _plan_alias(b, dk, None, alias, b.where(None))
         if change is not None:
             changes.append(change)
     for grant in sorted(want.grants or (), key=lambda g: g.name):
         changes.append(_create_grant(b, dk, None, grant))
     if not want.enabled:
         b.op(OpKind.DISABLE_KEY, dk.name, None, "disable the new key")
-    return KeyPlan(dk.name, Action.CREATE, None, tuple(changes), "", dk.source)
+    replicas = tuple(_plan_new_replica(b, dk, None, r, None) for r in dk.replicas)
+    if dk.primary_region not in (None, b.desired.target.region):
+        # The key is created here, so a crash never leaves a family that the identity tag
+        # cannot find; the primary moves once the replica exists.
+        changes.append(FieldChange("primary_region", None, dk.primary_region))
+        b.op(
+            OpKind.UPDATE_PRIMARY_REGION,
+            dk.name,
+            None,
+            f"make the replica in {dk.primary_region} the primary key",
+            PrimaryRegion=dk.primary_region,
+        )
+    return KeyPlan(dk.name, Action.CREATE, None, tuple(changes), "", dk.source, replicas=replicas)
 
 
-def _import_material(b: _Builder, dk: DesiredKey, key_id: str | None) -> FieldChange | None:
+def _replica_view(dk: DesiredKey, replica: DesiredReplica) -> DesiredKey:
+    """A replica as a desired key of its own (its state, policy text and origin), so the
+    same field rules plan it; what KMS shares with the primary is left out."""
+    return replace(
+        dk,
+        state=replica.state,
+        policy_text=replica.policy_text,
+        source=replace(dk.source, policy_origin=replica.policy_origin),
+        replicas=(),
+        grants_purge=False,
+    )
+
+
+def _plan_new_replica(
+    b: _Builder,
+    dk: DesiredKey,
+    key_id: str | None,
+    replica: DesiredReplica,
+    primary_region: str | None,
+) -> KeyPlan:
+    """ReplicateKey (sent to the primary's Region) with the replica's own description,
+    policy and tags, then its key material (EXTERNAL keys), aliases and enabled state."""
+    view = _replica_view(dk, replica)
+    want = replica.state
+    _check_lockout(b, view, replica.region)
+    tags = {**want.tags, replica_tag(b.desired.identity_tag): dk.name}
+    params: dict[str, Any] = {
+        "ReplicaRegion": replica.region,
+        "Description": want.description,
+        "Policy": replica.policy_text,
+        "Tags": [{"TagKey": k, "TagValue": v} for k, v in tags.items()],
+    }
+    if dk.bypass_policy_lockout_safety_check:
+        params["BypassPolicyLockoutSafetyCheck"] = True
+    b.op(
+        OpKind.REPLICATE_KEY,
+        dk.name,
+        key_id,
+        f"replicate into {replica.region}",
+        region=primary_region,
+        **params,
+    )
+    changes = [FieldChange("region", None, replica.region)]
+    material = _import_material(b, view, key_id, replica.region)
+    if material is not None:
+        changes.append(material)
+    changes.append(FieldChange("description", None, want.description))
+    changes.append(FieldChange("enabled", None, want.enabled))
+    changes += [FieldChange(f"tags.{k}", None, v) for k, v in sorted(want.tags.items())]
+    changes.append(
+        FieldChange(
+            "policy",
+            None,
+            replica.policy_origin,
+            statements=diff_statements(None, want.policy, partition=b.desired.target.partition),
+        )
+    )
+    where = b.where(replica.region)
+    for alias in sorted(want.aliases):
+        change = _plan_alias(b, view, key_id, alias, where)
+        if change is not None:
+            changes.append(change)
+    if not want.enabled:
+        b.op(
+            OpKind.DISABLE_KEY,
+            dk.name,
+            key_id,
+            f"disable the new replica in {replica.region}",
+            region=replica.region,
+        )
+    return KeyPlan(
+        dk.name, Action.CREATE, key_id, tuple(changes), "", dk.source, region=replica.region
+    )
+
+
+def _import_material(
+    b: _Builder, dk: DesiredKey, key_id: str | None, region: str | None = None
+) -> FieldChange | None:
     """ImportKeyMaterial from the declared source. The params name the source, never the
-    material: the applier reads it at apply time."""
+    material: the applier reads it at apply time. A multi-Region key's replicas need the
+    same material imported in their own Region."""
     km = dk.key_material
     if km is None:
         return None
@@ -274,7 +415,8 @@ def _import_material(b: _Builder, dk: DesiredKey, key_id: str | None) -> FieldCh
         OpKind.IMPORT_KEY_MATERIAL,
         dk.name,
         key_id,
-        f"import key material from {km.source}",
+        f"import key material from {km.source}" + (f" into {region}" if region else ""),
+        region=region,
         **params,
     )
     until = f" until {km.valid_to.isoformat()}" if km.valid_to is not None else ""
@@ -290,13 +432,7 @@ def _rotation_text(state: KeyState) -> str:
 # -- update / recover ---------------------------------------------------------------------
 
 
-def _plan_existing(
-    b: _Builder,
-    dk: DesiredKey,
-    ok: ObservedKey,
-    declared_aliases: Mapping[str, str],
-    by_id: Mapping[str, ObservedKey],
-) -> KeyPlan:
+def _plan_existing(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> KeyPlan:
     want = dk.state
     have = ok.as_state(b.desired.identity_tag)
     key_id = ok.key_id
@@ -319,8 +455,7 @@ def _plan_existing(
     if ok.pending_deletion:
         action = Action.RECOVER
         reasons.append(f"pending deletion since {ok.deletion_date or 'unknown date'}")
-        b.op(OpKind.CANCEL_KEY_DELETION, dk.name, key_id, "cancel the scheduled deletion")
-        changes.append(FieldChange("key_state", ok.key_state, "Disabled", reason="recover"))
+        _recover(b, dk, ok, None, changes)
         # CancelKeyDeletion leaves the key Disabled; enabling is decided below.
         have = replace(have, enabled=False)
 
@@ -342,40 +477,229 @@ def _plan_existing(
         via = f" (found by {dk.adopt})" if dk.adopt and dk.adopt != key_id else ""
         reasons.append(f"adopt unmanaged key {key_id}{via}")
 
-    if have.description != want.description:
-        changes.append(FieldChange("description", have.description, want.description))
-        b.op(
-            OpKind.UPDATE_KEY_DESCRIPTION,
-            dk.name,
-            key_id,
-            "update description",
-            Description=want.description,
-        )
-
+    _diff_description(b, dk, ok, have, changes)
     _diff_policy(b, dk, ok, have, changes)
     _diff_tags(b, dk, ok, changes)
     _diff_rotation(b, dk, key_id, have, changes, action is Action.RECOVER)
     _diff_enabled(b, dk, ok, have, changes)
-    _diff_aliases(b, dk, ok, declared_aliases, by_id, changes)
+    _diff_aliases(b, dk, ok, b.where(None), changes)
     _diff_grants(b, dk, ok, changes)
+    replicas = _plan_family(b, dk, ok, changes) if want.multi_region and ok.multi_region else ()
 
+    if action is Action.UPDATE and not changes and not replicas:
+        action = Action.NOOP
+    return KeyPlan(
+        dk.name,
+        action,
+        key_id,
+        tuple(changes),
+        "; ".join(reasons),
+        dk.source,
+        replicas=tuple(r for r in replicas if r.action is not Action.NOOP),
+    )
+
+
+def _recover(
+    b: _Builder, dk: DesiredKey, ok: ObservedKey, region: str | None, changes: list[FieldChange]
+) -> None:
+    where = f" in {region}" if region else ""
+    b.op(
+        OpKind.CANCEL_KEY_DELETION,
+        dk.name,
+        ok.key_id,
+        f"cancel the scheduled deletion{where}",
+        region=region,
+    )
+    changes.append(FieldChange("key_state", ok.key_state, "Disabled", reason="recover"))
+
+
+def _diff_description(
+    b: _Builder,
+    dk: DesiredKey,
+    ok: ObservedKey,
+    have: KeyState,
+    changes: list[FieldChange],
+    region: str | None = None,
+) -> None:
+    want = dk.state
+    if have.description == want.description:
+        return
+    changes.append(FieldChange("description", have.description, want.description))
+    b.op(
+        OpKind.UPDATE_KEY_DESCRIPTION,
+        dk.name,
+        ok.key_id,
+        "update description" + (f" in {region}" if region else ""),
+        region=region,
+        Description=want.description,
+    )
+
+
+# -- multi-Region families ----------------------------------------------------------------
+
+
+def _plan_family(
+    b: _Builder, dk: DesiredKey, ok: ObservedKey, changes: list[FieldChange]
+) -> list[KeyPlan]:
+    """The members of a multi-Region key in the other Regions: replicate the missing ones,
+    reconcile each existing one (what KMS keeps per replica), schedule the deletion of the
+    undeclared ones, and move the primary when ``primary_region`` says so."""
+    home = b.desired.target.region
+    current_primary = ok.primary_region or home
+    wanted_primary = dk.primary_region or home
+    desired = {r.region: r for r in dk.replicas}
+    plans: list[KeyPlan] = []
+
+    # Replicas are made from the primary, wherever it is when the call is made. A new
+    # replica is made before the primary moves (phase order), so from the current one.
+    replicate_from = None if current_primary == home else current_primary
+    for region, replica in desired.items():
+        member = ok.replicas.get(region)
+        if member is not None:
+            plans.append(_plan_member(b, dk, member, replica))
+        elif region in ok.member_regions:
+            b.warnings.append(
+                f"{dk.name}: the replica in {region} exists but could not be read; left as it is"
+            )
+        else:
+            plans.append(_plan_new_replica(b, dk, ok.key_id, replica, replicate_from))
+
+    if current_primary != wanted_primary:
+        _move_primary(b, dk, ok, current_primary, wanted_primary, changes)
+
+    for region, member in sorted(ok.replicas.items()):
+        if region in desired or member.pending_deletion:
+            continue
+        plans.append(_remove_member(b, dk, member, region))
+    return plans
+
+
+def _plan_member(
+    b: _Builder, dk: DesiredKey, member: ObservedKey, replica: DesiredReplica
+) -> KeyPlan:
+    """An existing replica: its description, policy, tags, enabled state and aliases."""
+    view = _replica_view(dk, replica)
+    region = replica.region
+    have = member.as_state(b.desired.identity_tag)
+    changes: list[FieldChange] = []
+    action = Action.UPDATE
+    reason = ""
+    if member.pending_deletion:
+        action = Action.RECOVER
+        reason = f"pending deletion since {member.deletion_date or 'unknown date'}"
+        _recover(b, dk, member, region, changes)
+        have = replace(have, enabled=False)
+    _diff_description(b, view, member, have, changes, region)
+    _diff_policy(b, view, member, have, changes, region)
+    _diff_tags(b, view, member, changes, region)
+    _diff_enabled(b, view, member, have, changes, region)
+    _diff_aliases(b, view, member, b.where(region), changes)
     if action is Action.UPDATE and not changes:
         action = Action.NOOP
-    return KeyPlan(dk.name, action, key_id, tuple(changes), "; ".join(reasons), dk.source)
+    return KeyPlan(dk.name, action, member.key_id, tuple(changes), reason, dk.source, region=region)
+
+
+def _move_primary(
+    b: _Builder,
+    dk: DesiredKey,
+    ok: ObservedKey,
+    current: str,
+    wanted: str,
+    changes: list[FieldChange],
+) -> None:
+    """UpdatePrimaryRegion, sent to the current primary's Region. Destructive: the shared
+    properties (rotation, replication) are then managed from the new Region, and the old
+    primary becomes a replica that can be deleted."""
+    enabled = {b.desired.target.region: dk.state.enabled}
+    enabled.update({r.region: r.state.enabled for r in dk.replicas})
+    if current not in enabled:  # the old primary is not declared: as KMS has it
+        member = ok.replicas.get(current)
+        enabled[current] = member is not None and member.key_state == "Enabled"
+    stays_disabled = [r for r in (current, wanted) if not enabled.get(r, True)]
+    if stays_disabled and not b.options.report_only:
+        b.problem(
+            dk,
+            f"primary_region: moving the primary from {current} to {wanted} needs both keys "
+            f"Enabled (KMS refuses UpdatePrimaryRegion otherwise); the key in "
+            f"{', '.join(stays_disabled)} is declared disabled",
+            "primary_region",
+        )
+    changes.append(
+        FieldChange(
+            "primary_region",
+            current,
+            wanted,
+            destructive=True,
+            reason="rotation and replication are then managed from " + wanted,
+        )
+    )
+    b.op(
+        OpKind.UPDATE_PRIMARY_REGION,
+        dk.name,
+        ok.key_id,
+        f"move the primary key from {current} to {wanted}",
+        destructive=True,
+        region=current,
+        PrimaryRegion=wanted,
+    )
+
+
+def _remove_member(b: _Builder, dk: DesiredKey, member: ObservedKey, region: str) -> KeyPlan:
+    """A replica the spec no longer lists: ScheduleKeyDeletion in its Region."""
+    if dk.state.deletion_protection and not b.options.report_only:
+        b.problem(
+            dk,
+            f"the replica in {region} is no longer declared, but deletion_protection is on: "
+            "apply deletion_protection: false first, or declare the replica again",
+            "replicas",
+        )
+    window = dk.deletion_window_days
+    b.op(
+        OpKind.SCHEDULE_KEY_DELETION,
+        dk.name,
+        member.key_id,
+        f"schedule deletion of the replica in {region} in {window} days",
+        destructive=True,
+        region=region,
+        PendingWindowInDays=window,
+    )
+    return KeyPlan(
+        dk.name,
+        Action.DELETE,
+        member.key_id,
+        (
+            FieldChange(
+                "key_state",
+                member.key_state,
+                "PendingDeletion",
+                destructive=True,
+                reason=f"replica not declared; deleted after {window} days",
+            ),
+        ),
+        "replica removed from the spec",
+        dk.source,
+        region=region,
+    )
 
 
 def _diff_policy(
-    b: _Builder, dk: DesiredKey, ok: ObservedKey, have: KeyState, changes: list[FieldChange]
+    b: _Builder,
+    dk: DesiredKey,
+    ok: ObservedKey,
+    have: KeyState,
+    changes: list[FieldChange],
+    region: str | None = None,
 ) -> None:
     want = dk.state
     partition = b.desired.target.partition
+    where = f" in {region}" if region else ""
     if have.policy is None:
-        b.warnings.append(f"{dk.name}: the key policy of {ok.key_id} could not be read")
+        b.warnings.append(f"{dk.name}: the key policy of {ok.key_id}{where} could not be read")
         return
     assert want.policy is not None
     if policies_equal(have.policy, want.policy, partition=partition):
         return
-    _check_lockout(b, dk)
+    _check_lockout(b, dk, region)
     destructive = removes_access(have.policy, want.policy, partition=partition)
     changes.append(
         FieldChange(
@@ -394,13 +718,14 @@ def _diff_policy(
         OpKind.PUT_KEY_POLICY,
         dk.name,
         ok.key_id,
-        "put key policy" + (" (removes access)" if destructive else ""),
+        "put key policy" + where + (" (removes access)" if destructive else ""),
         destructive,
+        region=region,
         **params,
     )
 
 
-def _check_lockout(b: _Builder, dk: DesiredKey) -> None:
+def _check_lockout(b: _Builder, dk: DesiredKey, region: str | None = None) -> None:
     """A policy must leave someone able to change it again (DESIGN 5, safety checks)."""
     if dk.bypass_policy_lockout_safety_check or b.options.report_only:
         return
@@ -416,19 +741,29 @@ def _check_lockout(b: _Builder, dk: DesiredKey) -> None:
         who = ", ".join(principals) or "the deploying principal"
         b.problem(
             dk,
-            f"the policy ({dk.source.policy_origin}) would lock out {who}: no statement "
+            f"the policy ({dk.source.policy_origin})"
+            + (f" of the replica in {region}" if region else "")
+            + f" would lock out {who}: no statement "
             "allows kms:PutKeyPolicy to them, to the account root or to a declared admin; "
             "fix the policy or set bypass_policy_lockout_safety_check: true",
             "policy",
         )
 
 
-def _diff_tags(b: _Builder, dk: DesiredKey, ok: ObservedKey, changes: list[FieldChange]) -> None:
-    identity = b.desired.identity_tag
-    protection = protection_tag(identity)
+def _diff_tags(
+    b: _Builder,
+    dk: DesiredKey,
+    ok: ObservedKey,
+    changes: list[FieldChange],
+    region: str | None = None,
+) -> None:
+    """The key's tags plus the tool's own: the identity tag (and deletion protection) on
+    the key in the target's Region, the replica tag on a replica elsewhere."""
+    identity = replica_tag(b.desired.identity_tag) if region else b.desired.identity_tag
+    protection = protection_tag(b.desired.identity_tag)
     want = dict(dk.state.tags)
     want[identity] = dk.name
-    if dk.state.deletion_protection:
+    if dk.state.deletion_protection and not region:
         want[protection] = "true"
     # aws:* tags (CloudFormation's, for example) belong to AWS: nobody can remove them.
     have = {k: v for k, v in ok.tags.items() if not k.lower().startswith("aws:")}
@@ -436,7 +771,8 @@ def _diff_tags(b: _Builder, dk: DesiredKey, ok: ObservedKey, changes: list[Field
     remove = sorted(k for k in have if k not in want)
     for k in sorted(set_tags):
         if k == identity:
-            changes.append(FieldChange(f"tags.{k}", have.get(k), set_tags[k], reason="adopt"))
+            reason = "replica of the key" if region else "adopt"
+            changes.append(FieldChange(f"tags.{k}", have.get(k), set_tags[k], reason=reason))
         elif k == protection:
             changes.append(FieldChange("deletion_protection", False, True))
         else:
@@ -451,7 +787,8 @@ def _diff_tags(b: _Builder, dk: DesiredKey, ok: ObservedKey, changes: list[Field
             OpKind.TAG_RESOURCE,
             dk.name,
             ok.key_id,
-            f"set tags {', '.join(sorted(set_tags))}",
+            f"set tags {', '.join(sorted(set_tags))}" + (f" in {region}" if region else ""),
+            region=region,
             Tags=[{"TagKey": k, "TagValue": v} for k, v in sorted(set_tags.items())],
         )
     if remove:
@@ -459,7 +796,8 @@ def _diff_tags(b: _Builder, dk: DesiredKey, ok: ObservedKey, changes: list[Field
             OpKind.UNTAG_RESOURCE,
             dk.name,
             ok.key_id,
-            f"remove tags {', '.join(remove)}",
+            f"remove tags {', '.join(remove)}" + (f" in {region}" if region else ""),
+            region=region,
             TagKeys=remove,
         )
 
@@ -503,19 +841,32 @@ def _diff_rotation(
             dk.name,
             key_id,
             f"enable rotation every {want.rotation_period_days} days",
+            region=dk.primary_region,
             RotationPeriodInDays=want.rotation_period_days,
         )
     else:
-        b.op(OpKind.DISABLE_KEY_ROTATION, dk.name, key_id, "disable rotation")
+        b.op(
+            OpKind.DISABLE_KEY_ROTATION,
+            dk.name,
+            key_id,
+            "disable rotation",
+            region=dk.primary_region,
+        )
 
 
 def _diff_enabled(
-    b: _Builder, dk: DesiredKey, ok: ObservedKey, have: KeyState, changes: list[FieldChange]
+    b: _Builder,
+    dk: DesiredKey,
+    ok: ObservedKey,
+    have: KeyState,
+    changes: list[FieldChange],
+    region: str | None = None,
 ) -> None:
+    where = f" in {region}" if region else ""
     if ok.key_state not in _ACTIVE_STATES and not ok.pending_deletion:
         if ok.key_state is not None:
             b.warnings.append(
-                f"{dk.name}: key {ok.key_id} is {ok.key_state}; enabled state left as it is"
+                f"{dk.name}: key {ok.key_id}{where} is {ok.key_state}; enabled state left as it is"
             )
         return
     want = dk.state.enabled
@@ -523,29 +874,31 @@ def _diff_enabled(
         return
     if want:
         changes.append(FieldChange("enabled", False, True))
-        b.op(OpKind.ENABLE_KEY, dk.name, ok.key_id, "enable the key")
+        b.op(OpKind.ENABLE_KEY, dk.name, ok.key_id, "enable the key" + where, region=region)
     else:
         changes.append(
             FieldChange("enabled", True, False, destructive=True, reason="blocks all use")
         )
-        b.op(OpKind.DISABLE_KEY, dk.name, ok.key_id, "disable the key", destructive=True)
+        b.op(
+            OpKind.DISABLE_KEY,
+            dk.name,
+            ok.key_id,
+            "disable the key" + where,
+            destructive=True,
+            region=region,
+        )
 
 
 def _diff_aliases(
-    b: _Builder,
-    dk: DesiredKey,
-    ok: ObservedKey,
-    declared: Mapping[str, str],
-    by_id: Mapping[str, ObservedKey],
-    changes: list[FieldChange],
+    b: _Builder, dk: DesiredKey, ok: ObservedKey, where: _Where, changes: list[FieldChange]
 ) -> None:
-    have = {a for a, target in b.observed.aliases.items() if target == ok.key_id}
+    have = {a for a, target in where.aliases.items() if target == ok.key_id}
     for alias in sorted(dk.state.aliases - have):
-        change = _plan_alias(b, dk, ok.key_id, alias, by_id)
+        change = _plan_alias(b, dk, ok.key_id, alias, where)
         if change is not None:
             changes.append(change)
     for alias in sorted(have - dk.state.aliases):
-        if alias in declared:
+        if alias in where.declared:
             continue  # another spec takes it over in the aliases phase
         changes.append(
             FieldChange(
@@ -560,35 +913,38 @@ def _diff_aliases(
             OpKind.DELETE_ALIAS,
             dk.name,
             ok.key_id,
-            f"delete {alias}",
+            f"delete {alias}{where.suffix}",
             destructive=True,
+            region=where.region,
             AliasName=alias,
         )
 
 
 def _plan_alias(
-    b: _Builder,
-    dk: DesiredKey,
-    key_id: str | None,
-    alias: str,
-    by_id: Mapping[str, ObservedKey] | None = None,
+    b: _Builder, dk: DesiredKey, key_id: str | None, alias: str, where: _Where
 ) -> FieldChange | None:
-    """CreateAlias, or UpdateAlias when the alias exists on another key (with ownership rules)."""
-    by_id = by_id if by_id is not None else b.observed.by_id()
-    if alias not in b.observed.aliases:
-        b.op(OpKind.CREATE_ALIAS, dk.name, key_id, f"create {alias}", AliasName=alias)
+    """CreateAlias, or UpdateAlias when the alias exists on another key (with ownership
+    rules), in the Region of ``where``."""
+    if alias not in where.aliases:
+        b.op(
+            OpKind.CREATE_ALIAS,
+            dk.name,
+            key_id,
+            f"create {alias}{where.suffix}",
+            region=where.region,
+            AliasName=alias,
+        )
         return FieldChange("aliases", None, alias)
-    current = b.observed.aliases[alias]
-    holder = by_id.get(current or "")
-    holder_name = holder.name(b.desired.identity_tag) if holder else None
+    current = where.aliases[alias]
+    holder_name = where.owners.get(current or "")
     ours = holder_name is not None
     if not ours and not dk.allow_alias_takeover:
         if b.options.report_only:
             return FieldChange("aliases", None, alias, reason=f"points at unmanaged key {current}")
         b.problem(
             dk,
-            f"{alias} already points at key {current}, which this inventory does not manage; "
-            "set allow_alias_takeover: true on the spec to take it over",
+            f"{alias}{where.suffix} already points at key {current}, which this inventory does "
+            "not manage; set allow_alias_takeover: true on the spec to take it over",
             "aliases",
         )
         return None
@@ -602,8 +958,9 @@ def _plan_alias(
         OpKind.UPDATE_ALIAS,
         dk.name,
         key_id,
-        f"point {alias} at this key ({reason})",
+        f"point {alias}{where.suffix} at this key ({reason})",
         destructive,
+        region=where.region,
         AliasName=alias,
     )
     return FieldChange("aliases", None, alias, destructive=destructive, reason=reason)
@@ -730,6 +1087,31 @@ def _plan_orphan(b: _Builder, name: str, ok: ObservedKey, orphans: list[Orphan])
         )
         return None
     window = b.desired.default_deletion_window_days
+    # A multi-Region key goes as a family: the replicas first (KMS deletes a primary only
+    # once its replicas are gone; until then it waits in PendingReplicaDeletion).
+    replicas = []
+    for region, member in sorted(ok.replicas.items()):
+        if member.pending_deletion:
+            continue
+        b.op(
+            OpKind.SCHEDULE_KEY_DELETION,
+            name,
+            member.key_id,
+            f"schedule deletion of the replica in {region} in {window} days",
+            destructive=True,
+            region=region,
+            PendingWindowInDays=window,
+        )
+        replicas.append(
+            KeyPlan(
+                name,
+                Action.DELETE,
+                member.key_id,
+                (_deleted(member, window),),
+                "removed from the specs",
+                region=region,
+            )
+        )
     b.op(
         OpKind.SCHEDULE_KEY_DELETION,
         name,
@@ -742,14 +1124,17 @@ def _plan_orphan(b: _Builder, name: str, ok: ObservedKey, orphans: list[Orphan])
         name,
         Action.DELETE,
         ok.key_id,
-        (
-            FieldChange(
-                "key_state",
-                ok.key_state,
-                "PendingDeletion",
-                destructive=True,
-                reason=f"no spec declares it; deleted after {window} days",
-            ),
-        ),
+        (_deleted(ok, window),),
         "removed from the specs",
+        replicas=tuple(replicas),
+    )
+
+
+def _deleted(ok: ObservedKey, window: int) -> FieldChange:
+    return FieldChange(
+        "key_state",
+        ok.key_state,
+        "PendingDeletion",
+        destructive=True,
+        reason=f"no spec declares it; deleted after {window} days",
     )

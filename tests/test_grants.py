@@ -452,7 +452,7 @@ def test_grant_plan(case: tuple[tuple[Grant, ...], tuple[Grant, ...], bool, list
     (key,) = plan.keys
     assert key.action is (Action.UPDATE if expected else Action.NOOP)
     assert all(op.key_id == key.key_id for op in plan.operations)
-    assert all(op.phase == 8 for op in plan.operations)
+    assert all(op.phase == 9 for op in plan.operations)
 
 
 def test_changed_grant_shows_as_revoke_and_create_in_the_plan_text() -> None:
