@@ -486,7 +486,7 @@ def _plan_existing(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> KeyPlan:
     _diff_grants(b, dk, ok, changes)
     replicas = _plan_family(b, dk, ok, changes) if want.multi_region and ok.multi_region else ()
 
-    if action is Action.UPDATE and not changes and not replicas:
+    if action is Action.UPDATE and not changes and all(r.action is Action.NOOP for r in replicas):
         action = Action.NOOP
     return KeyPlan(
         dk.name,

@@ -4,7 +4,9 @@ A newcomer with no AWS account runs plan -> apply -> plan -> drift with ``--sand
 each invocation loads the state the previous one saved. The state of every (account,
 Region) is a pickle of moto's KMS backend in ``.kms-sandbox/`` (or
 ``$KMS_RECONCILER_SANDBOX_DIR``), written and read only by this tool on this machine.
-moto's private keys are ``cryptography`` objects, pickled as DER.
+moto's private keys are ``cryptography`` objects, pickled as DER. moto runs with the
+corrections of ``reconciler.moto_kms`` (multi-Region keys, rotation period), so the
+sandbox behaves like real KMS where the tool depends on it.
 """
 
 from __future__ import annotations
@@ -66,10 +68,12 @@ def embedded_kms() -> Iterator[Path]:
         from moto.kms.models import kms_backends
     except ImportError:
         raise AwsError("--sandbox needs moto: pip install 'kms-reconciler[sandbox]'") from None
+    from reconciler import moto_kms
+
     _register_reducers()
     folder = sandbox_dir()
     path = folder / STATE_FILE
-    with mock_aws():
+    with mock_aws(), moto_kms.patched():
         if path.is_file():
             try:
                 with path.open("rb") as fh:

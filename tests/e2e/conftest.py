@@ -14,12 +14,14 @@ Every test gets:
   in-process (``run_cli_in_process``), which skips a subprocess's ~1 s start-up.
 
 moto differs from real KMS in ways that matter here (see /work/shared/moto-kms-notes.md).
-Two are patched in-process, for the duration of each e2e test only (the server runs in a
-thread of the test process, so the patch reaches it):
+These are patched in-process, for the duration of each e2e test only (the server runs in
+a thread of the test process, so the patch reaches it):
 
 - section 9: moto drops ``RotationPeriodInDays``. Real KMS stores it and returns it from
-  GetKeyRotationStatus whenever rotation is enabled (default 365). The patch does that,
-  so the tool sees a rotation period like it does against real KMS.
+  GetKeyRotationStatus whenever rotation is enabled (default 365).
+- section 7 and 2: multi-Region keys. moto's replicas share state with their primary and
+  ignore ReplicateKey's description, policy and tags; UpdatePrimaryRegion is missing.
+  These two come from ``reconciler.moto_kms`` (the embedded sandbox's corrections).
 - section 8/10: moto generates an unused RSA-2048 key in every CreateKey (~50 ms). The
   patch defers that until the private key is first used.
 """
@@ -27,7 +29,6 @@ thread of the test process, so the patch reaches it):
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import shutil
@@ -146,7 +147,8 @@ def patch_moto(monkeypatch: pytest.MonkeyPatch) -> None:
     """The patches of ``_moto_patches``; also for a wider-scoped fixture's own setup,
     which runs before the function-scoped autouse fixture does."""
     import moto.kms.models as kms_models
-    from moto.kms.responses import KmsResponse
+
+    from reconciler import moto_kms
 
     real_generate = kms_models.generate_private_key
 
@@ -162,27 +164,10 @@ def patch_moto(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(kms_models, "generate_private_key", LazyPrivateKey)
 
-    real_enable = KmsResponse.enable_key_rotation
-    real_status = KmsResponse.get_key_rotation_status
-
-    def _key(self: Any) -> Any:
-        backend = self.kms_backend
-        return backend.keys[backend.get_key_id(self._get_param("KeyId"))]
-
-    def enable_key_rotation(self: Any) -> str:
-        result = real_enable(self)
-        # Real KMS: RotationPeriodInDays defaults to 365 and is stored with the key.
-        _key(self).e2e_rotation_period = self._get_param("RotationPeriodInDays") or 365
-        return result
-
-    def get_key_rotation_status(self: Any) -> str:
-        body = json.loads(real_status(self))
-        if body.get("KeyRotationEnabled"):
-            body["RotationPeriodInDays"] = getattr(_key(self), "e2e_rotation_period", 365)
-        return json.dumps(body)
-
-    monkeypatch.setattr(KmsResponse, "enable_key_rotation", enable_key_rotation)
-    monkeypatch.setattr(KmsResponse, "get_key_rotation_status", get_key_rotation_status)
+    # Multi-Region families (ReplicateKey, UpdatePrimaryRegion, shared rotation) and the
+    # rotation period, as real KMS has them: the product's own moto corrections, the ones
+    # the embedded sandbox runs with.
+    moto_kms.apply(monkeypatch.setattr)
 
 
 @pytest.fixture
