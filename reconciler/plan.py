@@ -163,6 +163,10 @@ class TargetPlan:
     def count(self, *actions: Action) -> int:
         return sum(1 for k in self.keys if k.action in actions)
 
+    def count_replicas(self, *actions: Action) -> int:
+        """Replicas of multi-Region keys (in other Regions) with one of these actions."""
+        return sum(1 for k in self.keys for r in k.replicas if r.action in actions)
+
     @property
     def has_changes(self) -> bool:
         return bool(self.operations)
@@ -184,6 +188,9 @@ class Plan:
     def count(self, *actions: Action) -> int:
         return sum(t.count(*actions) for t in self.targets)
 
+    def count_replicas(self, *actions: Action) -> int:
+        return sum(t.count_replicas(*actions) for t in self.targets)
+
     @property
     def destructive_operations(self) -> list[Operation]:
         return [op for t in self.targets for op in t.operations if op.destructive]
@@ -204,6 +211,11 @@ def to_dict(plan: Plan) -> dict[str, Any]:
             "update": plan.count(Action.UPDATE, Action.RECOVER),
             "delete": plan.count(Action.DELETE),
             "unchanged": plan.count(Action.NOOP),
+            "replicas": {
+                "create": plan.count_replicas(Action.CREATE),
+                "update": plan.count_replicas(Action.UPDATE, Action.RECOVER),
+                "delete": plan.count_replicas(Action.DELETE),
+            },
             "operations": sum(len(t.operations) for t in plan.targets),
             "destructive_operations": len(plan.destructive_operations),
         },

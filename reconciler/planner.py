@@ -619,7 +619,7 @@ def _move_primary(
     if stays_disabled and not b.options.report_only:
         b.problem(
             dk,
-            f"primary_region: moving the primary from {current} to {wanted} needs both keys "
+            f"moving the primary from {current} to {wanted} needs both keys "
             f"Enabled (KMS refuses UpdatePrimaryRegion otherwise); the key in "
             f"{', '.join(stays_disabled)} is declared disabled",
             "primary_region",

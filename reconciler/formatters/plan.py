@@ -36,11 +36,19 @@ _CHANGE_COLOUR = {"+": "green", "~": "yellow", "-": "red"}
 def summary_line(plan: Plan) -> str:
     if not plan.has_changes:
         return "No changes. The keys match the inventory."
-    return (
+    line = (
         f"Plan: {plan.count(Action.CREATE)} to create, "
         f"{plan.count(Action.UPDATE, Action.RECOVER)} to update, "
-        f"{plan.count(Action.DELETE)} to delete."
+        f"{plan.count(Action.DELETE)} to delete"
     )
+    replicas = [
+        (plan.count_replicas(Action.CREATE), "to create"),
+        (plan.count_replicas(Action.UPDATE, Action.RECOVER), "to update"),
+        (plan.count_replicas(Action.DELETE), "to delete"),
+    ]
+    if any(n for n, _ in replicas):
+        line += "; multi-Region replicas: " + ", ".join(f"{n} {what}" for n, what in replicas)
+    return line + "."
 
 
 def plan_text(plan: Plan, style: Style = no_style) -> str:
@@ -84,7 +92,10 @@ def _target_lines(tp: TargetPlan, style: Style) -> list[str]:
         width = len(str(len(tp.operations)))
         for i, op in enumerate(tp.operations, 1):
             mark = style("  [destructive]", "red") if op.destructive else ""
-            lines.append(f"    {i:>{width}}. {op.kind.value:<21} {op.key}: {op.summary}{mark}")
+            where = f" [{op.region}]" if op.region and op.region not in op.summary else ""
+            lines.append(
+                f"    {i:>{width}}. {op.kind.value:<21} {op.key}{where}: {op.summary}{mark}"
+            )
     unchanged = len(tp.keys) - len(changed)
     if not changed and not tp.orphans:
         lines.append(f"  No changes: {unchanged} key(s) up to date.")
@@ -106,6 +117,26 @@ def _key_lines(key: KeyPlan, style: Style) -> list[str]:
     width = max((len(c.field) for c in key.changes), default=0)
     for change in key.changes:
         lines.extend(_change_lines(change, width, style))
+    for replica in key.replicas:
+        lines.extend(_replica_lines(replica, style))
+    return lines
+
+
+def _replica_lines(replica: KeyPlan, style: Style) -> list[str]:
+    """A multi-Region key's member in another Region, under its key: what KMS keeps per
+    replica (description, enabled, tags, aliases, policy)."""
+    symbol, colour, verb = ACTIONS[replica.action]
+    head = f"    {symbol} replica in {replica.region} {verb}"
+    if replica.destructive:
+        head += " [destructive]"
+    lines = [style(head, colour)]
+    if replica.reason:
+        lines.append(style(f"        # {replica.reason}", "dim"))
+    width = max((len(c.field) for c in replica.changes), default=0)
+    for change in replica.changes:
+        if change.field == "region":
+            continue  # the header says it
+        lines.extend("  " + line for line in _change_lines(change, width, style))
     return lines
 
 
