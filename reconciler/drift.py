@@ -19,7 +19,13 @@ from reconciler.plan import Action, FieldChange, KeyPlan
 from reconciler.planner import GrantDiff, PlanOptions, diff_grants, make_plan
 from reconciler.policy import AccessChange, StatementChange, access_changes
 from reconciler.spec import IgnoreRule
-from reconciler.state import DesiredTarget, ObservedKey, ObservedTarget, TargetInfo
+from reconciler.state import (
+    DesiredTarget,
+    ObservedKey,
+    ObservedTarget,
+    TargetInfo,
+    replica_tag,
+)
 
 RULES: Mapping[str, Rule] = {
     r.id: r
@@ -130,6 +136,27 @@ RULES: Mapping[str, Rule] = {
             "A grant that no spec declares gives a principal use of the key outside review.",
         ),
         Rule(
+            "replica-missing",
+            Severity.HIGH,
+            "Declared replica does not exist",
+            "A multi-Region key has no replica in a Region the inventory declares: callers "
+            "there fail.",
+        ),
+        Rule(
+            "replica-undeclared",
+            Severity.MEDIUM,
+            "Undeclared replica of a managed key",
+            "A multi-Region key was replicated into a Region the inventory does not declare; "
+            "its policy there is outside review.",
+        ),
+        Rule(
+            "primary-region-changed",
+            Severity.MEDIUM,
+            "Primary Region of a multi-Region key moved",
+            "The primary key (where rotation and replication are managed) is not in the "
+            "Region the inventory declares.",
+        ),
+        Rule(
             "deletion-protection-changed",
             Severity.MEDIUM,
             "Deletion protection tag changed",
@@ -183,6 +210,7 @@ class Finding:
     file: str | None = None
     line: int | None = None
     details: tuple[str, ...] = ()
+    region: str | None = None  # a multi-Region key's member in another Region
 
 
 @dataclass(frozen=True)
@@ -244,9 +272,16 @@ def detect(
     wanted = {dk.name: dk.state.policy for dk in desired.keys}
     grants = {dk.name: dk.state.grants or () for dk in desired.keys}
     findings: list[Finding] = []
+    replica_policies = {
+        (dk.name, r.region): r.state.policy for dk in desired.keys for r in dk.replicas
+    }
     for key in plan.keys:
         ok = by_id.get(key.key_id or "")
         findings.extend(_key_findings(key, ok, wanted.get(key.name)))
+        for replica in key.replicas:
+            member = ok.replicas.get(replica.region or "") if ok is not None else None
+            policy = replica_policies.get((key.name, replica.region or ""))
+            findings.extend(_key_findings(replica, member, policy))
         if ok is not None:
             findings.extend(_material_findings(key, ok, now))
         if key.action is not Action.CREATE and ok is not None and ok.grants is not None:
@@ -264,10 +299,15 @@ def detect(
             )
         )
     managed_ids = {k.key_id for k in plan.keys if k.key_id}
+    # A replica of a multi-Region key managed from another target's Region carries the
+    # replica tag: that target reports it, with its family.
+    family_tag = replica_tag(desired.identity_tag)
     unmanaged = [
         k
         for k in observed.keys
-        if desired.identity_tag not in k.tags and k.key_id not in managed_ids
+        if desired.identity_tag not in k.tags
+        and family_tag not in k.tags
+        and k.key_id not in managed_ids
     ]
     ignored = [k for k in unmanaged if is_ignored(k, ignore)]
     for k in unmanaged:
@@ -334,9 +374,27 @@ def _key_findings(
         "key_id": key.key_id,
         "file": key.source.file if key.source else None,
         "line": key.source.line if key.source else None,
+        "region": key.region,
     }
+    if key.action is Action.CREATE and key.region:
+        return [
+            _finding(
+                "replica-missing",
+                f"key '{key.name}': the declared replica in {key.region} does not exist",
+                **where,
+            )
+        ]
     if key.action is Action.CREATE:
-        return [_finding("key-missing", f"key '{key.name}' does not exist in KMS", **where)]
+        return [_finding("key-missing", f"{_label(key)} does not exist in KMS", **where)]
+    if key.action is Action.DELETE and key.region:
+        return [
+            _finding(
+                "replica-undeclared",
+                f"key '{key.name}' has a replica in {key.region} ({key.key_id}) that the "
+                "inventory does not declare",
+                **where,
+            )
+        ]
     out = []
     changes = list(key.changes)
     if key.action is Action.RECOVER:
@@ -348,15 +406,15 @@ def _key_findings(
         out.append(
             _finding(
                 "key-pending-deletion",
-                f"key '{key.name}' ({key.key_id}) is scheduled for deletion on {when}",
+                f"{_label(key)} ({key.key_id}) is scheduled for deletion on {when}",
                 **where,
             )
         )
         # enabled and rotation follow from the pending state; only real differences remain
         changes = [c for c in changes if c.field not in ("key_state", "enabled", "rotation")]
     for change in changes:
-        if change.field == "key_material":
-            continue  # from the observed key state (_material_findings)
+        if change.field in ("key_material", "region"):
+            continue  # from the observed key state (_material_findings); the replica's own
         if change.field.startswith("grants."):
             continue  # from the grant diff itself (_grant_findings): it knows the operations
         if change.field == "policy":
@@ -376,12 +434,13 @@ def _material_findings(key: KeyPlan, observed: ObservedKey, now: datetime) -> li
         "key_id": key.key_id,
         "file": key.source.file if key.source else None,
         "line": key.source.line if key.source else None,
+        "region": key.region,
     }
     if observed.needs_key_material:
         return [
             _finding(
                 "key-pending-import",
-                f"key '{key.name}' ({key.key_id}) is PendingImport: it has no key material "
+                f"{_label(key)} ({key.key_id}) is PendingImport: it has no key material "
                 "and cannot be used until the material is imported",
                 field="key_material",
                 **where,
@@ -398,7 +457,7 @@ def _material_findings(key: KeyPlan, observed: ObservedKey, now: datetime) -> li
     return [
         _finding(
             "key-material-expiring",
-            f"key '{key.name}' ({key.key_id}): its imported key material {verb} on "
+            f"{_label(key)} ({key.key_id}): its imported key material {verb} on "
             f"{valid_to.strftime('%Y-%m-%d %H:%M UTC')}; import it again with a later valid_to",
             field="key_material",
             after=valid_to.isoformat(),
@@ -416,6 +475,7 @@ def _grant_findings(key: KeyPlan, diff: GrantDiff) -> list[Finding]:
         "key_id": key.key_id,
         "file": key.source.file if key.source else None,
         "line": key.source.line if key.source else None,
+        "region": key.region,
     }
     missing = {g.name: g for g in diff.missing}
     out = []
@@ -423,7 +483,7 @@ def _grant_findings(key: KeyPlan, diff: GrantDiff) -> list[Finding]:
         out.append(
             _finding(
                 "grant-missing",
-                f"key '{key.name}': declared grant '{grant.name}' ({grant.text}) is missing",
+                f"{_label(key)}: declared grant '{grant.name}' ({grant.text}) is missing",
                 **where,
                 field=f"grants.{grant.name}",
                 after=grant.text,
@@ -440,7 +500,7 @@ def _grant_findings(key: KeyPlan, diff: GrantDiff) -> list[Finding]:
         out.append(
             _finding(
                 "grant-added-sensitive" if grant.sensitive else "grant-added",
-                f"key '{key.name}': grant{ident} ({grant.grant_id}) allows {grant.text} "
+                f"{_label(key)}: grant{ident} ({grant.grant_id}) allows {grant.text} "
                 f"but is not declared{note}",
                 **where,
                 field=f"grants.{grant.label}",
@@ -450,37 +510,47 @@ def _grant_findings(key: KeyPlan, diff: GrantDiff) -> list[Finding]:
     return out
 
 
+def _label(key: KeyPlan) -> str:
+    """How a finding names the key: ``key 'app'``, or for a multi-Region key's member in
+    another Region ``key 'app' (replica in eu-west-1)``."""
+    return f"key '{key.name}'" + (f" (replica in {key.region})" if key.region else "")
+
+
 def _change_finding(key: KeyPlan, change: FieldChange, where: dict[str, Any]) -> Finding:
-    name, f = key.name, change.field
+    label, f = _label(key), change.field
     common = {**where, "field": f, "before": change.before, "after": change.after}
     if f == "description":
         return _finding(
             "description-changed",
-            f"key '{name}': description is {change.before!r}, the inventory says {change.after!r}",
+            f"{label}: description is {change.before!r}, the inventory says {change.after!r}",
             **common,
         )
     if f == "enabled":
         if change.after:
-            return _finding("key-disabled", f"key '{name}' is disabled", **common)
-        return _finding(
-            "key-enabled", f"key '{name}' is enabled, the inventory says disabled", **common
-        )
+            return _finding("key-disabled", f"{label} is disabled", **common)
+        return _finding("key-enabled", f"{label} is enabled, the inventory says disabled", **common)
     if f == "rotation":
         if change.before == "disabled":
             return _finding(
                 "rotation-disabled",
-                f"key '{name}': automatic rotation is disabled, the inventory says {change.after}",
+                f"{label}: automatic rotation is disabled, the inventory says {change.after}",
                 **common,
             )
         return _finding(
             "rotation-changed",
-            f"key '{name}': rotation is {change.before}, the inventory says {change.after}",
+            f"{label}: rotation is {change.before}, the inventory says {change.after}",
+            **common,
+        )
+    if f == "primary_region":
+        return _finding(
+            "primary-region-changed",
+            f"{label}: the primary key is in {change.before}, the inventory says {change.after}",
             **common,
         )
     if f == "deletion_protection":
         return _finding(
             "deletion-protection-changed",
-            f"key '{name}': deletion protection is {'on' if change.before else 'off'}, "
+            f"{label}: deletion protection is {'on' if change.before else 'off'}, "
             f"the inventory says {'on' if change.after else 'off'}",
             **common,
         )
@@ -492,24 +562,24 @@ def _change_finding(key: KeyPlan, change: FieldChange, where: dict[str, Any]) ->
             text = f"tag {tag}={change.before!r} is not in the inventory"
         else:
             text = f"tag {tag} is {change.before!r}, the inventory says {change.after!r}"
-        return _finding("tag-changed", f"key '{name}': {text}", **common)
+        return _finding("tag-changed", f"{label}: {text}", **common)
     if f == "aliases":
         if change.after is None:
             return _finding(
                 "alias-added",
-                f"key '{name}': alias {change.before} points at it but is not declared",
+                f"{label}: alias {change.before} points at it but is not declared",
                 **common,
             )
         if change.reason:
             return _finding(
                 "alias-retargeted",
-                f"key '{name}': alias {change.after} {change.reason}",
+                f"{label}: alias {change.after} {change.reason}",
                 **common,
             )
-        return _finding("alias-missing", f"key '{name}': alias {change.after} is gone", **common)
+        return _finding("alias-missing", f"{label}: alias {change.after} is gone", **common)
     return _finding(
         "immutable-changed",
-        f"key '{name}': {f} is {change.before!r}, the inventory says {change.after!r}",
+        f"{label}: {f} is {change.before!r}, the inventory says {change.after!r}",
         **common,
     )
 
@@ -542,7 +612,7 @@ def _policy_finding(
         rule, verb = "policy-changed", "differs, with no access change, from"
     return _finding(
         rule,
-        f"key '{key.name}': the key policy {verb} the inventory ({change.after})",
+        f"{_label(key)}: the key policy {verb} the inventory ({change.after})",
         **where,
         field="policy",
         details=tuple(details),

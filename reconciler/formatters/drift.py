@@ -104,6 +104,7 @@ def _finding_dict(f: Finding) -> dict[str, Any]:
         "message": f.message,
         "key": f.key,
         "key_id": f.key_id,
+        "region": f.region,
         "field": f.field,
         "before": f.before,
         "after": f.after,
