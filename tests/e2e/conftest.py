@@ -167,7 +167,9 @@ def patch_moto(monkeypatch: pytest.MonkeyPatch) -> None:
     # Multi-Region families (ReplicateKey, UpdatePrimaryRegion, shared rotation) and the
     # rotation period, as real KMS has them: the product's own moto corrections, the ones
     # the embedded sandbox runs with.
-    moto_kms.apply(monkeypatch.setattr)
+    moto_kms.apply(
+        lambda owner, name, value: monkeypatch.setattr(owner, name, value, raising=False)
+    )
 
 
 @pytest.fixture
