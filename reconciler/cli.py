@@ -831,12 +831,12 @@ def import_(run: Run, key_ids: tuple[str, ...], all_unmanaged: bool) -> int:
             [Problem(f"cannot import {s.key_id} ({s.target}): {s.reason}") for s in skipped]
         )
     for item in imported:
-        for rel in (item.spec_path, item.policy_path):
+        for rel, _ in item.files:
             path = run.path / rel
             if path.exists():
                 raise InputError(Problem(f"{path} already exists; nothing was overwritten"))
     for item in imported:
-        for rel, text in ((item.spec_path, item.spec_text), (item.policy_path, item.policy_text)):
+        for rel, text in item.files:
             path = run.path / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")

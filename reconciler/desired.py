@@ -415,7 +415,9 @@ def _desired_replicas(
                 "region",
             )
             continue
-        tags = {**key.tags, **replica.tags}
+        # the key's tags, then the replica's own (null: leave one of the key's off)
+        tags = {k: v for k, v in key.tags.items() if k not in replica.tags}
+        tags.update({k: v for k, v in replica.tags.items() if v is not None})
         try:
             check_tag_count(tags)
         except ValueError as exc:

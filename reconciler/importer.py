@@ -31,6 +31,17 @@ class ImportedKey:
     spec_text: str
     policy_path: str  # relative to the inventory root
     policy_text: str
+    # Multi-Region keys: the policies of replicas whose policy differs from the key's.
+    replica_policies: tuple[tuple[str, str], ...] = ()  # (path, text)
+
+    @property
+    def files(self) -> list[tuple[str, str]]:
+        """Every file to write: (path relative to the inventory root, text)."""
+        return [
+            (self.spec_path, self.spec_text),
+            (self.policy_path, self.policy_text),
+            *self.replica_policies,
+        ]
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,8 @@ def import_key(key: ObservedKey, name: str, target: TargetInfo, today: str) -> I
         spec["origin"] = key.origin
     if key.multi_region:
         spec["multi_region"] = True
+        if key.primary_region and key.primary_region != target.region:
+            spec["primary_region"] = key.primary_region
     spec["enabled"] = key.key_state == "Enabled"
     if key.aliases:
         spec["aliases"] = sorted(key.aliases)
@@ -96,6 +109,9 @@ def import_key(key: ObservedKey, name: str, target: TargetInfo, today: str) -> I
     if tags:
         spec["tags"] = tags
     spec["policy"] = {"file": policy_file}
+    replicas, replica_policies = _replicas(key, name, tags)
+    if replicas:
+        spec["replicas"] = replicas
     header = [
         f"# Imported by kms-reconciler on {today} from key {key.key_id}",
         f"# in target '{target.name}' (account {target.account_id}, {target.region}).",
@@ -115,7 +131,40 @@ def import_key(key: ObservedKey, name: str, target: TargetInfo, today: str) -> I
         spec_text="\n".join(header) + "\n" + body,
         policy_path=f"policies/{policy_file}",
         policy_text=json.dumps(key.policy, indent=2) + "\n",
+        replica_policies=tuple(replica_policies),
     )
+
+
+def _replicas(
+    key: ObservedKey, name: str, tags: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """A multi-Region key's members in other Regions, as ``replicas:`` entries that set
+    only what differs from the key itself (a replica leaves out what it shares)."""
+    entries: list[dict[str, Any]] = []
+    policies: list[tuple[str, str]] = []
+    for region, member in sorted(key.replicas.items()):
+        if member.pending_deletion:
+            continue  # on its way out: not part of the family any more
+        entry: dict[str, Any] = {"region": region}
+        if (member.description or "") != (key.description or ""):
+            entry["description"] = member.description or ""
+        if (member.key_state == "Enabled") != (key.key_state == "Enabled"):
+            entry["enabled"] = member.key_state == "Enabled"
+        member_tags = {k: v for k, v in member.tags.items() if not k.lower().startswith("aws:")}
+        own: dict[str, str | None] = {
+            k: v for k, v in sorted(member_tags.items()) if tags.get(k) != v
+        }
+        own.update({k: None for k in sorted(tags) if k not in member_tags})  # null: not here
+        if own:
+            entry["tags"] = own
+        if member.aliases != key.aliases:
+            entry["aliases"] = sorted(member.aliases)
+        if member.policy is not None and member.policy != key.policy:
+            policy_file = f"{IMPORT_DIR}/{name}.{region}.json"
+            entry["policy"] = {"file": policy_file}
+            policies.append((f"policies/{policy_file}", json.dumps(member.policy, indent=2) + "\n"))
+        entries.append(entry)
+    return entries, policies
 
 
 def plan_imports(

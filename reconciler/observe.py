@@ -143,7 +143,11 @@ def observe_target(
                 for key_id, info in details.items()
                 if info is not None
                 and key_id in detailed
-                and (options.identity_tag in (tags_by_key[key_id] or {}) or key_id in wanted)
+                and (
+                    options.details_for_all
+                    or options.identity_tag in (tags_by_key[key_id] or {})
+                    or key_id in wanted
+                )
                 for region in _member_regions(info)
                 if region != target.region
             ]

@@ -367,6 +367,13 @@ class KeyMaterialSpec(Model):
         return f"file {self.file}" if self.file is not None else f"env {self.env}"
 
 
+def _replica_tag_value(value: str | None) -> str | None:
+    if value is None:
+        return None
+    _tag_value_is_string(value)
+    return check_tag_value(value)
+
+
 class ReplicaSpec(Model):
     """One replica of a multi-Region key: `keys[i].replicas[j]`.
 
@@ -378,7 +385,8 @@ class ReplicaSpec(Model):
     region: Annotated[str, AfterValidator(lambda v: _check_region(v))]
     description: str | None = None
     enabled: Flag = None
-    tags: Tags = {}
+    # Merged over the key's tags; `Name: null` leaves one of the key's tags off this replica.
+    tags: dict[TagKey, Annotated[str | None, AfterValidator(_replica_tag_value)]] = {}
     policy: PolicySource | None = None
     aliases: list[Alias] | None = None
 

@@ -12,6 +12,7 @@ tests assert is read back with plain boto3 calls in each Region.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +251,59 @@ def test_saved_plan_of_a_family_applies_and_goes_stale_when_a_replica_changes(
     assert stale.returncode == 1, stale
     assert "stale" in stale.stderr
     assert clients[WEST].describe_key(KeyId=key_id)["KeyMetadata"]["Description"] == "West copy"
+
+
+def test_import_writes_the_replicas_and_the_next_plan_only_adopts(
+    inventory: Inventory, run_cli: RunCli, clients: dict[str, Any], tmp_path: Path
+) -> None:
+    write(inventory, {"name": "other", "description": "unrelated"})
+    home = clients[REGION]
+    key_id = home.create_key(
+        Description="legacy global key",
+        KeySpec="SYMMETRIC_DEFAULT",
+        KeyUsage="ENCRYPT_DECRYPT",
+        MultiRegion=True,
+        Tags=[{"TagKey": "Team", "TagValue": "data"}],
+    )["KeyMetadata"]["KeyId"]
+    home.create_alias(AliasName="alias/legacy-global", TargetKeyId=key_id)
+    policy = policy_of(home, key_id)
+    eu_policy = {**policy, "Id": "eu-copy"}
+    home.replicate_key(
+        KeyId=key_id,
+        ReplicaRegion=EU,
+        Description="legacy global key (EU)",
+        Policy=json.dumps(eu_policy),
+        Tags=[{"TagKey": "Team", "TagValue": "data"}, {"TagKey": "Residency", "TagValue": "eu"}],
+    )
+    home.replicate_key(KeyId=key_id, ReplicaRegion=WEST, Description="legacy global key")
+    clients[EU].create_alias(AliasName="alias/legacy-global-eu", TargetKeyId=key_id)
+
+    imported = run_cli("import", "--key-id", "alias/legacy-global")
+    assert imported.returncode == 0, imported
+    spec = (inventory.path / "imported" / "legacy-global.yaml").read_text()
+    assert "multi_region: true" in spec
+    assert (
+        json.loads(
+            (inventory.path / "policies" / "imported" / f"legacy-global.{EU}.json").read_text()
+        )
+        == eu_policy
+    )
+    planned = run_cli("plan")
+    assert planned.returncode == 0, planned
+    text = planned.stdout
+    # Adoption: the identity tag at home, the replica tag on each replica, nothing else.
+    assert '+ tags.kms-reconciler:name = "legacy-global"' in " ".join(text.split())
+    ops = [line.split(None, 3)[1:] for line in text.splitlines() if re.match(r"\s+\d+\. ", line)]
+    assert ops == [
+        ["CreateKey", "other:", "create SYMMETRIC_DEFAULT key"],
+        ["TagResource", "legacy-global:", "set tags kms-reconciler:name"],
+        ["TagResource", "legacy-global:", f"set tags kms-reconciler:replica-of in {EU}"],
+        ["TagResource", "legacy-global:", f"set tags kms-reconciler:replica-of in {WEST}"],
+        ["EnableKeyRotation", "other:", "enable rotation every 365 days"],
+    ], text
+    # The west replica lacks the key's Team tag: the spec says so with null.
+    assert "Team: null" in spec
+    assert "ReplicateKey" not in text and "ScheduleKeyDeletion" not in text
+    assert run_cli("apply", "--auto-approve").returncode == 0
+    again = run_cli("plan", "--detailed-exitcode")
+    assert again.returncode == 0, again
