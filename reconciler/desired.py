@@ -460,7 +460,7 @@ def _desired_replicas(
         )
         if rendered is None:
             continue
-        document, policy_text, origin, _ = rendered
+        document, policy_text, origin, policy_file = rendered
         state = replace(
             key,
             description=description,
@@ -473,7 +473,7 @@ def _desired_replicas(
             rotation_period_days=None,
             grants=None,
         )
-        out.append(DesiredReplica(region, state, policy_text, origin))
+        out.append(DesiredReplica(region, state, policy_text, origin, policy_file))
     return tuple(out)
 
 

@@ -327,7 +327,9 @@ def _replica_view(dk: DesiredKey, replica: DesiredReplica) -> DesiredKey:
         dk,
         state=replica.state,
         policy_text=replica.policy_text,
-        source=replace(dk.source, policy_origin=replica.policy_origin),
+        source=replace(
+            dk.source, policy_origin=replica.policy_origin, policy_file=replica.policy_file
+        ),
         replicas=(),
         grants_purge=False,
     )

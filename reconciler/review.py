@@ -253,10 +253,44 @@ def compare(base: Sequence[DesiredTarget], head: Sequence[DesiredTarget]) -> lis
     for target_name in [*head_by, *(n for n in base_by if n not in head_by)]:
         b_dt, h_dt = base_by.get(target_name), head_by.get(target_name)
         target = (h_dt or b_dt).target  # type: ignore[union-attr]
-        b_keys = {k.name: k for k in (b_dt.keys if b_dt else ())}
-        h_keys = {k.name: k for k in (h_dt.keys if h_dt else ())}
+        b_keys = _with_replicas(b_dt.keys if b_dt else ())
+        h_keys = _with_replicas(h_dt.keys if h_dt else ())
         for name in [*h_keys, *(n for n in b_keys if n not in h_keys)]:
             out.append(_pair(target, name, b_keys.get(name), h_keys.get(name)))
+    return out
+
+
+def _with_replicas(keys: Iterable[DesiredKey]) -> dict[str, DesiredKey]:
+    """The keys by name, and each multi-Region key's replicas as keys of their own, named
+    ``NAME@REGION``: a replica has its own policy (rendered for its Region, or its own
+    template), so the same rules review it."""
+    out: dict[str, DesiredKey] = {}
+    for key in keys:
+        out[key.name] = key
+        for replica in key.replicas:
+            out[f"{key.name}@{replica.region}"] = replace(
+                key,
+                state=replace(replica.state, name=f"{key.name}@{replica.region}"),
+                policy_text=replica.policy_text,
+                source=replace(
+                    key.source,
+                    policy_origin=replica.policy_origin,
+                    policy_file=replica.policy_file,
+                ),
+                replicas=(),
+            )
+    return out
+
+
+def _family_fields(base: DesiredKey, head: DesiredKey) -> list[FieldDiff]:
+    """What a multi-Region key declares beyond its state: replica Regions, primary."""
+    out = []
+    before = sorted(r.region for r in base.replicas)
+    after = sorted(r.region for r in head.replicas)
+    if before != after:
+        out.append(FieldDiff("replica_regions", before, after))
+    if base.primary_region != head.primary_region:
+        out.append(FieldDiff("primary_region", base.primary_region, head.primary_region))
     return out
 
 
@@ -269,6 +303,7 @@ def _pair(
             before, after = _state_value(base.state, f), _state_value(head.state, f)
             if before != after:
                 fields.append(FieldDiff(f, before, after))
+        fields += _family_fields(base, head)
     before_policy = base.state.policy if base else None
     after_policy = head.state.policy if head else None
     partition = target.partition

@@ -220,6 +220,7 @@ class DesiredReplica:
     state: KeyState
     policy_text: str
     policy_origin: str = ""
+    policy_file: str | None = None  # the template or document file, when there is one
 
 
 @dataclass(frozen=True)

@@ -313,3 +313,47 @@ def test_live_review_flags_drift_the_change_would_overwrite(
     )
     assert "KMS201" in done.output and "staging/app-data" in done.output, done.output
     assert "HandAdded" in done.output
+
+
+# -- multi-Region keys ----------------------------------------------------------------------
+
+
+def _family(base_doc: Any, replica_doc: Any, regions: tuple[str, ...] = ("eu-west-1",)) -> Any:
+    from dataclasses import replace as _replace
+
+    from reconciler.state import DesiredReplica
+
+    home = key(base_doc, "global", multi_region=True)
+    replicas = tuple(
+        DesiredReplica(
+            region,
+            _replace(home.state, policy=replica_doc, rotation_enabled=None, grants=None),
+            json.dumps(replica_doc),
+            "template regional.json.j2",
+        )
+        for region in regions
+    )
+    return _replace(home, replicas=replicas, primary_region="us-east-1")
+
+
+def test_a_replica_policy_is_reviewed_as_a_key_of_its_own() -> None:
+    public = allow({"AWS": "*"}, ["kms:Decrypt"], sid="Public")
+    report = _review([_family(policy(), policy())], [_family(policy(), policy(public))])
+    changed = {c.name: c for c in report.changed}
+    assert set(changed) == {"global@eu-west-1"}
+    (access,) = changed["global@eu-west-1"].access
+    assert access.principal == "*" and "kms:Decrypt" in access.gained
+    blocking = report.blocking(Severity.HIGH)
+    assert blocking and {f.key for f in blocking} == {"global@eu-west-1"}
+
+
+def test_adding_or_removing_a_replica_region_is_a_field_change() -> None:
+    report = _review(
+        [_family(policy(), policy())],
+        [_family(policy(), policy(), regions=("eu-west-1", "ap-southeast-2"))],
+    )
+    home = next(c for c in report.changes if c.name == "global")
+    assert [(f.field, f.before, f.after) for f in home.fields] == [
+        ("replica_regions", ["eu-west-1"], ["ap-southeast-2", "eu-west-1"])
+    ]
+    assert {c.name: c.kind for c in report.changes}["global@ap-southeast-2"] == "added"
