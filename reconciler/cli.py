@@ -381,13 +381,17 @@ def _report_failures(failures: Failures) -> None:
             click.echo(f"error: target '{name}': {line}", err=True)
 
 
-def _make_plan(run: Run, allow_destroy: bool) -> tuple[Plan, dict[str, Connection], Failures]:
+def _make_plan(
+    run: Run, allow_destroy: bool, rotation_history: bool = False
+) -> tuple[Plan, dict[str, Connection], Failures]:
     """Connect to, observe and plan every selected target, side by side."""
     inventory, desired = _load(run)
 
     def one(dt: DesiredTarget) -> tuple[TargetPlan, Connection]:
         conn = connect(dt.target, run.aws)
-        observed = _observe(run, dt, conn, grants_for=dt.grants_needed)
+        observed = _observe(
+            run, dt, conn, grants_for=dt.grants_needed, rotation_history=rotation_history
+        )
         return make_plan(dt, observed, PlanOptions(allow_destroy=allow_destroy)), conn
 
     results, failures = _each_target(desired, one)
@@ -416,12 +420,25 @@ def _make_plan(run: Run, allow_destroy: bool) -> tuple[Plan, dict[str, Connectio
     is_flag=True,
     help="Plan deletion of keys no spec declares (otherwise they are reported as orphaned).",
 )
+@click.option(
+    "--rotation-history",
+    is_flag=True,
+    help="Also read each rotating key's rotations (ListKeyRotations, paced at 100/s) and show "
+    "the last and next rotation and the on-demand count.",
+)
 @common_options
-def plan(run: Run, out: Path | None, fmt: str, detailed_exitcode: bool, allow_destroy: bool) -> int:
+def plan(
+    run: Run,
+    out: Path | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    allow_destroy: bool,
+    rotation_history: bool,
+) -> int:
     """Show what apply would change, without changing anything."""
-    the_plan, _, failures = _make_plan(run, allow_destroy)
+    the_plan, _, failures = _make_plan(run, allow_destroy, rotation_history)
     if the_plan.targets:  # a run where every target failed has no plan to show
-        _print_plan(run, the_plan, fmt)
+        _print_plan(run, the_plan, fmt, rotation=rotation_history)
     _report_failures(failures)
     if failures:
         if out is not None:
@@ -435,9 +452,9 @@ def plan(run: Run, out: Path | None, fmt: str, detailed_exitcode: bool, allow_de
     return EXIT_OK
 
 
-def _print_plan(run: Run, the_plan: Plan, fmt: str) -> None:
+def _print_plan(run: Run, the_plan: Plan, fmt: str, *, rotation: bool = False) -> None:
     if fmt == "text":
-        click.echo(formatters.plan_text(the_plan, run.style), nl=False)
+        click.echo(formatters.plan_text(the_plan, run.style, rotation=rotation), nl=False)
     else:
         click.echo(formatters.PLAN_FORMATS[fmt](the_plan), nl=False)
 

@@ -23,6 +23,7 @@ from reconciler.state import (
     DesiredTarget,
     ObservedKey,
     ObservedTarget,
+    RotationInfo,
     TargetInfo,
     replica_tag,
 )
@@ -214,19 +215,6 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class RotationInfo:
-    """Where a managed key stands in its rotation (details, not drift)."""
-
-    key: str
-    key_id: str
-    enabled: bool | None
-    period_days: int | None
-    last: datetime | None
-    next: datetime | None
-    on_demand: int | None
-
-
-@dataclass(frozen=True)
 class TargetDrift:
     target: TargetInfo
     findings: tuple[Finding, ...]
@@ -325,15 +313,7 @@ def detect(
         )
     findings.sort(key=lambda f: (-f.severity, f.key or "~", f.key_id or "", f.rule, f.message))
     rotation = tuple(
-        RotationInfo(
-            key=k.name(desired.identity_tag) or "",
-            key_id=k.key_id,
-            enabled=k.rotation_enabled,
-            period_days=k.rotation_period_days,
-            last=k.last_rotation_date,
-            next=k.next_rotation_date,
-            on_demand=k.on_demand_rotations,
-        )
+        RotationInfo.of(k, k.name(desired.identity_tag) or "")
         for k in sorted(observed.keys, key=lambda k: k.name(desired.identity_tag) or "")
         if k.key_id in managed_ids and k.rotation_enabled is not None
     )

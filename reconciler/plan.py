@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from reconciler.catalog import DEFAULT_IDENTITY_TAG
 from reconciler.policy import StatementChange
-from reconciler.state import SourceRef, TargetInfo
+from reconciler.state import RotationInfo, SourceRef, TargetInfo
 
 FORMAT_VERSION = 1
 
@@ -159,6 +160,8 @@ class TargetPlan:
     errors: tuple[str, ...] = ()  # conflicts found in report-only planning (drift)
     grants_read: tuple[str, ...] = ()  # the keys whose grants the plan (and fingerprint) read
     regions_read: tuple[str, ...] = ()  # the other Regions whose aliases the plan read
+    # Rotation details of the managed keys that rotate (what KMS reported; details only).
+    rotation: tuple[RotationInfo, ...] = ()
 
     def count(self, *actions: Action) -> int:
         return sum(1 for k in self.keys if k.action in actions)
@@ -240,6 +243,18 @@ def _target_to_dict(tp: TargetPlan) -> dict[str, Any]:
         "fingerprint": tp.fingerprint,
         "grants_read": list(tp.grants_read),
         "regions_read": list(tp.regions_read),
+        "rotation": [
+            {
+                "key": r.key,
+                "key_id": r.key_id,
+                "enabled": r.enabled,
+                "period_days": r.period_days,
+                "last_rotation": r.last.isoformat() if r.last else None,
+                "next_rotation": r.next.isoformat() if r.next else None,
+                "on_demand_rotations": r.on_demand,
+            }
+            for r in tp.rotation
+        ],
         "keys": [_key_to_dict(k) for k in tp.keys],
         "orphans": [{"name": o.name, "key_id": o.key_id, "reason": o.reason} for o in tp.orphans],
         "warnings": list(tp.warnings),
@@ -384,7 +399,23 @@ def _target_from_dict(data: Mapping[str, Any]) -> TargetPlan:
         fingerprint=data["fingerprint"],
         grants_read=tuple(data.get("grants_read", ())),
         regions_read=tuple(data.get("regions_read", ())),
+        rotation=tuple(
+            RotationInfo(
+                key=r["key"],
+                key_id=r["key_id"],
+                enabled=r.get("enabled"),
+                period_days=r.get("period_days"),
+                last=_date(r.get("last_rotation")),
+                next=_date(r.get("next_rotation")),
+                on_demand=r.get("on_demand_rotations"),
+            )
+            for r in data.get("rotation", ())
+        ),
         orphans=tuple(Orphan(o["name"], o["key_id"], o["reason"]) for o in data["orphans"]),
         warnings=tuple(data.get("warnings", [])),
         caller_arn=data.get("caller_arn", ""),
     )
+
+
+def _date(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None

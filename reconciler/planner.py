@@ -21,6 +21,7 @@ from reconciler.state import (
     KeyState,
     ObservedKey,
     ObservedTarget,
+    RotationInfo,
     fingerprint,
     protection_tag,
     replica_tag,
@@ -187,6 +188,11 @@ def make_plan(
         errors=tuple(str(p) for p in b.problems),
         grants_read=tuple(sorted(desired.grants_needed)),
         regions_read=desired.replica_regions,
+        rotation=tuple(
+            RotationInfo.of(ok, name)
+            for name, ok in sorted(matched.items())
+            if ok.rotation_enabled is not None
+        ),
     )
 
 

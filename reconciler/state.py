@@ -363,6 +363,32 @@ class ObservedKey:
 
 
 @dataclass(frozen=True)
+class RotationInfo:
+    """Where a managed key stands in its rotation (details, not drift): last rotation and
+    on-demand count from ListKeyRotations, next rotation from GetKeyRotationStatus."""
+
+    key: str
+    key_id: str
+    enabled: bool | None
+    period_days: int | None
+    last: datetime | None
+    next: datetime | None
+    on_demand: int | None
+
+    @classmethod
+    def of(cls, key: ObservedKey, name: str) -> RotationInfo:
+        return cls(
+            key=name,
+            key_id=key.key_id,
+            enabled=key.rotation_enabled,
+            period_days=key.rotation_period_days,
+            last=key.last_rotation_date,
+            next=key.next_rotation_date,
+            on_demand=key.on_demand_rotations,
+        )
+
+
+@dataclass(frozen=True)
 class ObservedTarget:
     """What one target holds: the customer keys read, and every alias of the account."""
 

@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from click.testing import CliRunner, Result
 
 from reconciler import applier
+from reconciler.aws import sandbox_session
 from reconciler.cli import main
 from reconciler.plan import OpKind
 from tests.fakes import client_error
@@ -155,3 +157,40 @@ def test_rotate_now_rotates_managed_symmetric_keys_and_drift_shows_it(workdir: P
     assert rotation["app-data"]["last_rotation"] is not None
     assert rotation["logs"]["on_demand_rotations"] == 0
     assert "release-signing" not in rotation  # asymmetric keys have no rotation
+
+    # The plan shows the same details when asked (ListKeyRotations is paced at 100/s, so
+    # a plan reads it only with --rotation-history), in text and in its JSON.
+    plain = cli("plan", "--sandbox", "--target", "production")
+    assert "Rotation:" not in plain.stdout
+    detailed = cli("plan", "--sandbox", "--target", "production", "--rotation-history")
+    assert detailed.exit_code == 0, detailed.output
+    lines = {line.split(" (")[0].strip(): line for line in detailed.stdout.splitlines()}
+    assert "rotation every 180 days, last 20" in lines["app-data"]
+    assert "1 on-demand (KMS allows" in lines["app-data"]
+    assert "last never" in lines["logs"]
+    as_json = cli(
+        "plan", "--sandbox", "--target", "production", "--rotation-history", "--format", "json"
+    )
+    rotation = {r["key"]: r for r in json.loads(as_json.stdout)["targets"][0]["rotation"]}
+    assert rotation["app-data"]["on_demand_rotations"] == 1
+
+
+def test_sample_multi_region_key_converges_in_the_sandbox(workdir: Path) -> None:
+    # The sandbox runs moto with reconciler.moto_kms: replicas of their own, as in real KMS.
+    assert cli("apply", "--sandbox", "--auto-approve", "--target", "production").exit_code == 0
+    again = cli("plan", "--sandbox", "--detailed-exitcode", "--target", "production")
+    assert again.exit_code == 0, again.output
+    with sandbox_session():
+        west = boto3.client("kms", region_name="us-west-2")
+        west.meta.events.register(
+            "before-sign.*.*",
+            lambda request, **_: request.headers.__setitem__("x-moto-account-id", "111122223333"),
+        )
+        (key,) = west.list_keys()["Keys"]
+        tags = {
+            t["TagKey"]: t["TagValue"] for t in west.list_resource_tags(KeyId=key["KeyId"])["Tags"]
+        }
+        aliases = [a["AliasName"] for a in west.list_aliases()["Aliases"] if a.get("TargetKeyId")]
+    assert key["KeyId"].startswith("mrk-")
+    assert tags["kms-reconciler:replica-of"] == "dr-backups" and tags["Role"] == "disaster-recovery"
+    assert "alias/dr-backups" in aliases

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
-from reconciler.catalog import ON_DEMAND_ROTATIONS_MAX
-from reconciler.drift import RULES, DriftReport, Finding, RotationInfo, TargetDrift
+from reconciler.drift import RULES, DriftReport, Finding, TargetDrift
 from reconciler.findings import Severity
-from reconciler.formatters.plan import Style, cut, fit_blocks, no_style
+from reconciler.formatters.plan import Style, cut, fit_blocks, no_style, rotation_line
 from reconciler.formatters.sarif import SarifResult, SarifRule, sarif_document
+from reconciler.state import RotationInfo
 
 _COLOUR = {Severity.HIGH: "red", Severity.MEDIUM: "yellow", Severity.LOW: "cyan"}
 
@@ -37,27 +36,6 @@ def summary_line(report: DriftReport) -> str:
 
 def _target_title(t: TargetDrift) -> str:
     return f"{t.target.name} ({t.target.account_id}, {t.target.region})"
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d") if value is not None else "unknown"
-
-
-def rotation_line(r: RotationInfo) -> str:
-    state = (
-        f"every {r.period_days} days"
-        if r.enabled and r.period_days
-        else "on"
-        if r.enabled
-        else "off"
-    )
-    on_demand = (
-        f", {r.on_demand} on-demand (KMS allows {ON_DEMAND_ROTATIONS_MAX})" if r.on_demand else ""
-    )
-    return (
-        f"{r.key} ({r.key_id}): rotation {state}, last {_when(r.last)}, "
-        f"next {_when(r.next)}{on_demand}"
-    )
 
 
 def _known_rotation(t: TargetDrift) -> list[RotationInfo]:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
+from reconciler.catalog import ON_DEMAND_ROTATIONS_MAX
 from reconciler.plan import Action, FieldChange, KeyPlan, Plan, TargetPlan, to_dict
 from reconciler.policy import StatementChange
+from reconciler.state import RotationInfo
 
 Style = Callable[[str, str], str]  # (text, colour name) -> text
 
@@ -51,10 +54,16 @@ def summary_line(plan: Plan) -> str:
     return line + "."
 
 
-def plan_text(plan: Plan, style: Style = no_style) -> str:
+def plan_text(plan: Plan, style: Style = no_style, *, rotation: bool = False) -> str:
+    """The plan; with ``rotation``, each target's rotation details (last and next rotation,
+    on-demand count) after its operations."""
     lines: list[str] = []
     for tp in plan.targets:
         lines.extend(_target_lines(tp, style))
+        if rotation and tp.rotation:
+            lines.append("")
+            lines.append("  Rotation:")
+            lines.extend(f"    {rotation_line(r)}" for r in tp.rotation)
         lines.append("")
     destructive = plan.destructive_operations
     if destructive:
@@ -224,6 +233,26 @@ def _flat(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d") if value is not None else "unknown"
+
+
+def rotation_line(r: RotationInfo) -> str:
+    state = (
+        f"every {r.period_days} days"
+        if r.enabled and r.period_days
+        else "on"
+        if r.enabled
+        else "off"
+    )
+    on_demand = (
+        f", {r.on_demand} on-demand (KMS allows {ON_DEMAND_ROTATIONS_MAX})" if r.on_demand else ""
+    )
+    # With the history read (an on-demand count), no last rotation means never rotated.
+    last = _when(r.last) if r.last is not None or r.on_demand is None else "never"
+    return f"{r.key} ({r.key_id}): rotation {state}, last {last}, next {_when(r.next)}{on_demand}"
 
 
 def plan_json(plan: Plan) -> str:
