@@ -26,13 +26,21 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from reconciler.aws import KmsApi, error_message
+from reconciler.aws import NO_SETTLE, KmsApi, Settle, error_message
 from reconciler.plan import Operation, OpKind, TargetPlan
 
 # Right after CreateKey, KMS may not yet know the key everywhere (eventual consistency); a
 # new replica is Creating, and the keys of a primary move are Updating, for a few seconds.
 NOT_FOUND_RETRIES_AFTER_CREATE = 5
-SETTLING_KINDS = frozenset({OpKind.CREATE_KEY, OpKind.REPLICATE_KEY, OpKind.UPDATE_PRIMARY_REGION})
+AFTER_CREATE = Settle(NOT_FOUND_RETRIES_AFTER_CREATE)
+AFTER_REPLICATION = Settle(
+    NOT_FOUND_RETRIES_AFTER_CREATE, frozenset({"NotFoundException", "KMSInvalidStateException"})
+)
+SETTLING: Mapping[OpKind, Settle] = {
+    OpKind.CREATE_KEY: AFTER_CREATE,
+    OpKind.REPLICATE_KEY: AFTER_REPLICATION,
+    OpKind.UPDATE_PRIMARY_REGION: AFTER_REPLICATION,
+}
 
 
 @dataclass(frozen=True)
@@ -61,10 +69,10 @@ class ApplyResult:
         return not self.failed
 
 
-Handler = Callable[[KmsApi, Operation, str | None, int], str | None]
+Handler = Callable[[KmsApi, Operation, str | None, Settle], str | None]
 
 
-def _create_key(api: KmsApi, op: Operation, key_id: str | None, retries: int) -> str:
+def _create_key(api: KmsApi, op: Operation, key_id: str | None, settle: Settle) -> str:
     meta = api.call("CreateKey", **op.params)["KeyMetadata"]
     return str(meta["KeyId"])
 
@@ -72,25 +80,25 @@ def _create_key(api: KmsApi, op: Operation, key_id: str | None, retries: int) ->
 def _simple(api_name: str, *, with_target: bool = False) -> Handler:
     """A call that takes the key ID (as KeyId, or TargetKeyId for aliases) plus the params."""
 
-    def handler(api: KmsApi, op: Operation, key_id: str | None, retries: int) -> None:
+    def handler(api: KmsApi, op: Operation, key_id: str | None, settle: Settle) -> None:
         params = dict(op.params)
         params["TargetKeyId" if with_target else "KeyId"] = key_id
-        api.call(api_name, retry_not_found=retries, **params)
+        api.call(api_name, settle=settle, **params)
 
     return handler
 
 
-def _replicate_key(api: KmsApi, op: Operation, key_id: str | None, retries: int) -> None:
+def _replicate_key(api: KmsApi, op: Operation, key_id: str | None, settle: Settle) -> None:
     """ReplicateKey, sent to the primary's Region (``op.region``); ReplicaRegion names the
     new replica's."""
-    api.call("ReplicateKey", retry_not_found=retries, KeyId=key_id, **op.params)
+    api.call("ReplicateKey", settle=settle, KeyId=key_id, **op.params)
 
 
-def _delete_alias(api: KmsApi, op: Operation, key_id: str | None, retries: int) -> None:
+def _delete_alias(api: KmsApi, op: Operation, key_id: str | None, settle: Settle) -> None:
     api.call("DeleteAlias", **op.params)
 
 
-def _schedule_deletion(api: KmsApi, op: Operation, key_id: str | None, retries: int) -> None:
+def _schedule_deletion(api: KmsApi, op: Operation, key_id: str | None, settle: Settle) -> None:
     response = api.call("ScheduleKeyDeletion", KeyId=key_id, **op.params)
     if not response.get("DeletionDate"):
         # Real KMS always answers with the date; a silent no-op must not pass as done.
@@ -143,7 +151,7 @@ def _wrap(public_key_der: bytes, material: bytes) -> bytes:
     return public_key.encrypt(material, oaep)
 
 
-def _import_key_material(api: KmsApi, op: Operation, key_id: str | None, retries: int) -> None:
+def _import_key_material(api: KmsApi, op: Operation, key_id: str | None, settle: Settle) -> None:
     """GetParametersForImport, wrap the material locally, ImportKeyMaterial.
 
     The material and the wrapped bytes stay in this function: no error, log line or event
@@ -153,7 +161,7 @@ def _import_key_material(api: KmsApi, op: Operation, key_id: str | None, retries
     material = read_key_material(source, str(op.params.get("root", ".")))
     params = api.call(
         "GetParametersForImport",
-        retry_not_found=retries,
+        settle=settle,
         KeyId=key_id,
         WrappingAlgorithm=WRAPPING_ALGORITHM,
         WrappingKeySpec=WRAPPING_KEY_SPEC,
@@ -253,7 +261,7 @@ def apply_target(
     ids = {k.name: k.key_id for k in plan.keys if k.key_id}
     lock = threading.Lock()
     pending = list(plan.operations)
-    settling: set[str] = set()  # keys this run created, replicated or moved
+    settling: dict[str, Settle] = {}  # keys this run created, replicated or moved
 
     def api_for(region: str | None) -> KmsApi:
         with lock:
@@ -270,11 +278,11 @@ def apply_target(
                 if result.failed:
                     return
                 key_id = op.key_id or ids.get(op.key) or result.created.get(op.key)
-                retries = NOT_FOUND_RETRIES_AFTER_CREATE if op.key in settling else 0
+                settle = settling.get(op.key, NO_SETTLE)
             on_event(OpEvent("started", op, key_id))
             t0 = time.monotonic()
             try:
-                new_id = HANDLERS[op.kind](api_for(op.region), op, key_id, retries)
+                new_id = HANDLERS[op.kind](api_for(op.region), op, key_id, settle)
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
                 _fail(op, key_id, error_message(exc), t0)
                 return
@@ -285,8 +293,8 @@ def apply_target(
                 if new_id:
                     result.created[op.key] = new_id
                     key_id = new_id
-                if op.kind in SETTLING_KINDS:
-                    settling.add(op.key)
+                if op.kind in SETTLING and settling.get(op.key) is not AFTER_REPLICATION:
+                    settling[op.key] = SETTLING[op.kind]
                 result.done.append(op)
                 pending.remove(op)
             on_event(OpEvent("done", op, key_id, time.monotonic() - t0))

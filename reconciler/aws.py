@@ -40,8 +40,20 @@ RETRYABLE_CODES = frozenset(
         "InternalFailure",
     }
 )
-# Errors of a key that is still settling after this run created, replicated or moved it.
-SETTLING_CODES = frozenset({"NotFoundException", "KMSInvalidStateException"})
+
+
+@dataclass(frozen=True)
+class Settle:
+    """Errors to retry (``attempts`` times, with backoff) on a key that is still settling:
+    KMS is eventually consistent right after CreateKey (NotFoundException), a new replica
+    is ``Creating`` for a few seconds after ReplicateKey, and both keys of a primary move
+    are ``Updating`` after UpdatePrimaryRegion (KMSInvalidStateException)."""
+
+    attempts: int = 0
+    codes: frozenset[str] = frozenset({"NotFoundException"})
+
+
+NO_SETTLE = Settle()
 NETWORK_ERRORS = (
     botocore.exceptions.EndpointConnectionError,
     botocore.exceptions.ConnectionClosedError,
@@ -113,17 +125,12 @@ class KmsApi:
     calls: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def call(self, operation: str, *, retry_not_found: int = 0, **params: Any) -> Any:
-        """Call a KMS operation by its API name (``DescribeKey``) with retries.
-
-        ``retry_not_found`` > 0 also retries NotFoundException and KMSInvalidStateException
-        that many times: KMS is eventually consistent right after CreateKey, a new replica
-        is ``Creating`` for a few seconds after ReplicateKey, and both keys of a primary move
-        are ``Updating`` for a few seconds after UpdatePrimaryRegion.
-        """
+    def call(self, operation: str, *, settle: Settle = NO_SETTLE, **params: Any) -> Any:
+        """Call a KMS operation by its API name (``DescribeKey``) with retries: throttling
+        and network errors always, and ``settle.codes`` ``settle.attempts`` times."""
         method = getattr(self.client, _snake(operation))
         attempt = 0
-        not_found_left = retry_not_found
+        settle_left = settle.attempts
         while True:
             attempt += 1
             if self.limiter is not None:
@@ -134,9 +141,9 @@ class KmsApi:
                 return method(**params)
             except botocore.exceptions.ClientError as exc:
                 code = error_code(exc)
-                if code in SETTLING_CODES and not_found_left > 0:
-                    not_found_left -= 1
-                    self.sleep(_backoff(retry_not_found - not_found_left))
+                if code in settle.codes and settle_left > 0:
+                    settle_left -= 1
+                    self.sleep(_backoff(settle.attempts - settle_left))
                     attempt -= 1
                     continue
                 if code not in RETRYABLE_CODES or attempt >= self.max_attempts:

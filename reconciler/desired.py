@@ -37,6 +37,7 @@ from reconciler.state import (
     SourceRef,
     TargetInfo,
     Waiver,
+    tool_tags,
 )
 from reconciler.templates import PolicyRenderer, TemplateError
 
@@ -341,7 +342,15 @@ def _desired_key(
         catalog.DELETION_WINDOW_DEFAULT,
     )
     replicas = _desired_replicas(
-        loaded, target, state, policy_source, context, renderer, problems, policy_problem
+        loaded,
+        target,
+        state,
+        policy_source,
+        context,
+        renderer,
+        problems,
+        policy_problem,
+        tool_tags(identity),
     )
     if primary_region is not None and primary_region not in regions:
         problem(
@@ -374,6 +383,7 @@ def _desired_replicas(
     renderer: PolicyRenderer,
     problems: list[Problem],
     key_policy_problem: PolicyProblem,
+    reserved_tags: frozenset[str] = frozenset(),
 ) -> tuple[DesiredReplica, ...]:
     """The replicas of a multi-Region key: each field the replica leaves out is the key's
     own (tags merge key by key; the policy is rendered again with the replica's Region)."""
@@ -416,6 +426,8 @@ def _desired_replicas(
             )
             continue
         # the key's tags, then the replica's own (null: leave one of the key's off)
+        for tag in sorted(reserved_tags & set(replica.tags)):
+            problem(f"the tag '{tag}' is set by the tool itself", "tags", tag)
         tags = {k: v for k, v in key.tags.items() if k not in replica.tags}
         tags.update({k: v for k, v in replica.tags.items() if v is not None})
         try:

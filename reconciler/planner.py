@@ -488,7 +488,9 @@ def _plan_existing(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> KeyPlan:
     _diff_description(b, dk, ok, have, changes)
     _diff_policy(b, dk, ok, have, changes)
     _diff_tags(b, dk, ok, changes)
-    _diff_rotation(b, dk, key_id, have, changes, action is Action.RECOVER)
+    _diff_rotation(
+        b, dk, key_id, have, changes, action is Action.RECOVER, _primary_enabled(b, dk, ok, have)
+    )
     _diff_enabled(b, dk, ok, have, changes)
     _diff_aliases(b, dk, ok, b.where(None), changes)
     _diff_grants(b, dk, ok, changes)
@@ -505,6 +507,17 @@ def _plan_existing(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> KeyPlan:
         dk.source,
         replicas=tuple(r for r in replicas if r.action is not Action.NOOP),
     )
+
+
+def _primary_enabled(b: _Builder, dk: DesiredKey, ok: ObservedKey, have: KeyState) -> bool | None:
+    """Whether a multi-Region key's primary in another Region is (or becomes) enabled when
+    the rotation call reaches it; None when the primary is this key."""
+    primary = dk.primary_region
+    if primary is None or primary == b.desired.target.region:
+        return None
+    want = next((r.state.enabled for r in dk.replicas if r.region == primary), False)
+    member = ok.replicas.get(primary)
+    return want or (member is not None and member.key_state == "Enabled")
 
 
 def _recover(
@@ -817,7 +830,10 @@ def _diff_rotation(
     have: KeyState,
     changes: list[FieldChange],
     recovering: bool,
+    primary_enabled: bool | None = None,
 ) -> None:
+    """Rotation, set on the primary key. ``primary_enabled``: whether the key that takes the
+    call (the primary, for a multi-Region key) is or becomes enabled (None: this key)."""
     want = dk.state
     if want.rotation_enabled is None:
         return  # not applicable to this key type: never a change
@@ -834,11 +850,13 @@ def _diff_rotation(
     disable = not want.rotation_enabled and current is not False
     if not (enable or disable):
         return
-    if not (have.enabled or want.enabled):
+    enabled = have.enabled or want.enabled if primary_enabled is None else primary_enabled
+    if not enabled:
         # KMS refuses rotation changes on a disabled key (DisabledException).
+        where = f" (the primary, in {dk.primary_region})" if primary_enabled is not None else ""
         b.warnings.append(
-            f"{dk.name}: rotation should be {_rotation_text(want)}, but key {key_id} is "
-            "disabled and stays disabled; KMS cannot change rotation on a disabled key"
+            f"{dk.name}: rotation should be {_rotation_text(want)}, but key {key_id}{where} "
+            "is disabled and stays disabled; KMS cannot change rotation on a disabled key"
         )
         return
     before = "unknown" if current is None else _rotation_text(have)

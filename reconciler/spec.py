@@ -367,11 +367,9 @@ class KeyMaterialSpec(Model):
         return f"file {self.file}" if self.file is not None else f"env {self.env}"
 
 
-def _replica_tag_value(value: str | None) -> str | None:
-    if value is None:
-        return None
-    _tag_value_is_string(value)
-    return check_tag_value(value)
+def _replica_tag_value(value: Any) -> Any:
+    """A replica's tag value: a string as for any tag, or null (leave the key's tag off)."""
+    return None if value is None else _tag_value_is_string(value)
 
 
 class ReplicaSpec(Model):
@@ -386,7 +384,14 @@ class ReplicaSpec(Model):
     description: str | None = None
     enabled: Flag = None
     # Merged over the key's tags; `Name: null` leaves one of the key's tags off this replica.
-    tags: dict[TagKey, Annotated[str | None, AfterValidator(_replica_tag_value)]] = {}
+    tags: dict[
+        TagKey,
+        Annotated[
+            str | None,
+            BeforeValidator(_replica_tag_value),
+            AfterValidator(lambda v: None if v is None else check_tag_value(v)),
+        ],
+    ] = {}
     policy: PolicySource | None = None
     aliases: list[Alias] | None = None
 
@@ -415,7 +420,9 @@ class KeySpec(Model):
     # Multi-Region keys: the replicas in other Regions, and the Region of the primary key
     # (default: the target's own Region).
     replicas: list[ReplicaSpec] = []
-    primary_region: Annotated[str | None, AfterValidator(lambda v: v and _check_region(v))] = None
+    primary_region: Annotated[
+        str | None, AfterValidator(lambda v: None if v is None else _check_region(v))
+    ] = None
     enabled: Flag = None
     aliases: list[Alias] = []
     rotation: Rotation | None = None

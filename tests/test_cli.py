@@ -74,7 +74,8 @@ def test_apply_failure_reports_done_failed_not_run_and_rerun_converges(
     err = result.stderr
     assert "apply failed in target 'production'" in err
     assert "LimitExceededException: too many aliases" in err
-    assert "done (13): " in err  # 7 CreateKey + 6 EnableKeyRotation
+    # 8 CreateKey + 1 ReplicateKey (dr-backups, multi-Region) + 7 EnableKeyRotation
+    assert "done (16): " in err
     assert "failed (" in err and "not run (" in err
     assert "run apply again" in err
 

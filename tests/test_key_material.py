@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from reconciler import applier, formatters
 from reconciler.applier import OpEvent, apply_target
-from reconciler.aws import KmsApi
+from reconciler.aws import NO_SETTLE, KmsApi, Settle
 from reconciler.cli import main
 from reconciler.desired import build_desired
 from reconciler.drift import detect
@@ -388,11 +388,11 @@ def test_cli_plan_and_apply_never_print_the_material(
     fake = ImportKms()
     real_call = KmsApi.call
 
-    def call(self: KmsApi, operation: str, *, retry_not_found: int = 0, **params: Any) -> Any:
+    def call(self: KmsApi, operation: str, *, settle: Settle = NO_SETTLE, **params: Any) -> Any:
         if operation in ("GetParametersForImport", "ImportKeyMaterial"):
             method = "get_parameters_for_import" if operation[0] == "G" else "import_key_material"
             return getattr(fake, method)(**params)
-        return real_call(self, operation, retry_not_found=retry_not_found, **params)
+        return real_call(self, operation, settle=settle, **params)
 
     monkeypatch.setattr(KmsApi, "call", call)
 

@@ -490,12 +490,6 @@ def test_replica_tags_count_after_merging_the_keys() -> None:
 
 
 @pytest.mark.usefixtures("in_tmp")
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG desired._desired_replicas / spec.ReplicaSpec: a replica's tags may set the "
-    "tool's identity tag (refused on the key's own tags only), so ReplicateKey tags the "
-    "replica with kms-reconciler:name and a target in that Region takes it for its own key",
-)
 def test_identity_tag_in_a_replicas_tags_is_refused() -> None:
     text = key(
         MR,
@@ -510,11 +504,6 @@ def test_identity_tag_in_a_replicas_tags_is_refused() -> None:
 
 
 @pytest.mark.usefixtures("in_tmp")
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG spec.KeySpec.primary_region: the validator `lambda v: v and _check_region(v)` "
-    "lets an empty string through; desired then reads it as the target's Region",
-)
 def test_empty_primary_region_is_not_a_region_name() -> None:
     found = problems_of({"app.yaml": key(MR, 'primary_region: ""')})
     assert [line for line in found if "keys[0].primary_region: " in line], found
@@ -1016,12 +1005,6 @@ def test_primary_moves_to_a_new_replica_once_it_is_replicated() -> None:
     assert plan.operations[1].params == {"PrimaryRegion": AP}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG planner._diff_rotation: the disabled-key guard looks at the key in the "
-    "target's Region, but the rotation call goes to the primary (dk.primary_region); a "
-    "disabled primary in another Region gets EnableKeyRotation, which KMS refuses",
-)
 def test_rotation_is_not_sent_to_a_primary_that_stays_disabled() -> None:
     seen = observed_family(
         family(
@@ -1036,12 +1019,6 @@ def test_rotation_is_not_sent_to_a_primary_that_stays_disabled() -> None:
     assert any("disabled" in w for w in plan.warnings)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG planner._diff_rotation: a disabled key in the target's Region that is a "
-    "replica makes the planner skip a rotation change that the enabled primary (in another "
-    "Region) could take",
-)
 def test_rotation_goes_to_an_enabled_primary_although_the_home_replica_is_disabled() -> None:
     seen = observed_family(
         family(

@@ -194,17 +194,21 @@ def test_bundled_sample_in_the_sandbox(tmp_path: Path, cli_home: Path) -> None:
 
     planned = run("plan", "--sandbox", "--detailed-exitcode")
     assert planned.returncode == 2, planned
-    assert "Plan: 13 to create, 0 to update, 0 to delete." in planned.stdout
+    assert (
+        "Plan: 14 to create, 0 to update, 0 to delete; multi-Region replicas: 1 to create, "
+        "0 to update, 0 to delete." in planned.stdout
+    )
 
     applied = run("apply", "--sandbox", "--auto-approve")
     assert applied.returncode == 0, applied
-    # 33 key, rotation, alias and disable calls, plus app-data's grant in each target
-    assert "Apply complete: 35 operation(s)" in applied.stdout
+    # 33 key, rotation, alias and disable calls, plus app-data's grant in each target, plus
+    # the multi-Region dr-backups: CreateKey, ReplicateKey, rotation, an alias per Region
+    assert "Apply complete: 40 operation(s)" in applied.stdout
     assert applied.stdout.count("CreateGrant ... done") == 2
 
     replanned = run("plan", "--sandbox", "--detailed-exitcode")
     assert replanned.returncode == 0, replanned
     assert NO_CHANGES in replanned.stdout
-    assert "No changes: 7 key(s) up to date." in replanned.stdout
+    assert "No changes: 8 key(s) up to date." in replanned.stdout
     assert "No changes: 6 key(s) up to date." in replanned.stdout
     assert (tmp_path / "sandbox").is_dir()
