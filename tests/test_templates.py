@@ -108,12 +108,18 @@ def test_sample_inventory_renders_safe_policies_for_every_key_and_target() -> No
         for dk in dt.keys:
             assert_safe_policy(dt, dk)
             seen.add((dt.target.name, dk.state.name))
-    # every key in both targets, except release-signing (production only)
+    # every key in both targets, except release-signing and dr-backups (production only)
     names = _sample_key_names()
     expected = {(t, n) for t in ("production", "staging") for n in names} - {
-        ("staging", "release-signing")
+        ("staging", "release-signing"),
+        ("staging", "dr-backups"),
     }
     assert seen == expected
+    # the multi-Region key's replica gets the same template, rendered for its own Region
+    (dr,) = [dk for dt in desired for dk in dt.keys if dk.name == "dr-backups"]
+    (replica,) = dr.replicas
+    assert replica.region == "us-west-2" and replica.state.policy == dr.state.policy
+    assert replica.state.tags["Role"] == "disaster-recovery"
 
 
 @pytest.mark.parametrize("template", TEMPLATES)

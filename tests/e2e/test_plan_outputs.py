@@ -166,6 +166,7 @@ def test_plan_json_and_markdown(converge: Converge, run_cli: RunCli, kms: Any) -
         "unchanged": 0,
         "operations": 2,
         "destructive_operations": 0,
+        "replicas": {"create": 0, "update": 0, "delete": 0},
     }
     (target,) = document["targets"]
     assert (target["name"], target["account_id"], target["region"]) == ("test", ACCOUNT, REGION)
