@@ -96,7 +96,7 @@ def replicate_key(self: Any) -> str:
     replica.key_state = "Enabled"
     replica.enabled = True
     replica.deletion_date = None
-    backend = kms_backends[primary.account_id][region]
+    backend: Any = kms_backends[primary.account_id][region]  # moto versions type it apart
     backend.keys[replica.id] = replica
     tags = self._get_param("Tags") or []
     if tags:
