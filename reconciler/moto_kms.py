@@ -100,7 +100,8 @@ def replicate_key(self: Any) -> str:
     backend.keys[replica.id] = replica
     tags = self._get_param("Tags") or []
     if tags:
-        backend.tag_resource(replica.id, tags)
+        # the tagger, not backend.tag_resource: its signature differs across moto 5.2.x
+        backend.tagger.tag_resource(replica.id, tags)
     _set_family([*members, replica], members[0].multi_region_configuration["PrimaryKey"]["Region"])
     return json.dumps(
         {
