@@ -248,12 +248,7 @@ def _member(api: KmsApi, key_id: str) -> tuple[dict[str, str], dict[str, Any]] |
     tags = _tags(api, key_id)
     if tags is None:
         return None
-    try:
-        text = api.call("GetKeyPolicy", KeyId=key_id, PolicyName="default")["Policy"]
-        meta["_policy"] = _parse_policy(text)
-    except botocore.exceptions.ClientError as exc:
-        if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE, "AccessDeniedException"):
-            raise
+    _read_policy(api, key_id, meta)
     return tags, meta
 
 
@@ -310,12 +305,7 @@ def _details(
                 raise
         else:
             info["_grants"] = tuple(_grant(g) for g in listed)
-    try:
-        text = api.call("GetKeyPolicy", KeyId=key_id, PolicyName="default")["Policy"]
-        info["_policy"] = _parse_policy(text)
-    except botocore.exceptions.ClientError as exc:
-        if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE, "AccessDeniedException"):
-            raise
+    _read_policy(api, key_id, info)
     spec = meta.get("KeySpec") or meta.get("CustomerMasterKeySpec") or catalog.SYMMETRIC_DEFAULT
     origin = meta.get("Origin") or catalog.ORIGIN_AWS_KMS
     if catalog.can_rotate_automatically(spec, origin) and meta.get("KeyState") in (
@@ -345,6 +335,16 @@ def _details(
                     1 for r in rotations if r.get("RotationType") == "ON_DEMAND"
                 )
     return info
+
+
+def _read_policy(api: KmsApi, key_id: str, info: dict[str, Any]) -> None:
+    """GetKeyPolicy into ``info["_policy"]``; left out when it cannot be read."""
+    try:
+        text = api.call("GetKeyPolicy", KeyId=key_id, PolicyName="default")["Policy"]
+        info["_policy"] = _parse_policy(text)
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE, "AccessDeniedException"):
+            raise
 
 
 def _grant(data: Mapping[str, Any]) -> Grant:

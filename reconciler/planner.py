@@ -22,6 +22,7 @@ from reconciler.state import (
     ObservedKey,
     ObservedTarget,
     RotationInfo,
+    SourceRef,
     fingerprint,
     protection_tag,
     replica_tag,
@@ -112,6 +113,11 @@ class _Builder:
         return self._where[region]
 
 
+def _in(region: str | None) -> str:
+    """`` in eu-west-1`` for a call or message about another Region; "" for the target's."""
+    return f" in {region}" if region else ""
+
+
 @dataclass(frozen=True)
 class _Where:
     """One Region's alias facts, for the keys (or replicas) planned there."""
@@ -123,7 +129,7 @@ class _Where:
 
     @property
     def suffix(self) -> str:
-        return f" in {self.region}" if self.region else ""
+        return _in(self.region)
 
 
 def make_plan(
@@ -523,7 +529,7 @@ def _primary_enabled(b: _Builder, dk: DesiredKey, ok: ObservedKey, have: KeyStat
 def _recover(
     b: _Builder, dk: DesiredKey, ok: ObservedKey, region: str | None, changes: list[FieldChange]
 ) -> None:
-    where = f" in {region}" if region else ""
+    where = _in(region)
     b.op(
         OpKind.CANCEL_KEY_DELETION,
         dk.name,
@@ -550,7 +556,7 @@ def _diff_description(
         OpKind.UPDATE_KEY_DESCRIPTION,
         dk.name,
         ok.key_id,
-        "update description" + (f" in {region}" if region else ""),
+        "update description" + _in(region),
         region=region,
         Description=want.description,
     )
@@ -674,10 +680,31 @@ def _remove_member(b: _Builder, dk: DesiredKey, member: ObservedKey, region: str
             "apply deletion_protection: false first, or declare the replica again",
             "replicas",
         )
-    window = dk.deletion_window_days
+    return _delete_replica(
+        b,
+        dk.name,
+        member,
+        dk.deletion_window_days,
+        "replica not declared",
+        "replica removed from the spec",
+        dk.source,
+    )
+
+
+def _delete_replica(
+    b: _Builder,
+    name: str,
+    member: ObservedKey,
+    window: int,
+    why: str,
+    reason: str,
+    source: SourceRef | None = None,
+) -> KeyPlan:
+    """ScheduleKeyDeletion of a multi-Region key's member, in its own Region."""
+    region = member.region
     b.op(
         OpKind.SCHEDULE_KEY_DELETION,
-        dk.name,
+        name,
         member.key_id,
         f"schedule deletion of the replica in {region} in {window} days",
         destructive=True,
@@ -685,20 +712,12 @@ def _remove_member(b: _Builder, dk: DesiredKey, member: ObservedKey, region: str
         PendingWindowInDays=window,
     )
     return KeyPlan(
-        dk.name,
+        name,
         Action.DELETE,
         member.key_id,
-        (
-            FieldChange(
-                "key_state",
-                member.key_state,
-                "PendingDeletion",
-                destructive=True,
-                reason=f"replica not declared; deleted after {window} days",
-            ),
-        ),
-        "replica removed from the spec",
-        dk.source,
+        (_deleted(member, window, why),),
+        reason,
+        source,
         region=region,
     )
 
@@ -713,7 +732,7 @@ def _diff_policy(
 ) -> None:
     want = dk.state
     partition = b.desired.target.partition
-    where = f" in {region}" if region else ""
+    where = _in(region)
     if have.policy is None:
         b.warnings.append(f"{dk.name}: the key policy of {ok.key_id}{where} could not be read")
         return
@@ -808,7 +827,7 @@ def _diff_tags(
             OpKind.TAG_RESOURCE,
             dk.name,
             ok.key_id,
-            f"set tags {', '.join(sorted(set_tags))}" + (f" in {region}" if region else ""),
+            f"set tags {', '.join(sorted(set_tags))}" + _in(region),
             region=region,
             Tags=[{"TagKey": k, "TagValue": v} for k, v in sorted(set_tags.items())],
         )
@@ -817,7 +836,7 @@ def _diff_tags(
             OpKind.UNTAG_RESOURCE,
             dk.name,
             ok.key_id,
-            f"remove tags {', '.join(remove)}" + (f" in {region}" if region else ""),
+            f"remove tags {', '.join(remove)}" + _in(region),
             region=region,
             TagKeys=remove,
         )
@@ -888,7 +907,7 @@ def _diff_enabled(
     changes: list[FieldChange],
     region: str | None = None,
 ) -> None:
-    where = f" in {region}" if region else ""
+    where = _in(region)
     if ok.key_state not in _ACTIVE_STATES and not ok.pending_deletion:
         if ok.key_state is not None:
             b.warnings.append(
@@ -1115,29 +1134,11 @@ def _plan_orphan(b: _Builder, name: str, ok: ObservedKey, orphans: list[Orphan])
     window = b.desired.default_deletion_window_days
     # A multi-Region key goes as a family: the replicas first (KMS deletes a primary only
     # once its replicas are gone; until then it waits in PendingReplicaDeletion).
-    replicas = []
-    for region, member in sorted(ok.replicas.items()):
-        if member.pending_deletion:
-            continue
-        b.op(
-            OpKind.SCHEDULE_KEY_DELETION,
-            name,
-            member.key_id,
-            f"schedule deletion of the replica in {region} in {window} days",
-            destructive=True,
-            region=region,
-            PendingWindowInDays=window,
-        )
-        replicas.append(
-            KeyPlan(
-                name,
-                Action.DELETE,
-                member.key_id,
-                (_deleted(member, window),),
-                "removed from the specs",
-                region=region,
-            )
-        )
+    replicas = [
+        _delete_replica(b, name, member, window, "no spec declares it", "removed from the specs")
+        for _, member in sorted(ok.replicas.items())
+        if not member.pending_deletion
+    ]
     b.op(
         OpKind.SCHEDULE_KEY_DELETION,
         name,
@@ -1150,17 +1151,17 @@ def _plan_orphan(b: _Builder, name: str, ok: ObservedKey, orphans: list[Orphan])
         name,
         Action.DELETE,
         ok.key_id,
-        (_deleted(ok, window),),
+        (_deleted(ok, window, "no spec declares it"),),
         "removed from the specs",
         replicas=tuple(replicas),
     )
 
 
-def _deleted(ok: ObservedKey, window: int) -> FieldChange:
+def _deleted(ok: ObservedKey, window: int, why: str) -> FieldChange:
     return FieldChange(
         "key_state",
         ok.key_state,
         "PendingDeletion",
         destructive=True,
-        reason=f"no spec declares it; deleted after {window} days",
+        reason=f"{why}; deleted after {window} days",
     )
