@@ -34,7 +34,7 @@ from reconciler.aws import (
     sandbox_session,
 )
 from reconciler.desired import build_desired, select_targets
-from reconciler.drift import DriftReport, TargetDrift, detect, is_ignored
+from reconciler.drift import DriftReport, TargetDrift, detect, ignored_unreadable, is_ignored
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -431,8 +431,9 @@ def _each_target(
 
 def _report_failures(failures: Failures) -> None:
     for name, exc in failures:
+        prefix = f"target '{name}': "
         for line in exc.lines():
-            click.echo(f"error: target '{name}': {line}", err=True)
+            click.echo(f"error: {prefix}{line.removeprefix(prefix)}", err=True)
 
 
 def _make_plan(
@@ -446,7 +447,11 @@ def _make_plan(
         observed = _observe(
             run, dt, conn, grants_for=dt.grants_needed, rotation_history=rotation_history
         )
-        return make_plan(dt, observed, PlanOptions(allow_destroy=allow_destroy)), conn
+        options = PlanOptions(
+            allow_destroy=allow_destroy,
+            not_ours=ignored_unreadable(observed, inventory.settings.ignore),
+        )
+        return make_plan(dt, observed, options), conn
 
     results, failures = _each_target(desired, one)
     plan = Plan(
@@ -917,6 +922,16 @@ def import_(run: Run, key_ids: tuple[str, ...], all_unmanaged: bool) -> int:
         )
     for s in skipped:
         click.echo(f"skipped {s.key_id} ({s.target}): {s.reason}")
+    if all_unmanaged:
+        for o in observed_targets:
+            not_ours = ignored_unreadable(o, inventory.settings.ignore)
+            for key_id, error in sorted(o.unreadable.items()):
+                if key_id not in not_ours:
+                    click.echo(
+                        f"warning: skipped {key_id} ({o.target.name}): it could not be read "
+                        f"({error})",
+                        err=True,
+                    )
     click.echo(
         f"Imported {len(imported)} key(s). Review the files, then run 'kms-reconciler plan': "
         "it adopts each key (adds the identity tag) and changes nothing else."

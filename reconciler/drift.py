@@ -194,6 +194,13 @@ RULES: Mapping[str, Rule] = {
             "Unmanaged customer key",
             "A customer key that the inventory neither manages nor ignores.",
         ),
+        Rule(
+            "key-unreadable",
+            Severity.MEDIUM,
+            "Customer key that cannot be read",
+            "The tool could not read this key's tags or metadata, so it cannot tell whether "
+            "it is one of the inventory's keys; plans create no key while one is unreadable.",
+        ),
     )
 }
 
@@ -311,6 +318,21 @@ def detect(
                 file=inventory_file,
             )
         )
+    skipped = ignored_unreadable(observed, ignore)
+    for key_id, error in sorted(observed.unreadable.items()):
+        if key_id in skipped:
+            continue
+        aliases = ", ".join(sorted(_aliases_of(observed, key_id))) or "no alias"
+        findings.append(
+            _finding(
+                "key-unreadable",
+                f"key {key_id} ({aliases}) could not be read ({error}): it may or may not be "
+                f"one of the inventory's keys; grant kms:{error.split(':', 1)[0]} on it, or "
+                "ignore it by key_id",
+                key_id=key_id,
+                file=inventory_file,
+            )
+        )
     findings.sort(key=lambda f: (-f.severity, f.key or "~", f.key_id or "", f.rule, f.message))
     rotation = tuple(
         RotationInfo.of(k, k.name(desired.identity_tag) or "")
@@ -330,6 +352,21 @@ def detect(
 
 def _finding(rule: str, message: str, **fields: Any) -> Finding:
     return Finding(rule, RULES[rule].severity, message, **fields)
+
+
+def _aliases_of(observed: ObservedTarget, key_id: str) -> frozenset[str]:
+    return frozenset(a for a, target in observed.aliases.items() if target == key_id)
+
+
+def ignored_unreadable(observed: ObservedTarget, rules: Iterable[IgnoreRule]) -> frozenset[str]:
+    """The unreadable keys that an ``ignore`` rule (key ID or alias glob: their tags are
+    unknown) says are not the inventory's."""
+    rules = list(rules)
+    return frozenset(
+        key_id
+        for key_id in observed.unreadable
+        if is_ignored(ObservedKey(key_id, "", {}, aliases=_aliases_of(observed, key_id)), rules)
+    )
 
 
 def is_ignored(key: ObservedKey, rules: Iterable[IgnoreRule]) -> bool:

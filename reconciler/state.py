@@ -401,6 +401,9 @@ class ObservedTarget:
     aws_managed_key_ids: frozenset[str] = frozenset()
     read_calls: int = 0
     stats: Mapping[str, int] = field(default_factory=dict)
+    # Customer keys that could not be read (key ID -> "Operation: ErrorCode"): maybe ours,
+    # maybe not. Never taken for unmanaged keys; the planner creates no key while one is.
+    unreadable: Mapping[str, str] = field(default_factory=dict)
 
     def by_id(self) -> dict[str, ObservedKey]:
         return {key.key_id: key for key in self.keys}
@@ -462,5 +465,7 @@ def fingerprint(
             for region, aliases in sorted(observed.region_aliases.items())
         },
     }
+    if observed.unreadable:  # a key that became unreadable may be one the plan would create
+        body["unreadable"] = sorted(observed.unreadable)
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
