@@ -25,6 +25,7 @@ from reconciler.state import (
     ObservedTarget,
     RotationInfo,
     TargetInfo,
+    is_lock_anchor,
     replica_tag,
 )
 
@@ -303,6 +304,7 @@ def detect(
         if desired.identity_tag not in k.tags
         and family_tag not in k.tags
         and k.key_id not in managed_ids
+        and not is_lock_anchor(k)  # the apply lock's anchor is the tool's own
     ]
     ignored = [k for k in unmanaged if is_ignored(k, ignore)]
     for k in unmanaged:
