@@ -27,10 +27,11 @@ where each KEY holds moto's ``Key`` attributes under their moto names (``id``, `
 order), ``aliases`` and ``grants``. ``moto_version`` is informational: the document holds
 only KMS data, so a state written under one moto 5.x release loads under another.
 
-Loading is fast because nothing is generated or validated twice: keys are rebuilt without
-``Key.__init__`` (which would generate an RSA key), and a private key is only checked for
-its type and size at load; the full (slow, ~30 ms for RSA) validation by ``cryptography``
-runs on first use, for the keys that are used. Saving reuses the DER of keys that were
+Loading is fast because nothing is generated and the slow work is deferred: keys are
+rebuilt without ``Key.__init__`` (which would generate an RSA key), and a private key is
+only checked for its type and size at load; the full validation by ``cryptography``
+(~30 ms for RSA) runs on first use, for the keys that are used (the tool itself never
+uses them: plan and apply make no cryptographic calls). Saving reuses the DER of keys that were
 never touched. An old ``kms-state.pickle`` (before format 1) is never unpickled.
 """
 
@@ -57,8 +58,8 @@ STATE_FILE = "kms-state.json"
 LEGACY_STATE_FILE = "kms-state.pickle"
 FORMAT: Final = "kms-reconciler-sandbox"
 FORMAT_VERSION: Final = 1
-# ~1.7 KB a key: far above any sandbox, and a bound on what a hostile file can cost.
-MAX_STATE_BYTES = 256 * 1024 * 1024
+# ~2.6 KB a key: room for ~25,000 keys, and a bound on what a hostile file can cost.
+MAX_STATE_BYTES = 64 * 1024 * 1024
 
 # The private key moto generates for each key spec (moto.kms.utils.generate_private_key):
 # ("rsa", bits) or ("ec", curve name); every other spec gets RSA 2048.
@@ -107,7 +108,6 @@ Base64 = Annotated[
     bytes, BeforeValidator(_from_base64), PlainSerializer(_to_base64, return_type=str)
 ]
 NonEmpty = Annotated[str, Field(min_length=1)]
-Scalar = str | int | float | bool | None
 
 
 class _Model(BaseModel):
@@ -216,18 +216,19 @@ def _der_of(private_key: Any) -> bytes | None:
     )
 
 
-def _parse_der(der: bytes, key_spec: str, *, trusted: bool) -> Any:
+def _parse_der(der: bytes, key_spec: str, *, validate: bool) -> Any:
     """The ``cryptography`` key in ``der``, checked to be what moto makes for ``key_spec``.
 
-    ``trusted=False`` skips RSA's slow consistency check (fine to inspect type and size;
-    such a key is never used); keys that are used are parsed again with ``trusted=True``.
+    ``validate=False`` skips RSA's slow consistency check (~30 ms): fine to inspect type
+    and size, but such a key is never used, since ``cryptography`` warns that an invalid
+    one may misbehave; a key is parsed again with ``validate=True`` before its first use.
     """
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
     try:
         key = serialization.load_der_private_key(
-            der, password=None, unsafe_skip_rsa_key_validation=not trusted
+            der, password=None, unsafe_skip_rsa_key_validation=not validate
         )
     except (ValueError, TypeError) as exc:
         raise _Unreadable(f"not a PKCS#8 private key: {exc}") from None
@@ -284,7 +285,7 @@ class _SavedPrivateKey:
                 self.der = _der_of(self._real)
             else:
                 try:
-                    key = _parse_der(self.der, self._key_spec, trusted=True)
+                    key = _parse_der(self.der, self._key_spec, validate=True)
                 except _Unreadable as exc:
                     raise _unreadable(
                         self._path, f"private key of key {self._key_id}: {exc}"
@@ -430,7 +431,7 @@ def _restore(state: _State, kms_backends: Any, path: Path) -> None:
                 raise _Unreadable(f"{at}.key_material: {len(s.key_material)} bytes, not an AES key")
             if s.private_key is not None:
                 try:
-                    _parse_der(s.private_key, s.key_spec, trusted=False)
+                    _parse_der(s.private_key, s.key_spec, validate=False)
                 except _Unreadable as exc:
                     raise _Unreadable(f"{at}.private_key: {exc}") from None
             key = key_class.__new__(key_class)  # no __init__: it would generate an RSA key
