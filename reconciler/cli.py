@@ -185,9 +185,8 @@ def _quota_scale() -> float:
     return value
 
 
-path_argument = click.argument(
-    "path", required=False, type=click.Path(file_okay=False, path_type=Path)
-)
+# A PATH that is not a folder is reported by the loader, in its one line.
+path_argument = click.argument("path", required=False, type=click.Path(path_type=Path))
 
 
 DEBUG_ENV = "KMS_RECONCILER_DEBUG"
@@ -807,6 +806,8 @@ def review(
 ) -> int:
     """Review a change of the inventory between two git refs, offline: access and risk."""
     outputs = _parse_reports(reports, REVIEW_FORMATS)
+    if run.path.exists() and not run.path.is_dir():
+        raise InputError(Problem(f"inventory directory '{run.path}' is not a directory"))
     path = run.path.resolve()
     root = gitrefs.repo_root(path if path.exists() else path.parent)
     rel = path.relative_to(root) if path.is_relative_to(root) else Path(run.path)

@@ -73,7 +73,11 @@ def test_cli_plan_apply_plan_round_trip_through_the_json_state(folder: Path) -> 
     assert document["format"] == "kms-reconciler-sandbox"
     assert document["format_version"] == sandbox.FORMAT_VERSION
     assert sorted(os.listdir(folder)) == [sandbox.STATE_FILE]  # no pickle, no temp file
-    keys = [k for b in document["backends"] for k in b["keys"]]
+    every = [k for b in document["backends"] for k in b["keys"]]
+    # one apply-lock anchor per target (account and Region) beside the inventory's keys
+    anchors = [k for k in every if "kms-reconciler:lock-anchor" in k["tags"]]
+    keys = [k for k in every if k not in anchors]
+    assert len(anchors) == 2
     names = {k["tags"].get("kms-reconciler:name") for k in keys}
     assert len(keys) == 15 and {"app-data", "release-signing", "dr-backups"} <= names
     written = state.stat().st_mtime_ns, state.read_bytes()
