@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from reconciler import catalog
 from reconciler.aws import (
     NO_SETTLE,
     AmbiguousOutcome,
@@ -263,6 +264,30 @@ def read_key_material(source: str, root: str) -> bytes:
     raise KeyMaterialError(f"key material source {source!r} is neither 'file ...' nor 'env ...'")
 
 
+def check_key_material(plan: TargetPlan) -> list[str]:
+    """Read the material of every import the plan makes, before any write: present,
+    readable, not empty, and of the length its key spec takes. A problem found only after
+    CreateKey would leave a key waiting in PendingImport. Messages name the source only."""
+    problems = []
+    for op in plan.operations:
+        if op.kind is not OpKind.IMPORT_KEY_MATERIAL:
+            continue
+        source = str(op.params["source"])
+        try:
+            material = read_key_material(source, str(op.params.get("root", ".")))
+        except KeyMaterialError as exc:
+            problems.append(f"key '{op.key}': {exc}")
+            continue
+        spec = str(op.params.get("key_spec") or catalog.SYMMETRIC_DEFAULT)
+        size = catalog.IMPORTED_MATERIAL_BYTES.get(spec)
+        if size is not None and len(material) != size:
+            problems.append(
+                f"key '{op.key}': key material source {source} holds {len(material)} bytes; a "
+                f"{spec} key takes exactly {size} bytes of raw key material"
+            )
+    return problems
+
+
 def _wrap(public_key_der: bytes, material: bytes) -> bytes:
     public_key = load_der_public_key(public_key_der)
     if not isinstance(public_key, rsa.RSAPublicKey):
@@ -359,7 +384,7 @@ def describe_call(op: Operation, key_id: str | None) -> str:
     elif op.kind not in (OpKind.CREATE_KEY, OpKind.DELETE_ALIAS):
         params["KeyId"] = key_id or f"<id of new key {op.key}>"
     for name, value in op.params.items():
-        if name == "root":
+        if name in ("root", "key_spec"):
             continue
         if name == "Policy":
             params[name] = f"<{len(str(value).encode())}-byte policy>"

@@ -25,7 +25,14 @@ import click
 
 from reconciler import __version__, catalog, formatters, gitrefs
 from reconciler import rules as rules_module
-from reconciler.applier import ApplyResult, OpEvent, apply_target, describe_call, rotate_now
+from reconciler.applier import (
+    ApplyResult,
+    OpEvent,
+    apply_target,
+    check_key_material,
+    describe_call,
+    rotate_now,
+)
 from reconciler.aws import (
     AwsOptions,
     Connection,
@@ -1151,6 +1158,15 @@ def _apply(
         )
     if not the_plan.has_changes:
         return EXIT_ERROR if failures else EXIT_OK
+    material = [
+        f"target '{tp.target.name}': {m}" for tp in the_plan.targets for m in check_key_material(tp)
+    ]
+    if material:
+        raise ApplyRefusedError(
+            "\n".join(
+                [*material, "the key material is checked before any call; nothing was changed"]
+            )
+        )
     destructive = the_plan.destructive_operations
     if destructive and not allow_destroy and not dry_run:
         raise ApplyRefusedError(
