@@ -95,6 +95,11 @@ def check_alias(value: str) -> str:
         raise ValueError(f"'{value}' must start with 'alias/'")
     if value.lower().startswith(catalog.ALIAS_RESERVED_PREFIX):
         raise ValueError(f"'{value}' uses the prefix 'alias/aws/', which AWS reserves")
+    if value.startswith(catalog.TOOL_ALIAS_PREFIX):
+        raise ValueError(
+            f"'{value}' uses the prefix '{catalog.TOOL_ALIAS_PREFIX}', which kms-reconciler "
+            "keeps for its apply lock"
+        )
     if len(value) > catalog.ALIAS_MAX:
         raise ValueError(f"'{value[:40]}...' is longer than {catalog.ALIAS_MAX} characters")
     if not catalog.ALIAS_CHARS.match(value):

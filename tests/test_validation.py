@@ -479,6 +479,11 @@ def test_same_name_in_disjoint_targets_gives_one_key_per_target() -> None:
         case("no-alias-prefix", "app-data", "'app-data' must start with 'alias/'"),
         case("reserved-alias-aws", "alias/aws/s3", "uses the prefix 'alias/aws/', which AWS"),
         case("reserved-alias-aws-uppercase", "alias/AWS/s3", "uses the prefix 'alias/aws/'"),
+        case(
+            "reserved-alias-apply-lock",
+            "alias/kms-reconciler/apply-lock",
+            "which kms-reconciler keeps for its apply lock",
+        ),
         case("space", "alias/app data", "may contain only letters, digits, '/', '_' and '-'"),
         case("colon", "alias/app:data", "may contain only letters, digits, '/', '_' and '-'"),
         case("only-prefix", "alias/", "may contain only letters, digits"),
