@@ -370,6 +370,15 @@ HANDLERS: Mapping[OpKind, Handler] = {
 }
 
 
+# Every KMS operation this module calls: one per operation kind, the import's parameters,
+# and the reads that resolve a lost answer (see ``reconciler.permissions``).
+CALLS: frozenset[str] = frozenset(
+    {kind.value for kind in OpKind}
+    | {"GetParametersForImport", "DescribeKey", "ListAliases", "ListKeys", "ListResourceTags"}
+)
+ROTATE_CALLS: frozenset[str] = frozenset({"RotateKeyOnDemand"})
+
+
 def rotate_now(api: KmsApi, key_id: str) -> None:
     """Start an on-demand rotation of the key material (RotateKeyOnDemand, bare key ID).
     Never resent after an ambiguous failure: each call is a rotation, and KMS caps them."""

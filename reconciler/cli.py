@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler import __version__, catalog, formatters, gitrefs
+from reconciler import __version__, catalog, formatters, gitrefs, permissions
 from reconciler import rules as rules_module
 from reconciler.applier import (
     ApplyResult,
@@ -365,7 +365,13 @@ def targets(run: Run, fmt: str) -> int:
     if run.region:
         chosen = [t for t in chosen if t.region == run.region]
     rows = [
-        {"target": t.name, "account_id": t.account_id, "region": t.region, "role_arn": t.role_arn}
+        {
+            "target": t.name,
+            "account_id": t.account_id,
+            "region": t.region,
+            "role_arn": t.role_arn,
+            "plan_role_arn": t.plan_role_chain[-1] if t.plan_role_chain else t.role_arn,
+        }
         for t in chosen
     ]
     if fmt == "json":
@@ -375,6 +381,26 @@ def targets(run: Run, fmt: str) -> int:
     else:
         for row in rows:
             click.echo(f"{row['target']}\t{row['account_id']}\t{row['region']}")
+    return EXIT_OK
+
+
+@main.command("permissions")
+@path_argument
+@click.option(
+    "--for",
+    "command",
+    type=click.Choice(sorted(permissions.COMMANDS)),
+    default="apply",
+    show_default=True,
+    help="The command whose role the policy is for: plan, drift, import and review read "
+    "(plan_role_arn); apply, rotate and force-unlock write (role_arn).",
+)
+@common_options
+def permissions_(run: Run, command: str) -> int:
+    """Print the least IAM policy (JSON) a command's role needs in the selected targets."""
+    _, desired = _load(run)
+    accounts = [(dt.target.partition, dt.target.account_id) for dt in desired]
+    click.echo(json.dumps(permissions.policy(command, accounts), indent=2))
     return EXIT_OK
 
 
@@ -543,7 +569,7 @@ def _make_plan(
     inventory, desired = _load(run)
 
     def one(dt: DesiredTarget) -> tuple[TargetPlan, Connection]:
-        conn = connect(dt.target, run.aws)
+        conn = connect(dt.target, run.aws, write=locks is not None)
         own = locks.take(conn) if locks is not None else ""
         observed = _observe(
             run,
@@ -922,7 +948,7 @@ def _rotate(
             )
 
     def find(dt: DesiredTarget) -> tuple[DesiredTarget, Connection, ObservedKey]:
-        conn = connect(dt.target, run.aws)
+        conn = connect(dt.target, run.aws, write=True)
         own = locks.take(conn)
         observed = _observe(
             run, dt, conn, rotation_history=True, grants_for=frozenset(), own_lock=own
@@ -1088,7 +1114,7 @@ def force_unlock_(run: Run, arguments: tuple[str, ...], auto_approve: bool) -> i
             Problem(f"name the one target to unlock with --target (selected: {names})", "--target")
         )
     (dt,) = desired
-    conn = connect(dt.target, run.aws)
+    conn = connect(dt.target, run.aws, write=True)
     status = inspect_lock(conn.kms, dt.target.name)
     if status is None:
         click.echo(f"{dt.target.name}: the apply lock is not held; nothing to clear.")
@@ -1209,7 +1235,7 @@ def _load_saved_plan(run: Run, plan_file: Path, locks: Locks) -> tuple[Plan, dic
         raise InputError(Problem(f"cannot read the plan: {exc}", str(plan_file))) from None
     connections: dict[str, Connection] = {}
     for tp in the_plan.targets:
-        conn = connect(tp.target, run.aws)
+        conn = connect(tp.target, run.aws, write=True)
         connections[tp.target.name] = conn
         own = locks.take(conn)
         # the keys the plan works on: managed ones, and those it adopts (read in full)

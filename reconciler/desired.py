@@ -62,6 +62,7 @@ def target_info(target: Target) -> TargetInfo:
         external_id=target.external_id,
         session_name=target.session_name,
         session_duration_seconds=target.session_duration_seconds,
+        plan_role_chain=target.plan_role_chain,
     )
 
 

@@ -616,6 +616,12 @@ class Target(Model):
     role_arn: Annotated[str | list[str] | None, AfterValidator(lambda v: _check_role_arns(v))] = (
         None
     )
+    # A read-only role (or chain) for the commands that only read: plan, drift, import and
+    # review --live. The writers (apply, rotate, force-unlock) use role_arn. Without it,
+    # every command uses role_arn.
+    plan_role_arn: Annotated[
+        str | list[str] | None, AfterValidator(lambda v: _check_role_arns(v))
+    ] = None
     external_id: str | None = None
     session_name: Annotated[str | None, AfterValidator(lambda v: _check_session_name(v))] = None
     session_duration_seconds: Annotated[Days, _between(900, 43200)] = None
@@ -624,9 +630,17 @@ class Target(Model):
 
     @property
     def role_chain(self) -> tuple[str, ...]:
-        if self.role_arn is None:
-            return ()
-        return (self.role_arn,) if isinstance(self.role_arn, str) else tuple(self.role_arn)
+        return _chain(self.role_arn)
+
+    @property
+    def plan_role_chain(self) -> tuple[str, ...]:
+        return _chain(self.plan_role_arn)
+
+
+def _chain(value: str | list[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def _check_role_arns(value: str | list[str] | None) -> str | list[str] | None:
