@@ -609,12 +609,36 @@ def _validate(
         return model.model_validate(data)
     except ValidationError as exc:
         document = data if whole is None else whole
+        errors = exc.errors()
+        if model is KeySpec:
+            errors += _hidden_errors(data, errors)
         found = [
             _problem({**error, "loc": (*prefix, *error["loc"])}, document, lines, raw, file)
-            for error in exc.errors()
+            for error in errors
         ]
         problems.extend(sorted(found, key=lambda p: p.line or 0))  # in reading order
         return None
+
+
+# A key's cross-field checks (grant operations, rotation, key material, replicas against the
+# key type) run only once every field is valid. These fields decide what the others may be:
+# with one of them wrong, the checks cannot be run on a default in its place.
+_DECIDING_FIELDS = frozenset({"key_spec", "key_usage", "origin", "multi_region"})
+
+
+def _hidden_errors(data: Any, errors: list[Any]) -> list[Any]:
+    """The cross-field errors that a key's field errors hid: validate again without the
+    fields in error (every problem at once, as the README promises)."""
+    if not isinstance(data, dict):
+        return []
+    failed = {e["loc"][0] for e in errors if e["loc"] and isinstance(e["loc"][0], str)}
+    if not failed or failed & _DECIDING_FIELDS:
+        return []
+    try:
+        KeySpec.model_validate({k: v for k, v in data.items() if k not in failed})
+    except ValidationError as exc:
+        return [e for e in exc.errors() if not (e["loc"] and e["loc"][0] in failed)]
+    return []
 
 
 def _problem(
