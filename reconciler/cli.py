@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -206,10 +207,17 @@ class ExitCodeGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        # SIGTERM (a cancelled CI job) interrupts like Ctrl-C: operations under way finish,
+        # nothing new starts, and the apply lock is released on the way out.
+        previous = _on_sigterm(_interrupt)
         try:
             code = super().main(*args, **kwargs)
         except click.exceptions.Abort:
-            click.echo("error: aborted; nothing was changed", err=True)
+            click.echo(
+                "error: interrupted; calls already made stay made: run it again (apply plans "
+                "from what KMS holds and converges)",
+                err=True,
+            )
             sys.exit(EXIT_ERROR)
         except click.ClickException as exc:
             ctx = getattr(exc, "ctx", None)
@@ -229,7 +237,20 @@ class ExitCodeGroup(click.Group):
                 err=True,
             )
             sys.exit(EXIT_ERROR)
+        finally:
+            _on_sigterm(previous)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install a SIGTERM handler (the main thread only can); the one it replaces."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _usage_line(exc: click.ClickException) -> str:
