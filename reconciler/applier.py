@@ -82,10 +82,11 @@ class ApplyResult:
     created: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     calls: int = 0
+    interrupted: bool = False  # Ctrl-C or SIGTERM: what was under way finished, no more
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.interrupted
 
 
 # After CreateKey's outcome is unknown: how many times to look for the key by its
@@ -443,7 +444,7 @@ def apply_target(
     def run_key(ops: list[Operation]) -> None:
         for op in ops:
             with lock:
-                if result.failed:
+                if result.failed or result.interrupted:
                     return
                 key_id = op.key_id or ids.get(op.key) or result.created.get(op.key)
                 settle = settling.get(op.key, NO_SETTLE)
@@ -478,16 +479,20 @@ def apply_target(
         on_event(OpEvent("failed", op, key_id, time.monotonic() - t0, message))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for phase_ops in _by_phase(plan.operations):
-            per_key: dict[str, list[Operation]] = {}
-            for op in phase_ops:
-                per_key.setdefault(op.key, []).append(op)
-            futures = [pool.submit(run_key, ops) for ops in per_key.values()]
-            wait(futures, return_when=FIRST_EXCEPTION)
-            for future in futures:
-                future.result()
-            if result.failed:
-                break
+        try:
+            for phase_ops in _by_phase(plan.operations):
+                per_key: dict[str, list[Operation]] = {}
+                for op in phase_ops:
+                    per_key.setdefault(op.key, []).append(op)
+                futures = [pool.submit(run_key, ops) for ops in per_key.values()]
+                wait(futures, return_when=FIRST_EXCEPTION)
+                for future in futures:
+                    future.result()
+                if result.failed:
+                    break
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a cancelled CI job
+            with lock:
+                result.interrupted = True  # operations under way finish; no new one starts
     result.not_run = [op for op in plan.operations if op in pending]
     result.seconds = time.monotonic() - started
     result.calls = sum(a.total_calls - before[r] for r, a in apis.items())

@@ -1226,9 +1226,12 @@ def _apply(
         return EXIT_OK
     if not auto_approve:
         _confirm(the_plan)
-    results = []
+    results: list[ApplyResult] = []
     for tp in the_plan.targets:
         if not tp.operations:
+            continue
+        if any(r.interrupted for r in results):  # an interruption stops the whole run
+            results.append(ApplyResult(tp.target.name, not_run=list(tp.operations)))
             continue
         result = _apply_one(run, tp, connections[tp.target.name], the_plan.identity_tag)
         results.append(result)  # a failed target does not stop the others: accounts differ
@@ -1367,7 +1370,15 @@ def _report_failure(
                 f"apply failed in target '{r.target}': {op.kind.value} on key '{op.key}' "
                 f"failed: {message}"
             )
-    outcome = ", ".join(f"{r.target} {'ok' if r.ok else 'FAILED'}" for r in results) + "".join(
+        if r.interrupted:
+            lines.append(
+                f"apply interrupted in target '{r.target}': the operations under way "
+                "finished, no other started"
+            )
+    state = {
+        r.target: "INTERRUPTED" if r.interrupted else "ok" if r.ok else "FAILED" for r in results
+    }
+    outcome = ", ".join(f"{name} {word}" for name, word in state.items()) + "".join(
         f", {name} NOT PLANNED" for name, _ in failures
     )
     report = [
