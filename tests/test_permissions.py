@@ -14,7 +14,7 @@ import boto3
 import pytest
 from click.testing import CliRunner, Result
 
-from reconciler import applier, cli, lock, observe, permissions
+from reconciler import applier, aws, lock, observe, permissions
 from reconciler.aws import NO_SETTLE, KmsApi, Settle, sandbox_session
 from reconciler.cli import main
 from reconciler.plan import OpKind
@@ -143,12 +143,12 @@ def test_readers_connect_with_the_read_only_role_and_writers_with_the_apply_role
     workdir: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], write: bool
 ) -> None:
     seen: list[bool] = []
-    real_connect = cli.connect
+    real_connect = aws.connect
 
     def connect(target: Any, options: Any, *, write: bool = False) -> Any:
         seen.append(write)
         return real_connect(target, options, write=write)
 
-    monkeypatch.setattr(cli, "connect", connect)
+    monkeypatch.setattr(aws, "connect", connect)
     cli_run(*args, "--sandbox", "--target", "staging")
     assert seen and set(seen) == {write}

@@ -110,7 +110,7 @@ def test_findings_are_located_at_the_statement_of_the_template(tmp_path: Path) -
         "keyspecs/app.yaml", 3, "template public.json.j2", "keyspecs/policies/public.json.j2"
     )
     head = type(head)(head.state, 30, source, head.policy_text)
-    from reconciler.cli import _locator
+    from reconciler.commands.review import _locator
 
     changes = compare([desired(key(policy()))], [desired(head)])
     report = review(

@@ -1688,7 +1688,7 @@ def test_plan_on_invalid_inventory_makes_no_aws_call(
         aws_calls.append("connect")
         raise AssertionError("connect() called for an invalid inventory")
 
-    monkeypatch.setattr("reconciler.cli.connect", no_connect)
+    monkeypatch.setattr("reconciler.aws.connect", no_connect)
     monkeypatch.setattr("reconciler.aws.connect", no_connect)
     result = CliRunner().invoke(main, ["plan", ROOT])
     assert result.exit_code == 1, result.output

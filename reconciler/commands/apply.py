@@ -1,0 +1,267 @@
+"""apply: make KMS match the inventory, in the planned order."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from reconciler import aws, formatters
+from reconciler.applier import (
+    ApplyResult,
+    OpEvent,
+    apply_target,
+    check_key_material,
+    describe_call,
+)
+from reconciler.aws import (
+    Connection,
+)
+from reconciler.commands.common import (
+    Failures,
+    Locks,
+    Run,
+    common_options,
+    confirm_count,
+    lock_timeout_option,
+    locking,
+    observe,
+    path_argument,
+    report_failures,
+    show_retries,
+)
+from reconciler.commands.plan import make_plans
+from reconciler.errors import (
+    EXIT_ERROR,
+    EXIT_OK,
+    ApplyFailedError,
+    ApplyRefusedError,
+    InputError,
+    Problem,
+    StalePlanError,
+)
+from reconciler.plan import Action, Plan, TargetPlan, from_dict
+from reconciler.state import (
+    DesiredTarget,
+    fingerprint,
+)
+
+
+@click.command()
+@path_argument
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Apply a plan saved by 'plan --out' (refused when KMS changed since).",
+)
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Print every KMS call apply would make; make none.")
+@click.option("--allow-destroy", is_flag=True, help="Allow destructive changes.")
+@lock_timeout_option
+@common_options
+def apply(
+    run: Run,
+    plan_file: Path | None,
+    auto_approve: bool,
+    dry_run: bool,
+    allow_destroy: bool,
+    lock_timeout: float,
+) -> int:
+    """Make KMS match the inventory, in the planned order."""
+    # Each target's apply lock is held from before it is read until its calls are made.
+    with locking(run, None if dry_run else lock_timeout) as locks:
+        return _apply(run, plan_file, auto_approve, dry_run, allow_destroy, locks)
+
+
+def _apply(
+    run: Run,
+    plan_file: Path | None,
+    auto_approve: bool,
+    dry_run: bool,
+    allow_destroy: bool,
+    locks: Locks,
+) -> int:
+    failures: Failures = []
+    if plan_file is not None:
+        the_plan, connections = _load_saved_plan(run, plan_file, locks)
+    else:
+        the_plan, connections, failures = make_plans(run, allow_destroy, locks=locks)
+    if the_plan.targets:
+        click.echo(formatters.plan_text(the_plan, run.style), nl=False)
+    if failures:
+        report_failures(failures)
+        click.echo(
+            f"{len(failures)} target(s) could not be planned and are left alone; "
+            "the others are applied.",
+            err=True,
+        )
+    if not the_plan.has_changes:
+        return EXIT_ERROR if failures else EXIT_OK
+    material = [
+        f"target '{tp.target.name}': {m}" for tp in the_plan.targets for m in check_key_material(tp)
+    ]
+    if material:
+        raise ApplyRefusedError(
+            "\n".join(
+                [*material, "the key material is checked before any call; nothing was changed"]
+            )
+        )
+    destructive = the_plan.destructive_operations
+    if destructive and not allow_destroy and not dry_run:
+        raise ApplyRefusedError(
+            f"refusing to apply {len(destructive)} destructive operation(s) without "
+            f"--allow-destroy ({'; '.join(f'{op.kind.value} on {op.key}' for op in destructive)}); "
+            "nothing was changed"
+        )
+    if dry_run:
+        _print_dry_run(run, the_plan)
+        return EXIT_OK
+    if not auto_approve:
+        _confirm(the_plan)
+    results: list[ApplyResult] = []
+    for tp in the_plan.targets:
+        if not tp.operations:
+            continue
+        if any(r.interrupted for r in results):  # an interruption stops the whole run
+            results.append(ApplyResult(tp.target.name, not_run=list(tp.operations)))
+            continue
+        result = _apply_one(run, tp, connections[tp.target.name], the_plan.identity_tag)
+        results.append(result)  # a failed target does not stop the others: accounts differ
+    if failures or any(not r.ok for r in results):
+        _report_failure(run, the_plan, results, failures)
+    total = sum(len(r.done) for r in results)
+    seconds = sum(r.seconds for r in results)
+    calls = sum(r.calls for r in results)
+    click.echo(
+        run.style(
+            f"Apply complete: {total} operation(s) in {seconds:.2f}s ({calls} KMS calls): "
+            f"{the_plan.count(Action.CREATE)} created, "
+            f"{the_plan.count(Action.UPDATE, Action.RECOVER)} updated, "
+            f"{the_plan.count(Action.DELETE)} scheduled for deletion.",
+            "bold",
+        )
+    )
+    return EXIT_OK
+
+
+def _load_saved_plan(run: Run, plan_file: Path, locks: Locks) -> tuple[Plan, dict[str, Connection]]:
+    try:
+        the_plan = from_dict(json.loads(plan_file.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, ValueError) as exc:
+        raise InputError(Problem(f"cannot read the plan: {exc}", str(plan_file))) from None
+    connections: dict[str, Connection] = {}
+    for tp in the_plan.targets:
+        conn = aws.connect(tp.target, run.aws, write=True)
+        connections[tp.target.name] = conn
+        own = locks.take(conn)
+        # the keys the plan works on: managed ones, and those it adopts (read in full)
+        ids = [k.key_id for k in tp.keys if k.key_id]
+        desired = DesiredTarget(tp.target, (), the_plan.identity_tag)
+        observed = observe(
+            run,
+            desired,
+            conn,
+            wanted=tuple(ids),
+            grants_for=frozenset(tp.grants_read),
+            regions=tp.regions_read,
+            own_lock=own,
+        )
+        now = fingerprint(observed, the_plan.identity_tag, ids, tp.grants_read)
+        if now != tp.fingerprint:
+            raise StalePlanError(
+                f"the saved plan {plan_file} is stale: KMS in target '{tp.target.name}' changed "
+                "since it was made (observed state differs); nothing was changed. Run plan again."
+            )
+    return the_plan, connections
+
+
+def _print_dry_run(run: Run, the_plan: Plan) -> None:
+    count = sum(len(tp.operations) for tp in the_plan.targets)
+    click.echo(f"Dry run: apply would make these {count} KMS call(s), in order; none was made.")
+    for tp in the_plan.targets:
+        for i, op in enumerate(tp.operations, 1):
+            key_id = op.key_id or next((k.key_id for k in tp.keys if k.name == op.key), None)
+            mark = "  [destructive]" if op.destructive else ""
+            click.echo(f"  {tp.target.name} {i:>3}. {describe_call(op, key_id)}{mark}")
+
+
+def _confirm(the_plan: Plan) -> None:
+    confirm_count(sum(len(tp.operations) for tp in the_plan.targets), "change(s)")
+
+
+def _apply_one(run: Run, tp: TargetPlan, conn: Connection, identity_tag: str) -> ApplyResult:
+    total = len(tp.operations)
+    counter = iter(range(1, total + 1))
+
+    def on_event(event: OpEvent) -> None:
+        if event.status == "started" or run.verbosity < 0:
+            return
+        n = next(counter)
+        status = (
+            run.style("done", "green")
+            if event.status == "done"
+            else run.style(f"FAILED: {event.error}", "red")
+        )
+        ident = f" {event.key_id}" if event.key_id else ""
+        where = f" [{event.op.region}]" if event.op.region else ""
+        click.echo(
+            f"  [{n}/{total}] {tp.target.name} {event.op.key}{ident}{where}: "
+            f"{event.op.kind.value} "
+            f"... {status} ({event.seconds:.2f}s)"
+        )
+
+    click.echo(run.style(f"Applying {total} operation(s) to target {tp.target.name}:", "bold"))
+    result = apply_target(
+        tp,
+        conn.kms,
+        on_event=on_event,
+        workers=min(8, run.aws.workers),
+        regional=conn.kms_in,
+        identity_tag=identity_tag,
+    )
+    show_retries(run, tp.target.name, conn)
+    return result
+
+
+def _report_failure(
+    run: Run, the_plan: Plan, results: Sequence[ApplyResult], failures: Failures
+) -> None:
+    """Say, per target, what was done, what failed and what did not run; then fail."""
+    lines = []
+    for name, exc in failures:
+        lines.append(f"target '{name}' could not be planned ({exc}); nothing was changed there")
+    done: list[str] = []
+    failed: list[str] = []
+    not_run: list[str] = []
+    for r in results:
+        done += [f"{r.target}: {op.kind.value} {op.key}" for op in r.done]
+        failed += [f"{r.target}: {op.kind.value} {op.key}" for op, _ in r.failed]
+        not_run += [f"{r.target}: {op.kind.value} {op.key}" for op in r.not_run]
+        for op, message in r.failed:
+            lines.append(
+                f"apply failed in target '{r.target}': {op.kind.value} on key '{op.key}' "
+                f"failed: {message}"
+            )
+        if r.interrupted:
+            lines.append(
+                f"apply interrupted in target '{r.target}': the operations under way "
+                "finished, no other started"
+            )
+    state = {
+        r.target: "INTERRUPTED" if r.interrupted else "ok" if r.ok else "FAILED" for r in results
+    }
+    outcome = ", ".join(f"{name} {word}" for name, word in state.items()) + "".join(
+        f", {name} NOT PLANNED" for name, _ in failures
+    )
+    report = [
+        *lines,
+        f"targets: {outcome}",
+        f"done ({len(done)}): " + (", ".join(done) or "nothing"),
+        f"failed ({len(failed)}): " + (", ".join(failed) or "nothing"),
+        f"not run ({len(not_run)}): " + (", ".join(not_run) or "nothing"),
+        "Fix the cause and run apply again: it plans from what KMS holds now and converges.",
+    ]
+    raise ApplyFailedError("\n".join(report))

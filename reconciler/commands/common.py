@@ -1,0 +1,383 @@
+"""What every command shares: the common options, the run's settings, loading the
+inventory, observing a target, running targets side by side, the apply lock, reports."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from reconciler.aws import (
+    AwsOptions,
+    Connection,
+    retry_settings,
+    sandbox_session,
+)
+from reconciler.desired import build_desired, select_targets
+from reconciler.errors import (
+    EXIT_OK,
+    ApplyRefusedError,
+    AwsError,
+    InputError,
+    Problem,
+    ReconcilerError,
+)
+from reconciler.loader import Inventory, load_inventory_partial
+from reconciler.lock import Lock, acquire, holder_of
+from reconciler.observe import ObserveOptions, observe_target
+from reconciler.state import (
+    DesiredTarget,
+    LockStatus,
+    ObservedTarget,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+QUOTA_SCALE_ENV = "KMS_RECONCILER_QUOTA_SCALE"
+
+
+_COLOURS = {
+    "green": {"fg": "green"},
+    "yellow": {"fg": "yellow"},
+    "red": {"fg": "red"},
+    "cyan": {"fg": "cyan"},
+    "magenta": {"fg": "magenta"},
+    "bold": {"bold": True},
+    "dim": {"dim": True},
+    "reset": {},
+}
+
+
+@dataclass
+class Run:
+    """What every command needs: the inventory path, target selection, AWS options, output."""
+
+    path: Path
+    target_names: tuple[str, ...]
+    region: str | None
+    aws: AwsOptions
+    colour: bool
+    verbosity: int
+
+    def style(self, text: str, colour: str) -> str:
+        return click.style(text, **_COLOURS[colour]) if self.colour else text  # type: ignore[arg-type]
+
+    def info(self, message: str) -> None:
+        """Progress and figures for humans: stderr, silenced by -q."""
+        if self.verbosity >= 0:
+            click.echo(message, err=True)
+
+
+def common_options(func: F) -> F:
+    """The options every command shares (DESIGN section 6)."""
+
+    @click.option("--target", "targets", multiple=True, help="Run only this target (repeatable).")
+    @click.option("--region", default=None, help="Run only the targets in this Region.")
+    @click.option("--profile", default=None, envvar="AWS_PROFILE", help="AWS profile to use.")
+    @click.option(
+        "--endpoint-url",
+        default=None,
+        envvar="AWS_ENDPOINT_URL_KMS",
+        help="KMS endpoint (a VPC endpoint, or a local emulator).",
+    )
+    @click.option(
+        "--sandbox",
+        is_flag=True,
+        help="Run against the embedded moto KMS; state persists in .kms-sandbox/.",
+    )
+    @click.option("--color/--no-color", "colour", default=None, help="Colour (default: on a TTY).")
+    @click.option("-v", "--verbose", count=True, help="More detail (repeatable).")
+    @click.option("-q", "--quiet", is_flag=True, help="Only results and errors.")
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        targets: tuple[str, ...],
+        region: str | None,
+        profile: str | None,
+        endpoint_url: str | None,
+        sandbox: bool,
+        colour: bool | None,
+        verbose: int,
+        quiet: bool,
+        **kwargs: Any,
+    ) -> Any:
+        try:
+            run = Run(
+                path=Path(kwargs.pop("path", None) or "keyspecs"),
+                target_names=targets,
+                region=region,
+                aws=AwsOptions(
+                    profile=profile,
+                    endpoint_url=None if sandbox else endpoint_url,
+                    sandbox=sandbox,
+                    quota_scale=_quota_scale(),
+                    max_attempts=retry_settings(os.environ),
+                ),
+                colour=sys.stdout.isatty() if colour is None else colour,
+                verbosity=-1 if quiet else verbose,
+            )
+            with sandbox_session() if sandbox else nullcontext():
+                code = func(run, *args, **kwargs)
+        except ReconcilerError as exc:
+            for line in exc.lines():
+                click.echo(f"error: {line}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(code or EXIT_OK)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _quota_scale() -> float:
+    raw = os.environ.get(QUOTA_SCALE_ENV, "1")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise InputError(Problem(f"must be a positive number, not {raw!r}", field=QUOTA_SCALE_ENV))
+    return value
+
+
+# A PATH that is not a folder is reported by the loader, in its one line.
+path_argument = click.argument("path", required=False, type=click.Path(path_type=Path))
+
+
+def load(run: Run) -> tuple[Inventory, list[DesiredTarget]]:
+    """The inventory and its desired state per selected target; every problem at once."""
+    inventory, problems = load_inventory_partial(run.path)
+    if inventory is None:
+        raise InputError(problems)
+    _with_quotas(run, inventory)
+    targets = select_targets(inventory, run.target_names)
+    if run.region:
+        targets = [t for t in targets if t.region == run.region]
+        if not targets:
+            raise InputError(Problem(f"no target in Region {run.region}", field="--region"))
+    try:
+        desired = build_desired(inventory, targets)
+    except InputError as exc:
+        problems += exc.problems
+    if problems:
+        raise InputError(problems)
+    return inventory, desired
+
+
+def _with_quotas(run: Run, inventory: Inventory) -> None:
+    quotas = inventory.settings.request_quotas
+    if quotas:
+        run.aws = replace(run.aws, quota_overrides=dict(quotas))
+
+
+def observe(
+    run: Run,
+    desired: DesiredTarget,
+    conn: Connection,
+    *,
+    describe_unmanaged: bool = False,
+    wanted: tuple[str, ...] = (),
+    rotation_history: bool = False,
+    grants_for: frozenset[str] | None = None,
+    grants: bool = True,
+    details_for_all: bool = False,
+    regions: tuple[str, ...] | None = None,
+    own_lock: str = "",
+) -> ObservedTarget:
+    started = time.monotonic()
+    wanted = wanted + tuple(dk.adopt for dk in desired.keys if dk.adopt)
+    observed = observe_target(
+        conn.kms,
+        desired.target,
+        ObserveOptions(
+            identity_tag=desired.identity_tag,
+            wanted=wanted,
+            describe_unmanaged=describe_unmanaged,
+            rotation_history=rotation_history,
+            grants_for=grants_for,
+            grants=grants,
+            details_for_all=details_for_all,
+            regions=desired.replica_regions if regions is None else regions,
+            workers=run.aws.workers,
+        ),
+        caller_arn=conn.caller_arn,
+        regional=conn.kms_in,
+    )
+    managed = sum(1 for k in observed.keys if desired.identity_tag in k.tags)
+    run.info(
+        f"{desired.target.name}: read {len(observed.keys)} customer key(s), {managed} managed, "
+        f"with {observed.read_calls} KMS calls in {time.monotonic() - started:.2f}s"
+    )
+    if run.verbosity > 0:
+        calls = ", ".join(f"{op} {n}" for op, n in sorted(observed.stats.items()))
+        run.info(f"{desired.target.name}: calls by operation: {calls}")
+        show_retries(run, desired.target.name, conn)
+    status = observed.lock
+    if status is not None and (not own_lock or status.lock_id != own_lock):
+        run.info(f"{desired.target.name}: the apply lock is {status}")
+    return observed
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Locks:
+    """The apply locks a writing command holds, one per target (``timeout`` None: it takes
+    none, as a dry run writes nothing)."""
+
+    run: Run
+    timeout: float | None
+    held: list[Lock] = field(default_factory=list)
+    _mutex: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, conn: Connection) -> str:
+        """Take the target's lock (waiting up to the timeout); its lock ID, or ""."""
+        if self.timeout is None:
+            return ""
+        name = conn.target.name
+
+        def waiting(status: LockStatus) -> None:
+            self.run.info(
+                f"{name}: the apply lock is {status}; waiting up to {self.timeout:g}s for it"
+            )
+
+        lock = acquire(conn.kms, name, holder_of(conn.caller_arn), self.timeout, on_wait=waiting)
+        with self._mutex:
+            self.held.append(lock)
+        if self.run.verbosity > 0:
+            self.run.info(f"{name}: took the apply lock (lock ID {lock.lock_id})")
+        return lock.lock_id
+
+    def release_all(self) -> list[str]:
+        errors = []
+        for lock in self.held:
+            try:
+                lock.release()
+            except ReconcilerError as exc:
+                errors.append(str(exc))
+        self.held.clear()
+        return errors
+
+
+@contextmanager
+def locking(run: Run, timeout: float | None) -> Iterator[Locks]:
+    """Locks taken in the block are released when it ends, however it ends."""
+    locks = Locks(run, timeout)
+    try:
+        yield locks
+    except BaseException:
+        for error in locks.release_all():
+            click.echo(f"error: {error}", err=True)
+        raise
+    errors = locks.release_all()
+    if errors:
+        raise AwsError("\n".join(errors))
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """``--lock-timeout``: seconds, or a number with s, m or h (Terraform's form: 30s, 5m)."""
+    text = value.strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], 0)
+    number = text[:-1] if scale else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 24 * 3600:
+        raise click.BadParameter(f"{value!r} is not a duration such as 0, 90, 30s, 5m or 1h")
+    return seconds
+
+
+lock_timeout_option = click.option(
+    "--lock-timeout",
+    default="0",
+    callback=_duration,
+    show_default=True,
+    help="How long to wait for the target's apply lock when another run holds it "
+    "(30s, 5m); 0 refuses at once.",
+)
+
+
+Failures = list[tuple[str, ReconcilerError]]
+
+
+def each_target(
+    targets: Sequence[DesiredTarget], work: Callable[[DesiredTarget], T]
+) -> tuple[list[T], Failures]:
+    """Run ``work`` for every target side by side; one target's failure never hides the
+    results of the others."""
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(targets)))) as pool:
+        futures = [(dt.target.name, pool.submit(work, dt)) for dt in targets]
+    results: list[T] = []
+    failures: Failures = []
+    for name, future in futures:
+        try:
+            results.append(future.result())
+        except ReconcilerError as exc:
+            failures.append((name, exc))
+    return results, failures
+
+
+def report_failures(failures: Failures) -> None:
+    for name, exc in failures:
+        prefix = f"target '{name}': "
+        for line in exc.lines():
+            click.echo(f"error: {prefix}{line.removeprefix(prefix)}", err=True)
+
+
+def write_report(path: Path, text: str) -> None:
+    """Write a ``--report`` file, making its folder; a failure is one clear error line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(
+            Problem(f"cannot write the report {path}: {exc.strerror or exc}", field="--report")
+        ) from None
+
+
+def parse_reports(values: tuple[str, ...], formats: Mapping[str, object]) -> list[tuple[str, Path]]:
+    """``--report FORMAT=FILE`` values, checked before any work is done."""
+    known = sorted({"text", *formats})
+    out = []
+    for value in values:
+        fmt, sep, path = value.partition("=")
+        if not sep or fmt not in known or not path:
+            raise InputError(
+                Problem(
+                    f"'{value}' is not FORMAT=FILE with FORMAT one of {', '.join(known)}",
+                    field="--report",
+                )
+            )
+        out.append((fmt, Path(path)))
+    return out
+
+
+def confirm_count(count: int, what: str) -> None:
+    if not sys.stdin.isatty():
+        raise ApplyRefusedError(
+            "this needs --auto-approve when it cannot ask (no terminal); nothing was changed"
+        )
+    answer = click.prompt(
+        f"Make these {count} {what}? Only 'yes' is accepted", default="", show_default=False
+    )
+    if answer.strip() != "yes":
+        raise ApplyRefusedError("cancelled; nothing was changed")
+
+
+def show_retries(run: Run, target: str, conn: Connection) -> None:
+    """With -v: the retries of every call so far, by operation and reason."""
+    retries = conn.retries
+    if run.verbosity > 0 and retries:
+        shown = ", ".join(f"{what} {n}" for what, n in sorted(retries.items()))
+        run.info(f"{target}: retries: {shown}")

@@ -1,0 +1,88 @@
+"""drift: every difference between KMS and the inventory, read-only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+from reconciler import aws
+from reconciler.commands.common import (
+    Run,
+    common_options,
+    each_target,
+    load,
+    observe,
+    parse_reports,
+    path_argument,
+    report_failures,
+    write_report,
+)
+from reconciler.drift import DriftReport, TargetDrift, detect
+from reconciler.errors import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+)
+from reconciler.findings import Severity
+from reconciler.formatters import drift as drift_formats
+from reconciler.formatters.drift import DRIFT_FORMATS
+from reconciler.state import (
+    DesiredTarget,
+)
+
+
+@click.command()
+@path_argument
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown", "sarif"]),
+    default="text",
+    help="Format printed on stdout.",
+)
+@click.option(
+    "--report",
+    "reports",
+    multiple=True,
+    metavar="FORMAT=FILE",
+    help="Also write the report in FORMAT to FILE (repeatable), e.g. sarif=drift.sarif.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice([s.label for s in Severity if s >= Severity.LOW]),
+    default="low",
+    show_default=True,
+    help="Exit 2 only for findings of at least this severity.",
+)
+@common_options
+def drift(run: Run, fmt: str, reports: tuple[str, ...], fail_on: str) -> int:
+    """Report every difference between KMS and the inventory (read-only)."""
+    outputs = parse_reports(reports, DRIFT_FORMATS)
+    inventory, desired = load(run)
+
+    def one(dt: DesiredTarget) -> TargetDrift:
+        conn = aws.connect(dt.target, run.aws)
+        observed = observe(run, dt, conn, describe_unmanaged=True, rotation_history=True)
+        return detect(dt, observed, inventory.settings.ignore, inventory.settings_source.file)
+
+    results, failures = each_target(desired, one)
+    if not results:
+        report_failures(failures)
+        return EXIT_ERROR
+    report = DriftReport(tuple(results), inventory.settings_source.file)
+    render_drift: dict[str, Callable[[DriftReport], str]] = {
+        "text": drift_formats.drift_text,
+        **DRIFT_FORMATS,
+    }
+    if fmt == "text":
+        click.echo(drift_formats.drift_text(report, run.style), nl=False)
+    else:
+        click.echo(render_drift[fmt](report), nl=False)
+    for out_fmt, path in outputs:
+        write_report(path, render_drift[out_fmt](report))
+        run.info(f"Wrote the {out_fmt} report to {path}")
+    report_failures(failures)
+    if failures:
+        return EXIT_ERROR
+    return EXIT_CHANGES if report.at_least(Severity.parse(fail_on)) else EXIT_OK

@@ -1,0 +1,129 @@
+"""import: write specs for existing keys so the next apply adopts them."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import click
+
+from reconciler import aws
+from reconciler.commands.common import (
+    Run,
+    common_options,
+    each_target,
+    load,
+    observe,
+    path_argument,
+    report_failures,
+)
+from reconciler.drift import ignored_unreadable, is_ignored
+from reconciler.errors import (
+    EXIT_OK,
+    AwsError,
+    InputError,
+    Problem,
+)
+from reconciler.importer import plan_imports
+from reconciler.state import (
+    DesiredTarget,
+    ObservedKey,
+    ObservedTarget,
+    TargetInfo,
+    is_lock_anchor,
+)
+
+
+@click.command("import")
+@path_argument
+@click.option(
+    "--key-id",
+    "key_ids",
+    multiple=True,
+    metavar="ID",
+    help="Import this key (key ID, key ARN or alias; repeatable).",
+)
+@click.option("--all-unmanaged", is_flag=True, help="Import every unmanaged, unignored key.")
+@common_options
+def import_(run: Run, key_ids: tuple[str, ...], all_unmanaged: bool) -> int:
+    """Write specs for existing keys so the next apply adopts them without change."""
+    if not key_ids and not all_unmanaged:
+        raise InputError(Problem("give --key-id ID (repeatable) or --all-unmanaged"))
+    inventory, desired = load(run)
+
+    def one(dt: DesiredTarget) -> ObservedTarget:
+        conn = aws.connect(dt.target, run.aws)
+        # import writes no grants: no ListGrants
+        return observe(run, dt, conn, wanted=key_ids, details_for_all=all_unmanaged, grants=False)
+
+    observed_targets, failures = each_target(desired, one)
+    if failures:
+        report_failures(failures)
+        raise AwsError("import needs every selected target; nothing was written")
+    identity = inventory.settings.identity_tag
+    candidates: list[tuple[TargetInfo, ObservedKey]] = []
+    for ref in key_ids:
+        found = [
+            (o.target, key)
+            for o in observed_targets
+            for key in o.keys
+            if key.key_id == ref.rsplit("/", 1)[-1] or ref in key.aliases
+        ]
+        if not found:
+            raise InputError(
+                Problem(f"no customer key {ref} in the selected targets", field="--key-id")
+            )
+        candidates.extend(found)
+    if all_unmanaged:
+        candidates += [
+            (o.target, key)
+            for o in observed_targets
+            for key in o.keys
+            if identity not in key.tags
+            and not is_lock_anchor(key)
+            and not is_ignored(key, inventory.settings.ignore)
+            and (o.target, key) not in candidates
+        ]
+    taken = {k.spec.name for k in inventory.keys}
+    adopted = {
+        (o.target.name, resolved): dk.name
+        for dt, o in zip(desired, observed_targets, strict=True)
+        for dk in dt.keys
+        if dk.adopt
+        for resolved in [o.aliases.get(dk.adopt) or dk.adopt.rsplit("/", 1)[-1]]
+    }
+    imported, skipped = plan_imports(candidates, identity, taken, date.today().isoformat(), adopted)
+    if key_ids and skipped:
+        raise InputError(
+            [Problem(f"cannot import {s.key_id} ({s.target}): {s.reason}") for s in skipped]
+        )
+    for item in imported:
+        for rel, _ in item.files:
+            path = run.path / rel
+            if path.exists():
+                raise InputError(Problem(f"{path} already exists; nothing was overwritten"))
+    for item in imported:
+        for rel, text in item.files:
+            path = run.path / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        click.echo(
+            f"imported {item.key_id} ({item.target}) as '{item.name}': "
+            f"{run.path / item.spec_path}, {run.path / item.policy_path}"
+        )
+    for s in skipped:
+        click.echo(f"skipped {s.key_id} ({s.target}): {s.reason}")
+    if all_unmanaged:
+        for o in observed_targets:
+            not_ours = ignored_unreadable(o, inventory.settings.ignore)
+            for key_id, error in sorted(o.unreadable.items()):
+                if key_id not in not_ours:
+                    click.echo(
+                        f"warning: skipped {key_id} ({o.target.name}): it could not be read "
+                        f"({error})",
+                        err=True,
+                    )
+    click.echo(
+        f"Imported {len(imported)} key(s). Review the files, then run 'kms-reconciler plan': "
+        "it adopts each key (adds the identity tag) and changes nothing else."
+    )
+    return EXIT_OK

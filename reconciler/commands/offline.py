@@ -1,0 +1,151 @@
+"""The commands that never reach AWS: validate, render, targets, permissions."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from reconciler import permissions
+from reconciler.commands.common import (
+    Run,
+    common_options,
+    load,
+    path_argument,
+)
+from reconciler.desired import build_desired, select_targets
+from reconciler.errors import (
+    EXIT_OK,
+    InputError,
+    Problem,
+)
+from reconciler.loader import load_inventory
+
+
+@click.command()
+@path_argument
+@common_options
+def validate(run: Run) -> int:
+    """Check specs, templates and policies offline. Reports every problem at once."""
+    inventory, desired = load(run)
+    keys = sum(len(d.keys) for d in desired)
+    click.echo(
+        f"{run.path}: valid. {len(inventory.keys)} key spec(s), {keys} key(s) "
+        f"across {len(desired)} target(s), every policy rendered."
+    )
+    return EXIT_OK
+
+
+@click.command()
+@path_argument
+@click.option("--key", "keys", multiple=True, help="Only this key (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@common_options
+def render(run: Run, keys: tuple[str, ...], fmt: str) -> int:
+    """Show the desired state and rendered policies, offline."""
+    inventory = load_inventory(run.path)
+    targets = select_targets(inventory, run.target_names)
+    known = {k.spec.name for k in inventory.keys}
+    for name in keys:
+        if name not in known:
+            raise InputError(Problem(f"no key named '{name}' in {run.path}", field="--key"))
+    desired = build_desired(inventory, targets, key_names=keys)
+    documents = []
+    for dt in desired:
+        for dk in dt.keys:
+            s = dk.state
+            documents.append(
+                {
+                    "target": dt.target.name,
+                    "account_id": dt.target.account_id,
+                    "region": dt.target.region,
+                    "name": s.name,
+                    "source": f"{dk.source.file}:{dk.source.line}",
+                    "description": s.description,
+                    "key_spec": s.key_spec,
+                    "key_usage": s.key_usage,
+                    "origin": s.origin,
+                    "multi_region": s.multi_region,
+                    "enabled": s.enabled,
+                    "rotation": {
+                        "enabled": s.rotation_enabled,
+                        "period_days": s.rotation_period_days,
+                    },
+                    "aliases": sorted(s.aliases),
+                    "tags": dict(s.tags),
+                    "deletion_window_days": dk.deletion_window_days,
+                    "deletion_protection": s.deletion_protection,
+                    "grants": {g.name: g.text for g in s.grants or ()},
+                    "grants_purge": dk.grants_purge,
+                    "policy_source": dk.source.policy_origin,
+                    "policy": s.policy,
+                }
+            )
+    if fmt == "json":
+        click.echo(json.dumps({"format_version": 1, "keys": documents}, indent=2))
+        return EXIT_OK
+    for doc in documents:
+        policy = doc.pop("policy")
+        click.echo(run.style(f"# {doc['target']} / {doc['name']}  ({doc.pop('source')})", "bold"))
+        for field_name, value in doc.items():
+            if field_name not in ("target", "name"):
+                click.echo(f"{field_name}: {json.dumps(value)}")
+        click.echo("policy:")
+        click.echo(json.dumps(policy, indent=2))
+        click.echo("")
+    return EXIT_OK
+
+
+@click.command()
+@path_argument
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github-matrix"]),
+    default="text",
+)
+@common_options
+def targets(run: Run, fmt: str) -> int:
+    """List the inventory's targets (github-matrix: JSON for a strategy.matrix)."""
+    inventory = load_inventory(run.path)
+    chosen = select_targets(inventory, run.target_names)
+    if run.region:
+        chosen = [t for t in chosen if t.region == run.region]
+    rows = [
+        {
+            "target": t.name,
+            "account_id": t.account_id,
+            "region": t.region,
+            "role_arn": t.role_arn,
+            "plan_role_arn": t.plan_role_chain[-1] if t.plan_role_chain else t.role_arn,
+        }
+        for t in chosen
+    ]
+    if fmt == "json":
+        click.echo(json.dumps({"format_version": 1, "targets": rows}, indent=2))
+    elif fmt == "github-matrix":
+        click.echo(json.dumps({"include": rows}, separators=(",", ":")))
+    else:
+        for row in rows:
+            click.echo(f"{row['target']}\t{row['account_id']}\t{row['region']}")
+    return EXIT_OK
+
+
+@click.command("permissions")
+@path_argument
+@click.option(
+    "--for",
+    "command",
+    type=click.Choice(sorted(permissions.COMMANDS)),
+    default="apply",
+    show_default=True,
+    help="The command whose role the policy is for: plan, drift, import and review read "
+    "(plan_role_arn); apply, rotate and force-unlock write (role_arn).",
+)
+@common_options
+def permissions_(run: Run, command: str) -> int:
+    """Print the least IAM policy (JSON) a command's role needs in the selected targets."""
+    _, desired = load(run)
+    accounts = [(dt.target.partition, dt.target.account_id) for dt in desired]
+    click.echo(json.dumps(permissions.policy(command, accounts), indent=2))
+    return EXIT_OK

@@ -1,0 +1,123 @@
+"""plan: observe every target and show what apply would change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reconciler import aws, formatters
+from reconciler.aws import (
+    Connection,
+)
+from reconciler.commands.common import (
+    Failures,
+    Locks,
+    Run,
+    common_options,
+    each_target,
+    load,
+    observe,
+    path_argument,
+    report_failures,
+)
+from reconciler.drift import ignored_unreadable
+from reconciler.errors import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+)
+from reconciler.plan import Plan, TargetPlan
+from reconciler.planner import PlanOptions, make_plan
+from reconciler.state import (
+    DesiredTarget,
+)
+
+
+def make_plans(
+    run: Run, allow_destroy: bool, rotation_history: bool = False, locks: Locks | None = None
+) -> tuple[Plan, dict[str, Connection], Failures]:
+    """Connect to, observe and plan every selected target, side by side; with ``locks``,
+    each target's apply lock is taken before it is read."""
+    inventory, desired = load(run)
+
+    def one(dt: DesiredTarget) -> tuple[TargetPlan, Connection]:
+        conn = aws.connect(dt.target, run.aws, write=locks is not None)
+        own = locks.take(conn) if locks is not None else ""
+        observed = observe(
+            run,
+            dt,
+            conn,
+            grants_for=dt.grants_needed,
+            rotation_history=rotation_history,
+            own_lock=own,
+        )
+        options = PlanOptions(
+            allow_destroy=allow_destroy,
+            not_ours=ignored_unreadable(observed, inventory.settings.ignore),
+        )
+        return make_plan(dt, observed, options), conn
+
+    results, failures = each_target(desired, one)
+    plan = Plan(
+        targets=tuple(tp for tp, _ in results),
+        allow_destroy=allow_destroy,
+        inventory=str(run.path),
+        identity_tag=inventory.settings.identity_tag,
+    )
+    return plan, {tp.target.name: conn for tp, conn in results}, failures
+
+
+@click.command()
+@path_argument
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan as JSON."
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there are no changes, 2 when there are, 1 on error.",
+)
+@click.option(
+    "--allow-destroy",
+    is_flag=True,
+    help="Plan deletion of keys no spec declares (otherwise they are reported as orphaned).",
+)
+@click.option(
+    "--rotation-history",
+    is_flag=True,
+    help="Also read each rotating key's rotations (ListKeyRotations, paced at 100/s) and show "
+    "the last and next rotation and the on-demand count.",
+)
+@common_options
+def plan(
+    run: Run,
+    out: Path | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    allow_destroy: bool,
+    rotation_history: bool,
+) -> int:
+    """Show what apply would change, without changing anything."""
+    the_plan, _, failures = make_plans(run, allow_destroy, rotation_history)
+    if the_plan.targets:  # a run where every target failed has no plan to show
+        _print_plan(run, the_plan, fmt, rotation=rotation_history)
+    report_failures(failures)
+    if failures:
+        if out is not None:
+            run.info(f"Not saving {out}: a plan that leaves out a failed target is incomplete.")
+        return EXIT_ERROR
+    if out is not None:
+        out.write_text(formatters.plan_json(the_plan), encoding="utf-8")
+        run.info(f"Saved the plan to {out}; apply it with: kms-reconciler apply --plan {out}")
+    if detailed_exitcode and the_plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _print_plan(run: Run, the_plan: Plan, fmt: str, *, rotation: bool = False) -> None:
+    if fmt == "text":
+        click.echo(formatters.plan_text(the_plan, run.style, rotation=rotation), nl=False)
+    else:
+        click.echo(formatters.PLAN_FORMATS[fmt](the_plan), nl=False)
