@@ -89,12 +89,6 @@ class ApplyResult:
         return not self.failed and not self.interrupted
 
 
-# After CreateKey's outcome is unknown: how many times to look for the key by its
-# identity tag (with backoff, as KMS lists a new key within seconds) before creating it.
-FIND_AFTER_AMBIGUOUS_CREATE = 4
-CREATE_KEY_SENDS = 3
-
-
 @dataclass(frozen=True)
 class Call:
     """What a handler needs to make one operation's KMS call."""
@@ -111,25 +105,24 @@ Handler = Callable[[Call], str | None]
 
 
 def _create_key(c: Call) -> str:
-    """CreateKey, never resent after an ambiguous failure: the key it may have made carries
-    the identity tag (set by CreateKey itself), so look for it first."""
-    reason = ""
-    for _ in range(CREATE_KEY_SENDS):
-        try:
-            meta = c.api.call("CreateKey", resend=False, **c.op.params)["KeyMetadata"]
-            return str(meta["KeyId"])
-        except AmbiguousOutcome as exc:
-            reason = exc.reason
-        for attempt in range(FIND_AFTER_AMBIGUOUS_CREATE):
-            found = c.finder.find(c.api, c.op.key)
-            if found:
-                return found
-            c.sleep(min(4.0, 0.5 * 2**attempt))
-    raise AmbiguousOutcome(
-        "CreateKey",
-        f"{reason} {CREATE_KEY_SENDS} times; no key tagged {c.finder.identity_tag}="
-        f"{c.op.key} was found. Run apply again: it finds the key if KMS made it",
-    )
+    """CreateKey, never resent after an ambiguous failure. The key it may have made carries
+    the identity tag (set by CreateKey itself): the target is read for it, and the apply
+    continues with it. When none is listed after a few seconds the operation fails and is
+    not sent again: KMS can take minutes to list a new key, and a second CreateKey would
+    give the name two keys. The next apply plans from what KMS lists then."""
+    try:
+        meta = c.api.call("CreateKey", resend=False, **c.op.params)["KeyMetadata"]
+        return str(meta["KeyId"])
+    except AmbiguousOutcome as exc:
+        found = c.finder.find_settled(c.api, c.op.key, c.sleep)
+        if found:
+            return found
+        raise AmbiguousOutcome(
+            "CreateKey",
+            f"{exc.reason}, and no key tagged {c.finder.identity_tag}={c.op.key} is listed "
+            "yet; it is not sent again (that could make a second key). Run apply again in a "
+            "minute: it finds the key if KMS made it, or creates it",
+        ) from None
 
 
 def _resolved(c: Call, exc: botocore.exceptions.ClientError, codes: tuple[str, ...]) -> bool:

@@ -117,11 +117,7 @@ def holder_of(caller_arn: str) -> str:
 def inspect(api: KmsApi, target: str) -> LockStatus | None:
     """The lock when it is held (ListAliases, then the anchor's tags), else None."""
     try:
-        aliases = _aliases(api)
-        if catalog.LOCK_ALIAS not in aliases:
-            return None
-        anchor = aliases[catalog.LOCK_ALIAS] or ""
-        return LockStatus.of(anchor, _tags(api, anchor)) if anchor else LockStatus("")
+        return _held(api)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         raise AwsError(
             f"target '{target}': cannot read the apply lock: {error_message(exc)}"
@@ -141,28 +137,41 @@ def acquire(
     holds it; then ``LockHeldError`` names the holder."""
     clock = clock or Clock()
     try:
-        anchor = _ensure_anchor(api, clock)
         lock_id = str(uuid.uuid4())
         deadline = clock.monotonic() + timeout
         waited = False
+        first = _aliases(api)
+        aliases: dict[str, str | None] | None = first
+        anchor: str | None = None
+        lost = 0
         while True:
-            if _create_lock_alias(api, anchor, clock):
-                since = clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
-                api.call(
-                    "TagResource",
-                    KeyId=anchor,
-                    Tags=[
-                        {"TagKey": catalog.LOCK_ID_TAG, "TagValue": lock_id},
-                        {"TagKey": catalog.LOCK_HOLDER_TAG, "TagValue": holder},
-                        {"TagKey": catalog.LOCK_SINCE_TAG, "TagValue": since},
-                    ],
-                )
-                status = _status(api, anchor)
-                if status is not None and status.lock_id == lock_id:
-                    return Lock(api, target, anchor, lock_id, holder, clock)
-            status = _status(api, anchor)
+            # Read first: a held lock is refused (or waited for) without a single write.
+            status = _held(api, aliases)
+            aliases = None
             if status is None:
-                continue  # released meanwhile: try again at once
+                anchor = anchor or _ensure_anchor(api, clock, first)
+                made = _create_lock_alias(api, anchor, clock)
+                if made is None:  # lost before it took effect: nobody holds it
+                    lost += 1
+                    if lost >= api.max_attempts:
+                        raise AmbiguousOutcome("CreateAlias", f"{lost} lost requests")
+                    continue
+                if made:
+                    since = clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+                    api.call(
+                        "TagResource",
+                        KeyId=anchor,
+                        Tags=[
+                            {"TagKey": catalog.LOCK_ID_TAG, "TagValue": lock_id},
+                            {"TagKey": catalog.LOCK_HOLDER_TAG, "TagValue": holder},
+                            {"TagKey": catalog.LOCK_SINCE_TAG, "TagValue": since},
+                        ],
+                    )
+                    status = _status(api, anchor)
+                    if status is not None and status.lock_id == lock_id:
+                        return Lock(api, target, anchor, lock_id, holder, clock)
+                # Taken by another run since the read; the alias may not be listed yet.
+                status = _held(api) or LockStatus("")
             remaining = deadline - clock.monotonic()
             if remaining <= 0:
                 raise LockHeldError(_held_message(target, status, timeout))
@@ -229,6 +238,23 @@ def _tags(api: KmsApi, key_id: str) -> dict[str, str]:
     return {t["TagKey"]: t["TagValue"] for t in tags}
 
 
+def _held(api: KmsApi, aliases: dict[str, str | None] | None = None) -> LockStatus | None:
+    """The lock when it is held, read from the lock alias itself (whatever key it points
+    at: the anchor, or a key someone aliased by hand), else None."""
+    aliases = _aliases(api) if aliases is None else aliases
+    if catalog.LOCK_ALIAS not in aliases:
+        return None
+    key_id = aliases[catalog.LOCK_ALIAS] or ""
+    if not key_id:
+        return LockStatus("")
+    try:
+        return LockStatus.of(key_id, _tags(api, key_id))
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) in ("AccessDeniedException", "NotFoundException"):
+            return LockStatus(key_id)  # held; by whom cannot be read
+        raise
+
+
 def _status(api: KmsApi, anchor: str) -> LockStatus | None:
     """The lock's state, read through the anchor's aliases (one call) and tags."""
     if catalog.LOCK_ALIAS not in _aliases(api, anchor):
@@ -236,9 +262,9 @@ def _status(api: KmsApi, anchor: str) -> LockStatus | None:
     return LockStatus.of(anchor, _tags(api, anchor))
 
 
-def _ensure_anchor(api: KmsApi, clock: Clock) -> str:
+def _ensure_anchor(api: KmsApi, clock: Clock, aliases: dict[str, str | None] | None = None) -> str:
     """The anchor key's ID, made (once per account and Region) when there is none."""
-    anchor = _aliases(api).get(catalog.LOCK_ANCHOR_ALIAS)
+    anchor = (_aliases(api) if aliases is None else aliases).get(catalog.LOCK_ANCHOR_ALIAS)
     if anchor:
         return anchor
     key_id = _create_anchor(api, clock)
@@ -263,18 +289,18 @@ def _create_anchor(api: KmsApi, clock: Clock) -> str:
     }
     try:
         return str(api.call("CreateKey", resend=False, **params)["KeyMetadata"]["KeyId"])
-    except AmbiguousOutcome:
-        finder = KeyFinder(catalog.LOCK_ANCHOR_TAG)
-        for attempt in range(4):
-            found = finder.find(api, "true")
-            if found:
-                return found
-            clock.sleep(min(4.0, 0.5 * 2**attempt))
-        return str(api.call("CreateKey", resend=False, **params)["KeyMetadata"]["KeyId"])
+    except AmbiguousOutcome as exc:  # never resent: look for the anchor it may have made
+        found = KeyFinder(catalog.LOCK_ANCHOR_TAG).find_settled(api, "true", clock.sleep)
+        if found:
+            return found
+        raise AmbiguousOutcome(
+            "CreateKey", f"{exc.reason} (the lock anchor); run again in a minute"
+        ) from None
 
 
-def _create_lock_alias(api: KmsApi, anchor: str, clock: Clock) -> bool:
-    """CreateAlias of the lock; True when this run made it."""
+def _create_lock_alias(api: KmsApi, anchor: str, clock: Clock) -> bool | None:
+    """CreateAlias of the lock: True when this run made it, False when another run holds
+    it, None when the request was lost before it took effect (nobody holds it)."""
     try:
         api.call("CreateAlias", resend=False, AliasName=catalog.LOCK_ALIAS, TargetKeyId=anchor)
         return True
@@ -283,19 +309,23 @@ def _create_lock_alias(api: KmsApi, anchor: str, clock: Clock) -> bool:
             return False
         raise
     except AmbiguousOutcome:
-        return _unclaimed_after_grace(api, anchor, clock)
+        whose = _after_lost_answer(api, anchor, clock)
+        return None if whose == "absent" else whose == "ours"
 
 
-def _unclaimed_after_grace(api: KmsApi, anchor: str, clock: Clock) -> bool:
-    """After a lost answer: whether the alias that exists now is this run's. A holder
-    records itself at once; an alias nobody records within GRACE seconds is ours."""
+def _after_lost_answer(api: KmsApi, anchor: str, clock: Clock) -> str:
+    """After a lost answer to this run's CreateAlias or DeleteAlias of the lock: whose the
+    lock is now, "ours", "theirs" or "absent". A holder records itself at once, so a lock
+    on our anchor that nobody records within GRACE seconds is ours."""
     deadline = clock.monotonic() + GRACE
     while True:
-        status = _status(api, anchor)
-        if status is None or status.lock_id:
-            return False  # not made by the lost request, or another run's
+        status = _held(api)
+        if status is None:
+            return "absent"
+        if status.anchor_id != anchor or status.lock_id:
+            return "theirs"
         if clock.monotonic() >= deadline:
-            return True
+            return "ours"
         clock.sleep(2.0)
 
 
@@ -312,5 +342,5 @@ def _delete_alias(api: KmsApi, anchor: str, clock: Clock) -> None:
                 return
             raise
         except AmbiguousOutcome:
-            if not _unclaimed_after_grace(api, anchor, clock):
+            if _after_lost_answer(api, anchor, clock) != "ours":
                 return

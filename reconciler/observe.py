@@ -527,6 +527,9 @@ class KeyFinder:
     (ListKeys, then ListResourceTags per new key ID): the fallback when CreateKey's outcome
     is unknown. One per apply of a target, shared by its threads."""
 
+    # KMS lists a new key within seconds, typically; look that long before concluding.
+    SETTLE_READS = 4  # after 0, 0.5, 1.5 and 3.5 s, then a last wait of 4 s: 7.5 s in all
+
     def __init__(self, identity_tag: str) -> None:
         self.identity_tag = identity_tag
         self._seen: dict[str, str | None] = {}  # key ID -> its identity tag value
@@ -548,3 +551,12 @@ class KeyFinder:
                 self._seen[key_id] = values.get(self.identity_tag)
             found = sorted(k for k in listed if self._seen.get(k) == name)
         return found[0] if found else None
+
+    def find_settled(self, api: KmsApi, name: str, sleep: Callable[[float], None]) -> str | None:
+        """``find``, read again with backoff while KMS may not list the key yet."""
+        for attempt in range(self.SETTLE_READS):
+            found = self.find(api, name)
+            if found:
+                return found
+            sleep(min(4.0, 0.5 * 2**attempt))
+        return None

@@ -144,6 +144,22 @@ def test_waiting_ends_after_the_timeout(kms: Faulty) -> None:
     assert clock.t == pytest.approx(12)
 
 
+def test_a_lock_made_by_hand_on_another_key_is_refused_without_a_write(kms: Faulty) -> None:
+    other = kms.client.create_key()["KeyMetadata"]["KeyId"]
+    kms.client.create_alias(AliasName=catalog.LOCK_ALIAS, TargetKeyId=other)
+    kms.sent.clear()
+    clock = FakeClock()
+    with pytest.raises(LockHeldError, match="has not recorded itself"):
+        acquire(api(kms), "prod", "me", 20, clock=clock)
+    assert clock.t == pytest.approx(20)  # waited the timeout, polling, not spinning
+    assert {"CreateAlias", "CreateKey", "TagResource"}.isdisjoint(kms.sent)  # no write
+    assert len([s for s in kms.sent if s == "ListAliases"]) <= 6
+    status = inspect(api(kms), "prod")
+    assert status is not None and status.anchor_id == other
+    assert force_unlock(api(kms), "prod", None) is not None
+    acquire(api(kms), "prod", "me", clock=FakeClock()).release()
+
+
 def test_force_unlock_clears_only_the_named_lock(kms: Faulty) -> None:
     assert force_unlock(api(kms), "prod", None) is None  # nothing held
     lock = acquire(api(kms), "prod", "dead-run", clock=FakeClock())
