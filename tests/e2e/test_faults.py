@@ -179,7 +179,7 @@ def converge_under_faults(
         runs.append(applied)
         # Never two keys for one name, at any point (a later plan could not go on).
         found = duplicates(kms, IDENTITY_TAG)
-        assert found == {}, f"duplicate identities {found} after run {len(runs)}; {figures()}\n{applied}"
+        assert found == {}, f"duplicates {found} after run {len(runs)}; {figures()}\n{applied}"
         if applied.returncode == 0:
             break
     faults.set_plan(None)
