@@ -286,25 +286,31 @@ def test_injector_answers_each_fault_kind(
 # -- a denied tag read never makes a managed key look unmanaged ---------------------------
 
 
+# delta has no alias: nothing but its identity tag tells that it is ours.
+DELTA: dict[str, Any] = {"name": "delta", "description": "Delta key, no alias"}
+
+
+@pytest.mark.parametrize("denied", ["alpha", "delta"])
 @pytest.mark.parametrize("command", ["plan", "apply"])
 def test_denied_tag_read_stops_plan_and_apply(
     command: str,
+    denied: str,
     converge: Converge,
     faults: FaultInjector,
     run_cli: RunCli,
     server: MotoServer,
     kms: Any,
 ) -> None:
-    ids = converge([ALPHA, BETA])
-    faults.deny("ListResourceTags", ids["alpha"])
+    ids = converge([ALPHA, BETA, DELTA])
+    faults.deny("ListResourceTags", ids[denied])
 
     args = ("plan", "--detailed-exitcode") if command == "plan" else ("apply", "--auto-approve")
     result = run_cli(*args)
 
     assert result.returncode == 1, result
-    assert ids["alpha"] in result.stderr, result
+    assert ids[denied] in result.stderr, result
     assert "kms:ListResourceTags" in result.stderr, result
     assert "Traceback" not in result.stderr, result
     assert any(s.fault == "deny:AccessDeniedException" for s in faults.seen), faults.seen
     assert "CreateKey" not in server.kms_operations(), server.kms_operations()
-    assert identity_counts(kms, IDENTITY_TAG) == {"alpha": 1, "beta": 1}
+    assert identity_counts(kms, IDENTITY_TAG) == {"alpha": 1, "beta": 1, "delta": 1}
