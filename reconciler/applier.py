@@ -5,6 +5,14 @@ different keys run side by side (each key's own operations stay in order). The f
 failure stops the run: operations already started finish, nothing new starts, and the
 result says what was done, what failed and what did not run. Every operation is safe to
 repeat, and the identity tag is set by CreateKey itself, so a re-run converges.
+
+No write is blindly resent (see ``reconciler.aws``). CreateKey, which KMS cannot make
+idempotent, is never resent after an ambiguous failure: the applier reads the target for a
+key carrying the name's identity tag and continues with it, and sends CreateKey again only
+when reads over a settling window find none. A resent write whose error a repeat itself
+explains (AlreadyExists for CreateAlias and ReplicateKey, NotFound for DeleteAlias and
+RevokeGrant, the key state for CancelKeyDeletion and ScheduleKeyDeletion) is resolved by
+reading what KMS holds, not reported as a failure.
 """
 
 from __future__ import annotations
@@ -26,7 +34,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from reconciler.aws import NO_SETTLE, KmsApi, Settle, error_message
+from reconciler.aws import (
+    NO_SETTLE,
+    AmbiguousOutcome,
+    KmsApi,
+    Settle,
+    error_code,
+    error_message,
+    resent,
+)
+from reconciler.catalog import DEFAULT_IDENTITY_TAG
 from reconciler.plan import Operation, OpKind, TargetPlan
 
 # Right after CreateKey, KMS may not yet know the key everywhere (eventual consistency); a
@@ -69,37 +86,169 @@ class ApplyResult:
         return not self.failed
 
 
-Handler = Callable[[KmsApi, Operation, str | None, Settle], str | None]
+# After CreateKey's outcome is unknown: how many times to look for the key by its
+# identity tag (with backoff, as KMS lists a new key within seconds) before creating it.
+FIND_AFTER_AMBIGUOUS_CREATE = 4
+CREATE_KEY_SENDS = 3
 
 
-def _create_key(api: KmsApi, op: Operation, key_id: str | None, settle: Settle) -> str:
-    meta = api.call("CreateKey", **op.params)["KeyMetadata"]
-    return str(meta["KeyId"])
+class KeyFinder:
+    """Finds a key by its identity tag, reading only keys it has not read before
+    (ListKeys, then ListResourceTags per new key ID): the fallback when CreateKey's outcome
+    is unknown. One per apply of a target, shared by its threads."""
+
+    def __init__(self, identity_tag: str) -> None:
+        self.identity_tag = identity_tag
+        self._seen: dict[str, str | None] = {}  # key ID -> its identity tag value
+        self._lock = threading.Lock()
+
+    def find(self, api: KmsApi, name: str) -> str | None:
+        with self._lock:
+            listed = [k["KeyId"] for k in api.paginate("ListKeys", "Keys", Limit=1000)]
+            for key_id in listed:
+                if key_id in self._seen:
+                    continue
+                try:
+                    tags = api.paginate("ListResourceTags", "Tags", KeyId=key_id, Limit=50)
+                except botocore.exceptions.ClientError as exc:
+                    if error_code(exc) == "NotFoundException":
+                        continue
+                    raise  # a key we cannot read may be this one: never guess
+                values = {t["TagKey"]: t["TagValue"] for t in tags}
+                self._seen[key_id] = values.get(self.identity_tag)
+            found = sorted(k for k in listed if self._seen.get(k) == name)
+        return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a handler needs to make one operation's KMS call."""
+
+    api: KmsApi
+    op: Operation
+    key_id: str | None
+    settle: Settle = NO_SETTLE
+    finder: KeyFinder = field(default_factory=lambda: KeyFinder(DEFAULT_IDENTITY_TAG))
+    sleep: Callable[[float], None] = time.sleep
+
+
+Handler = Callable[[Call], str | None]
+
+
+def _create_key(c: Call) -> str:
+    """CreateKey, never resent after an ambiguous failure: the key it may have made carries
+    the identity tag (set by CreateKey itself), so look for it first."""
+    reason = ""
+    for _ in range(CREATE_KEY_SENDS):
+        try:
+            meta = c.api.call("CreateKey", resend=False, **c.op.params)["KeyMetadata"]
+            return str(meta["KeyId"])
+        except AmbiguousOutcome as exc:
+            reason = exc.reason
+        for attempt in range(FIND_AFTER_AMBIGUOUS_CREATE):
+            found = c.finder.find(c.api, c.op.key)
+            if found:
+                return found
+            c.sleep(min(4.0, 0.5 * 2**attempt))
+    raise AmbiguousOutcome(
+        "CreateKey",
+        f"{reason} {CREATE_KEY_SENDS} times; no key tagged {c.finder.identity_tag}="
+        f"{c.op.key} was found. Run apply again: it finds the key if KMS made it",
+    )
+
+
+def _resolved(c: Call, exc: botocore.exceptions.ClientError, codes: tuple[str, ...]) -> bool:
+    """Whether ``exc`` answers a resend of a call that KMS may have executed already."""
+    return resent(exc) and error_code(exc) in codes
+
+
+def _key_state(c: Call, region_api: KmsApi | None = None) -> dict[str, Any]:
+    return dict((region_api or c.api).call("DescribeKey", KeyId=c.key_id)["KeyMetadata"])
 
 
 def _simple(api_name: str, *, with_target: bool = False) -> Handler:
-    """A call that takes the key ID (as KeyId, or TargetKeyId for aliases) plus the params."""
+    """A call that takes the key ID (as KeyId, or TargetKeyId for aliases) plus the params.
+    It is idempotent: a resend after an ambiguous failure is harmless."""
 
-    def handler(api: KmsApi, op: Operation, key_id: str | None, settle: Settle) -> None:
-        params = dict(op.params)
-        params["TargetKeyId" if with_target else "KeyId"] = key_id
-        api.call(api_name, settle=settle, **params)
+    def handler(c: Call) -> None:
+        params = dict(c.op.params)
+        params["TargetKeyId" if with_target else "KeyId"] = c.key_id
+        c.api.call(api_name, settle=c.settle, **params)
 
     return handler
 
 
-def _replicate_key(api: KmsApi, op: Operation, key_id: str | None, settle: Settle) -> None:
+def _create_alias(c: Call) -> None:
+    """CreateAlias; AlreadyExists after a resend is fine when the alias points at the key."""
+    name = c.op.params["AliasName"]
+    try:
+        c.api.call("CreateAlias", settle=c.settle, TargetKeyId=c.key_id, **c.op.params)
+    except botocore.exceptions.ClientError as exc:
+        if not _resolved(c, exc, ("AlreadyExistsException",)):
+            raise
+        aliases = c.api.paginate("ListAliases", "Aliases", KeyId=c.key_id, Limit=100)
+        if not any(a.get("AliasName") == name for a in aliases):
+            raise
+
+
+def _replicate_key(c: Call) -> None:
     """ReplicateKey, sent to the primary's Region (``op.region``); ReplicaRegion names the
-    new replica's."""
-    api.call("ReplicateKey", settle=settle, KeyId=key_id, **op.params)
+    new replica's. AlreadyExists after a resend: the first attempt made the replica."""
+    try:
+        c.api.call("ReplicateKey", settle=c.settle, KeyId=c.key_id, **c.op.params)
+    except botocore.exceptions.ClientError as exc:
+        if not _resolved(c, exc, ("AlreadyExistsException",)):
+            raise
 
 
-def _delete_alias(api: KmsApi, op: Operation, key_id: str | None, settle: Settle) -> None:
-    api.call("DeleteAlias", **op.params)
+def _delete_alias(c: Call) -> None:
+    try:
+        c.api.call("DeleteAlias", **c.op.params)
+    except botocore.exceptions.ClientError as exc:
+        if not _resolved(c, exc, ("NotFoundException",)):
+            raise
 
 
-def _schedule_deletion(api: KmsApi, op: Operation, key_id: str | None, settle: Settle) -> None:
-    response = api.call("ScheduleKeyDeletion", KeyId=key_id, **op.params)
+def _revoke_grant(c: Call) -> None:
+    try:
+        c.api.call("RevokeGrant", KeyId=c.key_id, **c.op.params)
+    except botocore.exceptions.ClientError as exc:
+        if not _resolved(c, exc, ("NotFoundException", "InvalidGrantIdException")):
+            raise
+
+
+def _cancel_deletion(c: Call) -> None:
+    try:
+        c.api.call("CancelKeyDeletion", settle=c.settle, KeyId=c.key_id, **c.op.params)
+    except botocore.exceptions.ClientError as exc:
+        if not _resolved(c, exc, ("KMSInvalidStateException",)):
+            raise
+        if _key_state(c).get("KeyState") == "PendingDeletion":
+            raise
+
+
+def _update_primary_region(c: Call) -> None:
+    """UpdatePrimaryRegion (to the current primary's Region); after a resend, an error is
+    fine when the key in the new Region is the primary already."""
+    try:
+        c.api.call("UpdatePrimaryRegion", settle=c.settle, KeyId=c.key_id, **c.op.params)
+    except botocore.exceptions.ClientError as exc:
+        if not resent(exc):
+            raise
+        config = _key_state(c).get("MultiRegionConfiguration") or {}
+        if (config.get("PrimaryKey") or {}).get("Region") != c.op.params.get("PrimaryRegion"):
+            raise
+
+
+def _schedule_deletion(c: Call) -> None:
+    try:
+        response = c.api.call("ScheduleKeyDeletion", KeyId=c.key_id, **c.op.params)
+    except botocore.exceptions.ClientError as exc:
+        if not _resolved(c, exc, ("KMSInvalidStateException",)):
+            raise
+        response = _key_state(c)
+        if response.get("KeyState") != "PendingDeletion":
+            raise
     if not response.get("DeletionDate"):
         # Real KMS always answers with the date; a silent no-op must not pass as done.
         raise RuntimeError(
@@ -151,17 +300,19 @@ def _wrap(public_key_der: bytes, material: bytes) -> bytes:
     return public_key.encrypt(material, oaep)
 
 
-def _import_key_material(api: KmsApi, op: Operation, key_id: str | None, settle: Settle) -> None:
+def _import_key_material(c: Call) -> None:
     """GetParametersForImport, wrap the material locally, ImportKeyMaterial.
 
     The material and the wrapped bytes stay in this function: no error, log line or event
     carries them (an exception from the crypto library is replaced by one naming the source).
+    An error answering a resend is fine when the key is no longer waiting for material.
     """
+    api, op, key_id = c.api, c.op, c.key_id
     source = str(op.params["source"])
     material = read_key_material(source, str(op.params.get("root", ".")))
     params = api.call(
         "GetParametersForImport",
-        settle=settle,
+        settle=c.settle,
         KeyId=key_id,
         WrappingAlgorithm=WRAPPING_ALGORITHM,
         WrappingKeySpec=WRAPPING_KEY_SPEC,
@@ -185,6 +336,9 @@ def _import_key_material(api: KmsApi, op: Operation, key_id: str | None, settle:
         call["ValidTo"] = datetime.fromisoformat(str(op.params["ValidTo"]))
     try:
         api.call("ImportKeyMaterial", **call)
+    except botocore.exceptions.ClientError as exc:
+        if not resent(exc) or _key_state(c).get("KeyState") == "PendingImport":
+            raise
     except botocore.exceptions.ParamValidationError:
         # botocore's report quotes parameter values: it would show the wrapped material.
         raise KeyMaterialError(
@@ -192,23 +346,26 @@ def _import_key_material(api: KmsApi, op: Operation, key_id: str | None, settle:
         ) from None
 
 
+# One handler per operation; how each behaves when its first attempt's outcome is unknown
+# is said in its docstring (``_simple``: idempotent, resent as it is).
 HANDLERS: Mapping[OpKind, Handler] = {
-    OpKind.CANCEL_KEY_DELETION: _simple("CancelKeyDeletion"),
+    OpKind.CANCEL_KEY_DELETION: _cancel_deletion,
     OpKind.CREATE_KEY: _create_key,
     OpKind.IMPORT_KEY_MATERIAL: _import_key_material,
     OpKind.REPLICATE_KEY: _replicate_key,
     OpKind.ENABLE_KEY: _simple("EnableKey"),
-    OpKind.UPDATE_PRIMARY_REGION: _simple("UpdatePrimaryRegion"),
+    OpKind.UPDATE_PRIMARY_REGION: _update_primary_region,
     OpKind.UPDATE_KEY_DESCRIPTION: _simple("UpdateKeyDescription"),
     OpKind.PUT_KEY_POLICY: _simple("PutKeyPolicy"),
     OpKind.TAG_RESOURCE: _simple("TagResource"),
     OpKind.UNTAG_RESOURCE: _simple("UntagResource"),
     OpKind.ENABLE_KEY_ROTATION: _simple("EnableKeyRotation"),
     OpKind.DISABLE_KEY_ROTATION: _simple("DisableKeyRotation"),
-    OpKind.CREATE_ALIAS: _simple("CreateAlias", with_target=True),
+    OpKind.CREATE_ALIAS: _create_alias,
     OpKind.UPDATE_ALIAS: _simple("UpdateAlias", with_target=True),
     OpKind.CREATE_GRANT: _simple("CreateGrant"),
-    OpKind.REVOKE_GRANT: _simple("RevokeGrant"),
+    # CreateGrant with a Name is idempotent in KMS (same name and parameters: same grant).
+    OpKind.REVOKE_GRANT: _revoke_grant,
     OpKind.DISABLE_KEY: _simple("DisableKey"),
     OpKind.DELETE_ALIAS: _delete_alias,
     OpKind.SCHEDULE_KEY_DELETION: _schedule_deletion,
@@ -216,8 +373,9 @@ HANDLERS: Mapping[OpKind, Handler] = {
 
 
 def rotate_now(api: KmsApi, key_id: str) -> None:
-    """Start an on-demand rotation of the key material (RotateKeyOnDemand, bare key ID)."""
-    api.call("RotateKeyOnDemand", KeyId=key_id)
+    """Start an on-demand rotation of the key material (RotateKeyOnDemand, bare key ID).
+    Never resent after an ambiguous failure: each call is a rotation, and KMS caps them."""
+    api.call("RotateKeyOnDemand", resend=False, KeyId=key_id)
 
 
 def describe_call(op: Operation, key_id: str | None) -> str:
@@ -250,10 +408,13 @@ def apply_target(
     on_event: Callable[[OpEvent], None] = lambda e: None,
     workers: int = 8,
     regional: Callable[[str], KmsApi] | None = None,
+    identity_tag: str = DEFAULT_IDENTITY_TAG,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> ApplyResult:
     """Execute a target's operations in plan order; stop at the first failure.
 
     An operation with a ``region`` goes to that Region's client (``regional``)."""
+    finder = KeyFinder(identity_tag)
     result = ApplyResult(plan.target.name)
     started = time.monotonic()
     apis: dict[str | None, KmsApi] = {None: api}
@@ -282,9 +443,13 @@ def apply_target(
             on_event(OpEvent("started", op, key_id))
             t0 = time.monotonic()
             try:
-                new_id = HANDLERS[op.kind](api_for(op.region), op, key_id, settle)
+                call = Call(api_for(op.region), op, key_id, settle, finder, sleep)
+                new_id = HANDLERS[op.kind](call)
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
                 _fail(op, key_id, error_message(exc), t0)
+                return
+            except AmbiguousOutcome as exc:
+                _fail(op, key_id, str(exc), t0)
                 return
             except Exception as exc:  # a fake or a crash: report it, never hide it
                 _fail(op, key_id, f"{type(exc).__name__}: {exc}", t0)

@@ -1,8 +1,18 @@
 """The only place boto3 is configured: sessions, credentials, retries, pacing, sandbox.
 
-``KmsApi`` wraps one KMS client for one target. Every call goes through it, so every call
-is paced to the operation's request quota, retried on throttling with jittered backoff,
-and counted (plans and drift reports say how many calls they made).
+``KmsApi`` wraps one KMS client for one target. Every call goes through it, so every HTTP
+attempt is paced to the operation's request quota and counted (plans and drift reports say
+how many calls they made). There is one retry policy, this one: botocore's own retries are
+off (``total_max_attempts=1``), so no request is ever sent that the tool did not pace and
+count. Throttling, HTTP 5xx (a bare 503 from a proxy included) and dropped connections are
+retried with jittered backoff, up to ``AWS_MAX_ATTEMPTS`` attempts in all.
+
+A failure after which the request may have been executed (HTTP 5xx, a read timeout, a
+connection dropped after the request was sent) is *ambiguous*. A write that KMS cannot make
+idempotent (CreateKey, RotateKeyOnDemand) is never resent after one: ``call`` raises
+``AmbiguousOutcome`` and the caller reads KMS to learn what happened. Other writes are
+resent, and an error that a repeat itself causes (AlreadyExists, NotFound) carries
+``resent(exc)`` so the caller resolves it by reading, not by failing.
 """
 
 from __future__ import annotations
@@ -24,15 +34,14 @@ import botocore.exceptions
 from botocore.config import Config
 
 from reconciler import catalog
-from reconciler.errors import AccountMismatchError, AwsError
+from reconciler.errors import AccountMismatchError, AwsError, InputError, Problem
 from reconciler.state import TargetInfo
 
-RETRYABLE_CODES = frozenset(
+THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+RETRYABLE_CODES = THROTTLING_CODES | frozenset(
     {
-        "ThrottlingException",
-        "Throttling",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
         "KMSInternalException",
         "DependencyTimeoutException",
         "ServiceUnavailable",
@@ -40,6 +49,73 @@ RETRYABLE_CODES = frozenset(
         "InternalFailure",
     }
 )
+# Retries: total attempts per call (the first one included), as AWS_MAX_ATTEMPTS counts them
+# in botocore's standard mode; the modes botocore knows that this policy implements.
+DEFAULT_MAX_ATTEMPTS = 6
+MAX_ATTEMPTS_LIMIT = 20
+RETRY_MODES = ("standard", "adaptive")
+
+
+class AmbiguousOutcome(Exception):
+    """A write that must not be resent failed in a way that leaves its outcome unknown: KMS
+    may or may not have executed it (HTTP 5xx, a timeout, a dropped connection)."""
+
+    def __init__(self, operation: str, reason: str) -> None:
+        super().__init__(f"{operation}: outcome unknown after {reason}")
+        self.operation = operation
+        self.reason = reason
+
+
+_RESENT = "_kms_reconciler_resent"
+
+
+def resent(exc: BaseException) -> bool:
+    """True when ``exc`` answers a resent request after an attempt whose outcome is unknown:
+    an AlreadyExists or NotFound may then be the first attempt's own doing."""
+    return bool(getattr(exc, _RESENT, False))
+
+
+def ambiguous(exc: BaseException) -> bool:
+    """Whether the request may have been executed although the call failed."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return http_status(exc) >= 500
+    # Connection refused or never established: nothing was sent.
+    return isinstance(exc, botocore.exceptions.HTTPClientError)
+
+
+def http_status(exc: botocore.exceptions.ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def retry_settings(environ: Mapping[str, str]) -> int:
+    """``AWS_MAX_ATTEMPTS`` (total attempts per call) and ``AWS_RETRY_MODE``, honoured the
+    way botocore's standard mode reads them, or refused in one line."""
+    raw_mode = environ.get("AWS_RETRY_MODE", "").strip()
+    if raw_mode and raw_mode not in RETRY_MODES:
+        raise InputError(
+            Problem(
+                f"{raw_mode!r} is not supported: kms-reconciler retries in "
+                "standard mode with client-side quota pacing that backs off on throttling "
+                f"(adaptive); use one of {', '.join(RETRY_MODES)}, or unset it",
+                field="AWS_RETRY_MODE",
+            )
+        )
+    raw = environ.get("AWS_MAX_ATTEMPTS", "").strip()
+    if not raw:
+        return DEFAULT_MAX_ATTEMPTS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_ATTEMPTS_LIMIT:
+        raise InputError(
+            Problem(
+                f"must be a whole number from 1 to {MAX_ATTEMPTS_LIMIT} (attempts per call, "
+                f"the first one included), not {raw!r}",
+                field="AWS_MAX_ATTEMPTS",
+            )
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -54,12 +130,9 @@ class Settle:
 
 
 NO_SETTLE = Settle()
-NETWORK_ERRORS = (
-    botocore.exceptions.EndpointConnectionError,
-    botocore.exceptions.ConnectionClosedError,
-    botocore.exceptions.ReadTimeoutError,
-    botocore.exceptions.ConnectTimeoutError,
-)
+# Connection refused, connect timeout (nothing sent), and dropped connections or read
+# timeouts (maybe executed: see ``ambiguous``).
+NETWORK_ERRORS = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
 # Management quotas are shared with every other principal of the account: leave headroom.
 QUOTA_HEADROOM = 0.8
 
@@ -79,7 +152,12 @@ def error_message(exc: BaseException) -> str:
 
 
 class RateLimiter:
-    """Paces calls per operation (token bucket, burst of one second's worth)."""
+    """Paces calls per operation (token bucket, burst of one second's worth).
+
+    Adaptive: a throttled operation's rate is halved (down to a sixteenth of its quota) and
+    grows back by a twentieth of the quota with each call that is not throttled (AIMD),
+    since the quota is shared with every other caller in the account and Region.
+    """
 
     def __init__(
         self,
@@ -92,10 +170,30 @@ class RateLimiter:
         self.sleep = sleep
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._factor: dict[str, float] = {}
+
+    def throttled(self, operation: str) -> None:
+        with self._lock:
+            self._factor[operation] = max(1 / 16, self._factor.get(operation, 1.0) / 2)
+
+    def succeeded(self, operation: str) -> None:
+        if operation in self._factor:
+            with self._lock:
+                factor = self._factor.get(operation, 1.0) + 1 / 20
+                if factor >= 1.0:
+                    self._factor.pop(operation, None)
+                else:
+                    self._factor[operation] = factor
+
+    def rate(self, operation: str) -> float | None:
+        quota = self.quotas.get(operation)
+        if not quota or quota <= 0:
+            return None
+        return quota * self._factor.get(operation, 1.0)
 
     def acquire(self, operation: str) -> None:
-        rate = self.quotas.get(operation)
-        if not rate or rate <= 0:
+        rate = self.rate(operation)
+        if rate is None:
             return
         capacity = max(1.0, rate)  # a burst of up to one second's worth
         with self._lock:
@@ -120,17 +218,25 @@ class KmsApi:
 
     client: Any
     limiter: RateLimiter | None = None
-    max_attempts: int = 6
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     sleep: Callable[[float], None] = time.sleep
     calls: Counter[str] = field(default_factory=Counter)
+    # retries by "Operation (reason)", e.g. "CreateKey (ThrottlingException)"
+    retries: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def call(self, operation: str, *, settle: Settle = NO_SETTLE, **params: Any) -> Any:
-        """Call a KMS operation by its API name (``DescribeKey``) with retries: throttling
-        and network errors always, and ``settle.codes`` ``settle.attempts`` times."""
+    def call(
+        self, operation: str, *, settle: Settle = NO_SETTLE, resend: bool = True, **params: Any
+    ) -> Any:
+        """Call a KMS operation by its API name (``DescribeKey``). Every attempt is paced
+        and counted. Retried: throttling, HTTP 5xx and network errors (up to
+        ``max_attempts`` in all), and ``settle.codes`` ``settle.attempts`` times. With
+        ``resend=False`` an attempt whose outcome is unknown is not repeated:
+        ``AmbiguousOutcome`` is raised instead."""
         method = getattr(self.client, _snake(operation))
         attempt = 0
         settle_left = settle.attempts
+        maybe_executed = False
         while True:
             attempt += 1
             if self.limiter is not None:
@@ -138,20 +244,42 @@ class KmsApi:
             with self._lock:
                 self.calls[operation] += 1
             try:
-                return method(**params)
+                response = method(**params)
             except botocore.exceptions.ClientError as exc:
                 code = error_code(exc)
+                if maybe_executed:
+                    setattr(exc, _RESENT, True)
                 if code in settle.codes and settle_left > 0:
                     settle_left -= 1
+                    self._retried(operation, code)
                     self.sleep(_backoff(settle.attempts - settle_left))
                     attempt -= 1
                     continue
-                if code not in RETRYABLE_CODES or attempt >= self.max_attempts:
+                if code in THROTTLING_CODES and self.limiter is not None:
+                    self.limiter.throttled(operation)
+                if code not in RETRYABLE_CODES and http_status(exc) < 500:
                     raise
-            except NETWORK_ERRORS:
-                if attempt >= self.max_attempts:
-                    raise
+                reason = code or str(http_status(exc))
+                failure: Exception = exc
+            except NETWORK_ERRORS as exc:
+                reason = type(exc).__name__
+                failure = exc
+            else:
+                if self.limiter is not None:
+                    self.limiter.succeeded(operation)
+                return response
+            if ambiguous(failure):
+                if not resend:
+                    raise AmbiguousOutcome(operation, reason) from failure
+                maybe_executed = True
+            if attempt >= self.max_attempts:
+                raise failure
+            self._retried(operation, reason)
             self.sleep(_backoff(attempt))
+
+    def _retried(self, operation: str, reason: str) -> None:
+        with self._lock:
+            self.retries[f"{operation} ({reason})"] += 1
 
     def paginate(self, operation: str, items: str, **params: Any) -> list[Any]:
         """Every item of a KMS list operation, following ``NextMarker`` while ``Truncated``."""
@@ -195,7 +323,7 @@ class AwsOptions:
     quota_overrides: Mapping[str, float] = field(default_factory=dict)
     quota_scale: float = 1.0
     workers: int = 16
-    max_attempts: int = 6
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
 
 @dataclass
@@ -234,10 +362,29 @@ class Connection:
             out.update(api.calls)
         return out
 
+    @property
+    def retries(self) -> Counter[str]:
+        out = Counter(self.kms.retries)
+        for api in self._others.values():
+            out.update(api.retries)
+        return out
 
-def _client_config(options: AwsOptions) -> Config:
+
+def _client_config(options: AwsOptions, *, botocore_retries: bool = False) -> Config:
+    """The botocore configuration. KMS clients make one HTTP request per call (KmsApi
+    retries); STS, called a few times per run and not paced, uses botocore's standard mode
+    with the same number of attempts."""
+    if botocore_retries:
+        return Config(
+            retries={"total_max_attempts": options.max_attempts, "mode": "standard"},
+            connect_timeout=10,
+            read_timeout=60,
+            user_agent_extra="kms-reconciler",
+        )
     return Config(
-        retries={"max_attempts": 1, "mode": "standard"},  # KmsApi retries, visibly
+        # One HTTP request per botocore call: KmsApi retries, paced and counted. (botocore's
+        # "max_attempts" counts retries after the first attempt, so 1 would still retry.)
+        retries={"total_max_attempts": 1, "mode": "standard"},
         max_pool_connections=max(10, options.workers * 2),
         connect_timeout=10,
         read_timeout=60,
@@ -253,12 +400,13 @@ def connect(target: TargetInfo, options: AwsOptions) -> Connection:
     before any call to KMS.
     """
     config = _client_config(options)
+    sts_config = _client_config(options, botocore_retries=True)
     try:
         profile = None if options.sandbox else (target.profile or options.profile)
         session = boto3.Session(profile_name=profile, region_name=target.region)
         if not options.sandbox:
-            session = _assume_chain(session, target, config)
-        sts = session.client("sts", region_name=target.region, config=config)
+            session = _assume_chain(session, target, sts_config)
+        sts = session.client("sts", region_name=target.region, config=sts_config)
         if options.sandbox:
             _sandbox_hook(sts, target.account_id)
         identity = sts.get_caller_identity()

@@ -25,7 +25,14 @@ import click
 from reconciler import __version__, catalog, formatters, gitrefs
 from reconciler import rules as rules_module
 from reconciler.applier import ApplyResult, OpEvent, apply_target, describe_call, rotate_now
-from reconciler.aws import AwsOptions, Connection, connect, error_message, sandbox_session
+from reconciler.aws import (
+    AwsOptions,
+    Connection,
+    connect,
+    error_message,
+    retry_settings,
+    sandbox_session,
+)
 from reconciler.desired import build_desired, select_targets
 from reconciler.drift import DriftReport, TargetDrift, detect, is_ignored
 from reconciler.errors import (
@@ -130,21 +137,21 @@ def common_options(func: F) -> F:
         quiet: bool,
         **kwargs: Any,
     ) -> Any:
-        scale = _quota_scale()
-        run = Run(
-            path=Path(kwargs.pop("path", None) or "keyspecs"),
-            target_names=targets,
-            region=region,
-            aws=AwsOptions(
-                profile=profile,
-                endpoint_url=None if sandbox else endpoint_url,
-                sandbox=sandbox,
-                quota_scale=scale,
-            ),
-            colour=sys.stdout.isatty() if colour is None else colour,
-            verbosity=-1 if quiet else verbose,
-        )
         try:
+            run = Run(
+                path=Path(kwargs.pop("path", None) or "keyspecs"),
+                target_names=targets,
+                region=region,
+                aws=AwsOptions(
+                    profile=profile,
+                    endpoint_url=None if sandbox else endpoint_url,
+                    sandbox=sandbox,
+                    quota_scale=_quota_scale(),
+                    max_attempts=retry_settings(os.environ),
+                ),
+                colour=sys.stdout.isatty() if colour is None else colour,
+                verbosity=-1 if quiet else verbose,
+            )
             with sandbox_session() if sandbox else nullcontext():
                 code = func(run, *args, **kwargs)
         except ReconcilerError as exc:
@@ -161,7 +168,9 @@ def _quota_scale() -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise click.BadParameter(f"{QUOTA_SCALE_ENV}={raw!r} is not a number") from None
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise InputError(Problem(f"must be a positive number, not {raw!r}", field=QUOTA_SCALE_ENV))
     return value
 
 
@@ -170,7 +179,51 @@ path_argument = click.argument(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+DEBUG_ENV = "KMS_RECONCILER_DEBUG"
+
+
+class ExitCodeGroup(click.Group):
+    """click, with the tool's exit codes: a usage error (unknown option, bad choice, missing
+    argument) is an input error, exit 1 in one ``error:`` line; 2 means only "changes
+    present", "drift found" or "blocking findings" (click's own usage code is 2)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.exceptions.Abort:
+            click.echo("error: aborted; nothing was changed", err=True)
+            sys.exit(EXIT_ERROR)
+        except click.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+                click.echo(ctx.get_help(), err=True)  # no command given: the help
+            else:
+                click.echo(f"error: {_usage_line(exc)}", err=True)
+            sys.exit(EXIT_ERROR)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # a bug: one line, the traceback only on request
+            if os.environ.get(DEBUG_ENV):
+                raise
+            click.echo(
+                f"error: internal error: {type(exc).__name__}: {str(exc)[:300]} (set "
+                f"{DEBUG_ENV}=1 for the traceback, and please report it)",
+                err=True,
+            )
+            sys.exit(EXIT_ERROR)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _usage_line(exc: click.ClickException) -> str:
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return message
+    return f"{ctx.command_path}: {message} (see '{ctx.command_path} --help')"
+
+
+@click.group(cls=ExitCodeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kms-reconciler")
 def main() -> None:
     """Keep AWS KMS keys in git: validate, plan and apply key specs under keyspecs/."""
@@ -351,6 +404,7 @@ def _observe(
     if run.verbosity > 0:
         calls = ", ".join(f"{op} {n}" for op, n in sorted(observed.stats.items()))
         run.info(f"{desired.target.name}: calls by operation: {calls}")
+        _show_retries(run, desired.target.name, conn)
     return observed
 
 
@@ -921,7 +975,7 @@ def apply(
     for tp in the_plan.targets:
         if not tp.operations:
             continue
-        result = _apply_one(run, tp, connections[tp.target.name])
+        result = _apply_one(run, tp, connections[tp.target.name], the_plan.identity_tag)
         results.append(result)  # a failed target does not stop the others: accounts differ
     if failures or any(not r.ok for r in results):
         _report_failure(run, the_plan, results, failures)
@@ -995,7 +1049,7 @@ def _confirm_count(count: int, what: str) -> None:
         raise ApplyRefusedError("cancelled; nothing was changed")
 
 
-def _apply_one(run: Run, tp: TargetPlan, conn: Connection) -> ApplyResult:
+def _apply_one(run: Run, tp: TargetPlan, conn: Connection, identity_tag: str) -> ApplyResult:
     total = len(tp.operations)
     counter = iter(range(1, total + 1))
 
@@ -1017,13 +1071,24 @@ def _apply_one(run: Run, tp: TargetPlan, conn: Connection) -> ApplyResult:
         )
 
     click.echo(run.style(f"Applying {total} operation(s) to target {tp.target.name}:", "bold"))
-    return apply_target(
+    result = apply_target(
         tp,
         conn.kms,
         on_event=on_event,
         workers=min(8, run.aws.workers),
         regional=conn.kms_in,
+        identity_tag=identity_tag,
     )
+    _show_retries(run, tp.target.name, conn)
+    return result
+
+
+def _show_retries(run: Run, target: str, conn: Connection) -> None:
+    """With -v: the retries of every call so far, by operation and reason."""
+    retries = conn.retries
+    if run.verbosity > 0 and retries:
+        shown = ", ".join(f"{what} {n}" for what, n in sorted(retries.items()))
+        run.info(f"{target}: retries: {shown}")
 
 
 def _report_failure(
