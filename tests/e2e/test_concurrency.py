@@ -26,6 +26,7 @@ from .faults import (
     LOCK_ALIAS,
     FaultInjector,
     created_names,
+    idempotent_grants,
     identity_counts,
     install,
     is_write,
@@ -55,7 +56,8 @@ def kms(server: MotoServer, _reader: Any) -> Any:
 
 
 @pytest.fixture
-def faults(server: MotoServer) -> Iterator[FaultInjector]:
+def faults(server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultInjector]:
+    idempotent_grants(monkeypatch)
     with install(server) as injector:
         yield injector
 
