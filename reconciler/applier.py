@@ -44,6 +44,7 @@ from reconciler.aws import (
     resent,
 )
 from reconciler.catalog import DEFAULT_IDENTITY_TAG
+from reconciler.observe import KeyFinder
 from reconciler.plan import Operation, OpKind, TargetPlan
 
 # Right after CreateKey, KMS may not yet know the key everywhere (eventual consistency); a
@@ -90,34 +91,6 @@ class ApplyResult:
 # identity tag (with backoff, as KMS lists a new key within seconds) before creating it.
 FIND_AFTER_AMBIGUOUS_CREATE = 4
 CREATE_KEY_SENDS = 3
-
-
-class KeyFinder:
-    """Finds a key by its identity tag, reading only keys it has not read before
-    (ListKeys, then ListResourceTags per new key ID): the fallback when CreateKey's outcome
-    is unknown. One per apply of a target, shared by its threads."""
-
-    def __init__(self, identity_tag: str) -> None:
-        self.identity_tag = identity_tag
-        self._seen: dict[str, str | None] = {}  # key ID -> its identity tag value
-        self._lock = threading.Lock()
-
-    def find(self, api: KmsApi, name: str) -> str | None:
-        with self._lock:
-            listed = [k["KeyId"] for k in api.paginate("ListKeys", "Keys", Limit=1000)]
-            for key_id in listed:
-                if key_id in self._seen:
-                    continue
-                try:
-                    tags = api.paginate("ListResourceTags", "Tags", KeyId=key_id, Limit=50)
-                except botocore.exceptions.ClientError as exc:
-                    if error_code(exc) == "NotFoundException":
-                        continue
-                    raise  # a key we cannot read may be this one: never guess
-                values = {t["TagKey"]: t["TagValue"] for t in tags}
-                self._seen[key_id] = values.get(self.identity_tag)
-            found = sorted(k for k in listed if self._seen.get(k) == name)
-        return found[0] if found else None
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,20 @@ DEFAULT_IDENTITY_TAG: Final = "kms-reconciler:name"
 PROTECTION_TAG_SUFFIX: Final = ":deletion-protection"
 REPLICA_TAG_SUFFIX: Final = ":replica-of"
 
+# The apply lock (reconciler.lock), kept in each target account and Region itself: the
+# alias LOCK_ALIAS exists while a run writes; it points at the lock anchor, a key made
+# once per account and Region only to be an alias target (found by LOCK_ANCHOR_ALIAS, and
+# tagged LOCK_ANCHOR_TAG). The holder records itself in tags on the anchor. Aliases under
+# TOOL_ALIAS_PREFIX are the tool's own: no spec may declare one, drift never reports them.
+TOOL_ALIAS_PREFIX: Final = "alias/kms-reconciler/"
+LOCK_ALIAS: Final = "alias/kms-reconciler/apply-lock"
+LOCK_ANCHOR_ALIAS: Final = "alias/kms-reconciler/lock-anchor"
+LOCK_ANCHOR_TAG: Final = "kms-reconciler:lock-anchor"
+LOCK_ID_TAG: Final = "kms-reconciler:lock-id"
+LOCK_HOLDER_TAG: Final = "kms-reconciler:lock-holder"
+LOCK_SINCE_TAG: Final = "kms-reconciler:lock-since"
+LOCK_TAGS: Final = (LOCK_ID_TAG, LOCK_HOLDER_TAG, LOCK_SINCE_TAG)
+
 # Every KMS permission ("kms:" actions), shipped as data: scripts/refresh_kms_actions.py
 # regenerates it from botocore's KMS model. Wildcards such as "kms:Get*" expand against it.
 KMS_ACTIONS: Final[tuple[str, ...]] = tuple(

@@ -11,11 +11,12 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,7 +35,7 @@ from reconciler.aws import (
     sandbox_session,
 )
 from reconciler.desired import build_desired, select_targets
-from reconciler.drift import DriftReport, TargetDrift, detect, is_ignored
+from reconciler.drift import DriftReport, TargetDrift, detect, ignored_unreadable, is_ignored
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -53,6 +54,8 @@ from reconciler.formatters.drift import DRIFT_FORMATS
 from reconciler.formatters.review import REVIEW_FORMATS
 from reconciler.importer import plan_imports
 from reconciler.loader import Inventory, load_inventory, load_inventory_partial
+from reconciler.lock import Lock, acquire, force_unlock, holder_of
+from reconciler.lock import inspect as inspect_lock
 from reconciler.observe import ObserveOptions, observe_target
 from reconciler.plan import Action, Plan, TargetPlan, from_dict
 from reconciler.planner import PlanOptions, make_plan
@@ -66,7 +69,15 @@ from reconciler.review import (
     with_findings,
 )
 from reconciler.review import review as run_review
-from reconciler.state import DesiredTarget, ObservedKey, ObservedTarget, TargetInfo, fingerprint
+from reconciler.state import (
+    DesiredTarget,
+    LockStatus,
+    ObservedKey,
+    ObservedTarget,
+    TargetInfo,
+    fingerprint,
+    is_lock_anchor,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -376,6 +387,7 @@ def _observe(
     grants: bool = True,
     details_for_all: bool = False,
     regions: tuple[str, ...] | None = None,
+    own_lock: str = "",
 ) -> ObservedTarget:
     started = time.monotonic()
     wanted = wanted + tuple(dk.adopt for dk in desired.keys if dk.adopt)
@@ -405,10 +417,91 @@ def _observe(
         calls = ", ".join(f"{op} {n}" for op, n in sorted(observed.stats.items()))
         run.info(f"{desired.target.name}: calls by operation: {calls}")
         _show_retries(run, desired.target.name, conn)
+    status = observed.lock
+    if status is not None and (not own_lock or status.lock_id != own_lock):
+        run.info(f"{desired.target.name}: the apply lock is {status}")
     return observed
 
 
 T = TypeVar("T")
+
+
+@dataclass
+class Locks:
+    """The apply locks a writing command holds, one per target (``timeout`` None: it takes
+    none, as a dry run writes nothing)."""
+
+    run: Run
+    timeout: float | None
+    held: list[Lock] = field(default_factory=list)
+    _mutex: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, conn: Connection) -> str:
+        """Take the target's lock (waiting up to the timeout); its lock ID, or ""."""
+        if self.timeout is None:
+            return ""
+        name = conn.target.name
+
+        def waiting(status: LockStatus) -> None:
+            self.run.info(
+                f"{name}: the apply lock is {status}; waiting up to {self.timeout:g}s for it"
+            )
+
+        lock = acquire(conn.kms, name, holder_of(conn.caller_arn), self.timeout, on_wait=waiting)
+        with self._mutex:
+            self.held.append(lock)
+        if self.run.verbosity > 0:
+            self.run.info(f"{name}: took the apply lock (lock ID {lock.lock_id})")
+        return lock.lock_id
+
+    def release_all(self) -> list[str]:
+        errors = []
+        for lock in self.held:
+            try:
+                lock.release()
+            except ReconcilerError as exc:
+                errors.append(str(exc))
+        self.held.clear()
+        return errors
+
+
+@contextmanager
+def _locking(run: Run, timeout: float | None) -> Iterator[Locks]:
+    """Locks taken in the block are released when it ends, however it ends."""
+    locks = Locks(run, timeout)
+    try:
+        yield locks
+    except BaseException:
+        for error in locks.release_all():
+            click.echo(f"error: {error}", err=True)
+        raise
+    errors = locks.release_all()
+    if errors:
+        raise AwsError("\n".join(errors))
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """``--lock-timeout``: seconds, or a number with s, m or h (Terraform's form: 30s, 5m)."""
+    text = value.strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], 0)
+    number = text[:-1] if scale else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 24 * 3600:
+        raise click.BadParameter(f"{value!r} is not a duration such as 0, 90, 30s, 5m or 1h")
+    return seconds
+
+
+lock_timeout_option = click.option(
+    "--lock-timeout",
+    default="0",
+    callback=_duration,
+    show_default=True,
+    help="How long to wait for the target's apply lock when another run holds it "
+    "(30s, 5m); 0 refuses at once.",
+)
 Failures = list[tuple[str, ReconcilerError]]
 
 
@@ -431,22 +524,34 @@ def _each_target(
 
 def _report_failures(failures: Failures) -> None:
     for name, exc in failures:
+        prefix = f"target '{name}': "
         for line in exc.lines():
-            click.echo(f"error: target '{name}': {line}", err=True)
+            click.echo(f"error: {prefix}{line.removeprefix(prefix)}", err=True)
 
 
 def _make_plan(
-    run: Run, allow_destroy: bool, rotation_history: bool = False
+    run: Run, allow_destroy: bool, rotation_history: bool = False, locks: Locks | None = None
 ) -> tuple[Plan, dict[str, Connection], Failures]:
-    """Connect to, observe and plan every selected target, side by side."""
+    """Connect to, observe and plan every selected target, side by side; with ``locks``,
+    each target's apply lock is taken before it is read."""
     inventory, desired = _load(run)
 
     def one(dt: DesiredTarget) -> tuple[TargetPlan, Connection]:
         conn = connect(dt.target, run.aws)
+        own = locks.take(conn) if locks is not None else ""
         observed = _observe(
-            run, dt, conn, grants_for=dt.grants_needed, rotation_history=rotation_history
+            run,
+            dt,
+            conn,
+            grants_for=dt.grants_needed,
+            rotation_history=rotation_history,
+            own_lock=own,
         )
-        return make_plan(dt, observed, PlanOptions(allow_destroy=allow_destroy)), conn
+        options = PlanOptions(
+            allow_destroy=allow_destroy,
+            not_ours=ignored_unreadable(observed, inventory.settings.ignore),
+        )
+        return make_plan(dt, observed, options), conn
 
     results, failures = _each_target(desired, one)
     plan = Plan(
@@ -771,9 +876,19 @@ def _live_findings(
 @click.argument("arguments", nargs=-1, required=True, metavar="[PATH] KEY")
 @click.option("--now", is_flag=True, help="Rotate the key material now (RotateKeyOnDemand).")
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@lock_timeout_option
 @common_options
-def rotate(run: Run, arguments: tuple[str, ...], now: bool, auto_approve: bool) -> int:
+def rotate(
+    run: Run, arguments: tuple[str, ...], now: bool, auto_approve: bool, lock_timeout: float
+) -> int:
     """Rotate a managed key's material on demand, in every selected target that has it."""
+    with _locking(run, lock_timeout) as locks:
+        return _rotate(run, arguments, now, auto_approve, locks)
+
+
+def _rotate(
+    run: Run, arguments: tuple[str, ...], now: bool, auto_approve: bool, locks: Locks
+) -> int:
     if len(arguments) > 2:
         raise InputError(Problem("give [PATH] KEY: at most two arguments", field="KEY"))
     if len(arguments) == 2:
@@ -800,7 +915,10 @@ def rotate(run: Run, arguments: tuple[str, ...], now: bool, auto_approve: bool) 
 
     def find(dt: DesiredTarget) -> tuple[DesiredTarget, Connection, ObservedKey]:
         conn = connect(dt.target, run.aws)
-        observed = _observe(run, dt, conn, rotation_history=True, grants_for=frozenset())
+        own = locks.take(conn)
+        observed = _observe(
+            run, dt, conn, rotation_history=True, grants_for=frozenset(), own_lock=own
+        )
         found = [k for k in observed.keys if k.name(dt.identity_tag) == key_name]
         if not found:
             raise InputError(Problem(f"key '{key_name}' does not exist in KMS yet (apply first)"))
@@ -885,6 +1003,7 @@ def import_(run: Run, key_ids: tuple[str, ...], all_unmanaged: bool) -> int:
             for o in observed_targets
             for key in o.keys
             if identity not in key.tags
+            and not is_lock_anchor(key)
             and not is_ignored(key, inventory.settings.ignore)
             and (o.target, key) not in candidates
         ]
@@ -917,10 +1036,63 @@ def import_(run: Run, key_ids: tuple[str, ...], all_unmanaged: bool) -> int:
         )
     for s in skipped:
         click.echo(f"skipped {s.key_id} ({s.target}): {s.reason}")
+    if all_unmanaged:
+        for o in observed_targets:
+            not_ours = ignored_unreadable(o, inventory.settings.ignore)
+            for key_id, error in sorted(o.unreadable.items()):
+                if key_id not in not_ours:
+                    click.echo(
+                        f"warning: skipped {key_id} ({o.target.name}): it could not be read "
+                        f"({error})",
+                        err=True,
+                    )
     click.echo(
         f"Imported {len(imported)} key(s). Review the files, then run 'kms-reconciler plan': "
         "it adopts each key (adds the identity tag) and changes nothing else."
     )
+    return EXIT_OK
+
+
+# -- force-unlock -------------------------------------------------------------------------
+
+
+@main.command("force-unlock")
+@click.argument("arguments", nargs=-1, metavar="[PATH] [LOCK_ID]")
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@common_options
+def force_unlock_(run: Run, arguments: tuple[str, ...], auto_approve: bool) -> int:
+    """Clear the apply lock of one target, left by a run that died (SIGKILL, a cancelled CI
+    job). Give the LOCK_ID the refusal printed to clear only that lock."""
+    if len(arguments) > 2:
+        raise InputError(Problem("give [PATH] [LOCK_ID]: at most two arguments", field="LOCK_ID"))
+    lock_id: str | None = None
+    if len(arguments) == 2:
+        run.path, lock_id = Path(arguments[0]), arguments[1]
+    elif arguments:
+        if Path(arguments[0]).is_dir():
+            run.path = Path(arguments[0])
+        else:
+            lock_id = arguments[0]
+    _, desired = _load(run)
+    if len(desired) != 1:
+        names = ", ".join(dt.target.name for dt in desired)
+        raise InputError(
+            Problem(f"name the one target to unlock with --target (selected: {names})", "--target")
+        )
+    (dt,) = desired
+    conn = connect(dt.target, run.aws)
+    status = inspect_lock(conn.kms, dt.target.name)
+    if status is None:
+        click.echo(f"{dt.target.name}: the apply lock is not held; nothing to clear.")
+        return EXIT_OK
+    click.echo(f"{dt.target.name}: the apply lock is {status}")
+    if not auto_approve:
+        _confirm_count(1, "lock clearance (only if no run holds it any more)")
+    cleared = force_unlock(conn.kms, dt.target.name, lock_id)
+    if cleared is None:
+        click.echo(f"{dt.target.name}: the apply lock was released meanwhile; nothing cleared.")
+    else:
+        click.echo(f"{dt.target.name}: cleared the apply lock (lock ID {cleared.lock_id or '?'}).")
     return EXIT_OK
 
 
@@ -938,16 +1110,35 @@ def import_(run: Run, key_ids: tuple[str, ...], all_unmanaged: bool) -> int:
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Print every KMS call apply would make; make none.")
 @click.option("--allow-destroy", is_flag=True, help="Allow destructive changes.")
+@lock_timeout_option
 @common_options
 def apply(
-    run: Run, plan_file: Path | None, auto_approve: bool, dry_run: bool, allow_destroy: bool
+    run: Run,
+    plan_file: Path | None,
+    auto_approve: bool,
+    dry_run: bool,
+    allow_destroy: bool,
+    lock_timeout: float,
 ) -> int:
     """Make KMS match the inventory, in the planned order."""
+    # Each target's apply lock is held from before it is read until its calls are made.
+    with _locking(run, None if dry_run else lock_timeout) as locks:
+        return _apply(run, plan_file, auto_approve, dry_run, allow_destroy, locks)
+
+
+def _apply(
+    run: Run,
+    plan_file: Path | None,
+    auto_approve: bool,
+    dry_run: bool,
+    allow_destroy: bool,
+    locks: Locks,
+) -> int:
     failures: Failures = []
     if plan_file is not None:
-        the_plan, connections = _load_saved_plan(run, plan_file)
+        the_plan, connections = _load_saved_plan(run, plan_file, locks)
     else:
-        the_plan, connections, failures = _make_plan(run, allow_destroy)
+        the_plan, connections, failures = _make_plan(run, allow_destroy, locks=locks)
     if the_plan.targets:
         click.echo(formatters.plan_text(the_plan, run.style), nl=False)
     if failures:
@@ -994,7 +1185,7 @@ def apply(
     return EXIT_OK
 
 
-def _load_saved_plan(run: Run, plan_file: Path) -> tuple[Plan, dict[str, Connection]]:
+def _load_saved_plan(run: Run, plan_file: Path, locks: Locks) -> tuple[Plan, dict[str, Connection]]:
     try:
         the_plan = from_dict(json.loads(plan_file.read_text(encoding="utf-8")))
     except (OSError, json.JSONDecodeError, ValueError) as exc:
@@ -1003,6 +1194,7 @@ def _load_saved_plan(run: Run, plan_file: Path) -> tuple[Plan, dict[str, Connect
     for tp in the_plan.targets:
         conn = connect(tp.target, run.aws)
         connections[tp.target.name] = conn
+        own = locks.take(conn)
         # the keys the plan works on: managed ones, and those it adopts (read in full)
         ids = [k.key_id for k in tp.keys if k.key_id]
         desired = DesiredTarget(tp.target, (), the_plan.identity_tag)
@@ -1013,6 +1205,7 @@ def _load_saved_plan(run: Run, plan_file: Path) -> tuple[Plan, dict[str, Connect
             wanted=tuple(ids),
             grants_for=frozenset(tp.grants_read),
             regions=tp.regions_read,
+            own_lock=own,
         )
         now = fingerprint(observed, the_plan.identity_tag, ids, tp.grants_read)
         if now != tp.fingerprint:

@@ -25,6 +25,7 @@ from reconciler.state import (
     ObservedTarget,
     RotationInfo,
     TargetInfo,
+    is_lock_anchor,
     replica_tag,
 )
 
@@ -194,6 +195,13 @@ RULES: Mapping[str, Rule] = {
             "Unmanaged customer key",
             "A customer key that the inventory neither manages nor ignores.",
         ),
+        Rule(
+            "key-unreadable",
+            Severity.MEDIUM,
+            "Customer key that cannot be read",
+            "The tool could not read this key's tags or metadata, so it cannot tell whether "
+            "it is one of the inventory's keys; plans create no key while one is unreadable.",
+        ),
     )
 }
 
@@ -296,6 +304,7 @@ def detect(
         if desired.identity_tag not in k.tags
         and family_tag not in k.tags
         and k.key_id not in managed_ids
+        and not is_lock_anchor(k)  # the apply lock's anchor is the tool's own
     ]
     ignored = [k for k in unmanaged if is_ignored(k, ignore)]
     for k in unmanaged:
@@ -308,6 +317,21 @@ def detect(
                 "unmanaged-key",
                 f"unmanaged key {k.key_id} ({aliases}{state}): {k.description or 'no description'}",
                 key_id=k.key_id,
+                file=inventory_file,
+            )
+        )
+    skipped = ignored_unreadable(observed, ignore)
+    for key_id, error in sorted(observed.unreadable.items()):
+        if key_id in skipped:
+            continue
+        aliases = ", ".join(sorted(_aliases_of(observed, key_id))) or "no alias"
+        findings.append(
+            _finding(
+                "key-unreadable",
+                f"key {key_id} ({aliases}) could not be read ({error}): it may or may not be "
+                f"one of the inventory's keys; grant kms:{error.split(':', 1)[0]} on it, or "
+                "ignore it by key_id",
+                key_id=key_id,
                 file=inventory_file,
             )
         )
@@ -330,6 +354,21 @@ def detect(
 
 def _finding(rule: str, message: str, **fields: Any) -> Finding:
     return Finding(rule, RULES[rule].severity, message, **fields)
+
+
+def _aliases_of(observed: ObservedTarget, key_id: str) -> frozenset[str]:
+    return frozenset(a for a, target in observed.aliases.items() if target == key_id)
+
+
+def ignored_unreadable(observed: ObservedTarget, rules: Iterable[IgnoreRule]) -> frozenset[str]:
+    """The unreadable keys that an ``ignore`` rule (key ID or alias glob: their tags are
+    unknown) says are not the inventory's."""
+    rules = list(rules)
+    return frozenset(
+        key_id
+        for key_id in observed.unreadable
+        if is_ignored(ObservedKey(key_id, "", {}, aliases=_aliases_of(observed, key_id)), rules)
+    )
 
 
 def is_ignored(key: ObservedKey, rules: Iterable[IgnoreRule]) -> bool:

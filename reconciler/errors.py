@@ -83,3 +83,7 @@ class ApplyRefusedError(ReconcilerError):
 
 class ApplyFailedError(ReconcilerError):
     """An operation failed during apply; the report says what ran, failed and did not run."""
+
+
+class LockHeldError(ReconcilerError):
+    """Another run holds the target's apply lock (or it is not the lock named)."""

@@ -15,6 +15,13 @@ Reads only what the plan needs, concurrently:
    other Region (the replica Regions the specs declare, and those where members are).
 
 Keys that an ``alias/aws/*`` alias points at are AWS managed: never read further.
+
+Observation never guesses ownership. A key whose tags cannot be read (AccessDenied from
+a tighter deployer policy, an SCP, another team's key policy) might carry our identity
+tag, so it is not taken for unmanaged: it is listed in ``ObservedTarget.unreadable`` with
+the failed operation and error code (the planner then refuses to create a key it cannot
+rule out, and drift reports it). A managed key whose DescribeKey fails with anything but
+NotFound stops the target's observation with an error naming the key and the permission.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from typing import Any
 import botocore.exceptions
 
 from reconciler import catalog
-from reconciler.aws import KmsApi, error_code, error_message
+from reconciler.aws import RETRYABLE_CODES, KmsApi, error_code, error_message, http_status
 from reconciler.errors import AwsError
 from reconciler.state import Grant, ObservedKey, ObservedTarget, TargetInfo
 
@@ -61,6 +68,34 @@ class ObserveOptions:
 
 
 Regional = Callable[[str], KmsApi]
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A key that could not be read: the operation that failed and its error code."""
+
+    operation: str
+    code: str
+
+    def __str__(self) -> str:
+        return f"{self.operation}: {self.code}"
+
+
+class KeyReadError(Exception):
+    """A key the tool must read (managed or adopted) could not be read."""
+
+    def __init__(self, key_id: str, name: str | None, exc: botocore.exceptions.ClientError):
+        self.key_id = key_id
+        self.name = name
+        self.operation = exc.operation_name
+        self.detail = error_message(exc)
+        super().__init__(f"{key_id}: {self.operation}: {self.detail}")
+
+
+def _transient(exc: botocore.exceptions.ClientError) -> bool:
+    """Throttling or a server failure that outlived the retries: an error of the run, not
+    a fact about the key."""
+    return error_code(exc) in RETRYABLE_CODES or http_status(exc) >= 500
 
 
 def observe_target(
@@ -97,16 +132,47 @@ def observe_target(
             aliases, aws_managed = aliases_f.result()
             customer = [k for k in key_ids if k not in aws_managed]
 
-            tags_by_key = dict(
+            read_tags = dict(
                 zip(customer, pool.map(lambda k: _tags(api, k), customer), strict=True)
             )
+            unreadable = {k: t for k, t in read_tags.items() if isinstance(t, Unreadable)}
+            tags_by_key = {k: t for k, t in read_tags.items() if not isinstance(t, Unreadable)}
             wanted = _resolve_wanted(options.wanted, aliases)
+            for key_id in sorted(wanted & unreadable.keys()):
+                raise AwsError(
+                    f"target '{target.name}': cannot read key {key_id}, which the specs "
+                    f"adopt: {unreadable[key_id]} (the tool needs "
+                    f"kms:{unreadable[key_id].operation} on it)"
+                )
             detailed = [
                 k
                 for k, tags in tags_by_key.items()
                 if tags is not None
                 and (options.details_for_all or options.identity_tag in tags or k in wanted)
             ]
+
+            def must_read(key_id: str) -> bool:
+                return key_id in wanted or options.identity_tag in (tags_by_key[key_id] or {})
+
+            def details_of(key_id: str) -> dict[str, Any] | Unreadable | None:
+                try:
+                    return _details(api, key_id, history, key_id in with_grants)
+                except botocore.exceptions.ClientError as exc:
+                    if _transient(exc):
+                        raise
+                    if must_read(key_id):
+                        name = (tags_by_key[key_id] or {}).get(options.identity_tag)
+                        raise KeyReadError(key_id, name, exc) from None
+                    return Unreadable(exc.operation_name, error_code(exc))
+
+            def describe_of(key_id: str) -> dict[str, Any] | Unreadable | None:
+                try:
+                    return _describe(api, key_id)
+                except botocore.exceptions.ClientError as exc:
+                    if _transient(exc):
+                        raise
+                    return Unreadable(exc.operation_name, error_code(exc))
+
             history = options.rotation_history
             with_grants = {
                 k
@@ -123,20 +189,19 @@ def observe_target(
                     )
                 )
             }
-            details = dict(
-                zip(
-                    detailed,
-                    pool.map(lambda k: _details(api, k, history, k in with_grants), detailed),
-                    strict=True,
-                )
-            )
+            read_details = dict(zip(detailed, pool.map(details_of, detailed), strict=True))
             if options.describe_unmanaged:
                 described = [
-                    k for k, tags in tags_by_key.items() if tags is not None and k not in details
+                    k
+                    for k, tags in tags_by_key.items()
+                    if tags is not None and k not in read_details
                 ]
-                details.update(
-                    zip(described, pool.map(lambda k: _describe(api, k), described), strict=True)
-                )
+                read_details.update(zip(described, pool.map(describe_of, described), strict=True))
+            for key_id, info in read_details.items():
+                if isinstance(info, Unreadable):
+                    unreadable[key_id] = info
+            details = {k: v for k, v in read_details.items() if not isinstance(v, Unreadable)}
+            detailed = [k for k in detailed if k in details]
             # Multi-Region keys we own: their members in the other Regions.
             members = [
                 (key_id, region)
@@ -164,9 +229,17 @@ def observe_target(
             region_aliases = {
                 region: future.result()[0] for region, future in region_aliases_f.items()
             }
+    except KeyReadError as exc:
+        named = f" ('{exc.name}')" if exc.name else ""
+        raise AwsError(
+            f"target '{target.name}': cannot read managed key {exc.key_id}{named}: "
+            f"{exc.operation} answered {exc.detail}; the tool needs kms:{exc.operation} on "
+            "every key it manages, or it cannot tell what that key is; nothing was planned"
+        ) from None
     except botocore.exceptions.ClientError as exc:
         raise AwsError(
-            f"target '{target.name}': reading KMS failed: {error_message(exc)}"
+            f"target '{target.name}': reading KMS failed: {exc.operation_name}: "
+            f"{error_message(exc)}"
         ) from None
     except botocore.exceptions.BotoCoreError as exc:
         raise AwsError(f"target '{target.name}': cannot reach KMS: {exc}") from None
@@ -178,8 +251,8 @@ def observe_target(
 
     keys = []
     for key_id, tags in tags_by_key.items():
-        if tags is None:
-            continue  # deleted while we read
+        if tags is None or key_id in unreadable:
+            continue  # deleted while we read, or unreadable (listed apart)
         info = details.get(key_id)
         if key_id in details and info is None:
             continue  # deleted between ListResourceTags and DescribeKey
@@ -213,6 +286,7 @@ def observe_target(
         read_calls=calls,
         stats=dict(stats),
         region_aliases=region_aliases,
+        unreadable={k: str(v) for k, v in sorted(unreadable.items())},
     )
 
 
@@ -248,6 +322,11 @@ def _member(api: KmsApi, key_id: str) -> tuple[dict[str, str], dict[str, Any]] |
     tags = _tags(api, key_id)
     if tags is None:
         return None
+    if isinstance(tags, Unreadable):
+        raise AwsError(
+            f"cannot read the tags of managed key {key_id}'s replica ({tags}); the tool "
+            f"needs kms:{tags.operation} on every key it manages"
+        )
     _read_policy(api, key_id, meta)
     return tags, meta
 
@@ -264,16 +343,18 @@ def _resolve_wanted(refs: Iterable[str], aliases: dict[str, str | None]) -> set[
     return out
 
 
-def _tags(api: KmsApi, key_id: str) -> dict[str, str] | None:
+def _tags(api: KmsApi, key_id: str) -> dict[str, str] | Unreadable | None:
+    """A key's tags; None when it is gone; ``Unreadable`` when they cannot be read (it may
+    be ours: never taken for an unmanaged key)."""
     try:
         tags = api.paginate("ListResourceTags", "Tags", KeyId=key_id, Limit=50)
     except botocore.exceptions.ClientError as exc:
         code = error_code(exc)
         if code in _GONE:
             return None
-        if code == "AccessDeniedException":
-            return {}  # cannot be ours: the tool can always read the keys it owns
-        raise
+        if _transient(exc):
+            raise
+        return Unreadable("ListResourceTags", code)
     return {t["TagKey"]: t["TagValue"] for t in tags}
 
 
@@ -424,3 +505,31 @@ def _observed_key(
 
 def _date(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) else None
+
+
+class KeyFinder:
+    """Finds a key by its identity tag, reading only keys it has not read before
+    (ListKeys, then ListResourceTags per new key ID): the fallback when CreateKey's outcome
+    is unknown. One per apply of a target, shared by its threads."""
+
+    def __init__(self, identity_tag: str) -> None:
+        self.identity_tag = identity_tag
+        self._seen: dict[str, str | None] = {}  # key ID -> its identity tag value
+        self._lock = threading.Lock()
+
+    def find(self, api: KmsApi, name: str) -> str | None:
+        with self._lock:
+            listed = [k["KeyId"] for k in api.paginate("ListKeys", "Keys", Limit=1000)]
+            for key_id in listed:
+                if key_id in self._seen:
+                    continue
+                try:
+                    tags = api.paginate("ListResourceTags", "Tags", KeyId=key_id, Limit=50)
+                except botocore.exceptions.ClientError as exc:
+                    if error_code(exc) == "NotFoundException":
+                        continue
+                    raise  # a key we cannot read may be this one: never guess
+                values = {t["TagKey"]: t["TagValue"] for t in tags}
+                self._seen[key_id] = values.get(self.identity_tag)
+            found = sorted(k for k in listed if self._seen.get(k) == name)
+        return found[0] if found else None

@@ -49,6 +49,9 @@ class PlanOptions:
     # Drift detection: report what differs instead of refusing. Conflicts become the
     # plan's ``errors``, alias conflicts a change without a call, and no lockout check.
     report_only: bool = False
+    # Keys the inventory says are not its own (``ignore: - key_id: ...``): an unreadable
+    # one among them does not stop the plan from creating keys.
+    not_ours: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -113,6 +116,36 @@ class _Builder:
         return self._where[region]
 
 
+def _check_unreadable(b: _Builder, creating: list[DesiredKey]) -> None:
+    """A key whose tags or metadata could not be read may already be one of the keys this
+    plan creates: creating it again would give one name two keys. Refuse every such create,
+    naming the key that could not be read; with nothing to create, warn."""
+    unknown = {
+        key_id: error
+        for key_id, error in b.observed.unreadable.items()
+        if key_id not in b.options.not_ours
+    }
+    if not creating or b.options.report_only:
+        for key_id, error in sorted(unknown.items()):
+            b.warnings.append(
+                f"key {key_id} could not be read ({error}): the tool cannot tell whether it "
+                f"manages it; grant kms:{error.split(':', 1)[0]} on it"
+            )
+        return
+    if not unknown:
+        return
+    (first, error), *more = sorted(unknown.items())
+    others = f" and {len(more)} more" if more else ""
+    for dk in creating:
+        b.problem(
+            dk,
+            f"cannot create the key: key {first}{others} could not be read ({error}), so it "
+            f"may already be '{dk.name}'; grant kms:{error.split(':', 1)[0]} on every "
+            "customer key, or list it in inventory.yaml under ignore (key_id) if it is not "
+            "this inventory's",
+        )
+
+
 def _in(region: str | None) -> str:
     """`` in eu-west-1`` for a call or message about another Region; "" for the target's."""
     return f" in {region}" if region else ""
@@ -175,6 +208,7 @@ def make_plan(
             if plan is not None:
                 key_plans.append(plan)
 
+    _check_unreadable(b, [dk for dk in desired.keys if dk.name not in matched])  # creates
     if b.problems and not options.report_only:
         raise PlanError(b.problems)
     ordered = sorted(enumerate(b.operations), key=lambda item: (item[1].phase, item[0]))

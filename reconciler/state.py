@@ -401,9 +401,58 @@ class ObservedTarget:
     aws_managed_key_ids: frozenset[str] = frozenset()
     read_calls: int = 0
     stats: Mapping[str, int] = field(default_factory=dict)
+    # Customer keys that could not be read (key ID -> "Operation: ErrorCode"): maybe ours,
+    # maybe not. Never taken for unmanaged keys; the planner creates no key while one is.
+    unreadable: Mapping[str, str] = field(default_factory=dict)
 
     def by_id(self) -> dict[str, ObservedKey]:
         return {key.key_id: key for key in self.keys}
+
+    @property
+    def lock(self) -> LockStatus | None:
+        """The apply lock, when a run holds it (read from ListAliases and the anchor's tags,
+        which every observation reads anyway)."""
+        anchor_id = self.aliases.get(catalog.LOCK_ALIAS, "")
+        if catalog.LOCK_ALIAS not in self.aliases:
+            return None
+        anchor = next((k for k in self.keys if k.key_id == anchor_id), None)
+        return LockStatus.of(anchor_id or "", anchor.tags if anchor is not None else {})
+
+
+@dataclass(frozen=True)
+class LockStatus:
+    """Who holds a target's apply lock: the lock ID, holder and time it recorded (empty
+    when the holder has not recorded itself yet, or crashed before it could)."""
+
+    anchor_id: str
+    lock_id: str = ""
+    holder: str = ""
+    since: str = ""
+
+    @classmethod
+    def of(cls, anchor_id: str, tags: Mapping[str, str]) -> LockStatus:
+        return cls(
+            anchor_id,
+            tags.get(catalog.LOCK_ID_TAG, ""),
+            tags.get(catalog.LOCK_HOLDER_TAG, ""),
+            tags.get(catalog.LOCK_SINCE_TAG, ""),
+        )
+
+    def __str__(self) -> str:
+        if not self.lock_id:
+            return "held by a run that has not recorded itself (lock ID unknown)"
+        holder = self.holder or "an unknown holder"
+        return f"held by {holder} since {self.since} (lock ID {self.lock_id})"
+
+
+def is_lock_anchor(key: ObservedKey) -> bool:
+    """The key that the apply lock's alias points at (never reported, never imported)."""
+    return catalog.LOCK_ANCHOR_TAG in key.tags
+
+
+def tool_alias(alias: str) -> bool:
+    """An alias the tool keeps for itself (the apply lock): never declared, never drift."""
+    return alias.startswith(catalog.TOOL_ALIAS_PREFIX)
 
 
 def fingerprint(
@@ -456,11 +505,14 @@ def fingerprint(
         "account": observed.target.account_id,
         "region": observed.target.region,
         "managed": managed,
-        "aliases": dict(sorted(observed.aliases.items())),
+        # the apply lock's aliases come and go with every apply: not part of the state
+        "aliases": {a: t for a, t in sorted(observed.aliases.items()) if not tool_alias(a)},
         "region_aliases": {
             region: dict(sorted(aliases.items()))
             for region, aliases in sorted(observed.region_aliases.items())
         },
     }
+    if observed.unreadable:  # a key that became unreadable may be one the plan would create
+        body["unreadable"] = sorted(observed.unreadable)
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

@@ -156,7 +156,8 @@ def test_aws_managed_keys_are_never_read_and_real_rotation_period_is_kept() -> N
     ("operation", "code", "check"),
     [
         ("ListResourceTags", "NotFoundException", lambda obs: obs.keys == ()),
-        ("ListResourceTags", "AccessDeniedException", lambda obs: obs.keys[0].policy is None),
+        # maybe ours: neither managed nor unmanaged, but listed as unreadable
+        ("ListResourceTags", "AccessDeniedException", lambda obs: obs.unreadable and not obs.keys),
         ("DescribeKey", "NotFoundException", lambda obs: obs.keys == ()),
         (
             "GetKeyRotationStatus",
@@ -167,7 +168,7 @@ def test_aws_managed_keys_are_never_read_and_real_rotation_period_is_kept() -> N
     ],
     ids=[
         "deleted-while-listing",
-        "tags-not-readable-means-not-ours",
+        "tags-not-readable-means-unknown-not-unmanaged",
         "deleted-before-describe",
         "rotation-state-invalid",
         "policy-not-readable",

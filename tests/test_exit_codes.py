@@ -1,0 +1,139 @@
+"""Exit codes hold the contract: 2 means only "changes present", "drift found" or "blocking
+findings"; every usage or input error is 1, in one ``error:`` line, with no traceback.
+click's own usage exit code (2) is remapped: a typo in a CI flag must never read as drift.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from reconciler.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+COMMANDS = ["validate", "render", "plan", "apply", "drift", "review", "import", "rotate", "targets"]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KMS_RECONCILER_SANDBOX_DIR", str(tmp_path / ".kms-sandbox"))
+    for name in ("AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "KMS_RECONCILER_QUOTA_SCALE"):
+        monkeypatch.delenv(name, raising=False)
+    shutil.copytree(REPO / "keyspecs", tmp_path / "keyspecs")
+    yield tmp_path
+
+
+def cli(*args: str, env: Mapping[str, str | None] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def one_error_line(result: Result) -> str:
+    assert result.exit_code == 1, (result.exit_code, result.output)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_unknown_option_is_an_input_error_for_every_command(workdir: Path, command: str) -> None:
+    line = one_error_line(cli(command, "--no-such-flag"))
+    assert f"{command}: No such option" in line and "--no-such-flag" in line
+    assert f"{command} --help" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["plan", "--format", "yaml"], ["--format", "yaml"]),
+        (["drift", "--fail-on", "hihg"], ["--fail-on", "hihg"]),
+        (["review", "--base", "main", "--fail-on", "hihg"], ["--fail-on", "hihg"]),
+        (["render", "--format", "xml"], ["--format", "xml"]),
+        (["targets", "--format", "csv"], ["--format", "csv"]),
+        (["drift", "--format", "html"], ["--format", "html"]),
+        (["review"], ["--base"]),  # a required option missing
+        (["rotate"], ["KEY"]),  # a required argument missing
+        (["apply", "--plan", "no-such-plan.json"], ["--plan", "no-such-plan.json"]),
+        (["nosuchcommand"], ["nosuchcommand"]),
+    ],
+    ids=lambda v: "-".join(v) if isinstance(v, list) else v,
+)
+def test_usage_errors_exit_1_naming_the_option(
+    workdir: Path, args: list[str], names: list[str]
+) -> None:
+    line = one_error_line(cli(*args))
+    for name in names:
+        assert name in line
+
+
+@pytest.mark.parametrize("command", ["validate", "plan", "drift", "render", "targets"])
+def test_a_path_that_is_a_file_is_an_input_error(workdir: Path, command: str) -> None:
+    (workdir / "afile.yaml").write_text("keys: []\n")
+    line = one_error_line(cli(command, "afile.yaml"))
+    assert "afile.yaml" in line and "is a file" in line
+
+
+@pytest.mark.parametrize(
+    ("env", "field"),
+    [
+        ({"KMS_RECONCILER_QUOTA_SCALE": "fast"}, "KMS_RECONCILER_QUOTA_SCALE"),
+        ({"KMS_RECONCILER_QUOTA_SCALE": "-1"}, "KMS_RECONCILER_QUOTA_SCALE"),
+        ({"AWS_MAX_ATTEMPTS": "many"}, "AWS_MAX_ATTEMPTS"),
+        ({"AWS_RETRY_MODE": "legacy"}, "AWS_RETRY_MODE"),
+    ],
+    ids=["quota-scale-word", "quota-scale-negative", "max-attempts", "retry-mode"],
+)
+def test_bad_settings_in_the_environment_exit_1(
+    workdir: Path, env: dict[str, str], field: str
+) -> None:
+    for command in ("plan", "drift", "apply"):
+        line = one_error_line(cli(command, "--sandbox", env=env))
+        assert line.startswith(f"error: {field}: ")
+
+
+def test_help_and_version_exit_0(workdir: Path) -> None:
+    assert cli("--help").exit_code == 0
+    assert cli("--version").exit_code == 0
+    for command in COMMANDS:
+        assert cli(command, "--help").exit_code == 0
+
+
+def test_no_command_prints_the_help_and_exits_1(workdir: Path) -> None:
+    result = cli()
+    assert result.exit_code == 1 and "Commands:" in result.stderr
+
+
+def test_detailed_exitcode_2_only_for_changes(workdir: Path) -> None:
+    assert cli("plan", "--sandbox", "--target", "staging", "--detailed-exitcode").exit_code == 2
+    assert cli("apply", "--sandbox", "--target", "staging", "--auto-approve").exit_code == 0
+    assert cli("plan", "--sandbox", "--target", "staging", "--detailed-exitcode").exit_code == 0
+
+
+def test_a_target_error_is_prefixed_once(workdir: Path, tmp_path: Path) -> None:
+    unset: dict[str, str | None] = {
+        name: None  # CliRunner unsets a variable given as None
+        for name in (
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+        )
+    }
+    env = {
+        **unset,
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    line = one_error_line(cli("plan", "--target", "production", env=env))
+    assert line.count("target 'production'") == 1
+    assert "no AWS credentials found" in line
