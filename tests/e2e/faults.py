@@ -39,13 +39,17 @@ import contextlib
 import hashlib
 import io
 import json
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 FAULT_KINDS = ("throttle", "internal", "unavailable", "drop")
@@ -308,25 +312,30 @@ class FaultInjector:
         return captured["status"], captured["headers"], chunks
 
     def _learn(self, request: Any, response: bytes) -> None:
-        """Remember the new key's ID under its identity-tag value (any tag whose key
-        ends in ``:name``), so that later requests naming the key hash the same in
-        every run although moto gives it a random ID."""
+        """Remember the new key's ID under a stable name (its identity-tag value: the tag
+        whose key ends in ``:name``; else its first tag), so that later requests naming
+        the key hash the same in every run although moto gives it a random ID."""
         request.seek(0)
         try:
             tags = json.loads(request.read() or b"{}").get("Tags") or []
             key_id = json.loads(response)["KeyMetadata"]["KeyId"]
         except (ValueError, KeyError, TypeError):
             return
-        for tag in tags:
-            if str(tag.get("TagKey", "")).endswith(":name"):
-                with self._lock:
-                    self._names[key_id.encode()] = b"<%s>" % str(tag["TagValue"]).encode()
+        named = [t for t in tags if str(t.get("TagKey", "")).endswith(":name")] or tags[:1]
+        if named:
+            name = f"<{named[0].get('TagKey')}={named[0].get('TagValue')}>"
+            with self._lock:
+                self._names[key_id.encode()] = name.encode()
 
     def _canonical(self, body: bytes) -> bytes:
-        """The body with every known key ID replaced by its name (caller holds the lock)."""
+        """The body without what differs from run to run (caller holds the lock): known
+        key IDs become their names; other UUIDs (lock IDs), timestamps and process IDs
+        become placeholders."""
         for key_id, name in self._names.items():
             if key_id in body:
                 body = body.replace(key_id, name)
+        for pattern, placeholder in _VARYING:
+            body = pattern.sub(placeholder, body)
         return body
 
     def _paused(
@@ -373,6 +382,13 @@ class FaultInjector:
                 sock.shutdown(socket.SHUT_RDWR)
             raise DroppedConnection("fault injection: connection dropped")
         raise ValueError(f"unknown fault kind {kind!r}")
+
+
+_VARYING = (
+    (re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), b"<uuid>"),
+    (re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?"), b"<time>"),
+    (re.compile(rb"pid \d+"), b"pid <pid>"),
+)
 
 
 def status_code(status: str) -> int:
@@ -433,6 +449,29 @@ def install(server: Any) -> Iterator[FaultInjector]:
     finally:
         injector.clear()  # a paused request must not stay blocked
         recorder.app = original
+
+
+# -- the CLI with a deadline -----------------------------------------------------------
+
+
+def run_bounded(cwd: Path, env: dict[str, str], *args: str, timeout: float) -> Any:
+    """``python -m reconciler ARGS`` that must end within ``timeout`` seconds: a run that
+    does not is killed and reported as exit -9 (the conftest's ``CliResult``)."""
+    from .conftest import CliResult
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        return CliResult(args, -9, "", f"{err}[still running after {timeout:g}s: killed]\n")
+    return CliResult(args, done.returncode, done.stdout, done.stderr)
 
 
 # -- moto as real KMS where a resent write depends on it ---------------------------------
@@ -515,6 +554,23 @@ def duplicates(kms: Any, identity_tag: str) -> dict[str, int]:
     return {n: c for n, c in identity_counts(kms, identity_tag).items() if c != 1}
 
 
+def changing_writes(seen: Iterable[Seen]) -> list[str]:
+    """The write requests among ``seen`` except a refused attempt to take the apply lock
+    (CreateAlias of the lock alias answered AlreadyExists: it changed nothing)."""
+    out = []
+    for s in seen:
+        if not is_write(s.operation):
+            continue
+        refused_lock = (
+            s.operation == "CreateAlias"
+            and json.loads(s.body or b"{}").get("AliasName") == LOCK_ALIAS
+            and s.status == 400
+        )
+        if not refused_lock:
+            out.append(f"{s.operation} {s.body[:120]!r} -> {s.status}")
+    return out
+
+
 def lock_held(kms: Any) -> bool:
     return any(a["AliasName"] == LOCK_ALIAS for a in kms.list_aliases()["Aliases"])
 
@@ -558,8 +614,10 @@ def end_state(kms: Any, identity_tag: str) -> dict[str, Any]:
             "rotation": (rotation["KeyRotationEnabled"], rotation.get("RotationPeriodInDays")),
             "grants": grants,
         }
+    # An alias of a key that is not managed (the tool's lock anchor, say) is compared by
+    # name only: such a key's ID differs from account to account.
     aliases = {
-        a["AliasName"]: names.get(a.get("TargetKeyId") or "", a.get("TargetKeyId"))
+        a["AliasName"]: names.get(a.get("TargetKeyId") or "", "<a key without identity>")
         for a in kms.list_aliases()["Aliases"]
         if not a["AliasName"].startswith("alias/aws/")
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from .conftest import CLI_TIMEOUT, CliResult, Inventory, MotoServer, RunCli, cli
 from .faults import (
     LOCK_ALIAS,
     FaultInjector,
+    changing_writes,
     created_names,
     idempotent_grants,
     identity_counts,
@@ -32,6 +34,7 @@ from .faults import (
     is_write,
     lock_held,
     reader,
+    run_bounded,
 )
 from .helpers import ALPHA, BETA, IDENTITY_TAG, NO_CHANGES, REGION
 
@@ -41,6 +44,7 @@ GAMMA: dict[str, Any] = {"name": "gamma", "description": "Gamma key", "aliases":
 KEYS = [ALPHA, BETA, GAMMA]
 NAMES = sorted(k["name"] for k in KEYS)
 WRITE_DELAY = 0.15
+REFUSE_WITHIN = 15  # seconds: "refuse at once", with room for a slow machine
 RUNNERS = ("AKIDRUNNERA0000000001", "AKIDRUNNERB0000000002")
 
 
@@ -155,24 +159,33 @@ def test_two_applies_at_once_the_second_waits_for_the_lock(
 
 
 def test_apply_refused_while_the_lock_is_held(
-    inventory: Inventory, server: MotoServer, run_cli: RunCli, kms: Any
+    inventory: Inventory,
+    server: MotoServer,
+    faults: FaultInjector,
+    kms: Any,
+    tmp_path: Path,
+    cli_home: Path,
 ) -> None:
+    """The lock taken by hand (the alias on a key of one's own): the apply refuses at once
+    (default --lock-timeout 0) and changes nothing; the only write request it may send is
+    its own refused CreateAlias of the lock."""
     inventory.write([ALPHA, BETA])
     holder = kms.create_key(Description="someone else's apply")["KeyMetadata"]["KeyId"]
     kms.create_alias(AliasName=LOCK_ALIAS, TargetKeyId=holder)
-    server.recorder.clear()
 
-    refused = run_cli("apply", "--auto-approve")
+    env = cli_env(cli_home, server.url)
+    refused = run_bounded(tmp_path, env, "apply", "--auto-approve", timeout=REFUSE_WITHIN)
 
-    assert refused.returncode == 1, refused
+    sent = Counter(s.operation for s in faults.seen)
+    assert refused.returncode == 1, (refused, f"requests it sent: {dict(sent)}")
     assert "lock" in refused.stderr.lower(), refused
     assert "Traceback" not in refused.stderr, refused
-    writes = [op for op in server.kms_operations() if is_write(op)]
-    assert writes == [], writes
+    assert changing_writes(faults.seen) == [], refused
     assert lock_held(kms), "the apply removed a lock it did not hold"
     assert identity_counts(kms, IDENTITY_TAG) == {}
 
-    # plan takes no lock: it still plans the two keys.
-    planned = run_cli("plan", "--detailed-exitcode")
+    # plan takes no lock: it still plans the two keys, and writes nothing.
+    faults.clear()
+    planned = run_bounded(tmp_path, env, "plan", "--detailed-exitcode", timeout=REFUSE_WITHIN)
     assert planned.returncode == 2, planned
-    assert [op for op in server.kms_operations() if is_write(op)] == []
+    assert [s.operation for s in faults.seen if is_write(s.operation)] == []
