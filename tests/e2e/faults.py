@@ -39,6 +39,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import re
 import socket
 import subprocess
@@ -121,6 +122,7 @@ class Seen:
     occurrence: int = 1
     access_key: str = ""  # from the SigV4 Authorization header: tells two clients apart
     body: bytes = b""
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass(frozen=True)
@@ -449,6 +451,20 @@ def install(server: Any) -> Iterator[FaultInjector]:
     finally:
         injector.clear()  # a paused request must not stay blocked
         recorder.app = original
+
+
+# -- figures ------------------------------------------------------------------------------
+
+
+def report(kind: str, figures: dict[str, Any]) -> None:
+    """Print a test's figures (seen with ``-s``); with ``KMS_FAULT_FIGURES=FILE`` also
+    append them to FILE as one JSON line (works under xdist, which hides prints)."""
+    line = json.dumps({"kind": kind, **figures}, sort_keys=True, default=str)
+    print(f"{kind} figures: {line}")
+    path = os.environ.get("KMS_FAULT_FIGURES")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(line + "\n")
 
 
 # -- the CLI with a deadline -----------------------------------------------------------

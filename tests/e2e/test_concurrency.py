@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from .conftest import CLI_TIMEOUT, CliResult, Inventory, MotoServer, RunCli, cli_env
@@ -88,6 +89,17 @@ def applies_at_once(tmp_path: Path, cli_home: Path, url: str, *extra: str) -> li
     return results
 
 
+def caller_arn(server: MotoServer) -> str:
+    sts = boto3.client(
+        "sts",
+        endpoint_url=server.url,
+        region_name=REGION,
+        aws_access_key_id=RUNNERS[0],
+        aws_secret_access_key="testing",
+    )
+    return str(sts.get_caller_identity()["Arn"])
+
+
 def creates_by_runner(faults: FaultInjector) -> dict[str, list[str]]:
     """{access key: the names of the keys its CreateKey requests asked for}."""
     return {
@@ -127,6 +139,8 @@ def test_two_applies_at_once_one_refused_by_the_lock(
     assert sorted(r.returncode for r in results) == [0, 1], results
     winner, loser = sorted(range(2), key=lambda i: results[i].returncode)
     assert "lock" in results[loser].stderr.lower(), results[loser]
+    # The holder is named: at least by its principal (both runners have moto's one).
+    assert caller_arn(server) in results[loser].stderr, results[loser]
     assert "Traceback" not in results[loser].stderr, results[loser]
     created = creates_by_runner(faults)
     assert created[RUNNERS[winner]] == NAMES, created
