@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from reconciler import catalog
 from reconciler.aws import (
     NO_SETTLE,
     AmbiguousOutcome,
@@ -81,10 +82,11 @@ class ApplyResult:
     created: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     calls: int = 0
+    interrupted: bool = False  # Ctrl-C or SIGTERM: what was under way finished, no more
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.interrupted
 
 
 # After CreateKey's outcome is unknown: how many times to look for the key by its
@@ -263,6 +265,30 @@ def read_key_material(source: str, root: str) -> bytes:
     raise KeyMaterialError(f"key material source {source!r} is neither 'file ...' nor 'env ...'")
 
 
+def check_key_material(plan: TargetPlan) -> list[str]:
+    """Read the material of every import the plan makes, before any write: present,
+    readable, not empty, and of the length its key spec takes. A problem found only after
+    CreateKey would leave a key waiting in PendingImport. Messages name the source only."""
+    problems = []
+    for op in plan.operations:
+        if op.kind is not OpKind.IMPORT_KEY_MATERIAL:
+            continue
+        source = str(op.params["source"])
+        try:
+            material = read_key_material(source, str(op.params.get("root", ".")))
+        except KeyMaterialError as exc:
+            problems.append(f"key '{op.key}': {exc}")
+            continue
+        spec = str(op.params.get("key_spec") or catalog.SYMMETRIC_DEFAULT)
+        size = catalog.IMPORTED_MATERIAL_BYTES.get(spec)
+        if size is not None and len(material) != size:
+            problems.append(
+                f"key '{op.key}': key material source {source} holds {len(material)} bytes; a "
+                f"{spec} key takes exactly {size} bytes of raw key material"
+            )
+    return problems
+
+
 def _wrap(public_key_der: bytes, material: bytes) -> bytes:
     public_key = load_der_public_key(public_key_der)
     if not isinstance(public_key, rsa.RSAPublicKey):
@@ -345,6 +371,15 @@ HANDLERS: Mapping[OpKind, Handler] = {
 }
 
 
+# Every KMS operation this module calls: one per operation kind, the import's parameters,
+# and the reads that resolve a lost answer (see ``reconciler.permissions``).
+CALLS: frozenset[str] = frozenset(
+    {kind.value for kind in OpKind}
+    | {"GetParametersForImport", "DescribeKey", "ListAliases", "ListKeys", "ListResourceTags"}
+)
+ROTATE_CALLS: frozenset[str] = frozenset({"RotateKeyOnDemand"})
+
+
 def rotate_now(api: KmsApi, key_id: str) -> None:
     """Start an on-demand rotation of the key material (RotateKeyOnDemand, bare key ID).
     Never resent after an ambiguous failure: each call is a rotation, and KMS caps them."""
@@ -359,7 +394,7 @@ def describe_call(op: Operation, key_id: str | None) -> str:
     elif op.kind not in (OpKind.CREATE_KEY, OpKind.DELETE_ALIAS):
         params["KeyId"] = key_id or f"<id of new key {op.key}>"
     for name, value in op.params.items():
-        if name == "root":
+        if name in ("root", "key_spec"):
             continue
         if name == "Policy":
             params[name] = f"<{len(str(value).encode())}-byte policy>"
@@ -409,7 +444,7 @@ def apply_target(
     def run_key(ops: list[Operation]) -> None:
         for op in ops:
             with lock:
-                if result.failed:
+                if result.failed or result.interrupted:
                     return
                 key_id = op.key_id or ids.get(op.key) or result.created.get(op.key)
                 settle = settling.get(op.key, NO_SETTLE)
@@ -444,16 +479,20 @@ def apply_target(
         on_event(OpEvent("failed", op, key_id, time.monotonic() - t0, message))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for phase_ops in _by_phase(plan.operations):
-            per_key: dict[str, list[Operation]] = {}
-            for op in phase_ops:
-                per_key.setdefault(op.key, []).append(op)
-            futures = [pool.submit(run_key, ops) for ops in per_key.values()]
-            wait(futures, return_when=FIRST_EXCEPTION)
-            for future in futures:
-                future.result()
-            if result.failed:
-                break
+        try:
+            for phase_ops in _by_phase(plan.operations):
+                per_key: dict[str, list[Operation]] = {}
+                for op in phase_ops:
+                    per_key.setdefault(op.key, []).append(op)
+                futures = [pool.submit(run_key, ops) for ops in per_key.values()]
+                wait(futures, return_when=FIRST_EXCEPTION)
+                for future in futures:
+                    future.result()
+                if result.failed:
+                    break
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a cancelled CI job
+            with lock:
+                result.interrupted = True  # operations under way finish; no new one starts
     result.not_run = [op for op in plan.operations if op in pending]
     result.seconds = time.monotonic() - started
     result.calls = sum(a.total_calls - before[r] for r, a in apis.items())

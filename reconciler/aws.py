@@ -392,10 +392,12 @@ def _client_config(options: AwsOptions, *, botocore_retries: bool = False) -> Co
     )
 
 
-def connect(target: TargetInfo, options: AwsOptions) -> Connection:
+def connect(target: TargetInfo, options: AwsOptions, *, write: bool = False) -> Connection:
     """A KMS client for the target, after checking the credentials' account.
 
-    With ``role_arn`` the target's role is assumed first. The caller's account (STS
+    The target's role (chain) is assumed first: ``role_arn`` for a command that writes
+    (``write``), else ``plan_role_arn`` when the target names one (a read-only role, so the
+    job that plans a pull request never holds write credentials). The caller's account (STS
     GetCallerIdentity) must equal the target's ``account_id``; otherwise the run stops
     before any call to KMS.
     """
@@ -405,7 +407,7 @@ def connect(target: TargetInfo, options: AwsOptions) -> Connection:
         profile = None if options.sandbox else (target.profile or options.profile)
         session = boto3.Session(profile_name=profile, region_name=target.region)
         if not options.sandbox:
-            session = _assume_chain(session, target, sts_config)
+            session = _assume_chain(session, target, sts_config, write)
         sts = session.client("sts", region_name=target.region, config=sts_config)
         if options.sandbox:
             _sandbox_hook(sts, target.account_id)
@@ -446,10 +448,14 @@ def connect(target: TargetInfo, options: AwsOptions) -> Connection:
     return Connection(target, kms_in(target.region), str(identity.get("Arn", "")), kms_in)
 
 
-def _assume_chain(session: boto3.Session, target: TargetInfo, config: Config) -> boto3.Session:
+def _assume_chain(
+    session: boto3.Session, target: TargetInfo, config: Config, write: bool
+) -> boto3.Session:
     """Assume the target's roles one after the other; the external ID, session name and
     duration go with the last (the role in the target account)."""
     chain = target.role_chain or ((target.role_arn,) if target.role_arn else ())
+    if not write and target.plan_role_chain:
+        chain = target.plan_role_chain
     for i, role in enumerate(chain):
         last = i == len(chain) - 1
         params: dict[str, Any] = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from importlib.resources import files
 from typing import Final
 
@@ -50,6 +51,10 @@ KEY_SPEC_REGIONS: Final[dict[str, frozenset[str]]] = {
 
 ORIGIN_AWS_KMS: Final = "AWS_KMS"
 ORIGIN_EXTERNAL: Final = "EXTERNAL"
+# The length of imported key material KMS accepts, by key spec (256-bit AES for symmetric
+# encryption keys); the tool checks it before CreateKey, so a bad file never leaves a key
+# waiting in PendingImport.
+IMPORTED_MATERIAL_BYTES: Final[Mapping[str, int]] = {"SYMMETRIC_DEFAULT": 32}
 ORIGINS: Final = (ORIGIN_AWS_KMS, ORIGIN_EXTERNAL)
 
 

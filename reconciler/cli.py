@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -23,9 +24,16 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler import __version__, catalog, formatters, gitrefs
+from reconciler import __version__, catalog, formatters, gitrefs, permissions
 from reconciler import rules as rules_module
-from reconciler.applier import ApplyResult, OpEvent, apply_target, describe_call, rotate_now
+from reconciler.applier import (
+    ApplyResult,
+    OpEvent,
+    apply_target,
+    check_key_material,
+    describe_call,
+    rotate_now,
+)
 from reconciler.aws import (
     AwsOptions,
     Connection,
@@ -185,9 +193,8 @@ def _quota_scale() -> float:
     return value
 
 
-path_argument = click.argument(
-    "path", required=False, type=click.Path(file_okay=False, path_type=Path)
-)
+# A PATH that is not a folder is reported by the loader, in its one line.
+path_argument = click.argument("path", required=False, type=click.Path(path_type=Path))
 
 
 DEBUG_ENV = "KMS_RECONCILER_DEBUG"
@@ -200,10 +207,17 @@ class ExitCodeGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        # SIGTERM (a cancelled CI job) interrupts like Ctrl-C: operations under way finish,
+        # nothing new starts, and the apply lock is released on the way out.
+        previous = _on_sigterm(_interrupt)
         try:
             code = super().main(*args, **kwargs)
         except click.exceptions.Abort:
-            click.echo("error: aborted; nothing was changed", err=True)
+            click.echo(
+                "error: interrupted; calls already made stay made: run it again (apply plans "
+                "from what KMS holds and converges)",
+                err=True,
+            )
             sys.exit(EXIT_ERROR)
         except click.ClickException as exc:
             ctx = getattr(exc, "ctx", None)
@@ -223,7 +237,20 @@ class ExitCodeGroup(click.Group):
                 err=True,
             )
             sys.exit(EXIT_ERROR)
+        finally:
+            _on_sigterm(previous)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install a SIGTERM handler (the main thread only can); the one it replaces."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _usage_line(exc: click.ClickException) -> str:
@@ -359,7 +386,13 @@ def targets(run: Run, fmt: str) -> int:
     if run.region:
         chosen = [t for t in chosen if t.region == run.region]
     rows = [
-        {"target": t.name, "account_id": t.account_id, "region": t.region, "role_arn": t.role_arn}
+        {
+            "target": t.name,
+            "account_id": t.account_id,
+            "region": t.region,
+            "role_arn": t.role_arn,
+            "plan_role_arn": t.plan_role_chain[-1] if t.plan_role_chain else t.role_arn,
+        }
         for t in chosen
     ]
     if fmt == "json":
@@ -369,6 +402,26 @@ def targets(run: Run, fmt: str) -> int:
     else:
         for row in rows:
             click.echo(f"{row['target']}\t{row['account_id']}\t{row['region']}")
+    return EXIT_OK
+
+
+@main.command("permissions")
+@path_argument
+@click.option(
+    "--for",
+    "command",
+    type=click.Choice(sorted(permissions.COMMANDS)),
+    default="apply",
+    show_default=True,
+    help="The command whose role the policy is for: plan, drift, import and review read "
+    "(plan_role_arn); apply, rotate and force-unlock write (role_arn).",
+)
+@common_options
+def permissions_(run: Run, command: str) -> int:
+    """Print the least IAM policy (JSON) a command's role needs in the selected targets."""
+    _, desired = _load(run)
+    accounts = [(dt.target.partition, dt.target.account_id) for dt in desired]
+    click.echo(json.dumps(permissions.policy(command, accounts), indent=2))
     return EXIT_OK
 
 
@@ -537,7 +590,7 @@ def _make_plan(
     inventory, desired = _load(run)
 
     def one(dt: DesiredTarget) -> tuple[TargetPlan, Connection]:
-        conn = connect(dt.target, run.aws)
+        conn = connect(dt.target, run.aws, write=locks is not None)
         own = locks.take(conn) if locks is not None else ""
         observed = _observe(
             run,
@@ -807,6 +860,8 @@ def review(
 ) -> int:
     """Review a change of the inventory between two git refs, offline: access and risk."""
     outputs = _parse_reports(reports, REVIEW_FORMATS)
+    if run.path.exists() and not run.path.is_dir():
+        raise InputError(Problem(f"inventory directory '{run.path}' is not a directory"))
     path = run.path.resolve()
     root = gitrefs.repo_root(path if path.exists() else path.parent)
     rel = path.relative_to(root) if path.is_relative_to(root) else Path(run.path)
@@ -914,7 +969,7 @@ def _rotate(
             )
 
     def find(dt: DesiredTarget) -> tuple[DesiredTarget, Connection, ObservedKey]:
-        conn = connect(dt.target, run.aws)
+        conn = connect(dt.target, run.aws, write=True)
         own = locks.take(conn)
         observed = _observe(
             run, dt, conn, rotation_history=True, grants_for=frozenset(), own_lock=own
@@ -1080,7 +1135,7 @@ def force_unlock_(run: Run, arguments: tuple[str, ...], auto_approve: bool) -> i
             Problem(f"name the one target to unlock with --target (selected: {names})", "--target")
         )
     (dt,) = desired
-    conn = connect(dt.target, run.aws)
+    conn = connect(dt.target, run.aws, write=True)
     status = inspect_lock(conn.kms, dt.target.name)
     if status is None:
         click.echo(f"{dt.target.name}: the apply lock is not held; nothing to clear.")
@@ -1150,6 +1205,15 @@ def _apply(
         )
     if not the_plan.has_changes:
         return EXIT_ERROR if failures else EXIT_OK
+    material = [
+        f"target '{tp.target.name}': {m}" for tp in the_plan.targets for m in check_key_material(tp)
+    ]
+    if material:
+        raise ApplyRefusedError(
+            "\n".join(
+                [*material, "the key material is checked before any call; nothing was changed"]
+            )
+        )
     destructive = the_plan.destructive_operations
     if destructive and not allow_destroy and not dry_run:
         raise ApplyRefusedError(
@@ -1162,9 +1226,12 @@ def _apply(
         return EXIT_OK
     if not auto_approve:
         _confirm(the_plan)
-    results = []
+    results: list[ApplyResult] = []
     for tp in the_plan.targets:
         if not tp.operations:
+            continue
+        if any(r.interrupted for r in results):  # an interruption stops the whole run
+            results.append(ApplyResult(tp.target.name, not_run=list(tp.operations)))
             continue
         result = _apply_one(run, tp, connections[tp.target.name], the_plan.identity_tag)
         results.append(result)  # a failed target does not stop the others: accounts differ
@@ -1192,7 +1259,7 @@ def _load_saved_plan(run: Run, plan_file: Path, locks: Locks) -> tuple[Plan, dic
         raise InputError(Problem(f"cannot read the plan: {exc}", str(plan_file))) from None
     connections: dict[str, Connection] = {}
     for tp in the_plan.targets:
-        conn = connect(tp.target, run.aws)
+        conn = connect(tp.target, run.aws, write=True)
         connections[tp.target.name] = conn
         own = locks.take(conn)
         # the keys the plan works on: managed ones, and those it adopts (read in full)
@@ -1303,7 +1370,15 @@ def _report_failure(
                 f"apply failed in target '{r.target}': {op.kind.value} on key '{op.key}' "
                 f"failed: {message}"
             )
-    outcome = ", ".join(f"{r.target} {'ok' if r.ok else 'FAILED'}" for r in results) + "".join(
+        if r.interrupted:
+            lines.append(
+                f"apply interrupted in target '{r.target}': the operations under way "
+                "finished, no other started"
+            )
+    state = {
+        r.target: "INTERRUPTED" if r.interrupted else "ok" if r.ok else "FAILED" for r in results
+    }
+    outcome = ", ".join(f"{name} {word}" for name, word in state.items()) + "".join(
         f", {name} NOT PLANNED" for name, _ in failures
     )
     report = [

@@ -62,6 +62,7 @@ def target_info(target: Target) -> TargetInfo:
         external_id=target.external_id,
         session_name=target.session_name,
         session_duration_seconds=target.session_duration_seconds,
+        plan_role_chain=target.plan_role_chain,
     )
 
 
@@ -341,6 +342,10 @@ def _desired_key(
         inventory_defaults.deletion_window_days,
         catalog.DELETION_WINDOW_DEFAULT,
     )
+    if spec.key_material is not None and spec.key_material.file is not None:
+        material_problem = _key_material_file_problem(spec.key_material.file, inventory.root)
+        if material_problem:
+            problem(material_problem, "key_material", "file")
     replicas = _desired_replicas(
         loaded,
         target,
@@ -534,6 +539,24 @@ def _render_policy(
             f"{catalog.POLICY_MAX_BYTES}{from_text}"
         )
     return document, policy_text, origin_text, policy_file
+
+
+def _key_material_file_problem(name: str, root: Path) -> str | None:
+    """What is wrong with a key material file, as far as can be told offline: it must stay
+    inside the inventory after following symlinks and must not be a folder. (A file that
+    does not exist yet is not an error here: it may be placed there just before apply.)"""
+    path = root / name
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):
+        return f"'{name}' cannot be resolved (a symbolic link loop?)"
+    if not real.is_relative_to(root.resolve()):
+        return f"'{name}' is a symbolic link that leads outside {display_path(root)}/; refused"
+    if path.is_dir():
+        return f"'{name}' is a folder, not a file of key material"
+    if path.exists() and not path.is_file():
+        return f"'{name}' is not a regular file"
+    return None
 
 
 def _key_material(spec: KeyMaterialSpec | None, root: Path) -> KeyMaterial | None:

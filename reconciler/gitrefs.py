@@ -1,16 +1,19 @@
 """Read an inventory as it is at a git ref, without touching the checkout.
 
 ``git archive <ref> -- <path>`` streams the tree of one commit; it is unpacked into a
-temporary folder (with tarfile's "data" filter: no absolute paths, no escaping links).
-The only module that runs git.
+temporary folder. Every member is checked first: files and folders under the exported path,
+and symbolic links only when they resolve inside it (a link to ``/proc/self/environ`` or to
+``../../.git/config`` is a one-line input error, never followed); then tarfile's "data"
+filter unpacks. The only module that runs git.
 """
 
 from __future__ import annotations
 
 import io
+import posixpath
 import subprocess
 import tarfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from reconciler.errors import InputError, Problem
 
@@ -53,6 +56,13 @@ def export(commit: str, root: Path, subpath: str, dest: Path) -> bool:
         )
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
+        problems = [
+            Problem(f"{message} (at {commit[:12]}); refused", member.name)
+            for member in archive.getmembers()
+            if (message := _member_problem(member, subpath))
+        ]
+        if problems:
+            raise InputError(problems)
         if hasattr(tarfile, "data_filter"):
             archive.extractall(dest, filter="data")
         else:  # Python before 3.10.12 / 3.11.4: check by hand, files and folders only
@@ -66,3 +76,26 @@ def export(commit: str, root: Path, subpath: str, dest: Path) -> bool:
                     raise InputError(Problem(f"refusing to unpack {member.name} from git"))
             archive.extractall(dest)
     return True
+
+
+def _member_problem(member: tarfile.TarInfo, subpath: str) -> str | None:
+    """Why an archive member may not be unpacked, or None: it must be a file, a folder or a
+    symbolic link whose target stays inside ``subpath`` (git archive makes no others)."""
+    name = PurePosixPath(member.name)
+    top = PurePosixPath(posixpath.normpath(subpath))
+    if name.is_absolute() or ".." in name.parts:
+        return "an absolute path or one with '..'"
+    if member.isfile() or member.isdir():
+        return None
+    if not member.issym():
+        return "not a file, folder or symbolic link"
+    target = member.linkname
+    if posixpath.isabs(target):
+        return f"a symbolic link to the absolute path {target}"
+    resolved = PurePosixPath(
+        posixpath.normpath(posixpath.join(posixpath.dirname(member.name), target))
+    )
+    inside = str(top) == "." or resolved == top or top in resolved.parents
+    if ".." in resolved.parts or not inside:
+        return f"a symbolic link to {target}, which leads outside {subpath}"
+    return None

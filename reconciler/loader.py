@@ -22,6 +22,15 @@ from reconciler.spec import KeyFile, KeySpec, Settings
 SETTINGS_FILE = "inventory.yaml"
 POLICIES_DIR = "policies"
 
+# Bounds on one YAML file, so that hostile input ends in one line within seconds: its size,
+# the values the parser builds (PyYAML's pure-Python composer takes ~25 us per value), the
+# values it stands for once aliases are expanded (a "billion laughs" file is a few lines),
+# and how deeply they nest (the composer recurses per level).
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_NODES = 50_000
+MAX_EXPANDED_NODES = 200_000
+MAX_DEPTH = 100
+
 YamlPath = tuple[str | int, ...]
 
 
@@ -105,7 +114,8 @@ def load_inventory_partial(root: str | Path) -> tuple[Inventory | None, list[Pro
     """
     root = Path(root)
     if not root.is_dir():
-        return None, [Problem(f"inventory directory '{root}' does not exist")]
+        what = "is not a directory" if root.exists() else "does not exist"
+        return None, [Problem(f"inventory directory '{root}' {what}")]
     problems: list[Problem] = []
     settings_path = root / SETTINGS_FILE
     settings: Settings | None = None
@@ -113,6 +123,8 @@ def load_inventory_partial(root: str | Path) -> tuple[Inventory | None, list[Pro
     settings_lines: dict[YamlPath, int] = {}
     if not settings_path.is_file():
         problems.append(Problem(f"no {SETTINGS_FILE} in '{display_path(root)}'"))
+    elif _outside(settings_path, root, problems):
+        pass
     else:
         data, settings_lines, raw = _read_yaml(settings_path, problems)
         if data is not None:
@@ -123,6 +135,8 @@ def load_inventory_partial(root: str | Path) -> tuple[Inventory | None, list[Pro
     keys: list[LoadedKey] = []
     for path in _key_files(root):
         shown = display_path(path)
+        if _outside(path, root, problems):
+            continue
         data, lines, raw = _read_yaml(path, problems)
         if data is None:
             continue
@@ -153,12 +167,36 @@ def load_inventory_partial(root: str | Path) -> tuple[Inventory | None, list[Pro
 
 
 def _key_files(root: Path) -> Iterator[Path]:
+    """Every key file; a symbolic link among them too, even a broken one (the loader says
+    so: silently skipping a key file would read as every key in it being removed)."""
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts) or rel.parts[0] == POLICIES_DIR:
             continue
-        if path.suffix in (".yaml", ".yml") and path.is_file() and rel.name != SETTINGS_FILE:
+        if path.suffix not in (".yaml", ".yml") or rel.name == SETTINGS_FILE:
+            continue
+        if path.is_file() or (path.is_symlink() and not path.is_dir()):
             yield path
+
+
+def _outside(path: Path, root: Path, problems: list[Problem]) -> bool:
+    """True (with a problem) when ``path``, after following symlinks, is not inside ``root``:
+    a key file may be a link within the inventory, never to a file elsewhere."""
+    try:
+        inside = path.resolve(strict=True).is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a dangling link, a link loop
+        problems.append(
+            Problem("cannot be read (a broken or looping symbolic link?)", display_path(path))
+        )
+        return True
+    if not inside:
+        problems.append(
+            Problem(
+                f"is a symbolic link that leads outside {display_path(root)}/; refused",
+                display_path(path),
+            )
+        )
+    return not inside
 
 
 def targets_of(key: LoadedKey, settings: Settings) -> list[str]:
@@ -266,33 +304,194 @@ def _read_yaml(
 ) -> tuple[Any, dict[YamlPath, int], dict[YamlPath, str]]:
     """The data, the line of every path, and the text of every unquoted scalar."""
     shown = display_path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem(f"cannot read: {exc}", shown))
+    text = _read_text(path, shown, problems)
+    if text is None:
         return None, {}, {}
-    loader = yaml.SafeLoader(text)
+    loader: _BoundedLoader | None = None
     try:
+        _precheck(text)
+        loader = _BoundedLoader(text)
         node = loader.get_single_node()
         if node is None:
             problems.append(Problem("the file is empty", shown, 1))
             return None, {}, {}
+        _check_expansion(node)
         lines: dict[YamlPath, int] = {}
         raw: dict[YamlPath, str] = {}
         duplicates: list[Problem] = []
         _walk(node, (), lines, raw, shown, duplicates)
         data = loader.construct_document(node)
+    except _Refused as exc:
+        problems.append(Problem(exc.message, shown, exc.line))
+        return None, {}, {}
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        problems.append(
+            Problem(
+                f"invalid YAML: the control character U+{exc.character:04X} is not allowed "
+                "(write it as an escape inside double quotes)",
+                shown,
+                line,
+            )
+        )
+        return None, {}, {}
     except yaml.MarkedYAMLError as exc:
         problems.append(_yaml_problem(exc, shown))
         return None, {}, {}
     except yaml.YAMLError as exc:
-        problems.append(Problem(f"invalid YAML: {exc}", shown))
+        problems.append(Problem(f"invalid YAML: {_one_line(exc)}", shown))
+        return None, {}, {}
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4300 digits
+        problems.append(Problem(f"invalid YAML value: {_one_line(exc)}", shown))
         return None, {}, {}
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     for problem in duplicates:
         problems.append(replace(problem, key=_key_name(data, problem.field)))
     return data, lines, raw
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _read_text(path: Path, shown: str, problems: list[Problem]) -> str | None:
+    """The file's UTF-8 text, or None after a problem (too large, unreadable, not UTF-8)."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        problems.append(Problem(f"cannot read: {exc.strerror or exc}", shown))
+        return None
+    if len(data) > MAX_FILE_BYTES:
+        problems.append(Problem(f"the file is larger than {MAX_FILE_BYTES} bytes; split it", shown))
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        problems.append(
+            Problem(
+                f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8",
+                shown,
+                line,
+            )
+        )
+        return None
+
+
+class _Refused(Exception):
+    """A YAML document over one of the bounds, or with a construct the inventory refuses."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+_COLLECTION_START = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_COLLECTION_END = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.AliasEvent, *_COLLECTION_START)
+
+
+def _precheck(text: str) -> None:
+    """The bounds of _BoundedLoader, checked first with libyaml's parser when it is there:
+    it reads events ~50 times faster, so an oversized file is refused at once. A syntax
+    error is left to the pure-Python loader, whose messages say more."""
+    if not getattr(yaml, "__with_libyaml__", False):
+        return
+    parser = yaml.CSafeLoader(text)
+    depth = nodes = 0
+    try:
+        while parser.check_event():
+            event = parser.get_event()
+            if isinstance(event, _NODE_EVENTS):
+                nodes += 1
+                if nodes > MAX_NODES:
+                    line = event.start_mark.line + 1 if event.start_mark else None
+                    raise _Refused(f"the file holds more than {MAX_NODES} values; split it", line)
+            if isinstance(event, _COLLECTION_START):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line = event.start_mark.line + 1 if event.start_mark else None
+                    raise _Refused(f"values nest more than {MAX_DEPTH} levels deep", line)
+            elif isinstance(event, _COLLECTION_END):
+                depth -= 1
+    except yaml.YAMLError:
+        return
+    finally:
+        parser.dispose()
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing documents that nest too deeply or hold too many values
+    (counted as they are composed, before any is expanded or constructed)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise _Refused(f"the file holds more than {MAX_NODES} values; split it", line)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(f"values nest more than {MAX_DEPTH} levels deep", line)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse aliases that expand too far (billion laughs), nest too deep, or loop.
+
+    Iterative, and each node is measured once however many aliases name it, so this is
+    linear in the composed document however large its expansion would be.
+    """
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_nodes: set[int] = set()  # on the path from the root: an alias to one is a loop
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            open_nodes.discard(key)
+            children = _children(node)
+            size[key] = min(1 + sum(size[id(c)] for c in children), MAX_EXPANDED_NODES + 1)
+            depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+            line = node.start_mark.line + 1
+            if size[key] > MAX_EXPANDED_NODES:
+                raise _Refused(
+                    f"aliases expand to more than {MAX_EXPANDED_NODES} values "
+                    "(an alias bomb?); refused",
+                    line,
+                )
+            if depth[key] > MAX_DEPTH:
+                raise _Refused(
+                    f"values nest more than {MAX_DEPTH} levels deep (with aliases)", line
+                )
+            continue
+        if key in size:
+            continue
+        if key in open_nodes:
+            raise _Refused("an alias refers to a value that contains it", node.start_mark.line + 1)
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in size)
 
 
 def _yaml_problem(exc: yaml.MarkedYAMLError, shown: str) -> Problem:
@@ -332,6 +531,13 @@ def _walk(
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+                raise _Refused(
+                    f"{dotted(path) or 'the document'}: a mapping key must be a plain value, "
+                    f"not a {kind}",
+                    key_node.start_mark.line + 1,
+                )
             key = key_node.value
             if key in seen:
                 problems.append(
@@ -403,12 +609,36 @@ def _validate(
         return model.model_validate(data)
     except ValidationError as exc:
         document = data if whole is None else whole
+        errors = exc.errors()
+        if model is KeySpec:
+            errors += _hidden_errors(data, errors)
         found = [
             _problem({**error, "loc": (*prefix, *error["loc"])}, document, lines, raw, file)
-            for error in exc.errors()
+            for error in errors
         ]
         problems.extend(sorted(found, key=lambda p: p.line or 0))  # in reading order
         return None
+
+
+# A key's cross-field checks (grant operations, rotation, key material, replicas against the
+# key type) run only once every field is valid. These fields decide what the others may be:
+# with one of them wrong, the checks cannot be run on a default in its place.
+_DECIDING_FIELDS = frozenset({"key_spec", "key_usage", "origin", "multi_region"})
+
+
+def _hidden_errors(data: Any, errors: list[Any]) -> list[Any]:
+    """The cross-field errors that a key's field errors hid: validate again without the
+    fields in error (every problem at once, as the README promises)."""
+    if not isinstance(data, dict):
+        return []
+    failed = {e["loc"][0] for e in errors if e["loc"] and isinstance(e["loc"][0], str)}
+    if not failed or failed & _DECIDING_FIELDS:
+        return []
+    try:
+        KeySpec.model_validate({k: v for k, v in data.items() if k not in failed})
+    except ValidationError as exc:
+        return [e for e in exc.errors() if not (e["loc"] and e["loc"][0] in failed)]
+    return []
 
 
 def _problem(

@@ -44,6 +44,20 @@ from reconciler.errors import AwsError, LockHeldError
 from reconciler.observe import KeyFinder
 from reconciler.state import LockStatus
 
+# Every KMS operation the lock calls (see ``reconciler.permissions``).
+CALLS: frozenset[str] = frozenset(
+    {
+        "ListAliases",
+        "ListKeys",
+        "ListResourceTags",
+        "CreateKey",
+        "CreateAlias",
+        "DeleteAlias",
+        "TagResource",
+        "UntagResource",
+        "ScheduleKeyDeletion",
+    }
+)
 GRACE = 30.0  # seconds a new holder has to record itself in the anchor's tags
 POLL = 5.0  # seconds between attempts while waiting for a held lock
 ANCHOR_DESCRIPTION = (

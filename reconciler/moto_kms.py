@@ -14,7 +14,9 @@ that a multi-Region family converges there as it does in real KMS:
 - UpdatePrimaryRegion moves the primary (both keys must be Enabled);
 - the rotation status is shared by the family and can be changed on the primary only
   (UnsupportedOperationException on a replica); RotationPeriodInDays is kept (default 365)
-  and returned while rotation is enabled.
+  and returned while rotation is enabled;
+- CreateGrant with a Name is idempotent (same name and parameters: the existing grant), as
+  in real KMS, so a resent CreateGrant makes no second grant.
 
 Only moto internals are touched; nothing here is imported by the tool's own code paths
 except the sandbox.
@@ -162,11 +164,41 @@ def _rotation_status(real: Callable[[Any], str]) -> Callable[[Any], str]:
     return handler
 
 
+def _named_grants_once(real: Callable[..., Any]) -> Callable[..., Any]:
+    """CreateGrant with a Name is idempotent in real KMS: the same name and parameters
+    answer the existing grant's ID and token instead of a second grant (so a request whose
+    answer was lost can be resent). moto makes a new grant every time."""
+
+    def add_grant(
+        self: Any,
+        name: str,
+        grantee_principal: str,
+        operations: list[str],
+        constraints: dict[str, Any],
+        retiring_principal: str,
+    ) -> Any:
+        if name:
+            for grant in self.grants.values():
+                if (
+                    grant.name == name
+                    and grant.grantee_principal == grantee_principal
+                    and sorted(grant.operations) == sorted(operations)
+                    and (grant.constraints or {}) == (constraints or {})
+                    and grant.retiring_principal == retiring_principal
+                ):
+                    return grant
+        return real(self, name, grantee_principal, operations, constraints, retiring_principal)
+
+    return add_grant
+
+
 def apply(setattr_: SetAttr) -> None:
     """Install the patches with ``setattr_`` (``monkeypatch.setattr``, or one that
     remembers what to restore)."""
+    from moto.kms.models import Key
     from moto.kms.responses import KmsResponse
 
+    setattr_(Key, "add_grant", _named_grants_once(Key.add_grant))
     setattr_(KmsResponse, "replicate_key", replicate_key)
     setattr_(KmsResponse, "update_primary_region", update_primary_region)
     setattr_(

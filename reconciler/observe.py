@@ -69,6 +69,21 @@ class ObserveOptions:
 
 Regional = Callable[[str], KmsApi]
 
+# Every KMS operation this module calls (``kms-reconciler permissions`` is made from these
+# tables; a test checks them against the calls in the code).
+CALLS: frozenset[str] = frozenset(
+    {
+        "ListKeys",
+        "ListAliases",
+        "ListResourceTags",
+        "DescribeKey",
+        "GetKeyPolicy",
+        "GetKeyRotationStatus",
+        "ListGrants",
+        "ListKeyRotations",
+    }
+)
+
 
 @dataclass(frozen=True)
 class Unreadable:

@@ -455,6 +455,7 @@ def _import_material(
     params: dict[str, Any] = {
         "source": km.source,
         "root": km.root,
+        "key_spec": dk.state.key_spec,  # the material's length is checked before any write
         "ExpirationModel": km.expiration_model,
     }
     if km.valid_to is not None:

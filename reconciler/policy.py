@@ -93,6 +93,10 @@ _ACCOUNT_ID: Final = re.compile(r"\d{12}")
 _ROOT_ARN: Final = re.compile(r"arn:([\w-]+):iam::(\d{12}):root")
 _ROLE_ARN: Final = re.compile(r"arn:([\w-]+):iam::(\d{12}):role/(?:[^/]+/)*([^/]+)")
 _ASSUMED_ROLE_ARN: Final = re.compile(r"arn:([\w-]+):sts::(\d{12}):assumed-role/([^/]+)/[^/]+")
+# What a key policy may name as an AWS principal: "*", an account ID, or an IAM or STS ARN
+# (CloudFront origin access identities are IAM users of the pseudo-account "cloudfront").
+_AWS_PRINCIPAL: Final = re.compile(r"\*|\d{12}|arn:aws[a-z-]*:(iam|sts)::(\d{12}|cloudfront):\S.*")
+_SERVICE_PRINCIPAL: Final = re.compile(r"\*|[a-z0-9][a-z0-9.-]*\.amazonaws\.com(\.cn)?")
 _MISSING: Final = object()
 # A statement that is not a JSON object (only a fake KMS stores one) is kept under this key,
 # so that comparing never fails and a change to it is still seen.
@@ -658,6 +662,23 @@ def _quote(value: Any) -> str:
     return f"'{value}'" if isinstance(value, str) else _dumps(value)
 
 
+def _principal_value_problems(field: str, ptype: str, values: list[str]) -> list[str]:
+    """Principals KMS would refuse (MalformedPolicyDocumentException), by type."""
+    if ptype == "AWS":
+        return [
+            f'{field}.AWS: {_quote(v)} is not an AWS account ID, an IAM or STS ARN, or "*"'
+            for v in values
+            if not _AWS_PRINCIPAL.fullmatch(v)
+        ]
+    if ptype == "Service":
+        return [
+            f"{field}.Service: {_quote(v)} is not a service principal (like logs.amazonaws.com)"
+            for v in values
+            if not _SERVICE_PRINCIPAL.fullmatch(v)
+        ]
+    return []
+
+
 def _statement_problems(statement: Mapping[str, Any]) -> list[str]:
     problems = [f"unknown key {_quote(k)}" for k in statement if k not in _STATEMENT_KEYS]
     if "Sid" in statement and not isinstance(statement["Sid"], str):
@@ -683,6 +704,10 @@ def _statement_problems(statement: Mapping[str, Any]) -> list[str]:
                 problems.append(f"{field}: unknown principal type {_quote(ptype)}")
             if not _is_text_list(ids) or ids == []:
                 problems.append(f"{field}.{ptype} must be a string or a list of strings")
+                continue
+            problems += _principal_value_problems(
+                field, ptype, [ids] if isinstance(ids, str) else ids
+            )
     for field in (*_ACTION_FIELDS, *_RESOURCE_FIELDS):
         if field in statement and (not _is_text_list(statement[field]) or statement[field] == []):
             problems.append(f"{field} must be a string or a non-empty list of strings")

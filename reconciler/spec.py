@@ -19,6 +19,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, mod
 from reconciler import catalog
 
 _NAME_MAX = 128
+# KMS's default quota of aliases per key ("Aliases per KMS key"); far more is a mistake, and
+# a bound keeps checking a hostile list cheap.
+ALIASES_PER_KEY_MAX = 50
 
 
 def _between(low: int, high: int) -> Any:
@@ -47,6 +50,33 @@ def _strict_bool(value: Any) -> Any:
     return value
 
 
+def _strict_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number, not {_yaml_text(value)}")
+    return value
+
+
+def _first_repeat(values: list[Any]) -> tuple[int, int] | None:
+    """(index of the first value listed before, index of its first listing), in linear time."""
+    first: dict[Any, int] = {}
+    for i, value in enumerate(values):
+        j = first.setdefault(value, i)
+        if j != i:
+            return i, j
+    return None
+
+
+def _check_aliases(aliases: list[str]) -> None:
+    if len(aliases) > ALIASES_PER_KEY_MAX:
+        raise ValueError(
+            f"aliases: lists {len(aliases)} aliases; KMS allows {ALIASES_PER_KEY_MAX} per key"
+        )
+    repeat = _first_repeat(aliases)
+    if repeat:
+        i, first = repeat
+        raise ValueError(f"aliases[{i}]: {aliases[i]} is already listed as aliases[{first}]")
+
+
 def _check_key_name(value: str) -> str:
     if len(value) > _NAME_MAX:
         raise ValueError(
@@ -65,6 +95,11 @@ def check_alias(value: str) -> str:
         raise ValueError(f"'{value}' must start with 'alias/'")
     if value.lower().startswith(catalog.ALIAS_RESERVED_PREFIX):
         raise ValueError(f"'{value}' uses the prefix 'alias/aws/', which AWS reserves")
+    if value.startswith(catalog.TOOL_ALIAS_PREFIX):
+        raise ValueError(
+            f"'{value}' uses the prefix '{catalog.TOOL_ALIAS_PREFIX}', which kms-reconciler "
+            "keeps for its apply lock"
+        )
     if len(value) > catalog.ALIAS_MAX:
         raise ValueError(f"'{value[:40]}...' is longer than {catalog.ALIAS_MAX} characters")
     if not catalog.ALIAS_CHARS.match(value):
@@ -155,6 +190,9 @@ TagValue = Annotated[str, BeforeValidator(_tag_value_is_string), AfterValidator(
 Tags = Annotated[dict[TagKey, TagValue], AfterValidator(check_tag_count)]
 Days = Annotated[int | None, BeforeValidator(_strict_int)]
 Flag = Annotated[bool | None, BeforeValidator(_strict_bool)]
+# YAML 1.1 reads yes/no/on/off as booleans, pydantic's lax mode reads "yes" and 1 as true:
+# a flag takes only true or false, so `bypass_policy_lockout_safety_check: "yes"` is refused.
+StrictFlag = Annotated[bool, BeforeValidator(_strict_bool)]
 AccountId = Annotated[str, BeforeValidator(_check_account_id)]
 
 
@@ -273,7 +311,10 @@ def _check_operation(value: str) -> str:
 def _check_operations(value: list[str]) -> list[str]:
     if not value:
         raise ValueError("list at least one operation")
-    twice = sorted({op for op in value if value.count(op) > 1})
+    counts: dict[str, int] = {}
+    for op in value:
+        counts[op] = counts.get(op, 0) + 1
+    twice = sorted(op for op, n in counts.items() if n > 1)
     if twice:
         raise ValueError(f"lists {', '.join(twice)} more than once")
     return value
@@ -399,10 +440,7 @@ class ReplicaSpec(Model):
     def _check(self) -> ReplicaSpec:
         if self.description is not None and len(self.description) > catalog.DESCRIPTION_MAX:
             raise ValueError(f"description: is longer than {catalog.DESCRIPTION_MAX} characters")
-        for i, alias in enumerate(self.aliases or []):
-            first = (self.aliases or []).index(alias)
-            if first != i:
-                raise ValueError(f"aliases[{i}]: {alias} is already listed as aliases[{first}]")
+        _check_aliases(self.aliases or [])
         return self
 
 
@@ -431,12 +469,12 @@ class KeySpec(Model):
     tags: Tags = {}
     policy: PolicySource | None = None
     adopt: str | None = None
-    inherit_defaults: bool = True
+    inherit_defaults: StrictFlag = True
     waivers: list[Waiver] = []
-    allow_alias_takeover: bool = False
-    bypass_policy_lockout_safety_check: bool = False
+    allow_alias_takeover: StrictFlag = False
+    bypass_policy_lockout_safety_check: StrictFlag = False
     grants: list[GrantSpec] = []
-    grants_purge: Annotated[bool, BeforeValidator(_strict_bool)] = False
+    grants_purge: StrictFlag = False
 
     @model_validator(mode="after")
     def _cross_field(self) -> KeySpec:
@@ -485,10 +523,7 @@ class KeySpec(Model):
                 "rotation.enabled: automatic rotation exists only for SYMMETRIC_DEFAULT keys with "
                 f"origin AWS_KMS, not {key_spec}/{origin}"
             )
-        for i, alias in enumerate(self.aliases):
-            first = self.aliases.index(alias)
-            if first != i:
-                raise ValueError(f"aliases[{i}]: {alias} is already listed as aliases[{first}]")
+        _check_aliases(self.aliases)
         self._check_replicas()
         self._check_grants(key_spec, self.key_usage or catalog.default_key_usage(key_spec))
         return self
@@ -504,37 +539,47 @@ class KeySpec(Model):
                     )
             return
         regions = [r.region for r in self.replicas]
-        for i, region in enumerate(regions):
-            first = regions.index(region)
-            if first != i:
-                raise ValueError(
-                    f"replicas[{i}].region: {region} is already listed as replicas[{first}]; "
-                    "KMS allows one replica of a key per Region"
-                )
+        repeat = _first_repeat(regions)
+        if repeat:
+            i, first = repeat
+            region = regions[i]
+            raise ValueError(
+                f"replicas[{i}].region: {region} is already listed as replicas[{first}]; "
+                "KMS allows one replica of a key per Region"
+            )
 
     def _check_grants(self, key_spec: str, key_usage: str | None) -> None:
         """Grant names and contents unique; operations and constraints fit the key type."""
-        names = [g.name for g in self.grants]
-        contents: list[tuple[Any, ...]] = []
+        names: dict[str, int] = {}
+        contents: dict[tuple[Any, ...], int] = {}
         for i, grant in enumerate(self.grants):
-            first = names.index(grant.name)
+            first = names.setdefault(grant.name, i)
             if first != i:
                 raise ValueError(
                     f"grants[{i}].name: '{grant.name}' is already used by grants[{first}]"
                 )
+            constraints = grant.constraints
             content = (
                 grant.grantee_principal,
-                sorted(grant.operations),
+                tuple(sorted(grant.operations)),
                 grant.retiring_principal,
-                grant.constraints,
+                None
+                if constraints is None
+                else tuple(
+                    None if pairs is None else tuple(sorted(pairs.items()))
+                    for pairs in (
+                        constraints.encryption_context_equals,
+                        constraints.encryption_context_subset,
+                    )
+                ),
             )
-            if content in contents:
+            same = contents.setdefault(content, i)
+            if same != i:
                 raise ValueError(
-                    f"grants[{i}]: allows the same as grants[{contents.index(content)}] "
+                    f"grants[{i}]: allows the same as grants[{same}] "
                     "(grantee, operations, retiring principal and constraints); grants are "
                     "matched by what they allow, so declare it once"
                 )
-            contents.append(content)
             if key_usage is None:
                 continue  # key_usage is required and reported above
             allowed = catalog.grant_operations(key_spec, key_usage)
@@ -571,6 +616,12 @@ class Target(Model):
     role_arn: Annotated[str | list[str] | None, AfterValidator(lambda v: _check_role_arns(v))] = (
         None
     )
+    # A read-only role (or chain) for the commands that only read: plan, drift, import and
+    # review --live. The writers (apply, rotate, force-unlock) use role_arn. Without it,
+    # every command uses role_arn.
+    plan_role_arn: Annotated[
+        str | list[str] | None, AfterValidator(lambda v: _check_role_arns(v))
+    ] = None
     external_id: str | None = None
     session_name: Annotated[str | None, AfterValidator(lambda v: _check_session_name(v))] = None
     session_duration_seconds: Annotated[Days, _between(900, 43200)] = None
@@ -579,9 +630,17 @@ class Target(Model):
 
     @property
     def role_chain(self) -> tuple[str, ...]:
-        if self.role_arn is None:
-            return ()
-        return (self.role_arn,) if isinstance(self.role_arn, str) else tuple(self.role_arn)
+        return _chain(self.role_arn)
+
+    @property
+    def plan_role_chain(self) -> tuple[str, ...]:
+        return _chain(self.plan_role_arn)
+
+
+def _chain(value: str | list[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def _check_role_arns(value: str | list[str] | None) -> str | list[str] | None:
@@ -631,20 +690,20 @@ class Settings(Model):
     # treats as inside: granting them decrypt or permission management is not "outside".
     trusted_accounts: list[AccountId] = []
     organization_ids: list[Annotated[str, AfterValidator(lambda v: _check_org(v))]] = []
-    request_quotas: dict[str, float] = {}
+    request_quotas: dict[str, Annotated[float, BeforeValidator(_strict_number)]] = {}
 
     @model_validator(mode="after")
     def _targets(self) -> Settings:
         if not self.targets:
             raise ValueError("targets: declare at least one target")
         names = [t.name for t in self.targets]
-        for i, name in enumerate(names):
-            first = names.index(name)
-            if first != i:
-                raise ValueError(
-                    f"targets[{i}].name: the target name '{name}' is already used by "
-                    f"targets[{first}]"
-                )
+        repeat = _first_repeat(names)
+        if repeat:
+            i, first = repeat
+            name = names[i]
+            raise ValueError(
+                f"targets[{i}].name: the target name '{name}' is already used by targets[{first}]"
+            )
         unknown = sorted(set(self.request_quotas) - set(catalog.REQUEST_QUOTAS))
         if unknown:
             raise ValueError(f"request_quotas: unknown KMS operation {', '.join(unknown)}")

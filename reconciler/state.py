@@ -32,6 +32,8 @@ class TargetInfo:
     external_id: str | None = None
     session_name: str | None = None
     session_duration_seconds: int | None = None
+    # the read-only role chain of plan, drift, import and review --live (empty: role_chain)
+    plan_role_chain: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:

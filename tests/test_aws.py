@@ -54,7 +54,9 @@ def test_role_chain_is_assumed_hop_by_hop_with_extras_on_the_last() -> None:
         session_name="ci-run-42",
         session_duration_seconds=3600,
     )
-    session = aws._assume_chain(FakeSession(), target, aws._client_config(aws.AwsOptions()))
+    session = aws._assume_chain(
+        FakeSession(), target, aws._client_config(aws.AwsOptions()), write=True
+    )
     (first_by, first), (second_by, second) = FakeSession.calls
     assert first == {
         "RoleArn": "arn:aws:iam::999999999999:role/hub",
@@ -73,5 +75,31 @@ def test_role_chain_is_assumed_hop_by_hop_with_extras_on_the_last() -> None:
 def test_no_role_means_the_base_session() -> None:
     base = FakeSession()
     target = TargetInfo("dev", "111122223333", "us-east-1")
-    assert aws._assume_chain(base, target, aws._client_config(aws.AwsOptions())) is base
+    for write in (False, True):
+        assert aws._assume_chain(base, target, aws._client_config(aws.AwsOptions()), write) is base
     assert FakeSession.calls == []
+
+
+WRITER = "arn:aws:iam::111122223333:role/kms-apply"
+READER = "arn:aws:iam::111122223333:role/kms-plan"
+
+
+@pytest.mark.parametrize(
+    ("plan_role", "write", "assumed"),
+    [
+        ((READER,), False, READER),  # plan, drift, import, review --live
+        ((READER,), True, WRITER),  # apply, rotate, force-unlock
+        ((), False, WRITER),  # no read-only role named: role_arn for every command
+        ((), True, WRITER),
+    ],
+    ids=["reader-reads", "writer-writes", "no-plan-role-read", "no-plan-role-write"],
+)
+def test_reads_use_the_read_only_role_and_writes_the_apply_role(
+    plan_role: tuple[str, ...], write: bool, assumed: str
+) -> None:
+    target = TargetInfo(
+        "prod", "111122223333", "us-east-1", role_chain=(WRITER,), plan_role_chain=plan_role
+    )
+    aws._assume_chain(FakeSession(), target, aws._client_config(aws.AwsOptions()), write)
+    ((_, params),) = FakeSession.calls
+    assert params["RoleArn"] == assumed

@@ -72,11 +72,15 @@ def test_usage_errors_exit_1_naming_the_option(
         assert name in line
 
 
-@pytest.mark.parametrize("command", ["validate", "plan", "drift", "render", "targets"])
-def test_a_path_that_is_a_file_is_an_input_error(workdir: Path, command: str) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [["validate"], ["plan"], ["drift"], ["render"], ["targets"], ["review", "--base", "HEAD"]],
+    ids=lambda args: args[0],
+)
+def test_a_path_that_is_a_file_is_an_input_error(workdir: Path, args: list[str]) -> None:
     (workdir / "afile.yaml").write_text("keys: []\n")
-    line = one_error_line(cli(command, "afile.yaml"))
-    assert "afile.yaml" in line and "is a file" in line
+    line = one_error_line(cli(args[0], "afile.yaml", *args[1:]))
+    assert line == "error: inventory directory 'afile.yaml' is not a directory"
 
 
 @pytest.mark.parametrize(

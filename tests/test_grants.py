@@ -761,3 +761,36 @@ def test_report_only_plan_records_undeclared_grants_without_a_call() -> None:
     assert plan.operations == ()
     (change,) = plan.keys[0].changes
     assert change.field == "grants.handmade" and change.reason == "not declared"
+
+
+def test_the_sandbox_makes_a_named_grant_once_as_real_kms_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Real KMS: CreateGrant with the same Name and parameters answers the existing grant (a
+    # lost answer can be resent); moto makes a second one. reconciler.moto_kms corrects it.
+    import boto3
+    from moto import mock_aws
+
+    from reconciler import moto_kms
+
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KMS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws(), moto_kms.patched():
+        kms = boto3.client("kms", region_name="us-east-1")
+        key = kms.create_key()["KeyMetadata"]["KeyId"]
+        grant = {
+            "KeyId": key,
+            "GranteePrincipal": "arn:aws:iam::123456789012:role/App",
+            "Operations": ["Decrypt", "Encrypt"],
+            "Name": "app",
+        }
+        first = kms.create_grant(**grant)["GrantId"]
+        again = kms.create_grant(**{**grant, "Operations": ["Encrypt", "Decrypt"]})["GrantId"]
+        other = kms.create_grant(**{**grant, "Operations": ["Decrypt"]})["GrantId"]
+        bare = {k: v for k, v in grant.items() if k != "Name"}
+        unnamed = [kms.create_grant(**bare) for _ in range(2)]
+        assert first == again and other != first
+        assert unnamed[0]["GrantId"] != unnamed[1]["GrantId"]  # no name: a grant each time
+        assert len(kms.list_grants(KeyId=key)["Grants"]) == 4

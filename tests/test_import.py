@@ -122,7 +122,9 @@ def snapshot() -> dict[str, tuple[str, dict[str, str]]]:
         for k in kms.list_keys()["Keys"]:
             meta = kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]
             tags = kms.list_resource_tags(KeyId=k["KeyId"])["Tags"]
-            out[k["KeyId"]] = (meta["KeyState"], {t["TagKey"]: t["TagValue"] for t in tags})
+            found = {t["TagKey"]: t["TagValue"] for t in tags}
+            if "kms-reconciler:lock-anchor" not in found:  # the apply lock's own key
+                out[k["KeyId"]] = (meta["KeyState"], found)
         return out
 
 

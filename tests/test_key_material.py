@@ -190,6 +190,7 @@ def test_create_external_key_imports_right_after_create_key() -> None:
     assert dict(imp.params) == {
         "source": "env APP_KEY",
         "root": "/inv",
+        "key_spec": "SYMMETRIC_DEFAULT",
         "ExpirationModel": "KEY_MATERIAL_EXPIRES",
         "ValidTo": "2030-01-01T00:00:00+00:00",
     }
@@ -450,3 +451,55 @@ def test_drift_reports_pending_import_and_expiring_material() -> None:
     unknown = replace(soon, valid_to=None, expiration_model=None)  # moto: never reported
     for ok in (later, unknown):
         assert detect(desired(external_key("ext")), observed(ok), now=now).findings == ()
+
+
+# -- the material is checked before any write (never a key left in PendingImport) ----------
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        (lambda root, env: env.clear(), "env APP_KEY_MATERIAL: the variable is not set"),
+        (lambda root, env: env.update(APP_KEY_MATERIAL="too-short"), "holds 9 bytes"),
+        (lambda root, env: (root / "keys" / "file.bin").write_bytes(b""), "the file is empty"),
+        (lambda root, env: (root / "keys" / "file.bin").unlink(), "cannot read"),
+        (lambda root, env: (root / "keys" / "file.bin").write_bytes(SECRET * 2), "holds 64 bytes"),
+    ],
+    ids=["env-unset", "env-wrong-length", "file-empty", "file-missing", "file-wrong-length"],
+)
+def test_apply_checks_the_material_before_create_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setup: Any, expected: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KMS_RECONCILER_SANDBOX_DIR", str(tmp_path / ".kms-sandbox"))
+    monkeypatch.delenv("APP_KEY_MATERIAL", raising=False)
+    root = tmp_path / "keyspecs"
+    (root / "keys").mkdir(parents=True)
+    (root / "inventory.yaml").write_text(INVENTORY)
+    (root / "keys" / "file.bin").write_bytes(SECRET)
+    (root / "app.yaml").write_text(
+        "keys:\n"
+        "  - name: from-file\n    origin: EXTERNAL\n    key_material: {file: keys/file.bin}\n"
+        "  - name: from-env\n    origin: EXTERNAL\n    key_material: {env: APP_KEY_MATERIAL}\n"
+        "  - name: plain\n"
+    )
+    env = {"APP_KEY_MATERIAL": SECRET.decode()}
+    setup(root, env)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    sent: list[str] = []
+    real_call = KmsApi.call
+
+    def call(self: KmsApi, operation: str, *, settle: Settle = NO_SETTLE, **params: Any) -> Any:
+        if "lock" not in str(params):  # the apply lock's own calls (its anchor key, alias)
+            sent.append(operation)
+        return real_call(self, operation, settle=settle, **params)
+
+    monkeypatch.setattr(KmsApi, "call", call)
+    for args in (["apply", "--auto-approve"], ["apply", "--dry-run"]):
+        result = CliRunner().invoke(main, [*args, "--sandbox", "--no-color"])
+        assert result.exit_code == 1, result.output
+        assert expected in result.stderr and "nothing was changed" in result.stderr
+        assert SECRET.decode() not in result.output
+    # no key was made, not even the one without material: the run stopped before any write
+    assert "CreateKey" not in sent and "ImportKeyMaterial" not in sent

@@ -479,6 +479,11 @@ def test_same_name_in_disjoint_targets_gives_one_key_per_target() -> None:
         case("no-alias-prefix", "app-data", "'app-data' must start with 'alias/'"),
         case("reserved-alias-aws", "alias/aws/s3", "uses the prefix 'alias/aws/', which AWS"),
         case("reserved-alias-aws-uppercase", "alias/AWS/s3", "uses the prefix 'alias/aws/'"),
+        case(
+            "reserved-alias-apply-lock",
+            "alias/kms-reconciler/apply-lock",
+            "which kms-reconciler keeps for its apply lock",
+        ),
         case("space", "alias/app data", "may contain only letters, digits, '/', '_' and '-'"),
         case("colon", "alias/app:data", "may contain only letters, digits, '/', '_' and '-'"),
         case("only-prefix", "alias/", "may contain only letters, digits"),
@@ -1728,3 +1733,31 @@ def test_validate_on_template_problems_exits_1() -> None:
     assert result.stderr.splitlines() == [
         f"error: {T}:1: key 'app': template syntax error: unexpected '}}'"
     ]
+
+
+def test_a_key_field_error_does_not_hide_its_cross_field_errors() -> None:
+    # grant operations are checked against the key type only once every field is valid;
+    # a mistake elsewhere in the key must not hide a wrong grant (every problem at once)
+    files = {
+        "app.yaml": key(
+            "rotation: {enabled: true, period_days: 10}",
+            "grants:\n      - {name: g, grantee_principal: 'arn:aws:iam::111122223333:role/A', "
+            "operations: [Sign]}",
+        ),
+        # a wrong key_spec decides what the grants may be: nothing is guessed from a default
+        "other.yaml": key(
+            "key_spec: RSA_9999",
+            "grants:\n      - {name: g, grantee_principal: 'arn:aws:iam::111122223333:role/A', "
+            "operations: [Sign]}",
+            name="signer",
+        ),
+    }
+    found = [str(p) for p in problems_of(files)]
+    assert_problems(
+        found,
+        [
+            (f"{F}:3: keys[0].rotation.period_days: ", "must be between 90 and 2560"),
+            (f"{F}:5: keys[0].grants[0].operations[0]: ", "Sign is not allowed"),
+            ("keyspecs/other.yaml:3: keys[0].key_spec: ", "RSA_9999"),
+        ],
+    )

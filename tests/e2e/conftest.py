@@ -68,6 +68,15 @@ class Request:
         prefix = "TrentService."
         return self.target[len(prefix) :] if self.target.startswith(prefix) else None
 
+    @property
+    def lock_related(self) -> bool:
+        """A call of the apply lock: its aliases, or the anchor key's making and tags."""
+        text = self.body.decode("utf-8", "replace")
+        return any(
+            marker in text
+            for marker in ("alias/kms-reconciler/", "kms-reconciler:lock-", "lock anchor")
+        )
+
 
 class _Recorder:
     """WSGI middleware in front of moto: remembers every request (not the moto-api ones)."""
@@ -115,7 +124,12 @@ class MotoServer:
         return list(self.recorder.requests)
 
     def kms_operations(self) -> list[str]:
-        return [op for r in self.requests if (op := r.kms_operation)]
+        """The KMS operations of every request, but those of the apply lock (its anchor,
+        alias and holder tags: see ``lock_operations``)."""
+        return [op for r in self.requests if (op := r.kms_operation) and not r.lock_related]
+
+    def lock_operations(self) -> list[str]:
+        return [op for r in self.requests if (op := r.kms_operation) and r.lock_related]
 
 
 @pytest.fixture(scope="session")

@@ -93,6 +93,20 @@ def tags_of(kms: Any, key_id: str) -> dict[str, str]:
     return {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id)["Tags"]}
 
 
+LOCK_ANCHOR_TAG = "kms-reconciler:lock-anchor"
+TOOL_ALIASES = "alias/kms-reconciler/"  # the apply lock's own aliases
+
+
+def key_ids(kms: Any) -> list[str]:
+    """Every key of the account but the apply lock's anchor (a key every apply makes once
+    per account and Region: the tool's own, never one of the inventory's)."""
+    return [
+        k["KeyId"]
+        for k in kms.list_keys()["Keys"]
+        if LOCK_ANCHOR_TAG not in tags_of(kms, k["KeyId"])
+    ]
+
+
 def managed_keys(kms: Any) -> dict[str, str]:
     """{identity tag value: key id} for every key that carries the identity tag."""
     out = {}
@@ -105,11 +119,12 @@ def managed_keys(kms: Any) -> dict[str, str]:
 
 
 def aliases(kms: Any) -> dict[str, str | None]:
-    """{alias name: target key id}, without the predefined alias/aws/* ones."""
+    """{alias name: target key id}, without the predefined alias/aws/* ones and the apply
+    lock's own."""
     return {
         a["AliasName"]: a.get("TargetKeyId")
         for a in kms.list_aliases()["Aliases"]
-        if not a["AliasName"].startswith("alias/aws/")
+        if not a["AliasName"].startswith(("alias/aws/", TOOL_ALIASES))
     }
 
 
@@ -120,8 +135,7 @@ def policy_of(kms: Any, key_id: str) -> dict[str, Any]:
 def kms_snapshot(kms: Any) -> dict[str, Any]:
     """Everything a test may want to prove unchanged: per key metadata, tags, policy, rotation."""
     keys = {}
-    for key in kms.list_keys()["Keys"]:
-        key_id = key["KeyId"]
+    for key_id in key_ids(kms):
         meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
         rotation = kms.get_key_rotation_status(KeyId=key_id)
         keys[key_id] = {

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from .conftest import Inventory, MotoServer, RunCli
-from .helpers import ACCOUNT, NO_CHANGES, REGION, policy_of, tags_of
+from .helpers import ACCOUNT, NO_CHANGES, REGION, key_ids, policy_of, tags_of
 from .test_many_accounts import kms_in
 
 pytestmark = pytest.mark.e2e
@@ -97,7 +97,7 @@ def test_family_is_created_with_each_replica_own_properties_and_converges(
     applied = run_cli("apply", "--auto-approve")
     assert applied.returncode == 0, applied
     home = clients[REGION]
-    key_id = home.list_keys()["Keys"][0]["KeyId"]
+    key_id = key_ids(home)[0]
     assert key_id.startswith("mrk-")
     meta = home.describe_key(KeyId=key_id)["KeyMetadata"]
     config = meta["MultiRegionConfiguration"]
@@ -143,7 +143,7 @@ def test_replica_drift_is_reported_per_region_and_apply_repairs_it(
 ) -> None:
     write(inventory, FAMILY)
     assert run_cli("apply", "--auto-approve").returncode == 0
-    key_id = clients[REGION].list_keys()["Keys"][0]["KeyId"]
+    key_id = key_ids(clients[REGION])[0]
     clients[WEST].update_key_description(KeyId=key_id, Description="edited by hand")
     clients[WEST].delete_alias(AliasName="alias/global")
     clients[EU].enable_key(KeyId=key_id)
@@ -187,7 +187,7 @@ def test_moving_the_primary_and_removing_a_replica(
     key = {**FAMILY, "replicas": [{"region": WEST}, {"region": EU}]}
     write(inventory, key)
     assert run_cli("apply", "--auto-approve").returncode == 0
-    key_id = clients[REGION].list_keys()["Keys"][0]["KeyId"]
+    key_id = key_ids(clients[REGION])[0]
 
     # The primary moves to us-west-2; eu-west-1 is no longer declared; rotation changes,
     # and must be set on the new primary.
@@ -233,7 +233,7 @@ def test_saved_plan_of_a_family_applies_and_goes_stale_when_a_replica_changes(
 ) -> None:
     write(inventory, {**FAMILY, "replicas": [{"region": WEST}]})
     assert run_cli("apply", "--auto-approve").returncode == 0
-    key_id = clients[REGION].list_keys()["Keys"][0]["KeyId"]
+    key_id = key_ids(clients[REGION])[0]
     write(inventory, {**FAMILY, "replicas": [{"region": WEST, "description": "West copy"}]})
 
     saved = tmp_path / "plan.json"
