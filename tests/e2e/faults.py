@@ -490,43 +490,6 @@ def run_bounded(cwd: Path, env: dict[str, str], *args: str, timeout: float) -> A
     return CliResult(args, done.returncode, done.stdout, done.stderr)
 
 
-# -- moto as real KMS where a resent write depends on it ---------------------------------
-
-
-def idempotent_grants(monkeypatch: Any) -> None:
-    """Real KMS answers a CreateGrant with the Name and all other parameters of an
-    existing grant with that grant (the KMS API reference, CreateGrant ``Name``): so a
-    CreateGrant resent after an ambiguous failure makes no second grant. moto makes one
-    (moto-kms-notes.md, CreateGrant row); this corrects it for one test."""
-    import moto.kms.models as kms_models
-
-    real_add_grant = kms_models.Key.add_grant
-
-    def add_grant(
-        self: Any,
-        name: str,
-        grantee_principal: str,
-        operations: list[str],
-        constraints: dict[str, Any],
-        retiring_principal: str,
-    ) -> Any:
-        if name:
-            for grant in self.grants.values():
-                if (
-                    grant.name == name
-                    and grant.grantee_principal == grantee_principal
-                    and sorted(grant.operations or []) == sorted(operations or [])
-                    and (grant.constraints or {}) == (constraints or {})
-                    and grant.retiring_principal == retiring_principal
-                ):
-                    return grant
-        return real_add_grant(
-            self, name, grantee_principal, operations, constraints, retiring_principal
-        )
-
-    monkeypatch.setattr(kms_models.Key, "add_grant", add_grant)
-
-
 # -- reading the end state back (boto3, out of band) --------------------------------------
 
 

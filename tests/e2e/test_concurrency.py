@@ -29,7 +29,6 @@ from .faults import (
     FaultInjector,
     changing_writes,
     created_names,
-    idempotent_grants,
     identity_counts,
     install,
     is_write,
@@ -61,8 +60,7 @@ def kms(server: MotoServer, _reader: Any) -> Any:
 
 
 @pytest.fixture
-def faults(server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultInjector]:
-    idempotent_grants(monkeypatch)
+def faults(server: MotoServer) -> Iterator[FaultInjector]:
     with install(server) as injector:
         yield injector
 

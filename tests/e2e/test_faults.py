@@ -46,7 +46,6 @@ from .faults import (
     created_names,
     duplicates,
     end_state,
-    idempotent_grants,
     identity_counts,
     install,
     reader,
@@ -111,8 +110,7 @@ _reference: dict[str, Any] = {}
 
 
 @pytest.fixture
-def faults(server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultInjector]:
-    idempotent_grants(monkeypatch)
+def faults(server: MotoServer) -> Iterator[FaultInjector]:
     with install(server) as injector:
         yield injector
 
@@ -329,4 +327,5 @@ def test_denied_tag_read_stops_plan_and_apply(
     assert "Traceback" not in result.stderr, result
     assert any(s.fault == "deny:AccessDeniedException" for s in faults.seen), faults.seen
     assert "CreateKey" not in server.kms_operations(), server.kms_operations()
+    assert created_names(faults.seen, IDENTITY_TAG) == []
     assert identity_counts(kms, IDENTITY_TAG) == {"alpha": 1, "beta": 1, "delta": 1}

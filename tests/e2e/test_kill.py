@@ -47,7 +47,6 @@ from .faults import (
     created_names,
     duplicates,
     end_state,
-    idempotent_grants,
     identity_counts,
     install,
     is_write,
@@ -95,8 +94,7 @@ def kms(server: MotoServer, _reader: Any) -> Any:
 
 
 @pytest.fixture
-def faults(server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultInjector]:
-    idempotent_grants(monkeypatch)
+def faults(server: MotoServer) -> Iterator[FaultInjector]:
     with install(server) as injector:
         yield injector
 
