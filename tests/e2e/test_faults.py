@@ -316,6 +316,7 @@ def test_denied_tag_read_stops_plan_and_apply(
     kms: Any,
 ) -> None:
     ids = converge([ALPHA, BETA, DELTA])
+    faults.clear()
     faults.deny("ListResourceTags", ids[denied])
 
     args = ("plan", "--detailed-exitcode") if command == "plan" else ("apply", "--auto-approve")
