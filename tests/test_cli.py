@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +17,6 @@ from reconciler.plan import OpKind
 from tests.fakes import client_error
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("KMS_RECONCILER_SANDBOX_DIR", str(tmp_path / ".kms-sandbox"))
-    shutil.copytree(REPO / "keyspecs", tmp_path / "keyspecs")
-    yield tmp_path
 
 
 def cli(*args: str, input: str | None = None) -> Result:

@@ -5,8 +5,7 @@ click's own usage exit code (2) is remapped: a typo in a CI flag must never read
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,6 @@ from reconciler.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 COMMANDS = ["validate", "render", "plan", "apply", "drift", "review", "import", "rotate", "targets"]
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("KMS_RECONCILER_SANDBOX_DIR", str(tmp_path / ".kms-sandbox"))
-    for name in ("AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "KMS_RECONCILER_QUOTA_SCALE"):
-        monkeypatch.delenv(name, raising=False)
-    shutil.copytree(REPO / "keyspecs", tmp_path / "keyspecs")
-    yield tmp_path
 
 
 def cli(*args: str, env: Mapping[str, str | None] | None = None) -> Result:

@@ -7,7 +7,6 @@ force-unlock clears only the lock it names.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -75,11 +74,7 @@ class FakeClock(Clock):
 
 
 @pytest.fixture
-def kms(monkeypatch: pytest.MonkeyPatch) -> Iterator[Faulty]:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KMS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def kms(fake_credentials: None) -> Iterator[Faulty]:
     with mock_aws():
         yield Faulty(boto3.client("kms", region_name="us-east-1"))
 
@@ -223,14 +218,6 @@ def test_holder_is_a_valid_tag_value(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- through the command line (embedded sandbox) --------------------------------------------
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("KMS_RECONCILER_SANDBOX_DIR", str(tmp_path / ".kms-sandbox"))
-    shutil.copytree(REPO / "keyspecs", tmp_path / "keyspecs")
-    yield tmp_path
 
 
 def cli(*args: str) -> Result:

@@ -17,11 +17,7 @@ from tests.fakes import FakeKms
 
 
 @pytest.fixture
-def kms(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KMS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def kms(fake_credentials: None) -> Iterator[Any]:
     with mock_aws():
         yield boto3.client("kms", region_name="us-east-1")
 

@@ -53,11 +53,7 @@ class Denying:
 
 
 @pytest.fixture
-def kms(monkeypatch: pytest.MonkeyPatch) -> Iterator[Denying]:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KMS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def kms(fake_credentials: None) -> Iterator[Denying]:
     with mock_aws():
         yield Denying(boto3.client("kms", region_name="us-east-1"))
 

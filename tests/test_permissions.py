@@ -7,8 +7,6 @@ from __future__ import annotations
 import inspect
 import json
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +56,6 @@ def test_the_read_only_commands_get_no_write_permission() -> None:
 
 
 # -- through the command line ----------------------------------------------------------------
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("KMS_RECONCILER_SANDBOX_DIR", str(tmp_path / ".kms-sandbox"))
-    shutil.copytree(REPO / "keyspecs", tmp_path / "keyspecs")
-    yield tmp_path
 
 
 def cli_run(*args: str) -> Result:
