@@ -1,0 +1,112 @@
+"""The shipped GitHub workflows keep a pull request from running its own code with
+credentials or write tokens, and follow the hardening rules zizmor checks (also run by
+.ci/run): actions pinned by commit, no persisted checkout token, no ``${{ }}`` expanded
+into a shell script."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+# ci.yml tests the pull request's own code by design: no secrets, a read-only token.
+PROJECT_CI = "ci.yml"
+
+
+def load(path: Path) -> dict[Any, Any]:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(document, dict)
+    return document
+
+
+def triggers(workflow: dict[Any, Any]) -> set[str]:
+    on = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    return set(on) if isinstance(on, dict | list) else {on}
+
+
+def steps(workflow: dict[Any, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (job_name, step)
+        for job_name, job in workflow["jobs"].items()
+        for step in job.get("steps", [])
+    ]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_action_is_pinned_to_a_commit(path: Path) -> None:
+    for _, step in steps(load(path)):
+        if "uses" in step:
+            assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+    # and the pin says which release it is, for the reader and for update tools
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if "uses:" in line:
+            assert re.search(r"@[0-9a-f]{40}  # v\d+\.\d+\.\d+$", line), line
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_checkout_keeps_its_token_and_no_script_expands_an_expression(path: Path) -> None:
+    for _, step in steps(load(path)):
+        if step.get("uses", "").startswith("actions/checkout@"):
+            assert step.get("with", {}).get("persist-credentials") is False, step
+        if "run" in step:
+            assert "${{" not in step["run"], step["run"]
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in WORKFLOWS if p.name != PROJECT_CI], ids=lambda p: p.name
+)
+def test_a_pull_request_never_runs_its_own_code(path: Path) -> None:
+    workflow = load(path)
+    if "pull_request" not in triggers(workflow) and "pull_request_target" not in triggers(workflow):
+        return
+    for job_name, job in workflow["jobs"].items():
+        runs_on_prs = "pull_request" in str(job.get("if", "")) or job_name != "apply"
+        if not runs_on_prs:
+            continue  # runs on pushes to main only: main's own code
+        checkouts = {
+            step["with"].get("path", "."): step["with"].get("ref", "")
+            for step in job["steps"]
+            if step.get("uses", "").startswith("actions/checkout@")
+        }
+        # the tool comes from the base commit; the pull request's checkout is data
+        assert "github.event.pull_request.base.sha" in checkouts.get("tool", ""), job_name
+        for step in job["steps"]:
+            script = step.get("run", "")
+            for install in re.findall(r"pip install[^\n]*", script):
+                assert install.rstrip().endswith("./tool"), (job_name, install)
+            assert "python -m reconciler" not in script, job_name
+            if re.search(r"(?m)(^\s*|\$\()kms-reconciler ", script):  # runs the tool
+                assert step.get("env", {}).get("PYTHONSAFEPATH") == "1", (job_name, step)
+                assert step.get("working-directory") == "change", (job_name, step)
+
+
+def test_the_tool_runs_from_a_pull_request_checkout_without_importing_it(
+    tmp_path: Path,
+) -> None:
+    # A pull request could add its own `reconciler` package beside keyspecs/; with
+    # PYTHONSAFEPATH=1 (the workflows set it) Python does not put the working directory on
+    # sys.path, so the installed tool is the one that runs, even as `python -m`.
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "reconciler"
+    evil.mkdir()
+    (evil / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    (evil / "__main__.py").write_text("")
+    for command in ([sys.executable, "-m", "reconciler", "--version"],):
+        done = subprocess.run(
+            command,
+            cwd=tmp_path,
+            env={"PYTHONSAFEPATH": "1", "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "kms-reconciler, version" in done.stdout
+    assert not marker.exists()
