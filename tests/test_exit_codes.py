@@ -130,3 +130,36 @@ def test_a_target_error_is_prefixed_once(workdir: Path, tmp_path: Path) -> None:
     line = one_error_line(cli("plan", "--target", "production", env=env))
     assert line.count("target 'production'") == 1
     assert "no AWS credentials found" in line
+
+
+# -- colour conventions (no-color.org, TERM=dumb, --color when piped) -------------------------
+
+
+@pytest.mark.parametrize(
+    ("tty", "environ", "expected"),
+    [
+        (True, {}, True),
+        (False, {}, False),  # piped: no colour unless --color
+        (True, {"NO_COLOR": "1"}, False),
+        (True, {"NO_COLOR": ""}, True),  # no-color.org: set and not empty
+        (True, {"TERM": "dumb"}, False),
+        (True, {"TERM": "xterm-256color"}, True),
+    ],
+    ids=["tty", "piped", "no-color", "no-color-empty", "term-dumb", "term-xterm"],
+)
+def test_colour_by_default_follows_the_conventions(
+    tty: bool, environ: dict[str, str], expected: bool
+) -> None:
+    from reconciler.commands.common import colour_default
+
+    assert colour_default(tty, environ) is expected
+
+
+def test_color_flag_forces_colour_even_when_piped(workdir: Path) -> None:
+    coloured = cli("plan", "--sandbox", "--target", "staging", "--color")
+    plain = cli("plan", "--sandbox", "--target", "staging")
+    assert coloured.exit_code == plain.exit_code == 0
+    assert "\x1b[" in coloured.stdout  # CliRunner's stdout is not a terminal
+    assert "\x1b[" not in plain.stdout
+    dumb = cli("plan", "--sandbox", "--target", "staging", env={"TERM": "dumb"})
+    assert "\x1b[" not in dumb.stdout

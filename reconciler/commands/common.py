@@ -96,7 +96,13 @@ def common_options(func: F) -> F:
         is_flag=True,
         help="Run against the embedded moto KMS; state persists in .kms-sandbox/.",
     )
-    @click.option("--color/--no-color", "colour", default=None, help="Colour (default: on a TTY).")
+    @click.option(
+        "--color/--no-color",
+        "colour",
+        default=None,
+        help="Colour; --color also when piped (default: on a terminal, unless NO_COLOR is set "
+        "or TERM=dumb).",
+    )
     @click.option("-v", "--verbose", count=True, help="More detail (repeatable).")
     @click.option("-q", "--quiet", is_flag=True, help="Only results and errors.")
     @functools.wraps(func)
@@ -124,9 +130,14 @@ def common_options(func: F) -> F:
                     quota_scale=_quota_scale(),
                     max_attempts=retry_settings(os.environ),
                 ),
-                colour=sys.stdout.isatty() if colour is None else colour,
+                colour=colour_default(sys.stdout.isatty(), os.environ)
+                if colour is None
+                else colour,
                 verbosity=-1 if quiet else verbose,
             )
+            context = click.get_current_context(silent=True)
+            if context is not None:
+                context.color = run.colour  # --color keeps colour when piped (CI logs)
             with sandbox_session() if sandbox else nullcontext():
                 code = func(run, *args, **kwargs)
         except ReconcilerError as exc:
@@ -136,6 +147,11 @@ def common_options(func: F) -> F:
         sys.exit(code or EXIT_OK)
 
     return wrapper  # type: ignore[return-value]
+
+
+def colour_default(tty: bool, environ: Mapping[str, str]) -> bool:
+    """Colour on a terminal, unless ``NO_COLOR`` is set (no-color.org) or ``TERM=dumb``."""
+    return tty and not environ.get("NO_COLOR") and environ.get("TERM") != "dumb"
 
 
 def _quota_scale() -> float:
