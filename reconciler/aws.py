@@ -17,6 +17,7 @@ resent, and an error that a repeat itself causes (AlreadyExists, NotFound) carri
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -36,6 +37,12 @@ from botocore.config import Config
 from reconciler import catalog
 from reconciler.errors import AccountMismatchError, AwsError, InputError, Problem
 from reconciler.state import TargetInfo
+
+# One line per HTTP attempt at DEBUG (KMS_RECONCILER_LOG=debug, or -vvv): operation, the
+# key, alias or grant it names, attempt, outcome and milliseconds. Never another parameter:
+# policies, key material and tokens stay out of every log.
+LOG = logging.getLogger("kms_reconciler.requests")
+_LOGGED_PARAMS = ("KeyId", "TargetKeyId", "AliasName", "GrantId", "ReplicaRegion")
 
 THROTTLING_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
@@ -244,7 +251,7 @@ class KmsApi:
             with self._lock:
                 self.calls[operation] += 1
             try:
-                response = method(**params)
+                response = self._send(method, operation, params, attempt)
             except botocore.exceptions.ClientError as exc:
                 code = error_code(exc)
                 if maybe_executed:
@@ -276,6 +283,31 @@ class KmsApi:
                 raise failure
             self._retried(operation, reason)
             self.sleep(_backoff(attempt))
+
+    def _send(self, method: Any, operation: str, params: Mapping[str, Any], attempt: int) -> Any:
+        """One HTTP attempt, logged at DEBUG (never a parameter but the key it names)."""
+        if not LOG.isEnabledFor(logging.DEBUG):
+            return method(**params)
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            return method(**params)
+        except botocore.exceptions.ClientError as exc:
+            outcome = f"{error_code(exc) or 'error'} (HTTP {http_status(exc)})"
+            raise
+        except Exception as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            named = " ".join(f"{k}={params[k]}" for k in _LOGGED_PARAMS if k in params)
+            LOG.debug(
+                "%s%s attempt %d: %s in %.0f ms",
+                operation,
+                f" {named}" if named else "",
+                attempt,
+                outcome,
+                (time.monotonic() - started) * 1000,
+            )
 
     def _retried(self, operation: str, reason: str) -> None:
         with self._lock:

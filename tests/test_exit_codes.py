@@ -163,3 +163,25 @@ def test_color_flag_forces_colour_even_when_piped(workdir: Path) -> None:
     assert "\x1b[" not in plain.stdout
     dumb = cli("plan", "--sandbox", "--target", "staging", env={"TERM": "dumb"})
     assert "\x1b[" not in dumb.stdout
+
+
+# -- KMS_RECONCILER_LOG: every AWS request, never a secret -----------------------------------
+
+
+def test_debug_log_shows_every_request_and_no_policy(workdir: Path, tmp_path: Path) -> None:
+    log = tmp_path / "requests.log"
+    env = {"KMS_RECONCILER_LOG": "debug", "KMS_RECONCILER_LOG_FILE": str(log)}
+    result = cli("apply", "--sandbox", "--target", "staging", "--auto-approve", env=env)
+    assert result.exit_code == 0, result.output
+    lines = log.read_text().splitlines()
+    creates = [line for line in lines if " CreateKey attempt 1: ok in " in line]
+    assert len(creates) == 7  # six keys of staging and the lock anchor
+    assert any(" CreateAlias " in line and "AliasName=alias/app-data-key" in line for line in lines)
+    text = "\n".join(lines)
+    assert '"Statement"' not in text and "Policy=" not in text  # never a parameter value
+    assert cli("plan", "--sandbox", "-vvv", "--target", "staging").stderr.count(" attempt 1: ") > 5
+
+
+def test_a_bad_log_level_is_an_input_error(workdir: Path) -> None:
+    line = one_error_line(cli("plan", "--sandbox", env={"KMS_RECONCILER_LOG": "loud"}))
+    assert line.startswith("error: KMS_RECONCILER_LOG: must be one of debug")

@@ -4,6 +4,7 @@ inventory, observing a target, running targets side by side, the apply lock, rep
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 import threading
@@ -103,7 +104,13 @@ def common_options(func: F) -> F:
         help="Colour; --color also when piped (default: on a terminal, unless NO_COLOR is set "
         "or TERM=dumb).",
     )
-    @click.option("-v", "--verbose", count=True, help="More detail (repeatable).")
+    @click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        help="More detail: -v calls and retries by operation, -vv also the lock, -vvv every "
+        "AWS request (as KMS_RECONCILER_LOG=debug).",
+    )
     @click.option("-q", "--quiet", is_flag=True, help="Only results and errors.")
     @functools.wraps(func)
     def wrapper(
@@ -135,6 +142,7 @@ def common_options(func: F) -> F:
                 else colour,
                 verbosity=-1 if quiet else verbose,
             )
+            configure_logging(run.verbosity, os.environ)
             context = click.get_current_context(silent=True)
             if context is not None:
                 context.color = run.colour  # --color keeps colour when piped (CI logs)
@@ -147,6 +155,42 @@ def common_options(func: F) -> F:
         sys.exit(code or EXIT_OK)
 
     return wrapper  # type: ignore[return-value]
+
+
+LOG_ENV = "KMS_RECONCILER_LOG"
+LOG_FILE_ENV = "KMS_RECONCILER_LOG_FILE"
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+def configure_logging(verbosity: int, environ: Mapping[str, str]) -> None:
+    """``KMS_RECONCILER_LOG=debug`` (like ``TF_LOG``) or ``-vvv`` logs every AWS request to
+    stderr, or to ``KMS_RECONCILER_LOG_FILE``; -v and -vv are the tool's own detail."""
+    raw = environ.get(LOG_ENV, "").strip().lower()
+    if raw and raw not in _LOG_LEVELS:
+        raise InputError(
+            Problem(f"must be one of {', '.join(_LOG_LEVELS)}, not {raw!r}", field=LOG_ENV)
+        )
+    level = _LOG_LEVELS.get(raw) or (logging.DEBUG if verbosity >= 3 else None)
+    logger = logging.getLogger("kms_reconciler")
+    for old in [h for h in logger.handlers if getattr(h, "_kms_reconciler", False)]:
+        logger.removeHandler(old)
+        old.close()
+    if level is None:
+        return
+    path = environ.get(LOG_FILE_ENV)
+    try:
+        handler: logging.Handler = (
+            logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler()
+        )
+    except OSError as exc:
+        raise InputError(
+            Problem(f"cannot write the log {path}: {exc.strerror or exc}", field=LOG_FILE_ENV)
+        ) from None
+    handler._kms_reconciler = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(asctime)s kms-reconciler %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
 
 
 def colour_default(tty: bool, environ: Mapping[str, str]) -> bool:
@@ -270,7 +314,7 @@ class Locks:
         lock = acquire(conn.kms, name, holder_of(conn.caller_arn), self.timeout, on_wait=waiting)
         with self._mutex:
             self.held.append(lock)
-        if self.run.verbosity > 0:
+        if self.run.verbosity > 1:
             self.run.info(f"{name}: took the apply lock (lock ID {lock.lock_id})")
         return lock.lock_id
 
