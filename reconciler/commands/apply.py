@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,7 +15,6 @@ from reconciler.applier import (
     OpEvent,
     apply_target,
     check_key_material,
-    describe_call,
 )
 from reconciler.aws import (
     Connection,
@@ -42,6 +42,7 @@ from reconciler.errors import (
     Problem,
     StalePlanError,
 )
+from reconciler.formatters.dry_run import dry_run_json, dry_run_text
 from reconciler.plan import Action, Plan, TargetPlan, from_dict
 from reconciler.state import (
     DesiredTarget,
@@ -58,8 +59,20 @@ from reconciler.state import (
     help="Apply a plan saved by 'plan --out' (refused when KMS changed since).",
 )
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--dry-run", is_flag=True, help="Print every KMS call apply would make; make none.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print every KMS call apply would make, as AWS CLI commands; make none.",
+)
 @click.option("--allow-destroy", is_flag=True, help="Allow destructive changes.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="json: the result on stdout as one document (per operation: done, failed or not "
+    "run, with timings and call counts; with --dry-run the commands); the rest on stderr.",
+)
 @lock_timeout_option
 @common_options
 def apply(
@@ -68,12 +81,13 @@ def apply(
     auto_approve: bool,
     dry_run: bool,
     allow_destroy: bool,
+    fmt: str,
     lock_timeout: float,
 ) -> int:
     """Make KMS match the inventory, in the planned order."""
     # Each target's apply lock is held from before it is read until its calls are made.
     with locking(run, None if dry_run else lock_timeout) as locks:
-        return _apply(run, plan_file, auto_approve, dry_run, allow_destroy, locks)
+        return _apply(run, plan_file, auto_approve, dry_run, allow_destroy, locks, fmt)
 
 
 def _apply(
@@ -83,14 +97,17 @@ def _apply(
     dry_run: bool,
     allow_destroy: bool,
     locks: Locks,
+    fmt: str = "text",
 ) -> int:
+    # stdout holds the one JSON document, or the dry run's shell script
+    to_stderr = fmt == "json" or dry_run
     failures: Failures = []
     if plan_file is not None:
         the_plan, connections = _load_saved_plan(run, plan_file, locks)
     else:
         the_plan, connections, failures = make_plans(run, allow_destroy, locks=locks)
     if the_plan.targets:
-        click.echo(formatters.plan_text(the_plan, run.style), nl=False)
+        click.echo(formatters.plan_text(the_plan, run.style), nl=False, err=to_stderr)
     if failures:
         report_failures(failures)
         click.echo(
@@ -99,6 +116,8 @@ def _apply(
             err=True,
         )
     if not the_plan.has_changes:
+        if fmt == "json":
+            click.echo(apply_result_json(the_plan, [], failures, dry_run, {}))
         return EXIT_ERROR if failures else EXIT_OK
     material = [
         f"target '{tp.target.name}': {m}" for tp in the_plan.targets for m in check_key_material(tp)
@@ -117,32 +136,37 @@ def _apply(
             "nothing was changed"
         )
     if dry_run:
-        _print_dry_run(run, the_plan)
+        _print_dry_run(run, the_plan, fmt)
         return EXIT_OK
     if not auto_approve:
         _confirm(the_plan)
     results: list[ApplyResult] = []
+    timings: dict[int, float] = {}  # id(operation) -> seconds
     for tp in the_plan.targets:
         if not tp.operations:
             continue
         if any(r.interrupted for r in results):  # an interruption stops the whole run
             results.append(ApplyResult(tp.target.name, not_run=list(tp.operations)))
             continue
-        result = _apply_one(run, tp, connections[tp.target.name], the_plan.identity_tag)
+        conn = connections[tp.target.name]
+        result = _apply_one(run, tp, conn, the_plan.identity_tag, timings, to_stderr)
         results.append(result)  # a failed target does not stop the others: accounts differ
+    if fmt == "json":
+        click.echo(apply_result_json(the_plan, results, failures, False, timings))
     if failures or any(not r.ok for r in results):
         _report_failure(run, the_plan, results, failures)
     total = sum(len(r.done) for r in results)
     seconds = sum(r.seconds for r in results)
     calls = sum(r.calls for r in results)
     click.echo(
-        run.style(
+        err=to_stderr,
+        message=run.style(
             f"Apply complete: {total} operation(s) in {seconds:.2f}s ({calls} KMS calls): "
             f"{the_plan.count(Action.CREATE)} created, "
             f"{the_plan.count(Action.UPDATE, Action.RECOVER)} updated, "
             f"{the_plan.count(Action.DELETE)} scheduled for deletion.",
             "bold",
-        )
+        ),
     )
     return EXIT_OK
 
@@ -178,25 +202,32 @@ def _load_saved_plan(run: Run, plan_file: Path, locks: Locks) -> tuple[Plan, dic
     return the_plan, connections
 
 
-def _print_dry_run(run: Run, the_plan: Plan) -> None:
-    count = sum(len(tp.operations) for tp in the_plan.targets)
-    click.echo(f"Dry run: apply would make these {count} KMS call(s), in order; none was made.")
-    for tp in the_plan.targets:
-        for i, op in enumerate(tp.operations, 1):
-            key_id = op.key_id or next((k.key_id for k in tp.keys if k.name == op.key), None)
-            mark = "  [destructive]" if op.destructive else ""
-            click.echo(f"  {tp.target.name} {i:>3}. {describe_call(op, key_id)}{mark}")
+def _print_dry_run(run: Run, the_plan: Plan, fmt: str) -> None:
+    """Every call apply would make, as AWS CLI commands (a shell script), or JSON."""
+    if fmt == "json":
+        click.echo(dry_run_json(the_plan))
+    else:
+        click.echo(dry_run_text(the_plan), nl=False)
 
 
 def _confirm(the_plan: Plan) -> None:
     confirm_count(sum(len(tp.operations) for tp in the_plan.targets), "change(s)")
 
 
-def _apply_one(run: Run, tp: TargetPlan, conn: Connection, identity_tag: str) -> ApplyResult:
+def _apply_one(
+    run: Run,
+    tp: TargetPlan,
+    conn: Connection,
+    identity_tag: str,
+    timings: dict[int, float],
+    to_stderr: bool = False,
+) -> ApplyResult:
     total = len(tp.operations)
     counter = iter(range(1, total + 1))
 
     def on_event(event: OpEvent) -> None:
+        if event.status != "started":
+            timings[id(event.op)] = event.seconds
         if event.status == "started" or run.verbosity < 0:
             return
         n = next(counter)
@@ -210,10 +241,14 @@ def _apply_one(run: Run, tp: TargetPlan, conn: Connection, identity_tag: str) ->
         click.echo(
             f"  [{n}/{total}] {tp.target.name} {event.op.key}{ident}{where}: "
             f"{event.op.kind.value} "
-            f"... {status} ({event.seconds:.2f}s)"
+            f"... {status} ({event.seconds:.2f}s)",
+            err=to_stderr,
         )
 
-    click.echo(run.style(f"Applying {total} operation(s) to target {tp.target.name}:", "bold"))
+    click.echo(
+        run.style(f"Applying {total} operation(s) to target {tp.target.name}:", "bold"),
+        err=to_stderr,
+    )
     result = apply_target(
         tp,
         conn.kms,
@@ -265,3 +300,71 @@ def _report_failure(
         "Fix the cause and run apply again: it plans from what KMS holds now and converges.",
     ]
     raise ApplyFailedError("\n".join(report))
+
+
+def apply_result_json(
+    the_plan: Plan,
+    results: Sequence[ApplyResult],
+    failures: Failures,
+    dry_run: bool,
+    timings: Mapping[int, float],
+) -> str:
+    """The result of an apply as one document: per target its outcome and calls, per
+    operation done, failed or not run (with its error and seconds)."""
+    by_target = {r.target: r for r in results}
+    targets: list[dict[str, Any]] = []
+    for tp in the_plan.targets:
+        r = by_target.get(tp.target.name)
+        failed = {id(op): message for op, message in r.failed} if r else {}
+        done = {id(op) for op in r.done} if r else set()
+        operations: list[dict[str, Any]] = []
+        for i, op in enumerate(tp.operations, 1):
+            status = "done" if id(op) in done else "failed" if id(op) in failed else "not run"
+            operations.append(
+                {
+                    "index": i,
+                    "operation": op.kind.value,
+                    "key": op.key,
+                    "key_id": op.key_id or (r.created.get(op.key) if r else None),
+                    "region": op.region or tp.target.region,
+                    "destructive": op.destructive,
+                    "status": status,
+                    "error": failed.get(id(op)),
+                    "seconds": round(timings.get(id(op), 0.0), 3),
+                }
+            )
+        outcome = (
+            "no changes"
+            if not tp.operations
+            else "interrupted"
+            if r and r.interrupted
+            else "ok"
+            if r and r.ok
+            else "failed"
+        )
+        targets.append(
+            {
+                "target": tp.target.name,
+                "outcome": outcome,
+                "calls": r.calls if r else 0,
+                "seconds": round(r.seconds, 3) if r else 0.0,
+                "operations": operations,
+            }
+        )
+    targets += [
+        {"target": name, "outcome": "not planned", "error": str(exc), "operations": []}
+        for name, exc in failures
+    ]
+    every = [op for t in targets for op in t["operations"]]
+    summary = {
+        status.replace(" ", "_"): sum(1 for op in every if op["status"] == status)
+        for status in ("done", "failed", "not run")
+    }
+    document = {
+        "format_version": 1,
+        "dry_run": dry_run,
+        "ok": not failures and all(t["outcome"] in ("ok", "no changes") for t in targets),
+        "targets": targets,
+        "summary": {**summary, "calls": sum(t.get("calls", 0) for t in targets)},
+    }
+    return json.dumps(document, indent=2)

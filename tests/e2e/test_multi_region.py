@@ -212,10 +212,10 @@ def test_moving_the_primary_and_removing_a_replica(
 
     dry = run_cli("apply", "--dry-run", "--allow-destroy")
     assert dry.returncode == 0, dry
-    assert 'UpdatePrimaryRegion "KeyId"' in dry.stdout
-    assert '"PrimaryRegion"="us-west-2"' in dry.stdout
-    assert f"EnableKeyRotation [{WEST}]" in dry.stdout
-    assert f"ScheduleKeyDeletion [{EU}]" in dry.stdout
+    assert "aws kms update-primary-region --region us-east-1 --key-id" in dry.stdout
+    assert "--primary-region us-west-2" in dry.stdout
+    assert f"aws kms enable-key-rotation --region {WEST}" in dry.stdout
+    assert f"aws kms schedule-key-deletion --region {EU}" in dry.stdout
 
     applied = run_cli("apply", "--auto-approve", "--allow-destroy")
     assert applied.returncode == 0, applied

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -104,24 +106,20 @@ def test_dry_run_prints_every_call_and_makes_none(
     dry = run_cli("apply", "--dry-run")
     assert dry.returncode == 0, dry
     assert "Dry run: apply would make these 6 KMS call(s), in order; none was made." in dry.stdout
-    calls = [
-        line.split(". ", 1)[1]
-        for line in dry.stdout.splitlines()
-        if line.startswith("  test ") and ". " in line
-    ]
-    assert [call.split(" ", 1)[0] for call in calls] == [
-        "CreateKey",
-        "CreateKey",
-        "EnableKeyRotation",
-        "EnableKeyRotation",
-        "CreateAlias",
-        "CreateAlias",
-    ], dry
-    assert any('"Description"="Alpha data key"' in call for call in calls), calls
-    assert any(
-        '"AliasName"="alias/alpha"' in call and '"TargetKeyId"="<id of new key alpha>"' in call
-        for call in calls
-    ), calls
+    # a shell script of AWS CLI commands: valid shell, one command per call, in order
+    script = dry.stdout
+    syntax = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
+    assert syntax.returncode == 0, syntax.stderr
+    commands = [line for line in script.splitlines() if line and not line.startswith("#")]
+    words = [shlex.split(line.split("$(", 1)[-1].rstrip(")")) for line in commands]
+    assert [w[:3] for w in words] == [["aws", "kms", "create-key"]] * 2 + [
+        ["aws", "kms", "enable-key-rotation"]
+    ] * 2 + [["aws", "kms", "create-alias"]] * 2, script
+    create_alpha = next(w for w in words if "Alpha data key" in w)
+    assert create_alpha[create_alpha.index("--description") + 1] == "Alpha data key"
+    assert commands[0].startswith("KEY_alpha=$(") or commands[1].startswith("KEY_alpha=$(")
+    alias = next(line for line in commands if "--alias-name alias/alpha" in line)
+    assert '--target-key-id "$KEY_alpha"' in alias
 
     assert key_ids(kms) == []
     assert [op for op in server.kms_operations() if op not in READ_OPERATIONS] == []
@@ -137,7 +135,8 @@ def test_dry_run_lists_destructive_calls_without_allow_destroy(
 
     dry = run_cli("apply", "--dry-run")
     assert dry.returncode == 0, dry
-    assert f'test   1. DisableKey "KeyId"="{keys["alpha"]}"  [destructive]' in dry.stdout, dry
+    disable = f"aws kms disable-key --region us-east-1 --key-id {keys['alpha']}  # destructive"
+    assert disable in dry.stdout, dry
     assert kms_snapshot(kms) == before
     assert [op for op in server.kms_operations() if op not in READ_OPERATIONS] == []
 
