@@ -354,7 +354,8 @@ class AwsOptions:
     sandbox: bool = False
     quota_overrides: Mapping[str, float] = field(default_factory=dict)
     quota_scale: float = 1.0
-    workers: int = 16
+    workers: int = 16  # reads in flight per target
+    apply_workers: int = 8  # keys applied side by side per target
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
 

@@ -183,6 +183,8 @@ class Plan:
     identity_tag: str = DEFAULT_IDENTITY_TAG
     format_version: int = FORMAT_VERSION
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # ``--key``: the only keys planned (empty: every key); other keys and orphans are not
+    partial_keys: tuple[str, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -208,6 +210,7 @@ def to_dict(plan: Plan) -> dict[str, Any]:
         "format_version": plan.format_version,
         "inventory": plan.inventory,
         "allow_destroy": plan.allow_destroy,
+        "partial_keys": list(plan.partial_keys),
         "identity_tag": plan.identity_tag,
         "summary": {
             "create": plan.count(Action.CREATE),
@@ -360,6 +363,7 @@ def from_dict(data: Mapping[str, Any]) -> Plan:
         return Plan(
             targets=targets,
             allow_destroy=bool(data.get("allow_destroy", False)),
+            partial_keys=tuple(data.get("partial_keys") or ()),
             inventory=str(data.get("inventory", "")),
             identity_tag=str(data.get("identity_tag", DEFAULT_IDENTITY_TAG)),
         )

@@ -52,6 +52,9 @@ class PlanOptions:
     # Keys the inventory says are not its own (``ignore: - key_id: ...``): an unreadable
     # one among them does not stop the plan from creating keys.
     not_ours: frozenset[str] = frozenset()
+    # A partial plan (``--key``): only some specs are planned, so a managed key with no spec
+    # among them is not an orphan.
+    partial: bool = False
 
 
 @dataclass
@@ -199,7 +202,7 @@ def make_plan(
     desired_names = {dk.name for dk in desired.keys}
     adopted_ids = {ok.key_id for ok in matched.values()}
     for name, keys in sorted(managed.items()):
-        if name in desired_names:
+        if name in desired_names or options.partial:
             continue
         for ok in keys:
             if ok.key_id in adopted_ids or ok.pending_deletion:

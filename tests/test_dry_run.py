@@ -154,3 +154,50 @@ def test_dry_run_json_lists_the_commands(workdir: Path) -> None:
     operations = json.loads(result.stdout)["operations"]
     assert len(operations) == 14
     assert operations[0]["aws_cli"].startswith("KEY_")
+
+
+# -- --key (Terraform's -target) and --parallelism ---------------------------------------------
+
+
+def test_a_partial_plan_plans_only_the_named_keys_and_says_so(workdir: Path) -> None:
+    partial = cli("plan", "--key", "app-data", "--key", "logs", "--format", "json")
+    assert partial.exit_code == 0, partial.output
+    document = json.loads(partial.stdout)
+    assert document["partial_keys"] == ["app-data", "logs"]
+    (target,) = document["targets"]
+    assert sorted(k["name"] for k in target["keys"]) == ["app-data", "logs"]
+    text = cli("plan", "--key", "app-data").stdout
+    assert text.startswith("Partial plan: only key(s) app-data (--key)")
+    applied = cli("apply", "--key", "logs", "--auto-approve", "--format", "json")
+    (target,) = json.loads(applied.stdout)["targets"]
+    assert {op["key"] for op in target["operations"]} == {"logs"}
+
+
+def test_a_partial_plan_never_calls_the_other_keys_orphans(workdir: Path) -> None:
+    extra = workdir / "keyspecs" / "extra.yaml"
+    extra.write_text("keys:\n  - name: extra\n    targets: [staging]\n")
+    assert cli("apply", "--auto-approve").exit_code == 0
+    extra.unlink()  # 'extra' is now a managed key no spec declares: an orphan
+    full = cli("plan", "--allow-destroy", "--detailed-exitcode")
+    assert full.exit_code == 2 and '- key "extra"' in full.stdout, full.output
+    partial = cli("plan", "--key", "logs", "--allow-destroy", "--detailed-exitcode")
+    assert partial.exit_code == 0, partial.output
+    assert "extra" not in partial.stdout and "No changes." in partial.stdout
+
+
+def test_an_unknown_key_name_is_an_input_error(workdir: Path) -> None:
+    result = cli("plan", "--key", "nope")
+    assert result.exit_code == 1
+    assert "error: --key: no key named 'nope' in the selected targets" in result.stderr
+    assert cli("apply", "--plan", "x.json", "--key", "logs").exit_code == 1
+
+
+@pytest.mark.parametrize("value", ["0", "many"])
+def test_parallelism_is_checked(workdir: Path, value: str) -> None:
+    result = cli("plan", "--parallelism", value)
+    assert result.exit_code == 1 and "--parallelism" in result.stderr
+
+
+def test_parallelism_one_still_converges(workdir: Path) -> None:
+    assert cli("apply", "--auto-approve", "--parallelism", "1").exit_code == 0
+    assert cli("plan", "--detailed-exitcode", "--parallelism", "1").exit_code == 0

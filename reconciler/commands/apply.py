@@ -25,12 +25,15 @@ from reconciler.commands.common import (
     Run,
     common_options,
     confirm_count,
+    key_option,
     lock_timeout_option,
     locking,
     observe,
+    parallelism_option,
     path_argument,
     report_failures,
     show_retries,
+    with_parallelism,
 )
 from reconciler.commands.plan import make_plans
 from reconciler.errors import (
@@ -74,6 +77,8 @@ from reconciler.state import (
     "run, with timings and call counts; with --dry-run the commands); the rest on stderr.",
 )
 @lock_timeout_option
+@key_option
+@parallelism_option
 @common_options
 def apply(
     run: Run,
@@ -83,11 +88,23 @@ def apply(
     allow_destroy: bool,
     fmt: str,
     lock_timeout: float,
+    keys: tuple[str, ...],
+    parallelism: int | None,
 ) -> int:
-    """Make KMS match the inventory, in the planned order."""
+    """Make KMS match the inventory, in the planned order.
+
+    \b
+    Examples:
+      kms-reconciler apply --plan plan.json --auto-approve --lock-timeout 5m
+      kms-reconciler apply --dry-run > calls.sh
+      kms-reconciler apply --key app-data --auto-approve --format json
+    """
+    if keys and plan_file is not None:
+        raise InputError(Problem("give --key when planning, not with --plan", field="--key"))
+    with_parallelism(run, parallelism)
     # Each target's apply lock is held from before it is read until its calls are made.
     with locking(run, None if dry_run else lock_timeout) as locks:
-        return _apply(run, plan_file, auto_approve, dry_run, allow_destroy, locks, fmt)
+        return _apply(run, plan_file, auto_approve, dry_run, allow_destroy, locks, fmt, keys)
 
 
 def _apply(
@@ -98,6 +115,7 @@ def _apply(
     allow_destroy: bool,
     locks: Locks,
     fmt: str = "text",
+    keys: tuple[str, ...] = (),
 ) -> int:
     # stdout holds the one JSON document, or the dry run's shell script
     to_stderr = fmt == "json" or dry_run
@@ -105,7 +123,7 @@ def _apply(
     if plan_file is not None:
         the_plan, connections = _load_saved_plan(run, plan_file, locks)
     else:
-        the_plan, connections, failures = make_plans(run, allow_destroy, locks=locks)
+        the_plan, connections, failures = make_plans(run, allow_destroy, locks=locks, keys=keys)
     if the_plan.targets:
         click.echo(formatters.plan_text(the_plan, run.style), nl=False, err=to_stderr)
     if failures:
@@ -253,7 +271,7 @@ def _apply_one(
         tp,
         conn.kms,
         on_event=on_event,
-        workers=min(8, run.aws.workers),
+        workers=run.aws.apply_workers,
         regional=conn.kms_in,
         identity_tag=identity_tag,
     )

@@ -193,6 +193,47 @@ def configure_logging(verbosity: int, environ: Mapping[str, str]) -> None:
     logger.propagate = False
 
 
+key_option = click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="NAME",
+    help="Plan only this key (repeatable; Terraform's -target): the other keys and orphans "
+    "are left out, and the plan says it is partial.",
+)
+
+
+parallelism_option = click.option(
+    "--parallelism",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="KMS calls in flight per target while reading, and keys changed side by side while "
+    "applying (default 16 and 8); each call is still paced to its quota.",
+)
+
+
+def with_parallelism(run: Run, parallelism: int | None) -> None:
+    if parallelism is not None:
+        run.aws = replace(run.aws, workers=parallelism, apply_workers=parallelism)
+
+
+def only_keys(desired: list[DesiredTarget], keys: tuple[str, ...]) -> list[DesiredTarget]:
+    """The targets' desired state cut down to the ``--key`` names (every name must exist)."""
+    if not keys:
+        return desired
+    known = {dk.name for dt in desired for dk in dt.keys}
+    unknown = sorted(set(keys) - known)
+    if unknown:
+        raise InputError(
+            Problem(
+                f"no key named {', '.join(repr(k) for k in unknown)} in the selected targets",
+                field="--key",
+            )
+        )
+    cut = [replace(dt, keys=tuple(dk for dk in dt.keys if dk.name in keys)) for dt in desired]
+    return [dt for dt in cut if dt.keys]
+
+
 def colour_default(tty: bool, environ: Mapping[str, str]) -> bool:
     """Colour on a terminal, unless ``NO_COLOR`` is set (no-color.org) or ``TERM=dumb``."""
     return tty and not environ.get("NO_COLOR") and environ.get("TERM") != "dumb"

@@ -13,9 +13,11 @@ from reconciler.commands.common import (
     each_target,
     load,
     observe,
+    parallelism_option,
     parse_reports,
     path_argument,
     report_failures,
+    with_parallelism,
     write_report,
 )
 from reconciler.drift import DriftReport, TargetDrift, detect
@@ -55,9 +57,19 @@ from reconciler.state import (
     show_default=True,
     help="Exit 2 only for findings of at least this severity.",
 )
+@parallelism_option
 @common_options
-def drift(run: Run, fmt: str, reports: tuple[str, ...], fail_on: str) -> int:
-    """Report every difference between KMS and the inventory (read-only)."""
+def drift(
+    run: Run, fmt: str, reports: tuple[str, ...], fail_on: str, parallelism: int | None
+) -> int:
+    """Report every difference between KMS and the inventory (read-only).
+
+    \b
+    Examples:
+      kms-reconciler drift --format sarif --report markdown=drift.md > drift.sarif
+      kms-reconciler drift --target production --fail-on medium
+    """
+    with_parallelism(run, parallelism)
     outputs = parse_reports(reports, DRIFT_FORMATS)
     inventory, desired = load(run)
 

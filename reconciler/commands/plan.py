@@ -16,10 +16,14 @@ from reconciler.commands.common import (
     Run,
     common_options,
     each_target,
+    key_option,
     load,
     observe,
+    only_keys,
+    parallelism_option,
     path_argument,
     report_failures,
+    with_parallelism,
 )
 from reconciler.drift import ignored_unreadable
 from reconciler.errors import (
@@ -35,11 +39,16 @@ from reconciler.state import (
 
 
 def make_plans(
-    run: Run, allow_destroy: bool, rotation_history: bool = False, locks: Locks | None = None
+    run: Run,
+    allow_destroy: bool,
+    rotation_history: bool = False,
+    locks: Locks | None = None,
+    keys: tuple[str, ...] = (),
 ) -> tuple[Plan, dict[str, Connection], Failures]:
     """Connect to, observe and plan every selected target, side by side; with ``locks``,
-    each target's apply lock is taken before it is read."""
+    each target's apply lock is taken before it is read; with ``keys``, only those keys."""
     inventory, desired = load(run)
+    desired = only_keys(desired, keys)
 
     def one(dt: DesiredTarget) -> tuple[TargetPlan, Connection]:
         conn = aws.connect(dt.target, run.aws, write=locks is not None)
@@ -55,6 +64,7 @@ def make_plans(
         options = PlanOptions(
             allow_destroy=allow_destroy,
             not_ours=ignored_unreadable(observed, inventory.settings.ignore),
+            partial=bool(keys),
         )
         return make_plan(dt, observed, options), conn
 
@@ -64,6 +74,7 @@ def make_plans(
         allow_destroy=allow_destroy,
         inventory=str(run.path),
         identity_tag=inventory.settings.identity_tag,
+        partial_keys=tuple(sorted(set(keys))),
     )
     return plan, {tp.target.name: conn for tp, conn in results}, failures
 
@@ -90,6 +101,8 @@ def make_plans(
     help="Also read each rotating key's rotations (ListKeyRotations, paced at 100/s) and show "
     "the last and next rotation and the on-demand count.",
 )
+@key_option
+@parallelism_option
 @common_options
 def plan(
     run: Run,
@@ -98,9 +111,18 @@ def plan(
     detailed_exitcode: bool,
     allow_destroy: bool,
     rotation_history: bool,
+    keys: tuple[str, ...],
+    parallelism: int | None,
 ) -> int:
-    """Show what apply would change, without changing anything."""
-    the_plan, _, failures = make_plans(run, allow_destroy, rotation_history)
+    """Show what apply would change, without changing anything.
+
+    \b
+    Examples:
+      kms-reconciler plan --target production --detailed-exitcode
+      kms-reconciler plan --key app-data --out plan.json
+    """
+    with_parallelism(run, parallelism)
+    the_plan, _, failures = make_plans(run, allow_destroy, rotation_history, keys=keys)
     if the_plan.targets:  # a run where every target failed has no plan to show
         _print_plan(run, the_plan, fmt, rotation=rotation_history)
     report_failures(failures)

@@ -58,6 +58,15 @@ def plan_text(plan: Plan, style: Style = no_style, *, rotation: bool = False) ->
     """The plan; with ``rotation``, each target's rotation details (last and next rotation,
     on-demand count) after its operations."""
     lines: list[str] = []
+    if plan.partial_keys:
+        lines += [
+            style(
+                f"Partial plan: only key(s) {', '.join(plan.partial_keys)} (--key); the other "
+                "keys, and keys no spec declares, are not planned.",
+                "yellow",
+            ),
+            "",
+        ]
     for tp in plan.targets:
         lines.extend(_target_lines(tp, style))
         if rotation and tp.rotation:
