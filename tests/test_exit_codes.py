@@ -185,3 +185,8 @@ def test_debug_log_shows_every_request_and_no_policy(workdir: Path, tmp_path: Pa
 def test_a_bad_log_level_is_an_input_error(workdir: Path) -> None:
     line = one_error_line(cli("plan", "--sandbox", env={"KMS_RECONCILER_LOG": "loud"}))
     assert line.startswith("error: KMS_RECONCILER_LOG: must be one of debug")
+
+
+def test_drift_fail_on_takes_only_severities_drift_has(workdir: Path) -> None:
+    line = one_error_line(cli("drift", "--fail-on", "critical"))
+    assert "'critical' is not one of 'low', 'medium', 'high'" in line

@@ -20,7 +20,7 @@ from reconciler.commands.common import (
     with_parallelism,
     write_report,
 )
-from reconciler.drift import DriftReport, TargetDrift, detect
+from reconciler.drift import RULES, DriftReport, TargetDrift, detect
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -52,7 +52,8 @@ from reconciler.state import (
 )
 @click.option(
     "--fail-on",
-    type=click.Choice([s.label for s in Severity if s >= Severity.LOW]),
+    # only the severities drift findings have
+    type=click.Choice([s.label for s in Severity if s in {r.severity for r in RULES.values()}]),
     default="low",
     show_default=True,
     help="Exit 2 only for findings of at least this severity.",
