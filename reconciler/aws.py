@@ -457,7 +457,11 @@ def connect(target: TargetInfo, options: AwsOptions, *, write: bool = False) -> 
             f"target '{target.name}': cannot establish identity: {error_message(exc)}"
         ) from None
     except (botocore.exceptions.BotoCoreError, *NETWORK_ERRORS) as exc:
-        raise AwsError(f"target '{target.name}': cannot reach AWS: {exc}") from None
+        raise AwsError(
+            f"target '{target.name}': cannot reach AWS STS (GetCallerIdentity, AssumeRole): "
+            f"{exc}; --endpoint-url and AWS_ENDPOINT_URL_KMS point KMS only: set "
+            "AWS_ENDPOINT_URL_STS for STS, or AWS_ENDPOINT_URL for both"
+        ) from None
     account = identity.get("Account")
     if account != target.account_id:
         raise AccountMismatchError(

@@ -190,3 +190,15 @@ def test_a_bad_log_level_is_an_input_error(workdir: Path) -> None:
 def test_drift_fail_on_takes_only_severities_drift_has(workdir: Path) -> None:
     line = one_error_line(cli("drift", "--fail-on", "critical"))
     assert "'critical' is not one of 'low', 'medium', 'high'" in line
+
+
+def test_an_unreachable_sts_says_which_endpoint_to_set(workdir: Path) -> None:
+    # port 9 on loopback: nothing listens, the connection is refused at once
+    env = {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_ENDPOINT_URL_STS": "http://127.0.0.1:9",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    line = one_error_line(cli("plan", "--target", "staging", env=env))
+    assert "cannot reach AWS STS" in line and "AWS_ENDPOINT_URL_STS" in line
