@@ -28,7 +28,12 @@ from reconciler.lock import inspect as inspect_lock
 @common_options
 def force_unlock_(run: Run, arguments: tuple[str, ...], auto_approve: bool) -> int:
     """Clear the apply lock of one target, left by a run that died (SIGKILL, a cancelled CI
-    job). Give the LOCK_ID the refusal printed to clear only that lock."""
+    job). Give the LOCK_ID the refusal printed to clear only that lock.
+
+    \b
+    Examples:
+      kms-reconciler force-unlock --target production 5f0c2e9a-...
+    """
     if len(arguments) > 2:
         raise InputError(Problem("give [PATH] [LOCK_ID]: at most two arguments", field="LOCK_ID"))
     lock_id: str | None = None

@@ -45,7 +45,13 @@ from reconciler.state import (
 @click.option("--all-unmanaged", is_flag=True, help="Import every unmanaged, unignored key.")
 @common_options
 def import_(run: Run, key_ids: tuple[str, ...], all_unmanaged: bool) -> int:
-    """Write specs for existing keys so the next apply adopts them without change."""
+    """Write specs for existing keys so the next apply adopts them without change.
+
+    \b
+    Examples:
+      kms-reconciler import --key-id alias/payments-db --target production
+      kms-reconciler import --all-unmanaged
+    """
     if not key_ids and not all_unmanaged:
         raise InputError(Problem("give --key-id ID (repeatable) or --all-unmanaged"))
     inventory, desired = load(run)

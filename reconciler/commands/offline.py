@@ -26,7 +26,13 @@ from reconciler.loader import load_inventory
 @path_argument
 @common_options
 def validate(run: Run) -> int:
-    """Check specs, templates and policies offline. Reports every problem at once."""
+    """Check specs, templates and policies offline. Reports every problem at once.
+
+    \b
+    Examples:
+      kms-reconciler validate
+      kms-reconciler validate examples/multi-team
+    """
     inventory, desired = load(run)
     keys = sum(len(d.keys) for d in desired)
     click.echo(
@@ -42,7 +48,13 @@ def validate(run: Run) -> int:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @common_options
 def render(run: Run, keys: tuple[str, ...], fmt: str) -> int:
-    """Show the desired state and rendered policies, offline."""
+    """Show the desired state and rendered policies, offline.
+
+    \b
+    Examples:
+      kms-reconciler render --key app-data --target production
+      kms-reconciler render --format json | jq '.keys[].policy'
+    """
     inventory = load_inventory(run.path)
     targets = select_targets(inventory, run.target_names)
     known = {k.spec.name for k in inventory.keys}
@@ -106,7 +118,13 @@ def render(run: Run, keys: tuple[str, ...], fmt: str) -> int:
 )
 @common_options
 def targets(run: Run, fmt: str) -> int:
-    """List the inventory's targets (github-matrix: JSON for a strategy.matrix)."""
+    """List the inventory's targets (github-matrix: JSON for a strategy.matrix).
+
+    \b
+    Examples:
+      kms-reconciler targets
+      echo "matrix=$(kms-reconciler targets --format github-matrix)" >> "$GITHUB_OUTPUT"
+    """
     inventory = load_inventory(run.path)
     chosen = select_targets(inventory, run.target_names)
     if run.region:
@@ -144,7 +162,13 @@ def targets(run: Run, fmt: str) -> int:
 )
 @common_options
 def permissions_(run: Run, command: str) -> int:
-    """Print the least IAM policy (JSON) a command's role needs in the selected targets."""
+    """Print the least IAM policy (JSON) a command's role needs in the selected targets.
+
+    \b
+    Examples:
+      kms-reconciler permissions --for plan > plan-role-policy.json
+      kms-reconciler permissions --for apply --target production
+    """
     _, desired = load(run)
     accounts = [(dt.target.partition, dt.target.account_id) for dt in desired]
     click.echo(json.dumps(permissions.policy(command, accounts), indent=2))

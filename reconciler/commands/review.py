@@ -147,7 +147,13 @@ def review(
     fail_on: str,
     live: bool,
 ) -> int:
-    """Review a change of the inventory between two git refs, offline: access and risk."""
+    """Review a change of the inventory between two git refs, offline: access and risk.
+
+    \b
+    Examples:
+      kms-reconciler review --base main
+      kms-reconciler review --base "$BASE_SHA" --head HEAD --report sarif=review.sarif
+    """
     outputs = parse_reports(reports, REVIEW_FORMATS)
     if run.path.exists() and not run.path.is_dir():
         raise InputError(Problem(f"inventory directory '{run.path}' is not a directory"))

@@ -48,7 +48,12 @@ from reconciler.state import (
 def rotate(
     run: Run, arguments: tuple[str, ...], now: bool, auto_approve: bool, lock_timeout: float
 ) -> int:
-    """Rotate a managed key's material on demand, in every selected target that has it."""
+    """Rotate a managed key's material on demand, in every selected target that has it.
+
+    \b
+    Examples:
+      kms-reconciler rotate app-data --now --target production
+    """
     with locking(run, lock_timeout) as locks:
         return _rotate(run, arguments, now, auto_approve, locks)
 
