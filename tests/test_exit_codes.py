@@ -5,6 +5,7 @@ click's own usage exit code (2) is remapped: a typo in a CI flag must never read
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -209,3 +210,13 @@ def test_every_command_help_has_an_example(workdir: Path, command: str) -> None:
     result = cli(command, "--help")
     assert result.exit_code == 0
     assert "Examples:\n  kms-reconciler " in result.stdout.replace("    ", "  ")
+
+
+def test_render_filters_by_region(workdir: Path) -> None:
+    result = cli("render", "--format", "json", "--region", "eu-west-1")
+    assert result.exit_code == 0, result.output
+    regions = {k["region"] for k in json.loads(result.stdout)["keys"]}
+    assert regions == {"eu-west-1"}
+    assert one_error_line(cli("render", "--region", "ap-south-1")).endswith(
+        "--region: no target in Region ap-south-1"
+    )

@@ -57,6 +57,10 @@ def render(run: Run, keys: tuple[str, ...], fmt: str) -> int:
     """
     inventory = load_inventory(run.path)
     targets = select_targets(inventory, run.target_names)
+    if run.region:
+        targets = [t for t in targets if t.region == run.region]
+        if not targets:
+            raise InputError(Problem(f"no target in Region {run.region}", field="--region"))
     known = {k.spec.name for k in inventory.keys}
     for name in keys:
         if name not in known:
