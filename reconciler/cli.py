@@ -24,7 +24,7 @@ from reconciler.commands.apply import apply
 from reconciler.commands.drift import drift
 from reconciler.commands.force_unlock import force_unlock_
 from reconciler.commands.import_ import import_
-from reconciler.commands.offline import permissions_, render, targets, validate
+from reconciler.commands.offline import permissions_, render, schema_, targets, validate
 from reconciler.commands.plan import plan
 from reconciler.commands.review import review
 from reconciler.commands.rotate import rotate
@@ -105,6 +105,7 @@ for command in (
     render,
     targets,
     permissions_,
+    schema_,
     plan,
     apply,
     drift,

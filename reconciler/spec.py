@@ -14,7 +14,14 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    WithJsonSchema,
+    model_validator,
+)
 
 from reconciler import catalog
 
@@ -183,8 +190,30 @@ def _check_account_id(value: Any) -> Any:
     return value
 
 
-KeyName = Annotated[str, AfterValidator(_check_key_name)]
-Alias = Annotated[str, AfterValidator(check_alias)]
+# The JSON Schema (``kms-reconciler schema``) carries what the validators check, for
+# editors; the validators stay the authority and give the one-line messages.
+KeyName = Annotated[
+    str,
+    AfterValidator(_check_key_name),
+    WithJsonSchema({"type": "string", "pattern": catalog.KEY_NAME.pattern, "maxLength": 128}),
+]
+Alias = Annotated[
+    str,
+    AfterValidator(check_alias),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^alias/(?![aA][wW][sS]/)(?!kms-reconciler/)[a-zA-Z0-9/_-]+$",
+            "maxLength": catalog.ALIAS_MAX,
+        }
+    ),
+]
+
+
+def _one_of(values: tuple[str, ...]) -> WithJsonSchema:
+    return WithJsonSchema({"anyOf": [{"enum": list(values)}, {"type": "null"}], "default": None})
+
+
 TagKey = Annotated[str, AfterValidator(check_tag_key)]
 TagValue = Annotated[str, BeforeValidator(_tag_value_is_string), AfterValidator(check_tag_value)]
 Tags = Annotated[dict[TagKey, TagValue], AfterValidator(check_tag_count)]
@@ -450,9 +479,9 @@ class KeySpec(Model):
     name: KeyName
     targets: list[str] | None = None
     description: str | None = None
-    key_spec: str | None = None
-    key_usage: str | None = None
-    origin: str | None = None
+    key_spec: Annotated[str | None, _one_of(catalog.KEY_SPECS)] = None
+    key_usage: Annotated[str | None, _one_of(catalog.KEY_USAGES)] = None
+    origin: Annotated[str | None, _one_of(catalog.ORIGINS)] = None
     key_material: KeyMaterialSpec | None = None
     multi_region: Flag = None
     # Multi-Region keys: the replicas in other Regions, and the Region of the primary key

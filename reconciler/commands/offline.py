@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from reconciler import permissions
+from reconciler import schema as schema_module
 from reconciler.commands.common import (
     Run,
     common_options,
@@ -176,4 +178,38 @@ def permissions_(run: Run, command: str) -> int:
     _, desired = load(run)
     accounts = [(dt.target.partition, dt.target.account_id) for dt in desired]
     click.echo(json.dumps(permissions.policy(command, accounts), indent=2))
+    return EXIT_OK
+
+
+@click.command("schema")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write keyfile.schema.json and inventory.schema.json into this folder "
+    "(default: print both as one JSON object).",
+)
+def schema_(out_dir: Path | None) -> int:
+    """Write the JSON Schemas of key files and inventory.yaml, for editors.
+
+    \b
+    Examples:
+      kms-reconciler schema --out schemas
+      # then, as the first line of a key file:
+      # yaml-language-server: $schema=../schemas/keyfile.schema.json
+    """
+    documents = schema_module.schemas()
+    if out_dir is None:
+        click.echo(json.dumps(documents, indent=2, sort_keys=True))
+        return EXIT_OK
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, document in documents.items():
+            (out_dir / name).write_text(schema_module.dumps(document), encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(
+            f"--out: cannot write {out_dir}: {exc.strerror or exc}"
+        ) from None
+    click.echo(f"Wrote {', '.join(str(out_dir / n) for n in documents)}")
     return EXIT_OK
