@@ -24,7 +24,14 @@ from reconciler.commands.apply import apply
 from reconciler.commands.drift import drift
 from reconciler.commands.force_unlock import force_unlock_
 from reconciler.commands.import_ import import_
-from reconciler.commands.offline import permissions_, render, schema_, targets, validate
+from reconciler.commands.offline import (
+    init_,
+    permissions_,
+    render,
+    schema_,
+    targets,
+    validate,
+)
 from reconciler.commands.plan import plan
 from reconciler.commands.review import review
 from reconciler.commands.rotate import rotate
@@ -106,6 +113,7 @@ for command in (
     targets,
     permissions_,
     schema_,
+    init_,
     plan,
     apply,
     drift,

@@ -205,7 +205,7 @@ def test_an_unreachable_sts_says_which_endpoint_to_set(workdir: Path) -> None:
     assert "cannot reach AWS STS" in line and "AWS_ENDPOINT_URL_STS" in line
 
 
-@pytest.mark.parametrize("command", [*COMMANDS, "force-unlock", "permissions"])
+@pytest.mark.parametrize("command", [*COMMANDS, "force-unlock", "permissions", "init", "schema"])
 def test_every_command_help_has_an_example(workdir: Path, command: str) -> None:
     result = cli(command, "--help")
     assert result.exit_code == 0

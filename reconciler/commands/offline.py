@@ -22,6 +22,7 @@ from reconciler.errors import (
     Problem,
 )
 from reconciler.loader import load_inventory
+from reconciler.scaffold import scaffold
 
 
 @click.command()
@@ -212,4 +213,32 @@ def schema_(out_dir: Path | None) -> int:
             f"--out: cannot write {out_dir}: {exc.strerror or exc}"
         ) from None
     click.echo(f"Wrote {', '.join(str(out_dir / n) for n in documents)}")
+    return EXIT_OK
+
+
+@click.command("init")
+@click.argument("folder", required=False, type=click.Path(path_type=Path), default="keyspecs")
+def init_(folder: Path) -> int:
+    """Write a commented starter inventory: one target, the defaults, one key and its
+    policy template; it validates, and plans on the sandbox.
+
+    \b
+    Examples:
+      kms-reconciler init
+      kms-reconciler plan --sandbox && kms-reconciler apply --sandbox --auto-approve
+    """
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise click.ClickException(
+            f"{folder} exists and is not an empty folder; nothing was written"
+        )
+    try:
+        written = scaffold(folder)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {folder}: {exc.strerror or exc}") from None
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(
+        f"Next: put your account ID in {folder / 'inventory.yaml'}, then "
+        "kms-reconciler validate; kms-reconciler plan (or try it now with --sandbox)."
+    )
     return EXIT_OK
