@@ -25,20 +25,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import (
+from ..conftest import (
     Inventory,
     MotoServer,
     RunCli,
     cli_env,
     make_run_cli_in_process,
 )
+from ..helpers import ALPHA, BETA, IDENTITY_TAG, NO_CHANGES
 from .faults import (
     LOCK_ALIAS,
     FaultInjector,
@@ -48,14 +48,11 @@ from .faults import (
     duplicates,
     end_state,
     identity_counts,
-    install,
     is_write,
     lock_held,
-    reader,
     report,
     state_diff,
 )
-from .helpers import ALPHA, BETA, IDENTITY_TAG, NO_CHANGES, REGION
 
 pytestmark = pytest.mark.e2e
 
@@ -80,23 +77,6 @@ class Reference:
 
 
 _reference: dict[str, Reference] = {}
-
-
-@pytest.fixture(scope="session")
-def _reader(moto_server: MotoServer) -> Any:
-    return reader(moto_server.url, REGION)
-
-
-@pytest.fixture
-def kms(server: MotoServer, _reader: Any) -> Any:
-    """The test's boto3 client, never held by the injector (overrides conftest's)."""
-    return _reader
-
-
-@pytest.fixture
-def faults(server: MotoServer) -> Iterator[FaultInjector]:
-    with install(server) as injector:
-        yield injector
 
 
 def reference(

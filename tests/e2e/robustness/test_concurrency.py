@@ -16,27 +16,24 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from .conftest import CLI_TIMEOUT, CliResult, Inventory, MotoServer, RunCli, cli_env
+from ..conftest import CLI_TIMEOUT, CliResult, Inventory, MotoServer, RunCli, cli_env
+from ..helpers import ALPHA, BETA, IDENTITY_TAG, NO_CHANGES, REGION
 from .faults import (
     LOCK_ALIAS,
     FaultInjector,
     changing_writes,
     created_names,
     identity_counts,
-    install,
     is_write,
     lock_held,
-    reader,
     run_bounded,
 )
-from .helpers import ALPHA, BETA, IDENTITY_TAG, NO_CHANGES, REGION
 
 pytestmark = pytest.mark.e2e
 
@@ -46,23 +43,6 @@ NAMES = sorted(k["name"] for k in KEYS)
 WRITE_DELAY = 0.15
 REFUSE_WITHIN = 15  # seconds: "refuse at once", with room for a slow machine
 RUNNERS = ("AKIDRUNNERA0000000001", "AKIDRUNNERB0000000002")
-
-
-@pytest.fixture(scope="session")
-def _reader(moto_server: MotoServer) -> Any:
-    return reader(moto_server.url, REGION)
-
-
-@pytest.fixture
-def kms(server: MotoServer, _reader: Any) -> Any:
-    """The test's boto3 client, exempt from the injector (overrides conftest's)."""
-    return _reader
-
-
-@pytest.fixture
-def faults(server: MotoServer) -> Iterator[FaultInjector]:
-    with install(server) as injector:
-        yield injector
 
 
 def applies_at_once(tmp_path: Path, cli_home: Path, url: str, *extra: str) -> list[CliResult]:

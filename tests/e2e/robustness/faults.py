@@ -473,7 +473,7 @@ def report(kind: str, figures: dict[str, Any]) -> None:
 def run_bounded(cwd: Path, env: dict[str, str], *args: str, timeout: float) -> Any:
     """``python -m reconciler ARGS`` that must end within ``timeout`` seconds: a run that
     does not is killed and reported as exit -9 (the conftest's ``CliResult``)."""
-    from .conftest import CliResult
+    from ..conftest import CliResult
 
     try:
         done = subprocess.run(

@@ -20,7 +20,6 @@ Also here: a denied tag read on a managed key stops plan and apply (no CreateKey
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from .conftest import (
+from ..conftest import (
     Converge,
     Inventory,
     MotoServer,
@@ -38,6 +37,7 @@ from .conftest import (
     make_run_cli,
     make_run_cli_in_process,
 )
+from ..helpers import ACCOUNT, ALPHA, BETA, IDENTITY_TAG, NO_CHANGES, REGION
 from .faults import (
     FAULT_KINDS,
     PHASES,
@@ -47,12 +47,9 @@ from .faults import (
     duplicates,
     end_state,
     identity_counts,
-    install,
-    reader,
     report,
     state_diff,
 )
-from .helpers import ACCOUNT, ALPHA, BETA, IDENTITY_TAG, NO_CHANGES, REGION
 
 pytestmark = pytest.mark.e2e
 
@@ -107,23 +104,6 @@ def fleet() -> list[dict[str, Any]]:
 
 FLEET_NAMES = sorted(k["name"] for k in fleet())
 _reference: dict[str, Any] = {}
-
-
-@pytest.fixture
-def faults(server: MotoServer) -> Iterator[FaultInjector]:
-    with install(server) as injector:
-        yield injector
-
-
-@pytest.fixture(scope="session")
-def _reader(moto_server: MotoServer) -> Any:
-    return reader(moto_server.url, REGION)
-
-
-@pytest.fixture
-def kms(server: MotoServer, _reader: Any) -> Any:
-    """The test's boto3 client, exempt from the injected faults (overrides conftest's)."""
-    return _reader
 
 
 @pytest.fixture
@@ -226,23 +206,14 @@ def _plan_id(plan: FaultPlan) -> str:
     return f"seed{plan.seed}" + ("-after-only" if plan.phases_by_operation else "")
 
 
-@pytest.mark.parametrize("plan", FAST_PLANS, ids=_plan_id)
+@pytest.mark.parametrize(
+    "plan",
+    [
+        *(pytest.param(plan, id=_plan_id(plan)) for plan in FAST_PLANS),
+        *(pytest.param(plan, id=_plan_id(plan), marks=pytest.mark.slow) for plan in SWEEP_PLANS),
+    ],
+)
 def test_repeated_applies_converge_under_faults(
-    plan: FaultPlan,
-    inventory: Inventory,
-    server: MotoServer,
-    faults: FaultInjector,
-    run_retrying: RunCli,
-    kms: Any,
-    tmp_path: Path,
-    cli_home: Path,
-) -> None:
-    converge_under_faults(plan, inventory, server, faults, run_retrying, kms, tmp_path, cli_home)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("plan", SWEEP_PLANS, ids=_plan_id)
-def test_repeated_applies_converge_under_faults_sweep(
     plan: FaultPlan,
     inventory: Inventory,
     server: MotoServer,
