@@ -8,11 +8,11 @@ repeat, and the identity tag is set by CreateKey itself, so a re-run converges.
 
 No write is blindly resent (see ``reconciler.aws``). CreateKey, which KMS cannot make
 idempotent, is never resent after an ambiguous failure: the applier reads the target for a
-key carrying the name's identity tag and continues with it, and sends CreateKey again only
-when reads over a settling window find none. A resent write whose error a repeat itself
-explains (AlreadyExists for CreateAlias and ReplicateKey, NotFound for DeleteAlias and
-RevokeGrant, the key state for CancelKeyDeletion and ScheduleKeyDeletion) is resolved by
-reading what KMS holds, not reported as a failure.
+key carrying the name's identity tag and continues with it; when none is listed within a
+few seconds the operation fails, and the next apply plans from what KMS lists then. A
+resent write whose error a repeat itself explains (AlreadyExists for CreateAlias and
+ReplicateKey, NotFound for DeleteAlias and RevokeGrant, the key state for CancelKeyDeletion
+and ScheduleKeyDeletion) is resolved by reading what KMS holds, not reported as a failure.
 """
 
 from __future__ import annotations
@@ -130,18 +130,32 @@ def _resolved(c: Call, exc: botocore.exceptions.ClientError, codes: tuple[str, .
     return resent(exc) and error_code(exc) in codes
 
 
-def _key_state(c: Call, region_api: KmsApi | None = None) -> dict[str, Any]:
-    return dict((region_api or c.api).call("DescribeKey", KeyId=c.key_id)["KeyMetadata"])
+def _key_state(c: Call) -> dict[str, Any]:
+    return dict(c.api.call("DescribeKey", KeyId=c.key_id)["KeyMetadata"])
 
 
-def _simple(api_name: str, *, with_target: bool = False) -> Handler:
-    """A call that takes the key ID (as KeyId, or TargetKeyId for aliases) plus the params.
-    It is idempotent: a resend after an ambiguous failure is harmless."""
+def _simple(
+    api_name: str,
+    *,
+    key_param: str | None = "KeyId",
+    repeat_ok: tuple[str, ...] = (),
+    settles: bool = True,
+) -> Handler:
+    """A call that takes the key ID (as ``key_param``: KeyId, TargetKeyId for aliases, or
+    none) plus the params. A resend after an ambiguous failure is harmless: the call is
+    idempotent, or the errors a repeat itself causes (``repeat_ok``, e.g. NotFound for a
+    deletion the first attempt made) mean it is done. ``settles``: retried while a key this
+    run made is still settling."""
 
     def handler(c: Call) -> None:
         params = dict(c.op.params)
-        params["TargetKeyId" if with_target else "KeyId"] = c.key_id
-        c.api.call(api_name, settle=c.settle, **params)
+        if key_param is not None:
+            params[key_param] = c.key_id
+        try:
+            c.api.call(api_name, settle=c.settle if settles else NO_SETTLE, **params)
+        except botocore.exceptions.ClientError as exc:
+            if not _resolved(c, exc, repeat_ok):
+                raise
 
     return handler
 
@@ -156,32 +170,6 @@ def _create_alias(c: Call) -> None:
             raise
         aliases = c.api.paginate("ListAliases", "Aliases", KeyId=c.key_id, Limit=100)
         if not any(a.get("AliasName") == name for a in aliases):
-            raise
-
-
-def _replicate_key(c: Call) -> None:
-    """ReplicateKey, sent to the primary's Region (``op.region``); ReplicaRegion names the
-    new replica's. AlreadyExists after a resend: the first attempt made the replica."""
-    try:
-        c.api.call("ReplicateKey", settle=c.settle, KeyId=c.key_id, **c.op.params)
-    except botocore.exceptions.ClientError as exc:
-        if not _resolved(c, exc, ("AlreadyExistsException",)):
-            raise
-
-
-def _delete_alias(c: Call) -> None:
-    try:
-        c.api.call("DeleteAlias", **c.op.params)
-    except botocore.exceptions.ClientError as exc:
-        if not _resolved(c, exc, ("NotFoundException",)):
-            raise
-
-
-def _revoke_grant(c: Call) -> None:
-    try:
-        c.api.call("RevokeGrant", KeyId=c.key_id, **c.op.params)
-    except botocore.exceptions.ClientError as exc:
-        if not _resolved(c, exc, ("NotFoundException", "InvalidGrantIdException")):
             raise
 
 
@@ -344,7 +332,9 @@ HANDLERS: Mapping[OpKind, Handler] = {
     OpKind.CANCEL_KEY_DELETION: _cancel_deletion,
     OpKind.CREATE_KEY: _create_key,
     OpKind.IMPORT_KEY_MATERIAL: _import_key_material,
-    OpKind.REPLICATE_KEY: _replicate_key,
+    # ReplicateKey goes to the primary's Region (``op.region``); ReplicaRegion names the new
+    # replica's. AlreadyExists after a resend: the first attempt made the replica.
+    OpKind.REPLICATE_KEY: _simple("ReplicateKey", repeat_ok=("AlreadyExistsException",)),
     OpKind.ENABLE_KEY: _simple("EnableKey"),
     OpKind.UPDATE_PRIMARY_REGION: _update_primary_region,
     OpKind.UPDATE_KEY_DESCRIPTION: _simple("UpdateKeyDescription"),
@@ -354,12 +344,16 @@ HANDLERS: Mapping[OpKind, Handler] = {
     OpKind.ENABLE_KEY_ROTATION: _simple("EnableKeyRotation"),
     OpKind.DISABLE_KEY_ROTATION: _simple("DisableKeyRotation"),
     OpKind.CREATE_ALIAS: _create_alias,
-    OpKind.UPDATE_ALIAS: _simple("UpdateAlias", with_target=True),
+    OpKind.UPDATE_ALIAS: _simple("UpdateAlias", key_param="TargetKeyId"),
     OpKind.CREATE_GRANT: _simple("CreateGrant"),
     # CreateGrant with a Name is idempotent in KMS (same name and parameters: same grant).
-    OpKind.REVOKE_GRANT: _revoke_grant,
+    OpKind.REVOKE_GRANT: _simple(
+        "RevokeGrant", repeat_ok=("NotFoundException", "InvalidGrantIdException"), settles=False
+    ),
     OpKind.DISABLE_KEY: _simple("DisableKey"),
-    OpKind.DELETE_ALIAS: _delete_alias,
+    OpKind.DELETE_ALIAS: _simple(
+        "DeleteAlias", key_param=None, repeat_ok=("NotFoundException",), settles=False
+    ),
     OpKind.SCHEDULE_KEY_DELETION: _schedule_deletion,
 }
 

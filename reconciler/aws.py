@@ -90,6 +90,11 @@ def ambiguous(exc: BaseException) -> bool:
     return isinstance(exc, botocore.exceptions.HTTPClientError)
 
 
+def retryable(exc: botocore.exceptions.ClientError) -> bool:
+    """Throttling or a server-side failure (HTTP 5xx): worth another attempt."""
+    return error_code(exc) in RETRYABLE_CODES or http_status(exc) >= 500
+
+
 def http_status(exc: botocore.exceptions.ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
@@ -264,7 +269,7 @@ class KmsApi:
                     continue
                 if code in THROTTLING_CODES and self.limiter is not None:
                     self.limiter.throttled(operation)
-                if code not in RETRYABLE_CODES and http_status(exc) < 500:
+                if not retryable(exc):
                     raise
                 reason = code or str(http_status(exc))
                 failure: Exception = exc

@@ -38,7 +38,7 @@ from typing import Any
 import botocore.exceptions
 
 from reconciler import catalog
-from reconciler.aws import RETRYABLE_CODES, KmsApi, error_code, error_message, http_status
+from reconciler.aws import KmsApi, error_code, error_message, retryable
 from reconciler.errors import AwsError
 from reconciler.state import Grant, ObservedKey, ObservedTarget, TargetInfo
 
@@ -107,12 +107,6 @@ class KeyReadError(Exception):
         super().__init__(f"{key_id}: {self.operation}: {self.detail}")
 
 
-def _transient(exc: botocore.exceptions.ClientError) -> bool:
-    """Throttling or a server failure that outlived the retries: an error of the run, not
-    a fact about the key."""
-    return error_code(exc) in RETRYABLE_CODES or http_status(exc) >= 500
-
-
 def observe_target(
     api: KmsApi,
     target: TargetInfo,
@@ -173,7 +167,7 @@ def observe_target(
                 try:
                     return _details(api, key_id, history, key_id in with_grants)
                 except botocore.exceptions.ClientError as exc:
-                    if _transient(exc):
+                    if retryable(exc):  # outlived the retries: the run's error, not the key's
                         raise
                     if must_read(key_id):
                         name = (tags_by_key[key_id] or {}).get(options.identity_tag)
@@ -184,7 +178,7 @@ def observe_target(
                 try:
                     return _describe(api, key_id)
                 except botocore.exceptions.ClientError as exc:
-                    if _transient(exc):
+                    if retryable(exc):  # outlived the retries: the run's error, not the key's
                         raise
                     return Unreadable(exc.operation_name, error_code(exc))
 
@@ -367,7 +361,7 @@ def _tags(api: KmsApi, key_id: str) -> dict[str, str] | Unreadable | None:
         code = error_code(exc)
         if code in _GONE:
             return None
-        if _transient(exc):
+        if retryable(exc):  # outlived the retries: the run's error, not the key's
             raise
         return Unreadable("ListResourceTags", code)
     return {t["TagKey"]: t["TagValue"] for t in tags}
