@@ -39,20 +39,32 @@ def steps(workflow: dict[Any, Any]) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+ACTION = REPO / "action.yml"
+# The project's own composite action, from a checkout in the workspace: `./tool` (the base
+# commit, in pull request jobs) or `./` (main's own checkout).
+LOCAL_ACTIONS = ("./", "./tool")
+
+
+def action_steps(path: Path) -> list[dict[str, Any]]:
+    return (
+        list(load(path)["runs"]["steps"]) if path == ACTION else [s for _, s in steps(load(path))]
+    )
+
+
+@pytest.mark.parametrize("path", [*WORKFLOWS, ACTION], ids=lambda p: p.name)
 def test_every_action_is_pinned_to_a_commit(path: Path) -> None:
-    for _, step in steps(load(path)):
-        if "uses" in step:
+    for step in action_steps(path):
+        if "uses" in step and step["uses"] not in LOCAL_ACTIONS:
             assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
     # and the pin says which release it is, for the reader and for update tools
     for line in path.read_text(encoding="utf-8").splitlines():
-        if "uses:" in line:
+        if re.match(r"\s*(- )?uses: (?!\./)", line):
             assert re.search(r"@[0-9a-f]{40}  # v\d+\.\d+\.\d+$", line), line
 
 
-@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [*WORKFLOWS, ACTION], ids=lambda p: p.name)
 def test_no_checkout_keeps_its_token_and_no_script_expands_an_expression(path: Path) -> None:
-    for _, step in steps(load(path)):
+    for step in action_steps(path):
         if step.get("uses", "").startswith("actions/checkout@"):
             assert step.get("with", {}).get("persist-credentials") is False, step
         if "run" in step:
@@ -78,6 +90,10 @@ def test_a_pull_request_never_runs_its_own_code(path: Path) -> None:
         # the tool comes from the base commit; the pull request's checkout is data
         assert "github.event.pull_request.base.sha" in checkouts.get("tool", ""), job_name
         for step in job["steps"]:
+            if step.get("uses", "").startswith("./"):
+                # the action of the base commit, run on the pull request's checkout
+                assert step["uses"] == "./tool", (job_name, step)
+                assert step["with"].get("working-directory") == "change", (job_name, step)
             script = step.get("run", "")
             for install in re.findall(r"pip install[^\n]*", script):
                 assert install.rstrip().endswith("./tool"), (job_name, install)
@@ -110,3 +126,45 @@ def test_the_tool_runs_from_a_pull_request_checkout_without_importing_it(
         assert done.returncode == 0, done.stderr
         assert "kms-reconciler, version" in done.stdout
     assert not marker.exists()
+
+
+def test_the_workflows_use_the_action_as_it_is_declared() -> None:
+    """Every input a workflow gives the project's action is one action.yml declares, every
+    output a workflow reads is one it sets, and every command is one it accepts."""
+    action = load(ACTION)
+    inputs, outputs = set(action["inputs"]), set(action["outputs"])
+    used = 0
+    for path in WORKFLOWS:
+        workflow = load(path)
+        for job_name, job in workflow["jobs"].items():
+            local = {
+                step["id"]: step
+                for step in job.get("steps", [])
+                if step.get("uses", "").startswith("./") and "id" in step
+            }
+            for step in job.get("steps", []):
+                if not step.get("uses", "").startswith("./"):
+                    continue
+                used += 1
+                given = set(step.get("with", {}))
+                assert given <= inputs, (path.name, job_name, given - inputs)
+                assert step["with"]["command"] in {"plan", "apply", "drift", "review", "validate"}
+            text = yaml.safe_dump(job)
+            for step_id, name in re.findall(r"steps\.([\w-]+)\.outputs\.([\w-]+)", text):
+                if step_id in local:
+                    assert name in outputs, (path.name, job_name, step_id, name)
+    assert used >= 8  # review, plan, validate, apply, convergence, drift ...
+
+
+def test_the_action_passes_inputs_through_the_environment_only() -> None:
+    action = load(ACTION)
+    run_steps = [s for s in action["runs"]["steps"] if "run" in s]
+    assert run_steps and all(s["shell"] == "bash" for s in run_steps)
+    run = next(s for s in run_steps if s.get("id") == "run")
+    passed = " ".join(str(v) for v in run["env"].values())
+    for name in action["inputs"]:
+        if name != "python-version":  # used by the setup-python step
+            assert f"inputs.{name}" in passed or name == "working-directory", name
+    script = (REPO / "scripts" / "action" / "run.sh").read_text(encoding="utf-8")
+    assert 'PYTHONSAFEPATH=1 "$kmsr"' in script
+    assert "eval" not in script
