@@ -168,3 +168,29 @@ def test_the_action_passes_inputs_through_the_environment_only() -> None:
     script = (REPO / "scripts" / "action" / "run.sh").read_text(encoding="utf-8")
     assert 'PYTHONSAFEPATH=1 "$kmsr"' in script
     assert "eval" not in script
+
+
+def test_the_readme_workflow_for_an_inventory_repository_uses_the_action_as_declared() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The GitHub Action", 1)[1].split("\n### ", 1)[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    workflow = yaml.safe_load(next(b for b in blocks if "jobs:" in b))
+    inputs = set(load(ACTION)["inputs"])
+    pins = {
+        step["uses"]
+        for path in WORKFLOWS
+        for _, step in steps(load(path))
+        if "@" in step.get("uses", "")
+    }
+    ours = 0
+    for _, step in steps(workflow):
+        uses = step.get("uses", "")
+        if uses.startswith("kms-reconciler/kms-reconciler@"):
+            ours += 1
+            assert set(step["with"]) <= inputs, step
+        elif uses:
+            assert uses in pins, uses  # the same pinned releases as the shipped workflows
+        if uses.startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False
+    assert ours == 3
+    assert workflow["permissions"] == {}
