@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import botocore.exceptions
 
@@ -65,9 +65,37 @@ class ObserveOptions:
     # Other Regions whose aliases the plan needs: where the specs declare replicas.
     regions: tuple[str, ...] = ()
     workers: int = 16
+    # Told (phase, done, total) as reads finish, from the reading threads: a status line.
+    progress: Progress | None = None
 
 
 Regional = Callable[[str], KmsApi]
+Progress = Callable[[str, int, int], None]
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _counted(
+    progress: Progress | None, phase: str, items: list[T], read: Callable[[T], R]
+) -> Callable[[T], R]:
+    """``read``, telling ``progress`` how many of ``items`` are done after each call."""
+    if progress is None:
+        return read
+    lock = threading.Lock()
+    done = 0
+    progress(phase, 0, len(items))
+
+    def call(item: T) -> R:
+        nonlocal done
+        try:
+            return read(item)
+        finally:
+            with lock:
+                done += 1
+                progress(phase, done, len(items))
+
+    return call
+
 
 # Every KMS operation this module calls (``kms-reconciler permissions`` is made from these
 # tables; a test checks them against the calls in the code).
@@ -141,9 +169,8 @@ def observe_target(
             aliases, aws_managed = aliases_f.result()
             customer = [k for k in key_ids if k not in aws_managed]
 
-            read_tags = dict(
-                zip(customer, pool.map(lambda k: _tags(api, k), customer), strict=True)
-            )
+            tags_of = _counted(options.progress, "tags", customer, lambda k: _tags(api, k))
+            read_tags = dict(zip(customer, pool.map(tags_of, customer), strict=True))
             unreadable = {k: t for k, t in read_tags.items() if isinstance(t, Unreadable)}
             tags_by_key = {k: t for k, t in read_tags.items() if not isinstance(t, Unreadable)}
             wanted = _resolve_wanted(options.wanted, aliases)
@@ -198,14 +225,23 @@ def observe_target(
                     )
                 )
             }
-            read_details = dict(zip(detailed, pool.map(details_of, detailed), strict=True))
+            read_details = dict(
+                zip(
+                    detailed,
+                    pool.map(
+                        _counted(options.progress, "key details", detailed, details_of), detailed
+                    ),
+                    strict=True,
+                )
+            )
             if options.describe_unmanaged:
                 described = [
                     k
                     for k, tags in tags_by_key.items()
                     if tags is not None and k not in read_details
                 ]
-                read_details.update(zip(described, pool.map(describe_of, described), strict=True))
+                describe = _counted(options.progress, "unmanaged keys", described, describe_of)
+                read_details.update(zip(described, pool.map(describe, described), strict=True))
             for key_id, info in read_details.items():
                 if isinstance(info, Unreadable):
                     unreadable[key_id] = info

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -241,40 +242,65 @@ def _apply_one(
     to_stderr: bool = False,
 ) -> ApplyResult:
     total = len(tp.operations)
-    counter = iter(range(1, total + 1))
+    index = {id(op): i for i, op in enumerate(tp.operations, 1)}
+    # Keys are applied side by side, but the lines come out in the plan's order: a line
+    # waits until every operation before it has finished (or, at the end, will not run).
+    waiting: dict[int, str] = {}
+    printed = 0
+    running = finished = 0
+    lock = threading.Lock()
+
+    def flush(everything: bool = False) -> None:
+        nonlocal printed
+        for i in sorted(waiting):
+            if i != printed + 1 and not everything:
+                break
+            run.progress.echo(waiting.pop(i), err=to_stderr)
+            printed = i
 
     def on_event(event: OpEvent) -> None:
-        if event.status != "started":
-            timings[id(event.op)] = event.seconds
-        if event.status == "started" or run.verbosity < 0:
-            return
-        n = next(counter)
-        status = (
-            run.style("done", "green")
-            if event.status == "done"
-            else run.style(f"FAILED: {event.error}", "red")
-        )
-        ident = f" {event.key_id}" if event.key_id else ""
-        where = f" [{event.op.region}]" if event.op.region else ""
-        click.echo(
-            f"  [{n}/{total}] {tp.target.name} {event.op.key}{ident}{where}: "
-            f"{event.op.kind.value} "
-            f"... {status} ({event.seconds:.2f}s)",
-            err=to_stderr,
-        )
+        nonlocal running, finished
+        with lock:
+            if event.status == "started":
+                running += 1
+            else:
+                running -= 1
+                finished += 1
+                timings[id(event.op)] = event.seconds
+            run.progress.update(tp.target.name, f"applied ({running} running)", finished, total)
+            if event.status == "started" or run.verbosity < 0:
+                return
+            n = index[id(event.op)]
+            status = (
+                run.style("done", "green")
+                if event.status == "done"
+                else run.style(f"FAILED: {event.error}", "red")
+            )
+            ident = f" {event.key_id}" if event.key_id else ""
+            where = f" [{event.op.region}]" if event.op.region else ""
+            waiting[n] = (
+                f"  [{n}/{total}] {tp.target.name} {event.op.key}{ident}{where}: "
+                f"{event.op.kind.value} ... {status} ({event.seconds:.2f}s)"
+            )
+            flush()
 
-    click.echo(
+    run.progress.echo(
         run.style(f"Applying {total} operation(s) to target {tp.target.name}:", "bold"),
         err=to_stderr,
     )
-    result = apply_target(
-        tp,
-        conn.kms,
-        on_event=on_event,
-        workers=run.aws.apply_workers,
-        regional=conn.kms_in,
-        identity_tag=identity_tag,
-    )
+    try:
+        result = apply_target(
+            tp,
+            conn.kms,
+            on_event=on_event,
+            workers=run.aws.apply_workers,
+            regional=conn.kms_in,
+            identity_tag=identity_tag,
+        )
+    finally:
+        with lock:
+            flush(everything=True)  # after a failure: the lines behind an operation not run
+        run.progress.done(tp.target.name)
     show_retries(run, tp.target.name, conn)
     return result
 

@@ -24,6 +24,7 @@ from reconciler.aws import (
     retry_settings,
     sandbox_session,
 )
+from reconciler.commands.progress import StatusLine, status_line
 from reconciler.desired import build_desired, select_targets
 from reconciler.errors import (
     EXIT_OK,
@@ -70,6 +71,9 @@ class Run:
     aws: AwsOptions
     colour: bool
     verbosity: int
+    # the status line on a terminal (disabled elsewhere); every line printed while targets
+    # are read or applied goes through progress.echo
+    progress: StatusLine = field(default_factory=lambda: StatusLine(False))
 
     def style(self, text: str, colour: str) -> str:
         return click.style(text, **_COLOURS[colour]) if self.colour else text  # type: ignore[arg-type]
@@ -77,7 +81,7 @@ class Run:
     def info(self, message: str) -> None:
         """Progress and figures for humans: stderr, silenced by -q."""
         if self.verbosity >= 0:
-            click.echo(message, err=True)
+            self.progress.echo(message, err=True)
 
 
 def common_options(func: F) -> F:
@@ -141,6 +145,7 @@ def common_options(func: F) -> F:
                 if colour is None
                 else colour,
                 verbosity=-1 if quiet else verbose,
+                progress=status_line(-1 if quiet else verbose),
             )
             configure_logging(run.verbosity, os.environ)
             context = click.get_current_context(silent=True)
@@ -296,23 +301,27 @@ def observe(
 ) -> ObservedTarget:
     started = time.monotonic()
     wanted = wanted + tuple(dk.adopt for dk in desired.keys if dk.adopt)
-    observed = observe_target(
-        conn.kms,
-        desired.target,
-        ObserveOptions(
-            identity_tag=desired.identity_tag,
-            wanted=wanted,
-            describe_unmanaged=describe_unmanaged,
-            rotation_history=rotation_history,
-            grants_for=grants_for,
-            grants=grants,
-            details_for_all=details_for_all,
-            regions=desired.replica_regions if regions is None else regions,
-            workers=run.aws.workers,
-        ),
-        caller_arn=conn.caller_arn,
-        regional=conn.kms_in,
-    )
+    try:
+        observed = observe_target(
+            conn.kms,
+            desired.target,
+            ObserveOptions(
+                identity_tag=desired.identity_tag,
+                wanted=wanted,
+                describe_unmanaged=describe_unmanaged,
+                rotation_history=rotation_history,
+                grants_for=grants_for,
+                grants=grants,
+                details_for_all=details_for_all,
+                regions=desired.replica_regions if regions is None else regions,
+                workers=run.aws.workers,
+                progress=functools.partial(run.progress.update, desired.target.name),
+            ),
+            caller_arn=conn.caller_arn,
+            regional=conn.kms_in,
+        )
+    finally:
+        run.progress.done(desired.target.name)
     managed = sum(1 for k in observed.keys if desired.identity_tag in k.tags)
     run.info(
         f"{desired.target.name}: read {len(observed.keys)} customer key(s), {managed} managed, "

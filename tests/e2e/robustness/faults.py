@@ -165,6 +165,7 @@ class FaultInjector:
         self.denials: list[DenyRule] = []
         self.pause: Pause | None = None
         self.write_delay = 0.0  # seconds every write request waits before moto runs it
+        self.read_delay = 0.0  # and every read request (network latency, for progress)
         self.seen: list[Seen] = []
         self._occurrences: Counter[tuple[str, bytes]] = Counter()
         self._names: dict[bytes, bytes] = {}  # key ID -> b"<identity tag value>"
@@ -199,6 +200,7 @@ class FaultInjector:
                 self.pause.release()
             self.pause = None
             self.write_delay = 0.0
+            self.read_delay = 0.0
             self.seen = []
             self._occurrences.clear()
             self._names.clear()
@@ -275,6 +277,8 @@ class FaultInjector:
 
         if self.write_delay and is_write(operation):
             time.sleep(self.write_delay)
+        if self.read_delay and not is_write(operation):
+            time.sleep(self.read_delay)
         if pause is not None:
             return self._paused(pause, seen, environ, start_response)
         if denial is not None:
