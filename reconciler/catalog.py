@@ -100,7 +100,9 @@ TAG_CHARS: Final = re.compile(r"^[\w\s+\-=._:/@]*$", re.UNICODE)
 ALIAS_PREFIX: Final = "alias/"
 ALIAS_RESERVED_PREFIX: Final = "alias/aws/"
 ALIAS_MAX: Final = 256
-ALIAS_CHARS: Final = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
+# What may follow the prefix (CreateAlias "AliasName").
+ALIAS_NAME_CHARS: Final = "[a-zA-Z0-9/_-]+"
+ALIAS_CHARS: Final = re.compile(f"^{ALIAS_PREFIX}{ALIAS_NAME_CHARS}$")
 
 # Grant operations (CreateGrant "Operations"), and which of them each kind of key allows.
 GRANT_OPERATIONS: Final = (

@@ -33,7 +33,13 @@ class Problem:
         if self.key and not self.field:
             return f"{where}key '{self.key}': {self.message}"
         suffix = f" (key '{self.key}')" if self.key else ""
-        return f"{where}{field}{self.message}{suffix}"
+        return _one_line(f"{where}{field}{self.message}{suffix}")
+
+
+def _one_line(text: str) -> str:
+    """A value quoted in a message may hold a line break (`name: "app\\n"`): show it escaped,
+    so that every problem stays one line."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 class ReconcilerError(Exception):

@@ -576,7 +576,10 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # -- pydantic errors -> problems ----------------------------------------------------------
 
-_FIELD_PREFIX = re.compile(r"^([a-z_]+(?:\[\d+\])*(?:\.[a-z_]+(?:\[\d+\])*)*): (.*)$", re.DOTALL)
+# A list's own check names the item it blames as `[3]: ...`.
+_FIELD_PREFIX = re.compile(
+    r"^((?:[a-z_]+|\[\d+\])(?:\[\d+\])*(?:\.[a-z_]+(?:\[\d+\])*)*): (.*)$", re.DOTALL
+)
 _FIELD_PART = re.compile(r"([a-z_]+)|\[(\d+)\]")
 
 # pydantic's own wording for type errors names Python types and model classes; say it in

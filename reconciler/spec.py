@@ -1,16 +1,31 @@
 """Pydantic models of the inventory YAML (DESIGN section 3): frozen, unknown fields refused.
 
-Field validators carry the rules that one field can check alone (ranges, name and tag
-syntax); a key's cross-field rules (key spec x usage, rotation on a key that cannot rotate)
-live in its model validator. Rules that need the merged defaults are in ``desired``.
+Field rules (``_Rule``) carry what one value can check alone: closed sets (key specs,
+usages, origins, grant operations), ranges (deletion window, rotation period), syntax (names,
+aliases, tag keys and values, Regions, account IDs), lengths, counts and repeats. Each rule
+is made once from the ``catalog`` constants and gives both the one-line message and the JSON
+Schema keywords (``enum``, ``minimum``, ``pattern``...) that ``kms-reconciler schema`` writes,
+so the schema and the loader cannot drift apart.
+
+What stays in model validators, because JSON Schema says it only awkwardly or not at all:
+the key spec x key usage table, a required key usage for specs with several, rotation and
+key material only for the key types that have them, replicas only on multi-Region keys and
+one per Region, grant names and contents unique within a key and grant operations against
+the key type, "exactly one of" (policy sources, key material sources, grant constraints,
+ignore matchers), valid_to with the expiration model, unique target names, and principals
+(placeholders filled in per target, service principals refused). Rules that need the
+merged defaults are in ``desired``; rules across files in ``loader``.
 Error messages are short sentences: the loader prefixes them with file, line and field. A
 model validator names the field it blames as the message's prefix (``key_usage: ...``), and
-the loader moves that prefix into the field path.
+the loader moves that prefix into the field path; a list's rule names the item it blames
+the same way (``[3]: ...``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -19,9 +34,13 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     WithJsonSchema,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from reconciler import catalog
 
@@ -31,13 +50,86 @@ _NAME_MAX = 128
 ALIASES_PER_KEY_MAX = 50
 
 
-def _between(low: int, high: int) -> Any:
+@dataclass(frozen=True, eq=False)  # hashed by identity: keywords is a dict
+class _Rule:
+    """A rule on one value: ``check`` gives the one-line message (or is None when the value's
+    parts carry the check, as tag keys do for a tag mapping), ``keywords`` say the same to
+    JSON Schema. Both are made from the same constants.
+
+    The keywords go on the value's schema; for an optional value (``X | None``) on the X
+    branch, so that null stays allowed.
+    """
+
+    check: Callable[[Any], Any] | None
+    keywords: Mapping[str, Any]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        inner = handler(source)
+        if self.check is None:
+            return inner
+        return core_schema.no_info_after_validator_function(self.check, inner)
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        document = handler(schema)
+        branches = [b for b in document.get("anyOf", []) if b != {"type": "null"}]
+        target = branches[0] if len(branches) == 1 else document
+        target.update(self.keywords)
+        return document
+
+
+def _anchored(regex: re.Pattern[str]) -> str:
+    """A pattern for JSON Schema, which searches: anchored at both ends."""
+    pattern = regex.pattern
+    return pattern if pattern.startswith("^") else f"^(?:{pattern})$"
+
+
+def _any_case(text: str) -> str:
+    """A pattern for ``text`` in any case (JSON Schema patterns have no flags)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in text)
+
+
+def _between(low: int, high: int) -> _Rule:
     def check(value: int | None) -> int | None:
         if value is not None and not low <= value <= high:
             raise ValueError(f"must be between {low} and {high}")
         return value
 
-    return AfterValidator(check)
+    return _Rule(check, {"minimum": low, "maximum": high})
+
+
+def _one_of(values: tuple[str, ...], message: str) -> _Rule:
+    """A closed set of strings; ``message`` formats ``{value}`` and ``{values}``."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in values:
+            raise ValueError(message.format(value=value, values=", ".join(values)))
+        return value
+
+    return _Rule(check, {"enum": list(values)})
+
+
+def _matching(regex: re.Pattern[str], message: str) -> _Rule:
+    """The whole string matches ``regex``; ``message`` formats ``{value}``."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and not regex.fullmatch(value):
+            raise ValueError(message.format(value=value))
+        return value
+
+    return _Rule(check, {"pattern": _anchored(regex)})
+
+
+def _longest(limit: int) -> _Rule:
+    def check(value: str | None) -> str | None:
+        if value is not None and len(value) > limit:
+            raise ValueError(f"is longer than {limit} characters")
+        return value
+
+    return _Rule(check, {"maxLength": limit})
 
 
 def _yaml_text(value: Any) -> str:
@@ -73,15 +165,16 @@ def _first_repeat(values: list[Any]) -> tuple[int, int] | None:
     return None
 
 
-def _check_aliases(aliases: list[str]) -> None:
+def _check_aliases(aliases: list[str] | None) -> list[str] | None:
+    if aliases is None:
+        return None
     if len(aliases) > ALIASES_PER_KEY_MAX:
-        raise ValueError(
-            f"aliases: lists {len(aliases)} aliases; KMS allows {ALIASES_PER_KEY_MAX} per key"
-        )
+        raise ValueError(f"lists {len(aliases)} aliases; KMS allows {ALIASES_PER_KEY_MAX} per key")
     repeat = _first_repeat(aliases)
     if repeat:
         i, first = repeat
-        raise ValueError(f"aliases[{i}]: {aliases[i]} is already listed as aliases[{first}]")
+        raise ValueError(f"[{i}]: {aliases[i]} is already listed as aliases[{first}]")
+    return aliases
 
 
 def _check_key_name(value: str) -> str:
@@ -89,7 +182,7 @@ def _check_key_name(value: str) -> str:
         raise ValueError(
             f"'{value[:40]}...' is {len(value)} characters long; names have at most {_NAME_MAX}"
         )
-    if not catalog.KEY_NAME.match(value):
+    if not catalog.KEY_NAME.fullmatch(value):
         raise ValueError(
             f"'{value}' is not a valid name: use lower-case letters, digits and '-' "
             "(1-128 characters, starting and ending with a letter or digit)"
@@ -109,7 +202,7 @@ def check_alias(value: str) -> str:
         )
     if len(value) > catalog.ALIAS_MAX:
         raise ValueError(f"'{value[:40]}...' is longer than {catalog.ALIAS_MAX} characters")
-    if not catalog.ALIAS_CHARS.match(value):
+    if not catalog.ALIAS_CHARS.fullmatch(value):
         raise ValueError(
             f"'{value}' may contain only letters, digits, '/', '_' and '-' after 'alias/'"
         )
@@ -130,7 +223,7 @@ def check_tag_key(key: str) -> str:
             f"tag key '{key[:40]}...' is {len(key)} characters long; "
             f"KMS allows at most {catalog.TAG_KEY_MAX}"
         )
-    if not catalog.TAG_CHARS.match(key):
+    if not catalog.TAG_CHARS.fullmatch(key):
         raise ValueError(f"tag key '{key}' may contain only {_TAG_CHARS_TEXT}")
     return key
 
@@ -141,12 +234,12 @@ def check_tag_value(value: str) -> str:
         raise ValueError(
             f"the value is {len(value)} characters long; KMS allows at most {catalog.TAG_VALUE_MAX}"
         )
-    if not catalog.TAG_CHARS.match(value):
+    if not catalog.TAG_CHARS.fullmatch(value):
         raise ValueError(f"the value '{value}' may contain only {_TAG_CHARS_TEXT}")
     return value
 
 
-def check_tag_count(tags: dict[str, str]) -> dict[str, str]:
+def check_tag_count(tags: dict[str, Any]) -> dict[str, Any]:
     if len(tags) > catalog.TAGS_MAX:
         raise ValueError(f"has {len(tags)} tags; KMS allows at most {catalog.TAGS_MAX}")
     return tags
@@ -177,6 +270,9 @@ def _tag_value_is_string(value: Any) -> Any:
     return value
 
 
+_ACCOUNT_ID = re.compile(r"\d{12}")
+
+
 def _check_account_id(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         if len(str(value)) == 12:
@@ -185,44 +281,63 @@ def _check_account_id(value: Any) -> Any:
             f"must be quoted: YAML reads the unquoted account ID as the number {value} "
             "(leading zeros are dropped, or make it octal)"
         )
-    if not isinstance(value, str) or not re.fullmatch(r"\d{12}", value):
+    if not isinstance(value, str) or not _ACCOUNT_ID.fullmatch(value):
         raise ValueError(f"{value!r} is not a 12-digit AWS account ID")
     return value
 
 
-# The JSON Schema (``kms-reconciler schema``) carries what the validators check, for
-# editors; the validators stay the authority and give the one-line messages.
+def _after_prefix(prefix: str) -> str:
+    """``prefix`` without the leading 'alias/'."""
+    assert prefix.startswith(catalog.ALIAS_PREFIX)
+    return prefix[len(catalog.ALIAS_PREFIX) :]
+
+
 KeyName = Annotated[
-    str,
-    AfterValidator(_check_key_name),
-    WithJsonSchema({"type": "string", "pattern": catalog.KEY_NAME.pattern, "maxLength": 128}),
+    str, _Rule(_check_key_name, {"pattern": catalog.KEY_NAME.pattern, "maxLength": _NAME_MAX})
 ]
+# check_alias in one pattern: the prefix, then neither reserved prefix, then the characters.
+_ALIAS_PATTERN = (
+    f"^{catalog.ALIAS_PREFIX}"
+    f"(?!{_any_case(_after_prefix(catalog.ALIAS_RESERVED_PREFIX))})"
+    f"(?!{_after_prefix(catalog.TOOL_ALIAS_PREFIX)})"
+    f"{catalog.ALIAS_NAME_CHARS}$"
+)
 Alias = Annotated[
-    str,
-    AfterValidator(check_alias),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": r"^alias/(?![aA][wW][sS]/)(?!kms-reconciler/)[a-zA-Z0-9/_-]+$",
-            "maxLength": catalog.ALIAS_MAX,
-        }
-    ),
+    str, _Rule(check_alias, {"pattern": _ALIAS_PATTERN, "maxLength": catalog.ALIAS_MAX})
+]
+Aliases = Annotated[
+    list[Alias],
+    _Rule(_check_aliases, {"maxItems": ALIASES_PER_KEY_MAX, "uniqueItems": True}),
 ]
 
-
-def _one_of(values: tuple[str, ...]) -> WithJsonSchema:
-    return WithJsonSchema({"anyOf": [{"enum": list(values)}, {"type": "null"}], "default": None})
-
-
-TagKey = Annotated[str, AfterValidator(check_tag_key)]
-TagValue = Annotated[str, BeforeValidator(_tag_value_is_string), AfterValidator(check_tag_value)]
-Tags = Annotated[dict[TagKey, TagValue], AfterValidator(check_tag_count)]
+# check_tag_key and check_tag_value in JSON Schema ("aws:" in any case is reserved).
+TAG_KEY_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": catalog.TAG_KEY_MAX,
+    "pattern": f"^(?!{_any_case('aws:')}){catalog.TAG_CHARS.pattern.removeprefix('^')}",
+}
+_TAG_VALUE_KEYWORDS = {"maxLength": catalog.TAG_VALUE_MAX, "pattern": catalog.TAG_CHARS.pattern}
+TagKey = Annotated[str, _Rule(check_tag_key, TAG_KEY_SCHEMA)]
+# A mapping's keys: checked one by one, described by the mapping's propertyNames (pydantic
+# would turn a key's pattern into patternProperties, which let other keys through).
+_TagKeyName = Annotated[str, AfterValidator(check_tag_key)]
+TagValue = Annotated[
+    str, BeforeValidator(_tag_value_is_string), _Rule(check_tag_value, _TAG_VALUE_KEYWORDS)
+]
+Tags = Annotated[
+    dict[_TagKeyName, TagValue],
+    _Rule(check_tag_count, {"maxProperties": catalog.TAGS_MAX, "propertyNames": TAG_KEY_SCHEMA}),
+]
+Description = Annotated[str | None, _longest(catalog.DESCRIPTION_MAX)]
 Days = Annotated[int | None, BeforeValidator(_strict_int)]
 Flag = Annotated[bool | None, BeforeValidator(_strict_bool)]
 # YAML 1.1 reads yes/no/on/off as booleans, pydantic's lax mode reads "yes" and 1 as true:
 # a flag takes only true or false, so `bypass_policy_lockout_safety_check: "yes"` is refused.
 StrictFlag = Annotated[bool, BeforeValidator(_strict_bool)]
-AccountId = Annotated[str, BeforeValidator(_check_account_id)]
+AccountId = Annotated[
+    str, BeforeValidator(_check_account_id), _Rule(None, {"pattern": _anchored(_ACCOUNT_ID)})
+]
 
 
 class Model(BaseModel):
@@ -271,31 +386,33 @@ class KeyDefaults(Model):
     policy: PolicySource | None = None
 
 
-def _check_org(value: str) -> str:
-    if not re.fullmatch(r"o-[a-z0-9]{10,32}", value):
-        raise ValueError(f"'{value}' is not an AWS Organizations ID (like o-a1b2c3d4e5)")
-    return value
+OrganizationId = Annotated[
+    str,
+    _matching(
+        re.compile(r"o-[a-z0-9]{10,32}"),
+        "'{value}' is not an AWS Organizations ID (like o-a1b2c3d4e5)",
+    ),
+]
+
+
+def _non_empty(what: str) -> _Rule:
+    def check(value: str) -> str:
+        if not value.strip():
+            raise ValueError(f"a waiver needs a {what}")
+        return value
+
+    return _Rule(check, {"pattern": r"\S"})
 
 
 class Waiver(Model):
     """An accepted review finding: which rule, why, who owns it, until when."""
 
-    rule: Annotated[str, AfterValidator(lambda v: _check_rule_id(v))]
-    reason: Annotated[str, AfterValidator(lambda v: _non_empty(v, "reason"))]
-    owner: Annotated[str, AfterValidator(lambda v: _non_empty(v, "owner"))]
+    rule: Annotated[
+        str, _matching(re.compile(r"KMS\d{3}"), "'{value}' is not a review rule ID (like KMS001)")
+    ]
+    reason: Annotated[str, _non_empty("reason")]
+    owner: Annotated[str, _non_empty("owner")]
     expires: date
-
-
-def _check_rule_id(value: str) -> str:
-    if not re.fullmatch(r"KMS\d{3}", value):
-        raise ValueError(f"'{value}' is not a review rule ID (like KMS001)")
-    return value
-
-
-def _non_empty(value: str, what: str) -> str:
-    if not value.strip():
-        raise ValueError(f"a waiver needs a {what}")
-    return value
 
 
 # Placeholders a grant's principals may use, filled in per target (like the sample's
@@ -320,23 +437,6 @@ def _check_principal(value: str) -> str:
     return value
 
 
-def _check_grant_name(value: str) -> str:
-    if not catalog.GRANT_NAME.match(value):
-        raise ValueError(
-            f"'{value}' is not a valid grant name: use letters, digits and : / _ - "
-            "(1-256 characters)"
-        )
-    return value
-
-
-def _check_operation(value: str) -> str:
-    if value not in catalog.GRANT_OPERATIONS:
-        raise ValueError(
-            f"'{value}' is not a KMS grant operation (one of {', '.join(catalog.GRANT_OPERATIONS)})"
-        )
-    return value
-
-
 def _check_operations(value: list[str]) -> list[str]:
     if not value:
         raise ValueError("list at least one operation")
@@ -356,7 +456,11 @@ def _check_context(value: dict[str, str]) -> dict[str, str]:
 
 
 Principal = Annotated[str, AfterValidator(_check_principal)]
-EncryptionContext = Annotated[dict[str, str], AfterValidator(_check_context)]
+EncryptionContext = Annotated[dict[str, str], _Rule(_check_context, {"minProperties": 1})]
+GrantOperation = Annotated[
+    str,
+    _one_of(catalog.GRANT_OPERATIONS, "'{value}' is not a KMS grant operation (one of {values})"),
+]
 
 
 class GrantConstraints(Model):
@@ -378,16 +482,25 @@ class GrantConstraints(Model):
 class GrantSpec(Model):
     """One declared grant: `keys[i].grants[j]`."""
 
-    name: Annotated[str, AfterValidator(_check_grant_name)]
+    name: Annotated[
+        str,
+        _matching(
+            catalog.GRANT_NAME,
+            "'{value}' is not a valid grant name: use letters, digits and : / _ - "
+            "(1-256 characters)",
+        ),
+    ]
     grantee_principal: Principal
     operations: Annotated[
-        list[Annotated[str, AfterValidator(_check_operation)]], AfterValidator(_check_operations)
+        list[GrantOperation], _Rule(_check_operations, {"minItems": 1, "uniqueItems": True})
     ]
     retiring_principal: Principal | None = None
     constraints: GrantConstraints | None = None
 
 
 EXPIRATION_MODELS = ("KEY_MATERIAL_DOES_NOT_EXPIRE", "KEY_MATERIAL_EXPIRES")
+# Relative, and no '..' segment ('/' or '\\' separate segments).
+_INSIDE_PATH = re.compile(r"(?![/\\])(?![\s\S]*(?:^|[/\\])\.\.(?:[/\\]|$))[\s\S]*")
 
 
 class KeyMaterialSpec(Model):
@@ -396,9 +509,21 @@ class KeyMaterialSpec(Model):
     Only the reference lives in the inventory, never the material itself.
     """
 
-    file: str | None = None
-    env: str | None = None
-    expiration_model: str = "KEY_MATERIAL_DOES_NOT_EXPIRE"
+    file: Annotated[
+        str | None,
+        _matching(
+            _INSIDE_PATH, "'{value}' must be a path inside the inventory (relative, no '..')"
+        ),
+    ] = None
+    env: Annotated[
+        str | None,
+        _matching(
+            re.compile(r"[A-Za-z_][A-Za-z0-9_]*"), "'{value}' is not an environment variable name"
+        ),
+    ] = None
+    expiration_model: Annotated[
+        str, _one_of(EXPIRATION_MODELS, "'{value}' is not one of {values}")
+    ] = "KEY_MATERIAL_DOES_NOT_EXPIRE"
     valid_to: datetime | date | None = None
 
     @model_validator(mode="after")
@@ -408,19 +533,6 @@ class KeyMaterialSpec(Model):
             raise ValueError(
                 "give exactly one of 'file' or 'env'"
                 + (f" (found {', '.join(given)})" if given else "")
-            )
-        if self.file is not None and (
-            self.file.startswith(("/", "\\")) or ".." in self.file.replace("\\", "/").split("/")
-        ):
-            raise ValueError(
-                f"file: '{self.file}' must be a path inside the inventory (relative, no '..')"
-            )
-        if self.env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.env):
-            raise ValueError(f"env: '{self.env}' is not an environment variable name")
-        if self.expiration_model not in EXPIRATION_MODELS:
-            raise ValueError(
-                f"expiration_model: '{self.expiration_model}' is not one of "
-                f"{', '.join(EXPIRATION_MODELS)}"
             )
         expires = self.expiration_model == "KEY_MATERIAL_EXPIRES"
         if expires and self.valid_to is None:
@@ -437,6 +549,14 @@ class KeyMaterialSpec(Model):
         return f"file {self.file}" if self.file is not None else f"env {self.env}"
 
 
+Region = Annotated[
+    str,
+    _matching(
+        re.compile(r"[a-z]{2}(-[a-z]+)+-\d"), "'{value}' is not an AWS Region name (like us-east-1)"
+    ),
+]
+
+
 def _replica_tag_value(value: Any) -> Any:
     """A replica's tag value: a string as for any tag, or null (leave the key's tag off)."""
     return None if value is None else _tag_value_is_string(value)
@@ -450,27 +570,23 @@ class ReplicaSpec(Model):
     policy rendered again with the replica's `region`; tags merge key by key).
     """
 
-    region: Annotated[str, AfterValidator(lambda v: _check_region(v))]
-    description: str | None = None
+    region: Region
+    description: Description = None
     enabled: Flag = None
     # Merged over the key's tags; `Name: null` leaves one of the key's tags off this replica.
-    tags: dict[
-        TagKey,
-        Annotated[
-            str | None,
-            BeforeValidator(_replica_tag_value),
-            AfterValidator(lambda v: None if v is None else check_tag_value(v)),
+    tags: Annotated[
+        dict[
+            _TagKeyName,
+            Annotated[
+                str | None,
+                BeforeValidator(_replica_tag_value),
+                _Rule(lambda v: None if v is None else check_tag_value(v), _TAG_VALUE_KEYWORDS),
+            ],
         ],
+        _Rule(None, {"propertyNames": TAG_KEY_SCHEMA}),
     ] = {}
     policy: PolicySource | None = None
-    aliases: list[Alias] | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> ReplicaSpec:
-        if self.description is not None and len(self.description) > catalog.DESCRIPTION_MAX:
-            raise ValueError(f"description: is longer than {catalog.DESCRIPTION_MAX} characters")
-        _check_aliases(self.aliases or [])
-        return self
+    aliases: Aliases | None = None
 
 
 class KeySpec(Model):
@@ -478,20 +594,26 @@ class KeySpec(Model):
 
     name: KeyName
     targets: list[str] | None = None
-    description: str | None = None
-    key_spec: Annotated[str | None, _one_of(catalog.KEY_SPECS)] = None
-    key_usage: Annotated[str | None, _one_of(catalog.KEY_USAGES)] = None
-    origin: Annotated[str | None, _one_of(catalog.ORIGINS)] = None
+    description: Description = None
+    key_spec: Annotated[
+        str | None,
+        _one_of(catalog.KEY_SPECS, "'{value}' is not a KMS key spec (one of {values})"),
+    ] = None
+    key_usage: Annotated[
+        str | None,
+        _one_of(catalog.KEY_USAGES, "'{value}' is not a KMS key usage (one of {values})"),
+    ] = None
+    origin: Annotated[
+        str | None, _one_of(catalog.ORIGINS, "'{value}' is not supported (one of {values})")
+    ] = None
     key_material: KeyMaterialSpec | None = None
     multi_region: Flag = None
     # Multi-Region keys: the replicas in other Regions, and the Region of the primary key
     # (default: the target's own Region).
     replicas: list[ReplicaSpec] = []
-    primary_region: Annotated[
-        str | None, AfterValidator(lambda v: None if v is None else _check_region(v))
-    ] = None
+    primary_region: Region | None = None
     enabled: Flag = None
-    aliases: list[Alias] = []
+    aliases: Aliases = []
     rotation: Rotation | None = None
     deletion_window_days: DeletionWindow = None
     deletion_protection: Flag = None
@@ -507,22 +629,6 @@ class KeySpec(Model):
 
     @model_validator(mode="after")
     def _cross_field(self) -> KeySpec:
-        if self.description is not None and len(self.description) > catalog.DESCRIPTION_MAX:
-            raise ValueError(f"description: is longer than {catalog.DESCRIPTION_MAX} characters")
-        if self.key_spec is not None and self.key_spec not in catalog.KEY_SPEC_USAGES:
-            raise ValueError(
-                f"key_spec: '{self.key_spec}' is not a KMS key spec "
-                f"(one of {', '.join(catalog.KEY_SPECS)})"
-            )
-        if self.key_usage is not None and self.key_usage not in catalog.KEY_USAGES:
-            raise ValueError(
-                f"key_usage: '{self.key_usage}' is not a KMS key usage "
-                f"(one of {', '.join(catalog.KEY_USAGES)})"
-            )
-        if self.origin is not None and self.origin not in catalog.ORIGINS:
-            raise ValueError(
-                f"origin: '{self.origin}' is not supported (one of {', '.join(catalog.ORIGINS)})"
-            )
         key_spec = self.key_spec or catalog.SYMMETRIC_DEFAULT
         allowed = catalog.KEY_SPEC_USAGES[key_spec]
         if self.key_usage is not None and self.key_usage not in allowed:
@@ -552,7 +658,6 @@ class KeySpec(Model):
                 "rotation.enabled: automatic rotation exists only for SYMMETRIC_DEFAULT keys with "
                 f"origin AWS_KMS, not {key_spec}/{origin}"
             )
-        _check_aliases(self.aliases)
         self._check_replicas()
         self._check_grants(key_spec, self.key_usage or catalog.default_key_usage(key_spec))
         return self
@@ -633,26 +738,57 @@ class KeySpec(Model):
                     )
 
 
+_ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+")
+
+
+def _check_role_arns(value: str | list[str] | None) -> str | list[str] | None:
+    for arn in [value] if isinstance(value, str) else value or []:
+        if not _ROLE_ARN.fullmatch(arn):
+            raise ValueError(f"'{arn}' is not an IAM role ARN")
+    return value
+
+
+# One role, or a chain. Checked as a whole (a check per union member would report a bad ARN
+# twice), so the schema is written out here, from the same pattern.
+_ROLE_ARN_SCHEMA = {"type": "string", "pattern": _anchored(_ROLE_ARN)}
+RoleArns = Annotated[
+    str | list[str] | None,
+    AfterValidator(_check_role_arns),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                _ROLE_ARN_SCHEMA,
+                {"type": "array", "items": _ROLE_ARN_SCHEMA},
+                {"type": "null"},
+            ],
+            "default": None,
+        }
+    ),
+]
+
+
 class Target(Model):
     """One (account, region) the inventory reconciles."""
 
     name: KeyName
     account_id: AccountId
-    region: Annotated[str, AfterValidator(lambda v: _check_region(v))]
+    region: Region
     # Credentials: a profile (else the environment's), then a role to assume, or a chain
     # of roles assumed one after the other (the last is in the target account).
     profile: str | None = None
-    role_arn: Annotated[str | list[str] | None, AfterValidator(lambda v: _check_role_arns(v))] = (
-        None
-    )
+    role_arn: RoleArns = None
     # A read-only role (or chain) for the commands that only read: plan, drift, import and
     # review --live. The writers (apply, rotate, force-unlock) use role_arn. Without it,
     # every command uses role_arn.
-    plan_role_arn: Annotated[
-        str | list[str] | None, AfterValidator(lambda v: _check_role_arns(v))
-    ] = None
+    plan_role_arn: RoleArns = None
     external_id: str | None = None
-    session_name: Annotated[str | None, AfterValidator(lambda v: _check_session_name(v))] = None
+    session_name: Annotated[
+        str | None,
+        _matching(
+            re.compile(r"[\w+=,.@-]{2,64}"),
+            "'{value}' is not a valid role session name (2-64 of \\w+=,.@-)",
+        ),
+    ] = None
     session_duration_seconds: Annotated[Days, _between(900, 43200)] = None
     vars: dict[str, Any] = {}
     defaults: KeyDefaults = KeyDefaults()
@@ -672,25 +808,6 @@ def _chain(value: str | list[str] | None) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
-def _check_role_arns(value: str | list[str] | None) -> str | list[str] | None:
-    for arn in [value] if isinstance(value, str) else value or []:
-        if not re.fullmatch(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+", arn):
-            raise ValueError(f"'{arn}' is not an IAM role ARN")
-    return value
-
-
-def _check_session_name(value: str | None) -> str | None:
-    if value is not None and not re.fullmatch(r"[\w+=,.@-]{2,64}", value):
-        raise ValueError(f"'{value}' is not a valid role session name (2-64 of \\w+=,.@-)")
-    return value
-
-
-def _check_region(value: str) -> str:
-    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", value):
-        raise ValueError(f"'{value}' is not an AWS Region name (like us-east-1)")
-    return value
-
-
 class IgnoreRule(Model):
     """An unmanaged key that drift does not report: by key ID, alias glob, or tag."""
 
@@ -705,26 +822,38 @@ class IgnoreRule(Model):
         return self
 
 
+def _some_target(targets: list[Target]) -> list[Target]:
+    if not targets:
+        raise ValueError("declare at least one target")
+    return targets
+
+
+def _known_operations(quotas: dict[str, float]) -> dict[str, float]:
+    unknown = sorted(set(quotas) - set(catalog.REQUEST_QUOTAS))
+    if unknown:
+        raise ValueError(f"unknown KMS operation {', '.join(unknown)}")
+    return quotas
+
+
 class Settings(Model):
     """`inventory.yaml`."""
 
-    identity_tag: Annotated[str, AfterValidator(lambda v: _check_identity_tag(v))] = (
-        catalog.DEFAULT_IDENTITY_TAG
-    )
-    targets: list[Target]
+    identity_tag: TagKey = catalog.DEFAULT_IDENTITY_TAG
+    targets: Annotated[list[Target], _Rule(_some_target, {"minItems": 1})]
     defaults: KeyDefaults = KeyDefaults()
     ignore: list[IgnoreRule] = []
     admin_principals: list[str] = []
     # Accounts (besides the targets') and AWS Organizations whose principals the review
     # treats as inside: granting them decrypt or permission management is not "outside".
     trusted_accounts: list[AccountId] = []
-    organization_ids: list[Annotated[str, AfterValidator(lambda v: _check_org(v))]] = []
-    request_quotas: dict[str, Annotated[float, BeforeValidator(_strict_number)]] = {}
+    organization_ids: list[OrganizationId] = []
+    request_quotas: Annotated[
+        dict[str, Annotated[float, BeforeValidator(_strict_number)]],
+        _Rule(_known_operations, {"propertyNames": {"enum": list(catalog.REQUEST_QUOTAS)}}),
+    ] = {}
 
     @model_validator(mode="after")
     def _targets(self) -> Settings:
-        if not self.targets:
-            raise ValueError("targets: declare at least one target")
         names = [t.name for t in self.targets]
         repeat = _first_repeat(names)
         if repeat:
@@ -733,14 +862,7 @@ class Settings(Model):
             raise ValueError(
                 f"targets[{i}].name: the target name '{name}' is already used by targets[{first}]"
             )
-        unknown = sorted(set(self.request_quotas) - set(catalog.REQUEST_QUOTAS))
-        if unknown:
-            raise ValueError(f"request_quotas: unknown KMS operation {', '.join(unknown)}")
         return self
-
-
-def _check_identity_tag(value: str) -> str:
-    return check_tag_key(value)
 
 
 class KeyFile(Model):

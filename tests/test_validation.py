@@ -391,6 +391,31 @@ def test_bad_key_names(name: str, fragment: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("field", "written", "fragment"),
+    [
+        case("name", "name", '"app\\n"', f"'app\\n' {NAME_RULE}"),
+        case("alias", "aliases", '["alias/app\\n"]', "may contain only letters, digits, '/'"),
+        case(
+            "grant-name",
+            "grants",
+            '[{name: "g\\n", grantee_principal: "arn:aws:iam::111122223333:role/a", '
+            "operations: [Decrypt]}]",
+            "is not a valid grant name",
+        ),
+    ],
+)
+def test_a_trailing_newline_is_not_part_of_a_valid_name(
+    field: str, written: str, fragment: str
+) -> None:
+    # A regex `$` also matches before a final newline: names are matched whole. The message
+    # shows the newline escaped, so it stays one line.
+    head = "" if field == "name" else "  - name: app\n    "
+    line = f"{field}: {written}" if field != "name" else f"  - name: {written}"
+    found = problems_of({"app.yaml": f"keys:\n{head}{line}\n"})
+    assert len(found) == 1 and fragment in found[0] and "\n" not in found[0], found
+
+
+@pytest.mark.parametrize(
     "name",
     [
         case("one-char", "a"),
