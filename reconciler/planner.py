@@ -12,7 +12,7 @@ from typing import Any
 
 from reconciler.errors import PlanError, Problem
 from reconciler.plan import Action, FieldChange, KeyPlan, Operation, OpKind, Orphan, TargetPlan
-from reconciler.policy import can_manage_policy, diff_statements, policies_equal, removes_access
+from reconciler.policy import Canonicals, can_manage_policy, diff_statements, removes_access
 from reconciler.state import (
     DesiredKey,
     DesiredReplica,
@@ -67,6 +67,7 @@ class _Builder:
     problems: list[Problem] = field(default_factory=list)
     operations: list[Operation] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    canonicals: Canonicals = field(default_factory=Canonicals)
 
     def problem(self, key: DesiredKey, message: str, field_name: str | None = None) -> None:
         self.problems.append(
@@ -115,7 +116,12 @@ class _Builder:
                     if r.region == region
                     for a in r.state.aliases
                 }
-            self._where[region] = _Where(region, aliases, owners, declared)
+            on_key: dict[str, set[str]] = {}
+            for alias, key_id in aliases.items():
+                if key_id is not None:
+                    on_key.setdefault(key_id, set()).add(alias)
+            frozen = {key_id: frozenset(names) for key_id, names in on_key.items()}
+            self._where[region] = _Where(region, aliases, owners, declared, frozen)
         return self._where[region]
 
 
@@ -162,6 +168,7 @@ class _Where:
     aliases: Mapping[str, str | None]  # alias -> key ID
     owners: Mapping[str, str]  # key ID -> name of the managed key it is (or a replica of)
     declared: Mapping[str, str]  # alias -> the spec that declares it in this Region
+    on_key: Mapping[str, frozenset[str]]  # key ID -> the aliases pointing at it
 
     @property
     def suffix(self) -> str:
@@ -173,7 +180,7 @@ def make_plan(
 ) -> TargetPlan:
     """The plan that makes ``observed`` match ``desired`` for one target."""
     options = options or PlanOptions()
-    b = _Builder(desired, observed, options)
+    b = _Builder(desired, observed, options, canonicals=Canonicals(desired.target.partition))
     identity = desired.identity_tag
     by_id = observed.by_id()
     managed = _managed_by_name(b)
@@ -224,6 +231,7 @@ def make_plan(
             identity,
             (ok.key_id for ok in matched.values()),
             desired.grants_needed if not options.report_only else None,
+            b.canonicals,
         ),
         orphans=tuple(orphans),
         warnings=tuple(b.warnings),
@@ -775,7 +783,7 @@ def _diff_policy(
         b.warnings.append(f"{dk.name}: the key policy of {ok.key_id}{where} could not be read")
         return
     assert want.policy is not None
-    if policies_equal(have.policy, want.policy, partition=partition):
+    if b.canonicals.equal(have.policy, want.policy):
         return
     _check_lockout(b, dk, region)
     destructive = removes_access(have.policy, want.policy, partition=partition)
@@ -975,7 +983,7 @@ def _diff_enabled(
 def _diff_aliases(
     b: _Builder, dk: DesiredKey, ok: ObservedKey, where: _Where, changes: list[FieldChange]
 ) -> None:
-    have = {a for a, target in where.aliases.items() if target == ok.key_id}
+    have = where.on_key.get(ok.key_id, frozenset())
     for alias in sorted(dk.state.aliases - have):
         change = _plan_alias(b, dk, ok.key_id, alias, where)
         if change is not None:

@@ -45,6 +45,7 @@ Policy: TypeAlias = Mapping[str, Any]
 __all__ = [
     "ALL_KMS_ACTIONS",
     "AccessChange",
+    "Canonicals",
     "Grant",
     "Policy",
     "StatementChange",
@@ -112,6 +113,8 @@ def _dumps(value: Any) -> str:
 
 def _copy(value: Any) -> Any:
     """A deep, JSON-shaped copy, so canonical documents never share state with the input."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value  # immutable: nothing to share (most values: Version, Sid, Effect)
     return json.loads(_dumps(value))
 
 
@@ -199,16 +202,12 @@ def _raw_statements(doc: Policy) -> list[Any]:
     return list(raw) if isinstance(raw, (list, tuple)) else [raw]
 
 
-def canonicalize(doc: Policy, *, partition: str = "aws") -> dict[str, Any]:
-    """The canonical form of a key policy (see the module docstring).
-
-    Raises ValueError when ``doc`` is not a JSON object. A statement that is not an object
-    is kept as ``{"(not an object)": value}``; ``validate_policy`` reports every structural
-    problem as a message.
-    """
+def _canonical_parts(doc: Policy, partition: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The top-level fields but Statement, and the unique canonical statements by their
+    compact JSON (the sort key of the canonical statement list)."""
     if not isinstance(doc, Mapping):
         raise ValueError("a key policy must be a JSON object")
-    out: dict[str, Any] = {str(k): _copy(v) for k, v in doc.items() if k != "Statement"}
+    top: dict[str, Any] = {str(k): _copy(v) for k, v in doc.items() if k != "Statement"}
     unique: dict[str, dict[str, Any]] = {}
     for statement in _raw_statements(doc):
         if isinstance(statement, Mapping):
@@ -216,18 +215,65 @@ def canonicalize(doc: Policy, *, partition: str = "aws") -> dict[str, Any]:
         else:
             canonical = {_NOT_AN_OBJECT: _copy(statement)}
         unique[_dumps(canonical)] = canonical
-    out["Statement"] = [unique[key] for key in sorted(unique)]
-    return out
+    return top, unique
+
+
+def canonicalize(doc: Policy, *, partition: str = "aws") -> dict[str, Any]:
+    """The canonical form of a key policy (see the module docstring).
+
+    Raises ValueError when ``doc`` is not a JSON object. A statement that is not an object
+    is kept as ``{"(not an object)": value}``; ``validate_policy`` reports every structural
+    problem as a message.
+    """
+    top, unique = _canonical_parts(doc, partition)
+    top["Statement"] = [unique[key] for key in sorted(unique)]
+    return top
+
+
+_SPLICE: Final = "\x00statements\x00"
 
 
 def canonical_json(doc: Policy, *, partition: str = "aws") -> str:
-    """The canonical form as compact JSON with sorted keys: equal strings = equal meaning."""
-    return _dumps(canonicalize(doc, partition=partition))
+    """The canonical form as compact JSON with sorted keys: equal strings = equal meaning.
+
+    The same text as ``_dumps(canonicalize(doc))``, without encoding the statements twice:
+    their JSON (already made to sort them) is spliced into the top level's."""
+    top, unique = _canonical_parts(doc, partition)
+    top["Statement"] = _SPLICE
+    text, marker = _dumps(top), _dumps(_SPLICE)
+    if text.count(marker) != 1:  # a field holds the marker itself: no shortcut
+        return _dumps(canonicalize(doc, partition=partition))
+    return text.replace(marker, "[" + ",".join(sorted(unique)) + "]", 1)
 
 
 def policies_equal(a: Policy, b: Policy, *, partition: str = "aws") -> bool:
     """True when the two policies differ at most in formatting, order or equivalent spelling."""
     return canonical_json(a, partition=partition) == canonical_json(b, partition=partition)
+
+
+class Canonicals:
+    """Canonical JSON computed once per policy document, for the life of one plan: the
+    planner compares each key's two policies and the plan's fingerprint digests the observed
+    one, so without it every policy would be canonicalised up to three times.
+
+    Keyed by the document's identity; each entry holds its document, so an ``id`` is never
+    reused for another while the memo lives. Documents are never mutated once read or
+    rendered (the planner and the fingerprint only read them).
+    """
+
+    def __init__(self, partition: str = "aws") -> None:
+        self.partition = partition
+        self._memo: dict[int, tuple[Policy, str]] = {}
+
+    def json(self, doc: Policy) -> str:
+        hit = self._memo.get(id(doc))
+        if hit is None or hit[0] is not doc:
+            hit = (doc, canonical_json(doc, partition=self.partition))
+            self._memo[id(doc)] = hit
+        return hit[1]
+
+    def equal(self, a: Policy, b: Policy) -> bool:
+        return self.json(a) == self.json(b)
 
 
 def _canonical_or_empty(doc: Policy | None, partition: str) -> dict[str, Any]:

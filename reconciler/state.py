@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 from reconciler import catalog
-from reconciler.policy import canonicalize
+from reconciler.policy import Canonicals
 
 
 @dataclass(frozen=True)
@@ -462,14 +462,16 @@ def fingerprint(
     identity_tag: str,
     also: Iterable[str] = (),
     grants_for: Iterable[str] | None = None,
+    canonicals: Canonicals | None = None,
 ) -> str:
     """A digest of the observed state a plan depends on: managed keys, the keys in ``also``
     (those the plan adopts), every alias, and the grants of the keys named in
     ``grants_for`` (those the plan read; None: every key's grants that were read).
 
     A saved plan carries it; apply observes again and refuses the plan when it differs.
+    ``canonicals``: the plan's memo of canonical policies (each is then computed once).
     """
-    partition = observed.target.partition
+    canon = canonicals or Canonicals(observed.target.partition)
     extra = set(also)
     with_grants = None if grants_for is None else set(grants_for)
 
@@ -484,9 +486,7 @@ def fingerprint(
             "rotation": [state.rotation_enabled, state.rotation_period_days],
             "tags": dict(sorted(key.tags.items())),
             "aliases": sorted(state.aliases),
-            "policy": canonicalize(state.policy, partition=partition)
-            if state.policy is not None
-            else None,
+            "policy": canon.json(state.policy) if state.policy is not None else None,
             "grants": None
             if key.grants is None or (with_grants is not None and state.name not in with_grants)
             else sorted(

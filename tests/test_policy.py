@@ -496,6 +496,49 @@ def test_canonical_json_is_compact_and_sorted() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "doc",
+    [a for a, _, _ in EQUAL_CASES]
+    + [b for _, b, _ in EQUAL_CASES]
+    + [
+        {"Statement": []},
+        {"Version": "2012-10-17"},
+        {"Statement": [ROOT_STATEMENT, "text", 3]},
+        # a field holding the splice marker itself: the shortcut must not be taken
+        {"Id": "\x00statements\x00", "Version": "2012-10-17", "Statement": [ROOT_STATEMENT]},
+        {"Version": "2012-10-17", "Statement": ROOT_STATEMENT, "Zz": "\x00statements\x00"},
+    ],
+)
+def test_canonical_json_is_the_canonical_form_as_json(doc: Doc) -> None:
+    # canonical_json splices the statements' JSON into the top level's; it must be the
+    # same text as encoding the canonical form whole
+    expected = json.dumps(canonicalize(doc), sort_keys=True, separators=(",", ":"))
+    assert canonical_json(doc) == expected
+    assert json.loads(canonical_json(doc)) == canonicalize(doc)
+
+
+def test_the_plan_canonicalises_each_policy_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import reconciler.policy as policy_module
+    from reconciler.planner import make_plan
+    from tests.factories import desired, desired_key, observed, observed_key
+
+    calls: list[int] = []
+    real = policy_module.canonical_json
+
+    def counting(doc: Doc, *, partition: str = "aws") -> str:
+        calls.append(id(doc))
+        return real(doc, partition=partition)
+
+    monkeypatch.setattr(policy_module, "canonical_json", counting)
+    names = [f"k{i}" for i in range(5)]
+    want = desired(*(desired_key(n, policy=policy(ROOT_STATEMENT)) for n in names))
+    have = observed(*(observed_key(n, policy=policy(ROOT_STATEMENT)) for n in names))
+    plan = make_plan(want, have)
+    assert not plan.operations
+    # one per side per key: the comparison and the fingerprint share the observed one
+    assert len(calls) == 2 * len(names) and len(set(calls)) == len(calls)
+
+
 def test_canonicalize_does_not_change_its_input_and_shares_nothing_with_it() -> None:
     doc = policy({**ROOT_STATEMENT, "Extra": {"tags": ["a"]}}, Meta={"owner": ["team"]})
     original = copy.deepcopy(doc)

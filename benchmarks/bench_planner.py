@@ -1,0 +1,194 @@
+"""Benchmark: the planner's CPU time (``make_plan`` and the plan's fingerprint) from 50 to
+10,000 keys, no AWS and no I/O: the pure core, on states built in memory.
+
+Each key is as the sample's application key is: an application policy (root delegation,
+administrators, users), two tags, one alias, rotation on; every policy is its own parsed
+document, as KMS returns it. Two cases per size:
+
+- no-op: KMS holds exactly what the specs say;
+- 10% drift: every tenth key has another description, a missing tag and a user removed
+  from its policy.
+
+The planner's floor is linear growth: the goal (issue 11) is 10,000 keys in at most 1 s of
+CPU and a 10k / 1k ratio of at most 12.
+
+    python benchmarks/bench_planner.py [--sizes 50,1000,5000,10000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from typing import Any
+
+from reconciler.planner import make_plan
+from reconciler.state import (
+    DesiredKey,
+    DesiredTarget,
+    KeyState,
+    ObservedKey,
+    ObservedTarget,
+    SourceRef,
+    TargetInfo,
+    fingerprint,
+)
+
+ACCOUNT = "111122223333"
+TARGET = TargetInfo("production", ACCOUNT, "us-east-1")
+IDENTITY = "kms-reconciler:name"
+
+
+def policy_text(i: int, users: int = 2) -> str:
+    root = f"arn:aws:iam::{ACCOUNT}:root"
+    role = f"arn:aws:iam::{ACCOUNT}:role/"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Id": "application-key-policy",
+            "Statement": [
+                {
+                    "Sid": "Enable IAM User Permissions",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": root},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "Allow administrators to manage the key",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"{role}AdminRole"},
+                    "Action": ["kms:Describe*", "kms:Enable*", "kms:List*", "kms:Update*"],
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "Allow application role to use the key",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": [f"{role}App{i}-{u}" for u in range(users)]},
+                    "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*"],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"kms:CallerAccount": ACCOUNT}},
+                },
+            ],
+        },
+        indent=2,
+    )
+
+
+def state(i: int, text: str) -> KeyState:
+    return KeyState(
+        name=f"key-{i:05d}",
+        description=f"Key {i}",
+        key_spec="SYMMETRIC_DEFAULT",
+        key_usage="ENCRYPT_DECRYPT",
+        origin="AWS_KMS",
+        multi_region=False,
+        enabled=True,
+        rotation_enabled=True,
+        rotation_period_days=365,
+        tags={"Owner": "team", "Application": f"app-{i}"},
+        aliases=frozenset({f"alias/key-{i:05d}"}),
+        policy=json.loads(text),
+        deletion_protection=False,
+    )
+
+
+def build(n: int, drift_every: int = 0) -> tuple[DesiredTarget, ObservedTarget]:
+    desired: list[DesiredKey] = []
+    observed: list[ObservedKey] = []
+    aliases: dict[str, str | None] = {}
+    for i in range(n):
+        text = policy_text(i)
+        want = state(i, text)
+        desired.append(
+            DesiredKey(
+                state=want,
+                deletion_window_days=30,
+                source=SourceRef("keyspecs/keys.yaml", 1 + 12 * i, "template application.json.j2"),
+                policy_text=text,
+            )
+        )
+        have = replace(want, policy=json.loads(text))
+        if drift_every and i % drift_every == 0:
+            have = replace(
+                have,
+                description=f"Old key {i}",
+                tags={"Owner": "team"},
+                policy=json.loads(policy_text(i, users=1)),
+            )
+        key_id = f"{i:08d}-0000-4000-8000-000000000000"
+        fields: dict[str, Any] = {
+            "description": have.description,
+            "key_spec": have.key_spec,
+            "key_usage": have.key_usage,
+            "origin": have.origin,
+            "multi_region": False,
+            "enabled": True,
+            "rotation_enabled": True,
+            "rotation_period_days": 365,
+            "policy": have.policy,
+            "aliases": have.aliases,
+        }
+        observed.append(
+            ObservedKey(
+                key_id=key_id,
+                arn=f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{key_id}",
+                tags={**have.tags, IDENTITY: want.name},
+                key_state="Enabled",
+                **fields,
+            )
+        )
+        for alias in have.aliases:
+            aliases[alias] = key_id
+    caller = f"arn:aws:sts::{ACCOUNT}:assumed-role/kms-reconciler/ci"
+    return (
+        DesiredTarget(TARGET, tuple(desired), IDENTITY),
+        ObservedTarget(TARGET, tuple(observed), aliases, caller_arn=caller),
+    )
+
+
+def measure(n: int, drift_every: int, repeat: int) -> tuple[float, float, int]:
+    """Best-of-``repeat`` CPU seconds of make_plan and of the fingerprint, and operations."""
+    desired, observed = build(n, drift_every)
+    best_plan = best_fp = float("inf")
+    operations = 0
+    for _ in range(repeat):
+        started = time.process_time()
+        plan = make_plan(desired, observed)
+        best_plan = min(best_plan, time.process_time() - started)
+        operations = len(plan.operations)
+        ids = [k.key_id for k in observed.keys]
+        started = time.process_time()
+        fingerprint(observed, IDENTITY, ids, [])
+        best_fp = min(best_fp, time.process_time() - started)
+    return best_plan, best_fp, operations
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="50,1000,5000,10000")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print("| keys | case | make_plan CPU s | fingerprint CPU s | operations | per key ms |")
+    print("|---:|---|---:|---:|---:|---:|")
+    results: dict[tuple[int, str], float] = {}
+    for n in sizes:
+        for case, every in (("no-op", 0), ("10% drift", 10)):
+            plan_s, fp_s, ops = measure(n, every, args.repeat)
+            results[(n, case)] = plan_s + fp_s
+            per_key = 1000 * (plan_s + fp_s) / n
+            print(f"| {n} | {case} | {plan_s:.3f} | {fp_s:.3f} | {ops} | {per_key:.3f} |")
+    if 1000 in sizes and 10000 in sizes:
+        for case in ("no-op", "10% drift"):
+            ratio = results[(10000, case)] / results[(1000, case)]
+            total = results[(10000, case)]
+            print(
+                f"{case}: 10k / 1k = {ratio:.1f} (goal <= 12); 10k keys {total:.2f} s CPU "
+                "(goal <= 1 s)"
+            )
+
+
+if __name__ == "__main__":
+    main()
