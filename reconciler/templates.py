@@ -420,7 +420,11 @@ class PolicyRenderer:
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # templates do not change during a run: parse each once
         )
+        self._inside: set[tuple[str, str]] = set()  # (name, kind) found inside policies/
+        # per template file: its source's tag spans and line starts, for the line map
+        self._marks: dict[str, tuple[str, list[tuple[int, int]], list[int]]] = {}
 
     def render(self, source: PolicySource, context: Mapping[str, Any]) -> RenderedPolicy:
         if source.template is not None:
@@ -436,6 +440,8 @@ class PolicyRenderer:
 
     def _check_inside(self, name: str, kind: str) -> None:
         """Refuse names that leave policies/: absolute, with '..', or through a symlink."""
+        if (name, kind) in self._inside:
+            return
         path = Path(name)
         inside = not path.is_absolute() and ".." not in path.parts
         if inside:
@@ -447,13 +453,14 @@ class PolicyRenderer:
                 None,
                 field=kind,
             )
+        self._inside.add((name, kind))
 
     def _render_template(self, name: str, context: Mapping[str, Any]) -> RenderedPolicy:
         self._check_inside(name, "template")
         shown = self._shown(name)
         try:
             template = self.env.get_template(name)
-            text, lines = self._render_with_lines(template, context)
+            text, lines = self._render_with_lines(template, context, with_lines=False)
         except jinja2.TemplateNotFound as exc:
             if exc.name == name:
                 raise TemplateError(
@@ -502,31 +509,43 @@ class PolicyRenderer:
         except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
             where, line = self._where(exc, shown)
             raise TemplateError(f"template error: {_one_line(exc)}", where, line) from None
-        return RenderedPolicy(_parse(text, shown, lines), text, f"template {name}", shown)
+        try:
+            document = _parse(text, shown, lines)
+        except TemplateError:
+            # Not JSON: render again (the same text), noting the template line of each
+            # chunk, so the error names the template line that produced the bad text.
+            _, lines = self._render_with_lines(template, context, with_lines=True)
+            document = _parse(text, shown, lines)
+        return RenderedPolicy(document, text, f"template {name}", shown)
 
     def _render_with_lines(
-        self, template: jinja2.Template, context: Mapping[str, Any]
-    ) -> tuple[str, _LineMap]:
-        """Render like ``Template.render``, noting the template line of each output chunk.
-
-        A rendered policy that is not JSON is then reported at the template line that
-        produced the offending text, not at its line in the rendered output.
+        self, template: jinja2.Template, context: Mapping[str, Any], *, with_lines: bool
+    ) -> tuple[str, _LineMap | None]:
+        """Render like ``Template.render`` (bounded in size and time); ``with_lines`` also
+        notes the template line of each output chunk, which only an error needs: a rendered
+        policy that is not JSON is reported at the template line that produced the offending
+        text, not at its line in the rendered output.
         """
-        source = self.loader.sources.get(template.filename or "", "")
-        tags = [m.span() for m in _JINJA_TAG.finditer(source)]
-        line_starts = [0] + [i + 1 for i, c in enumerate(source) if c == "\n"]
+        filename = template.filename or ""
+        source = self.loader.sources.get(filename, "")
+        marks = self._marks.get(filename)
+        if with_lines and (marks is None or marks[0] is not source):
+            tags = [m.span() for m in _JINJA_TAG.finditer(source)]
+            line_starts = [0, *(m.end() for m in re.finditer("\n", source))]
+            marks = self._marks[filename] = (source, tags, line_starts)
         chunks: list[str] = []
-        lines = _LineMap()
+        lines = _LineMap() if with_lines else None
         offset = 0
         budget = self.env.start_render()
         try:
             generator = template.root_render_func(template.new_context(dict(context)))
             for chunk in generator:
-                frame = getattr(generator, "gi_frame", None)
-                mark = template.get_corresponding_lineno(frame.f_lineno) if frame else 1
                 if offset + len(chunk) > MAX_OUTPUT:
                     raise TemplateRefused(f"the rendered policy is over {MAX_OUTPUT} characters")
-                lines.add(offset, chunk, mark, source, line_starts, tags)
+                if lines is not None and marks is not None:
+                    frame = getattr(generator, "gi_frame", None)
+                    mark = template.get_corresponding_lineno(frame.f_lineno) if frame else 1
+                    lines.add(offset, chunk, mark, source, marks[2], marks[1])
                 chunks.append(chunk)
                 offset += len(chunk)
                 budget.check_time()
