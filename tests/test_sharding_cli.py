@@ -1,0 +1,93 @@
+"""targets --max-jobs and --shard on the command line, in-process: the matrix, the one-line
+errors (exit 1, no AWS call), and that a shard runs exactly the targets its entry lists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from reconciler.cli import main
+
+ACCOUNTS = ("111111111111", "222222222222", "333333333333", "444444444444", "555555555555")
+REGIONS = ("us-east-1", "eu-west-1")
+NAMES = [f"a{i}-{region}" for i in range(len(ACCOUNTS)) for region in REGIONS]
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(main, [*args, "--no-color"])
+
+
+@pytest.fixture
+def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """keyspecs/ with 10 targets (5 accounts x 2 Regions); some keys in some targets only,
+    so targets differ in weight. Returns the target names in inventory order."""
+    monkeypatch.chdir(tmp_path)
+    keyspecs = tmp_path / "keyspecs"
+    keyspecs.mkdir()
+    targets = "".join(
+        f"  - name: {name}\n    account_id: '{ACCOUNTS[i // 2]}'\n    region: {REGIONS[i % 2]}\n"
+        f"    role_arn: arn:aws:iam::{ACCOUNTS[i // 2]}:role/kms-reconciler\n"
+        for i, name in enumerate(NAMES)
+    )
+    (keyspecs / "inventory.yaml").write_text(f"targets:\n{targets}")
+    keys = "keys:\n  - name: everywhere\n"
+    for n in range(6):  # a0-us-east-1 gets 6 more keys, a1-eu-west-1 3 more
+        where = [NAMES[0]] if n < 3 else [NAMES[0], NAMES[3]]
+        keys += f"  - name: extra-{n}\n    targets: [{', '.join(where)}]\n"
+    (keyspecs / "keys.yaml").write_text(keys)
+    return NAMES
+
+
+def matrix(*args: str) -> list[dict[str, Any]]:
+    result = cli("targets", "--format", "github-matrix", *args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("\n") == 1  # one line, for $GITHUB_OUTPUT
+    entries: list[dict[str, Any]] = json.loads(result.stdout)["include"]
+    return entries
+
+
+def test_up_to_max_jobs_targets_the_matrix_is_one_entry_per_target(org: list[str]) -> None:
+    today = matrix()
+    assert [e["target"] for e in today] == org
+    assert today[0] == {
+        "target": org[0],
+        "account_id": ACCOUNTS[0],
+        "region": REGIONS[0],
+        "role_arn": f"arn:aws:iam::{ACCOUNTS[0]}:role/kms-reconciler",
+        "plan_role_arn": f"arn:aws:iam::{ACCOUNTS[0]}:role/kms-reconciler",
+    }
+    assert matrix("--max-jobs", "10") == today == matrix("--max-jobs", "256")
+
+
+@pytest.mark.parametrize("jobs", [1, 3, 4, 9])
+def test_more_targets_than_jobs_are_packed_into_shards(org: list[str], jobs: int) -> None:
+    rows = {e["target"]: e for e in matrix()}
+    entries = matrix("--max-jobs", str(jobs))
+    assert [e["shard"] for e in entries] == [f"{i}/{jobs}" for i in range(1, jobs + 1)]
+    assert all(set(e) == {"shard", "targets"} and e["targets"] for e in entries)
+    listed = [t["target"] for e in entries for t in e["targets"]]
+    assert sorted(listed) == sorted(org)  # each target in exactly one shard
+    assert all(t == rows[t["target"]] for e in entries for t in e["targets"])
+    assert matrix("--max-jobs", str(jobs)) == entries  # deterministic
+    if jobs == 4:  # balanced by keys: the target with 7 keys is alone in its shard
+        assert [t["target"] for t in entries[0]["targets"]] == [org[0]]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-jobs", "0"], "Invalid value for '--max-jobs'"),
+        (["--max-jobs", "x"], "Invalid value for '--max-jobs'"),
+        (["--format", "json", "--max-jobs", "3"], "--max-jobs: only with --format github-matrix"),
+    ],
+    ids=["zero", "word", "not-a-matrix"],
+)
+def test_bad_max_jobs_is_one_line_exit_1(org: list[str], args: list[str], message: str) -> None:
+    result = cli("targets", *args)
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and message in line
