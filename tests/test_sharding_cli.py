@@ -4,13 +4,16 @@ errors (exit 1, no AWS call), and that a shard runs exactly the targets its entr
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
+from reconciler import aws
 from reconciler.cli import main
+from reconciler.errors import AwsError
 
 ACCOUNTS = ("111111111111", "222222222222", "333333333333", "444444444444", "555555555555")
 REGIONS = ("us-east-1", "eu-west-1")
@@ -40,6 +43,22 @@ def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
         keys += f"  - name: extra-{n}\n    targets: [{', '.join(where)}]\n"
     (keyspecs / "keys.yaml").write_text(keys)
     return NAMES
+
+
+@pytest.fixture
+def no_aws(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every connection attempt is recorded (the target's name) and fails: a command that
+    must not reach AWS leaves the list empty."""
+    attempts: list[str] = []
+    mutex = threading.Lock()
+
+    def connect(target: Any, *args: Any, **kwargs: Any) -> Any:
+        with mutex:
+            attempts.append(target.name)
+        raise AwsError(f"target '{target.name}': no AWS in this test")
+
+    monkeypatch.setattr(aws, "connect", connect)
+    return attempts
 
 
 def matrix(*args: str) -> list[dict[str, Any]]:
@@ -75,6 +94,81 @@ def test_more_targets_than_jobs_are_packed_into_shards(org: list[str], jobs: int
     assert matrix("--max-jobs", str(jobs)) == entries  # deterministic
     if jobs == 4:  # balanced by keys: the target with 7 keys is alone in its shard
         assert [t["target"] for t in entries[0]["targets"]] == [org[0]]
+
+
+def test_a_region_is_packed_the_same_way_by_targets_and_by_the_shard(
+    org: list[str], no_aws: list[str]
+) -> None:
+    entries = matrix("--max-jobs", "2", "--region", "eu-west-1")
+    for entry in entries:
+        result = cli("plan", "--shard", entry["shard"], "--region", "eu-west-1")
+        assert result.exit_code == 1
+    assert sorted(no_aws) == sorted(t["target"] for e in entries for t in e["targets"])
+    assert all(name.endswith("eu-west-1") for name in no_aws)
+
+
+@pytest.mark.parametrize("command", ["plan", "drift", "apply"])
+def test_a_shard_runs_exactly_the_targets_its_matrix_entry_lists(
+    org: list[str], no_aws: list[str], command: str
+) -> None:
+    entries = matrix("--max-jobs", "3")
+    seen: list[list[str]] = []
+    for entry in entries:
+        no_aws.clear()
+        result = cli(command, "--shard", entry["shard"])
+        assert result.exit_code == 1, result.output  # every target failed to connect
+        names = [t["target"] for t in entry["targets"]]
+        assert sorted(no_aws) == sorted(names)
+        # each target's outcome is reported, in inventory order
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert [e.split("'")[1] for e in errors] == names
+        assert f"shard {entry['shard']}: {len(names)} of 10 target(s)" in result.stderr
+        seen.append(sorted(no_aws))
+    assert sorted(n for s in seen for n in s) == sorted(org)
+
+
+def test_a_shard_past_the_targets_is_empty_and_reaches_nothing(
+    org: list[str], no_aws: list[str]
+) -> None:
+    result = cli("plan", "--shard", "11/11")
+    assert result.exit_code == 0, result.output
+    assert "shard 11/11: 0 of 10 target(s)" in result.stderr and not no_aws
+
+
+@pytest.mark.parametrize("command", ["plan", "apply", "drift"])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--shard", "2"], "--shard: '2' is not I/N (shard I of N, e.g. 3/256)"),
+        (["--shard", "2-4"], "--shard: '2-4' is not I/N"),
+        (["--shard", "0/4"], "--shard: '0/4': the shard number must be from 1 to 4"),
+        (["--shard", "5/4"], "--shard: '5/4': the shard number must be from 1 to 4"),
+        (
+            ["--shard", "1/4", "--target", NAMES[0]],
+            "--shard: give --shard or --target, not both (a shard names its targets)",
+        ),
+    ],
+    ids=["no-count", "dash", "zero", "past-the-end", "with-target"],
+)
+def test_bad_shard_is_one_line_exit_1_and_no_aws_call(
+    org: list[str], no_aws: list[str], command: str, args: list[str], message: str
+) -> None:
+    result = cli(command, *args)
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: {message}"), line
+    assert not no_aws and not result.stdout
+
+
+def test_shard_with_a_saved_plan_is_refused(org: list[str], no_aws: list[str]) -> None:
+    saved = Path("plan.json")
+    saved.write_text("{}")
+    result = cli("apply", "--plan", str(saved), "--shard", "1/2")
+    assert result.exit_code == 1 and not no_aws
+    (line,) = result.stderr.splitlines()
+    assert line == (
+        "error: --shard: give --shard when planning, not with --plan (the plan names its targets)"
+    )
 
 
 @pytest.mark.parametrize(
