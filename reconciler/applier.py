@@ -405,10 +405,13 @@ def apply_target(
     regional: Callable[[str], KmsApi] | None = None,
     identity_tag: str = DEFAULT_IDENTITY_TAG,
     sleep: Callable[[float], None] = time.sleep,
+    stop: threading.Event | None = None,
 ) -> ApplyResult:
     """Execute a target's operations in plan order; stop at the first failure.
 
-    An operation with a ``region`` goes to that Region's client (``regional``)."""
+    An operation with a ``region`` goes to that Region's client (``regional``). ``stop``
+    set (by the thread that got Ctrl-C or SIGTERM, when this runs in a worker thread) is an
+    interruption: operations under way finish, no new one starts."""
     finder = KeyFinder(identity_tag)
     result = ApplyResult(plan.target.name)
     started = time.monotonic()
@@ -431,6 +434,8 @@ def apply_target(
     def run_key(ops: list[Operation]) -> None:
         for op in ops:
             with lock:
+                if stop is not None and stop.is_set():
+                    result.interrupted = True
                 if result.failed or result.interrupted:
                     return
                 key_id = op.key_id or ids.get(op.key) or result.created.get(op.key)
@@ -468,6 +473,9 @@ def apply_target(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         try:
             for phase_ops in _by_phase(plan.operations):
+                if stop is not None and stop.is_set():
+                    result.interrupted = True
+                    break
                 per_key: dict[str, list[Operation]] = {}
                 for op in phase_ops:
                     per_key.setdefault(op.key, []).append(op)
@@ -475,7 +483,7 @@ def apply_target(
                 wait(futures, return_when=FIRST_EXCEPTION)
                 for future in futures:
                     future.result()
-                if result.failed:
+                if result.failed or result.interrupted:
                     break
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a cancelled CI job
             with lock:

@@ -121,6 +121,17 @@ def select_targets(inventory: Inventory, names: Sequence[str] = ()) -> list[Targ
     return [known[n] for n in names]
 
 
+def target_weights(inventory: Inventory, targets: Iterable[Target]) -> list[tuple[str, int]]:
+    """Each target's name and the work a run has in it, for packing targets into shards: one
+    for the target itself (its listing calls), plus one per key it declares and per replica
+    of those keys (each read in full). Offline: no template is rendered."""
+    declared: dict[str, int] = {}
+    for loaded in inventory.keys:
+        for name in targets_of(loaded, inventory.settings):
+            declared[name] = declared.get(name, 0) + 1 + len(loaded.spec.replicas)
+    return [(t.name, 1 + declared.get(t.name, 0)) for t in targets]
+
+
 def build_desired(
     inventory: Inventory,
     targets: Iterable[Target],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from reconciler.applier import OpEvent, apply_target, describe_call
@@ -60,6 +62,24 @@ def test_first_failure_stops_the_run_and_reports_done_failed_not_run() -> None:
     assert len(result.done) + len(result.failed) + len(result.not_run) == len(plan.operations)
     assert "CreateAlias" not in fake.names()
     assert any(e.status == "failed" for e in events)
+
+
+def test_a_stop_from_another_thread_lets_the_operation_under_way_finish_and_no_other() -> None:
+    # Targets applied side by side run in worker threads, where Ctrl-C never arrives: the
+    # main thread sets ``stop`` instead.
+    stop = threading.Event()
+    plan = two_new_keys()
+
+    def on_event(event: OpEvent) -> None:
+        if event.status == "done":
+            stop.set()
+
+    fake = FakeKms()
+    result = apply_target(plan, api_for(fake), on_event=on_event, workers=1, stop=stop)
+    assert result.interrupted and not result.failed
+    assert [op.kind.value for op in result.done] == ["CreateKey"]
+    assert fake.names() == ["CreateKey"]
+    assert len(result.not_run) == len(plan.operations) - 1
 
 
 def test_throttling_is_retried_with_backoff_then_succeeds() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from reconciler.aws import (
 )
 from reconciler.commands.common import (
     Failures,
+    InOrder,
     Locks,
     Run,
     common_options,
@@ -33,8 +35,11 @@ from reconciler.commands.common import (
     parallelism_option,
     path_argument,
     report_failures,
+    shard_option,
     show_retries,
+    side_by_side,
     with_parallelism,
+    with_shard,
 )
 from reconciler.commands.plan import make_plans
 from reconciler.errors import (
@@ -79,6 +84,7 @@ from reconciler.state import (
 )
 @lock_timeout_option
 @key_option
+@shard_option
 @parallelism_option
 @common_options
 def apply(
@@ -90,18 +96,31 @@ def apply(
     fmt: str,
     lock_timeout: float,
     keys: tuple[str, ...],
+    shard: str | None,
     parallelism: int | None,
 ) -> int:
     """Make KMS match the inventory, in the planned order.
+
+    Several targets (a --shard, or no --target) are applied side by side, each under its
+    own apply lock; each target's progress is printed whole, in the inventory's order.
 
     \b
     Examples:
       kms-reconciler apply --plan plan.json --auto-approve --lock-timeout 5m
       kms-reconciler apply --dry-run > calls.sh
       kms-reconciler apply --key app-data --auto-approve --format json
+      kms-reconciler apply --shard 3/256 --auto-approve --lock-timeout 5m
     """
     if keys and plan_file is not None:
         raise InputError(Problem("give --key when planning, not with --plan", field="--key"))
+    if shard is not None and plan_file is not None:
+        raise InputError(
+            Problem(
+                "give --shard when planning, not with --plan (the plan names its targets)",
+                field="--shard",
+            )
+        )
+    with_shard(run, shard)
     with_parallelism(run, parallelism)
     # Each target's apply lock is held from before it is read until its calls are made.
     with locking(run, None if dry_run else lock_timeout) as locks:
@@ -159,17 +178,8 @@ def _apply(
         return EXIT_OK
     if not auto_approve:
         _confirm(the_plan)
-    results: list[ApplyResult] = []
     timings: dict[int, float] = {}  # id(operation) -> seconds
-    for tp in the_plan.targets:
-        if not tp.operations:
-            continue
-        if any(r.interrupted for r in results):  # an interruption stops the whole run
-            results.append(ApplyResult(tp.target.name, not_run=list(tp.operations)))
-            continue
-        conn = connections[tp.target.name]
-        result = _apply_one(run, tp, conn, the_plan.identity_tag, timings, to_stderr)
-        results.append(result)  # a failed target does not stop the others: accounts differ
+    results = _apply_targets(run, the_plan, connections, timings, to_stderr)
     if fmt == "json":
         click.echo(apply_result_json(the_plan, results, failures, False, timings))
     if failures or any(not r.ok for r in results):
@@ -188,6 +198,61 @@ def _apply(
         ),
     )
     return EXIT_OK
+
+
+def _apply_targets(
+    run: Run,
+    the_plan: Plan,
+    connections: Mapping[str, Connection],
+    timings: dict[int, float],
+    to_stderr: bool,
+) -> list[ApplyResult]:
+    """Apply every target that has operations, side by side as ``--parallelism`` allows
+    (one at a time: live progress, as ever). A failed target does not stop the others
+    (accounts differ); an interruption stops the whole run: what is under way finishes,
+    no operation and no target starts."""
+    todo = [tp for tp in the_plan.targets if tp.operations]
+    at_once = side_by_side(run, len(todo))
+    tag = the_plan.identity_tag
+    if at_once <= 1 or len(todo) <= 1:
+        results: list[ApplyResult] = []
+        for tp in todo:
+            if any(r.interrupted for r in results):
+                results.append(ApplyResult(tp.target.name, not_run=list(tp.operations)))
+                continue
+            conn = connections[tp.target.name]
+            results.append(_apply_one(run, tp, conn, tag, timings, to_stderr))
+        return results
+    stop = threading.Event()
+    printer = InOrder(len(todo), run.progress.echo)
+
+    def one(index: int, tp: TargetPlan) -> ApplyResult:
+        lines: list[tuple[str, bool]] = []
+        try:
+            if stop.is_set():
+                return ApplyResult(tp.target.name, not_run=list(tp.operations), interrupted=True)
+            conn = connections[tp.target.name]
+            return _apply_one(
+                run,
+                tp,
+                conn,
+                tag,
+                timings,
+                to_stderr,
+                say=lambda line: lines.append((line, to_stderr)),
+                stop=stop,
+            )
+        finally:
+            printer.done(index, lines)
+
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
+        futures = [pool.submit(one, i, tp) for i, tp in enumerate(todo)]
+        try:
+            wait(futures)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM: only the main thread gets it
+            stop.set()
+            wait(futures)
+    return [future.result() for future in futures]
 
 
 def _load_saved_plan(run: Run, plan_file: Path, locks: Locks) -> tuple[Plan, dict[str, Connection]]:
@@ -240,7 +305,13 @@ def _apply_one(
     identity_tag: str,
     timings: dict[int, float],
     to_stderr: bool = False,
+    *,
+    say: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> ApplyResult:
+    """Apply one target; its progress lines go to ``say`` (kept for printing whole), or
+    straight out."""
+    echo = say or (lambda line: run.progress.echo(line, err=to_stderr))
     total = len(tp.operations)
     index = {id(op): i for i, op in enumerate(tp.operations, 1)}
     # Keys are applied side by side, but the lines come out in the plan's order: a line
@@ -255,7 +326,7 @@ def _apply_one(
         for i in sorted(waiting):
             if i != printed + 1 and not everything:
                 break
-            run.progress.echo(waiting.pop(i), err=to_stderr)
+            echo(waiting.pop(i))
             printed = i
 
     def on_event(event: OpEvent) -> None:
@@ -284,10 +355,7 @@ def _apply_one(
             )
             flush()
 
-    run.progress.echo(
-        run.style(f"Applying {total} operation(s) to target {tp.target.name}:", "bold"),
-        err=to_stderr,
-    )
+    echo(run.style(f"Applying {total} operation(s) to target {tp.target.name}:", "bold"))
     try:
         result = apply_target(
             tp,
@@ -296,6 +364,7 @@ def _apply_one(
             workers=run.aws.apply_workers,
             regional=conn.kms_in,
             identity_tag=identity_tag,
+            stop=stop,
         )
     finally:
         with lock:

@@ -25,7 +25,7 @@ from reconciler.aws import (
     sandbox_session,
 )
 from reconciler.commands.progress import StatusLine, status_line
-from reconciler.desired import build_desired, select_targets
+from reconciler.desired import build_desired, select_targets, target_weights
 from reconciler.errors import (
     EXIT_OK,
     ApplyRefusedError,
@@ -37,6 +37,13 @@ from reconciler.errors import (
 from reconciler.loader import Inventory, load_inventory_partial
 from reconciler.lock import Lock, acquire, holder_of
 from reconciler.observe import ObserveOptions, observe_target
+from reconciler.shards import (
+    DEFAULT_TARGETS_AT_ONCE,
+    ShardRef,
+    parse_shard,
+    shard_of,
+    split_parallelism,
+)
 from reconciler.state import (
     DesiredTarget,
     LockStatus,
@@ -71,6 +78,8 @@ class Run:
     aws: AwsOptions
     colour: bool
     verbosity: int
+    shard: ShardRef | None = None  # --shard I/N: only that shard's targets
+    parallelism: int | None = None  # --parallelism N: KMS calls in flight in the run
     # the status line on a terminal (disabled elsewhere); every line printed while targets
     # are read or applied goes through progress.echo
     progress: StatusLine = field(default_factory=lambda: StatusLine(False))
@@ -212,14 +221,51 @@ parallelism_option = click.option(
     "--parallelism",
     type=click.IntRange(1, 256),
     default=None,
-    help="KMS calls in flight per target while reading, and keys changed side by side while "
-    "applying (default 16 and 8); each call is still paced to its quota.",
+    help="KMS calls in flight. One target: N reads in flight while reading, N keys changed "
+    "side by side while applying (default 16 and 8). Several targets (a --shard, or no "
+    "--target) share N: up to N/4 run side by side, each with an equal share of N (default: "
+    "up to 8 targets at once, each with 16 and 8). Every call is still paced to its "
+    "target's quota.",
 )
 
 
 def with_parallelism(run: Run, parallelism: int | None) -> None:
+    run.parallelism = parallelism
     if parallelism is not None:
         run.aws = replace(run.aws, workers=parallelism, apply_workers=parallelism)
+
+
+def side_by_side(run: Run, targets: int) -> int:
+    """How many of the run's ``targets`` run at once; with ``--parallelism`` the targets
+    share it (``shards.split_parallelism``), so each one's reads and key changes are cut to
+    its share. Call before any target starts."""
+    split = split_parallelism(run.parallelism, targets)
+    if split.per_target is not None:
+        run.aws = replace(run.aws, workers=split.per_target, apply_workers=split.per_target)
+    return split.targets_at_once
+
+
+shard_option = click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Run only shard I of N: the targets that 'targets --format github-matrix "
+    "--max-jobs N' lists in entry I (after --region), side by side in this one run. Not "
+    "with --target.",
+)
+
+
+def with_shard(run: Run, shard: str | None) -> None:
+    """Check ``--shard`` (before anything is read) and keep it for ``load``."""
+    if shard is None:
+        return
+    if run.target_names:
+        raise InputError(
+            Problem(
+                "give --shard or --target, not both (a shard names its targets)", field="--shard"
+            )
+        )
+    run.shard = parse_shard(shard)
 
 
 def only_keys(desired: list[DesiredTarget], keys: tuple[str, ...]) -> list[DesiredTarget]:
@@ -270,6 +316,13 @@ def load(run: Run) -> tuple[Inventory, list[DesiredTarget]]:
         targets = [t for t in targets if t.region == run.region]
         if not targets:
             raise InputError(Problem(f"no target in Region {run.region}", field="--region"))
+    if run.shard is not None:
+        chosen = set(shard_of(target_weights(inventory, targets), run.shard))
+        run.info(
+            f"shard {run.shard}: {len(chosen)} of {len(targets)} target(s)"
+            + (": " + ", ".join(t.name for t in targets if t.name in chosen) if chosen else "")
+        )
+        targets = [t for t in targets if t.name in chosen]
     try:
         desired = build_desired(inventory, targets)
     except InputError as exc:
@@ -422,11 +475,13 @@ Failures = list[tuple[str, ReconcilerError]]
 
 
 def each_target(
-    targets: Sequence[DesiredTarget], work: Callable[[DesiredTarget], T]
+    targets: Sequence[DesiredTarget],
+    work: Callable[[DesiredTarget], T],
+    at_once: int = DEFAULT_TARGETS_AT_ONCE,
 ) -> tuple[list[T], Failures]:
-    """Run ``work`` for every target side by side; one target's failure never hides the
-    results of the others."""
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(targets)))) as pool:
+    """Run ``work`` for every target side by side, ``at_once`` at a time; results in the
+    targets' order; one target's failure never hides the results of the others."""
+    with ThreadPoolExecutor(max_workers=max(1, min(at_once, len(targets)))) as pool:
         futures = [(dt.target.name, pool.submit(work, dt)) for dt in targets]
     results: list[T] = []
     failures: Failures = []
@@ -436,6 +491,30 @@ def each_target(
         except ReconcilerError as exc:
             failures.append((name, exc))
     return results, failures
+
+
+class InOrder:
+    """Output of targets that run side by side: each target's lines are kept and printed
+    whole, in the targets' order, as soon as that target and every one before it is done,
+    so no two targets' lines interleave."""
+
+    def __init__(self, count: int, echo: Callable[..., None] = click.echo) -> None:
+        self._echo = echo  # the run's progress.echo keeps lines off the status line
+        self._blocks: list[list[tuple[str, bool]] | None] = [None] * count
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def done(self, index: int, lines: list[tuple[str, bool]]) -> None:
+        """Target ``index`` is done: its ``(line, to stderr)`` lines, in order."""
+        with self._lock:
+            self._blocks[index] = lines
+            while self._next < len(self._blocks):
+                block = self._blocks[self._next]
+                if block is None:
+                    return
+                for line, err in block:
+                    self._echo(line, err=err)
+                self._next += 1
 
 
 def report_failures(failures: Failures) -> None:

@@ -17,7 +17,10 @@ from reconciler.commands.common import (
     parse_reports,
     path_argument,
     report_failures,
+    shard_option,
+    side_by_side,
     with_parallelism,
+    with_shard,
     write_report,
 )
 from reconciler.drift import RULES, DriftReport, TargetDrift, detect
@@ -58,10 +61,16 @@ from reconciler.state import (
     show_default=True,
     help="Exit 2 only for findings of at least this severity.",
 )
+@shard_option
 @parallelism_option
 @common_options
 def drift(
-    run: Run, fmt: str, reports: tuple[str, ...], fail_on: str, parallelism: int | None
+    run: Run,
+    fmt: str,
+    reports: tuple[str, ...],
+    fail_on: str,
+    shard: str | None,
+    parallelism: int | None,
 ) -> int:
     """Report every difference between KMS and the inventory (read-only).
 
@@ -69,7 +78,9 @@ def drift(
     Examples:
       kms-reconciler drift --format sarif --report markdown=drift.md > drift.sarif
       kms-reconciler drift --target production --fail-on medium
+      kms-reconciler drift --shard 3/256 --report sarif=drift.sarif
     """
+    with_shard(run, shard)
     with_parallelism(run, parallelism)
     outputs = parse_reports(reports, DRIFT_FORMATS)
     inventory, desired = load(run)
@@ -79,8 +90,8 @@ def drift(
         observed = observe(run, dt, conn, describe_unmanaged=True, rotation_history=True)
         return detect(dt, observed, inventory.settings.ignore, inventory.settings_source.file)
 
-    results, failures = each_target(desired, one)
-    if not results:
+    results, failures = each_target(desired, one, side_by_side(run, len(desired)))
+    if failures and not results:
         report_failures(failures)
         return EXIT_ERROR
     report = DriftReport(tuple(results), inventory.settings_source.file)

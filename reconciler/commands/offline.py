@@ -15,7 +15,7 @@ from reconciler.commands.common import (
     load,
     path_argument,
 )
-from reconciler.desired import build_desired, select_targets
+from reconciler.desired import build_desired, select_targets, target_weights
 from reconciler.errors import (
     EXIT_OK,
     InputError,
@@ -23,6 +23,7 @@ from reconciler.errors import (
 )
 from reconciler.loader import load_inventory
 from reconciler.scaffold import scaffold
+from reconciler.shards import GITHUB_MATRIX_MAX_JOBS, matrix_shards
 
 
 @click.command()
@@ -123,15 +124,28 @@ def render(run: Run, keys: tuple[str, ...], fmt: str) -> int:
     type=click.Choice(["text", "json", "github-matrix"]),
     default="text",
 )
+@click.option(
+    "--max-jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help=f"github-matrix: at most N entries (default {GITHUB_MATRIX_MAX_JOBS}, the most a "
+    "GitHub Actions matrix holds). Up to N targets: one entry per target. More: N shards "
+    "balanced by keys, each entry {shard: 'I/N', targets: [...]}, for 'plan/apply/drift "
+    "--shard I/N'.",
+)
 @common_options
-def targets(run: Run, fmt: str) -> int:
+def targets(run: Run, fmt: str, max_jobs: int | None) -> int:
     """List the inventory's targets (github-matrix: JSON for a strategy.matrix).
 
     \b
     Examples:
       kms-reconciler targets
       echo "matrix=$(kms-reconciler targets --format github-matrix)" >> "$GITHUB_OUTPUT"
+      kms-reconciler targets --format github-matrix --max-jobs 256   # then plan --shard I/N
     """
+    if max_jobs is not None and fmt != "github-matrix":
+        raise InputError(Problem("only with --format github-matrix", field="--max-jobs"))
     inventory = load_inventory(run.path)
     chosen = select_targets(inventory, run.target_names)
     if run.region:
@@ -149,7 +163,23 @@ def targets(run: Run, fmt: str) -> int:
     if fmt == "json":
         click.echo(json.dumps({"format_version": 1, "targets": rows}, indent=2))
     elif fmt == "github-matrix":
-        click.echo(json.dumps({"include": rows}, separators=(",", ":")))
+        shards = matrix_shards(
+            target_weights(inventory, chosen), max_jobs or GITHUB_MATRIX_MAX_JOBS
+        )
+        if shards is None:  # one job per target
+            click.echo(json.dumps({"include": rows}, separators=(",", ":")))
+            return EXIT_OK
+        by_name = {row["target"]: row for row in rows}
+        entries = [
+            {
+                "shard": str(ref),
+                # for artifact names, job names and comment markers, which cannot hold "/"
+                "label": f"shard-{ref.index}-of-{ref.count}",
+                "targets": [by_name[name] for name in names],
+            }
+            for ref, names in shards
+        ]
+        click.echo(json.dumps({"include": entries}, separators=(",", ":")))
     else:
         for row in rows:
             click.echo(f"{row['target']}\t{row['account_id']}\t{row['region']}")

@@ -23,7 +23,10 @@ from reconciler.commands.common import (
     parallelism_option,
     path_argument,
     report_failures,
+    shard_option,
+    side_by_side,
     with_parallelism,
+    with_shard,
 )
 from reconciler.drift import ignored_unreadable
 from reconciler.errors import (
@@ -68,7 +71,7 @@ def make_plans(
         )
         return make_plan(dt, observed, options), conn
 
-    results, failures = each_target(desired, one)
+    results, failures = each_target(desired, one, side_by_side(run, len(desired)))
     plan = Plan(
         targets=tuple(tp for tp, _ in results),
         allow_destroy=allow_destroy,
@@ -102,6 +105,7 @@ def make_plans(
     "the last and next rotation and the on-demand count.",
 )
 @key_option
+@shard_option
 @parallelism_option
 @common_options
 def plan(
@@ -112,6 +116,7 @@ def plan(
     allow_destroy: bool,
     rotation_history: bool,
     keys: tuple[str, ...],
+    shard: str | None,
     parallelism: int | None,
 ) -> int:
     """Show what apply would change, without changing anything.
@@ -120,7 +125,9 @@ def plan(
     Examples:
       kms-reconciler plan --target production --detailed-exitcode
       kms-reconciler plan --key app-data --out plan.json
+      kms-reconciler plan --shard 3/256 --parallelism 32
     """
+    with_shard(run, shard)
     with_parallelism(run, parallelism)
     the_plan, _, failures = make_plans(run, allow_destroy, rotation_history, keys=keys)
     if the_plan.targets:  # a run where every target failed has no plan to show

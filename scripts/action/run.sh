@@ -49,6 +49,12 @@ rm -f "$args_file"
 
 selection=()
 if [ -n "${KMSR_TARGET:-}" ]; then selection=(--target "$KMSR_TARGET"); fi
+if [ -n "${KMSR_SHARD:-}" ]; then
+  case "$command" in
+    plan | apply | drift) selection+=(--shard "$KMSR_SHARD") ;;
+    *) fail "input 'shard' is for plan, apply and drift, not $command" ;;
+  esac
+fi
 
 markdown="" json="" sarif="" changes=""
 stdout_file="$report_dir/$command.out"

@@ -315,6 +315,8 @@ def test_review_of_a_pull_request_reads_its_base_from_the_event(runner: Runner, 
         ({"command": "destroy"}, "input 'command' must be plan, apply, drift, review or validate"),
         ({"command": "plan", "args": "--key 'unterminated"}, "input 'args' could not be split"),
         ({"command": "validate", "path": "no-such-dir"}, "failed with exit code 1"),
+        ({"command": "validate", "shard": "1/2"}, "input 'shard' is for plan, apply and drift"),
+        ({"command": "plan", "shard": "3/2"}, "failed with exit code 1"),
     ],
 )
 def test_bad_inputs_fail_the_step_with_one_error(
