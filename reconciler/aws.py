@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import boto3
 import botocore.exceptions
@@ -164,7 +164,12 @@ def error_message(exc: BaseException) -> str:
 
 
 class RateLimiter:
-    """Paces calls per operation (token bucket, burst of one second's worth).
+    """Paces calls per operation (token bucket).
+
+    The paced rate is the quota less the headroom (``QUOTA_HEADROOM``), and the bucket holds
+    only that headroom's worth of calls: in any one second at most burst + rate = the quota
+    is sent, so a KMS that counts calls per second never sees the start of a run above it
+    (a bucket of one second's worth would send twice the rate in the first second).
 
     Adaptive: a throttled operation's rate is halved (down to a sixteenth of its quota) and
     grows back by a twentieth of the quota with each call that is not throttled (AIMD),
@@ -207,7 +212,7 @@ class RateLimiter:
         rate = self.rate(operation)
         if rate is None:
             return
-        capacity = max(1.0, rate)  # a burst of up to one second's worth
+        capacity = max(1.0, rate * _BURST)
         with self._lock:
             now = self.clock()
             tokens, last = self._buckets.get(operation, (capacity, now))
@@ -215,6 +220,10 @@ class RateLimiter:
             self._buckets[operation] = (tokens, now)
         if tokens < 0:
             self.sleep(-tokens / rate)  # the slot reserved for this call
+
+
+# The burst a bucket holds, as a share of its rate: rate + burst = rate / QUOTA_HEADROOM.
+_BURST: Final = 1 / QUOTA_HEADROOM - 1
 
 
 def quotas_for(overrides: Mapping[str, float], scale: float) -> dict[str, float]:
