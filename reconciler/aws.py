@@ -28,11 +28,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import boto3
 import botocore.exceptions
-from botocore.config import Config
+
+if TYPE_CHECKING:  # boto3 and botocore.config cost ~0.1 s to import: only a connection needs them
+    import boto3
+    from botocore.config import Config
 
 from reconciler import catalog
 from reconciler.errors import AccountMismatchError, AwsError, InputError, Problem
@@ -421,6 +423,8 @@ def _client_config(options: AwsOptions, *, botocore_retries: bool = False) -> Co
     """The botocore configuration. KMS clients make one HTTP request per call (KmsApi
     retries); STS, called a few times per run and not paced, uses botocore's standard mode
     with the same number of attempts."""
+    from botocore.config import Config
+
     if botocore_retries:
         return Config(
             retries={"total_max_attempts": options.max_attempts, "mode": "standard"},
@@ -448,6 +452,8 @@ def connect(target: TargetInfo, options: AwsOptions, *, write: bool = False) -> 
     GetCallerIdentity) must equal the target's ``account_id``; otherwise the run stops
     before any call to KMS.
     """
+    import boto3
+
     config = _client_config(options)
     sts_config = _client_config(options, botocore_retries=True)
     try:
@@ -504,6 +510,8 @@ def _assume_chain(
 ) -> boto3.Session:
     """Assume the target's roles one after the other; the external ID, session name and
     duration go with the last (the role in the target account)."""
+    import boto3
+
     chain = target.role_chain or ((target.role_arn,) if target.role_arn else ())
     if not write and target.plan_role_chain:
         chain = target.plan_role_chain
