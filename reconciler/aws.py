@@ -175,7 +175,10 @@ class RateLimiter:
 
     Adaptive: a throttled operation's rate is halved (down to a sixteenth of its quota) and
     grows back by a twentieth of the quota with each call that is not throttled (AIMD),
-    since the quota is shared with every other caller in the account and Region.
+    since the quota is shared with every other caller in the account and Region. As TCP
+    halves once per congestion event, not once per lost packet, the calls throttled within
+    one second of a decrease (the calls in flight when it happened: KMS counts per second)
+    do not halve the rate again.
     """
 
     def __init__(
@@ -190,9 +193,14 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}
         self._factor: dict[str, float] = {}
+        self._decreased: dict[str, float] = {}  # operation -> when its rate was last halved
 
     def throttled(self, operation: str) -> None:
         with self._lock:
+            now = self.clock()
+            if now - self._decreased.get(operation, float("-inf")) < 1.0:
+                return  # the same congestion event
+            self._decreased[operation] = now
             self._factor[operation] = max(1 / 16, self._factor.get(operation, 1.0) / 2)
 
     def succeeded(self, operation: str) -> None:
