@@ -3,9 +3,9 @@
 The planner decided the order; the applier iterates it as a pipeline per key: each key's
 building operations (create, enable, description, policy, tags, rotation, aliases, grants)
 run in plan order, keys side by side, so CreateKey, EnableKeyRotation and CreateAlias of
-different keys overlap, each family paced by its own quota. What takes anything away
-(destructive operations, then disable, alias deletions and key deletions, phase by phase)
-waits until every key is built. The first failure stops the run: operations already
+different keys overlap, each family paced by its own quota. What takes a key or an alias
+away (disable, alias deletions, key deletions, phase by phase) waits until every key is
+built, and does not run when building failed. The first failure stops the run: operations already
 started finish, nothing new starts, and the result says what was done, what failed and
 what did not run. Every operation is safe to repeat, and the identity tag is set by
 CreateKey itself, so a re-run converges.
@@ -406,14 +406,14 @@ _LAST_BUILDING_PHASE: Final = PHASES[OpKind.CREATE_GRANT]
 
 
 def _stages(ops: tuple[Operation, ...]) -> tuple[list[Operation], list[Operation]]:
-    """The operations run per key as a pipeline (building, not destructive), and those that
-    wait until every key is built (destructive ones of any phase, and the taking-away
-    phases), each in plan order. A destructive operation of a building phase (a policy that
-    removes access, an alias taken over, a grant revoked) thus never runs while another
-    key's creation could still fail."""
-    pipelined = [op for op in ops if op.phase <= _LAST_BUILDING_PHASE and not op.destructive]
-    chosen = {id(op) for op in pipelined}
-    return pipelined, [op for op in ops if id(op) not in chosen]
+    """The operations run per key as a pipeline (the building phases), and those that wait
+    until every key is built (disable, alias deletions, key deletions), each in plan order.
+
+    A destructive operation of a building phase (a policy that removes access, an alias
+    taken over, a grant revoked, a primary Region moved) stays in its key's pipeline: later
+    operations of the same key depend on it (rotation is set on the new primary)."""
+    pipelined = [op for op in ops if op.phase <= _LAST_BUILDING_PHASE]
+    return pipelined, [op for op in ops if op.phase > _LAST_BUILDING_PHASE]
 
 
 def _run_all(
@@ -509,7 +509,7 @@ def apply_target(
             for op in pipelined:
                 chains.setdefault(op.key, []).append(op)
             _run_all(pool, run_key, list(chains.values()))
-            # 2. Only when every key is built: what takes anything away, phase by phase.
+            # 2. Only when every key is built: what takes keys and aliases away, by phase.
             for phase_ops in _by_phase(tuple(phased)):
                 if result.failed or result.interrupted:
                     break
