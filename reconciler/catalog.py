@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from importlib.resources import files
-from typing import Final
+from typing import Any, Final
 
 SYMMETRIC_DEFAULT: Final = "SYMMETRIC_DEFAULT"
 
@@ -89,6 +89,10 @@ DELETION_WINDOW_MIN: Final = 7
 DELETION_WINDOW_MAX: Final = 30
 DELETION_WINDOW_DEFAULT: Final = 30
 DESCRIPTION_MAX: Final = 8192
+# Key usage (GetKeyLastUsage): the inventory's retire_guard_days and unused_after_days.
+RETIRE_GUARD_DAYS: Final = 30
+UNUSED_AFTER_DAYS: Final = 90
+USAGE_DAYS_MAX: Final = 3650
 POLICY_MAX_BYTES: Final = 32768
 
 TAGS_MAX: Final = 50
@@ -213,6 +217,20 @@ LOCK_TAGS: Final = (LOCK_ID_TAG, LOCK_HOLDER_TAG, LOCK_SINCE_TAG)
 KMS_ACTIONS: Final[tuple[str, ...]] = tuple(
     json.loads(files("reconciler").joinpath("data/kms_actions.json").read_text("utf-8"))["actions"]
 )
+
+# What keeping a key costs, shipped as data with its source and the date it was checked
+# (data/kms_pricing.json): the monthly price per key, per rotation and the rotations billed.
+KMS_PRICING: Final[dict[str, Any]] = json.loads(
+    files("reconciler").joinpath("data/kms_pricing.json").read_text("utf-8")
+)
+
+
+def monthly_cost(rotations: int | None) -> float:
+    """US dollars a month to keep one customer managed key that has rotated ``rotations``
+    times (None: unknown, counted as none: the least it costs)."""
+    billed = min(rotations or 0, int(KMS_PRICING["rotations_billed_max"]))
+    return float(KMS_PRICING["key_per_month"]) + billed * float(KMS_PRICING["rotation_per_month"])
+
 
 # Condition keys KMS defines (kms:EncryptionContext:<key> and the attestation keys take a
 # suffix) and the AWS global condition keys (some take a /<tag-key> suffix).
@@ -347,6 +365,9 @@ REQUEST_QUOTAS: Final[dict[str, float]] = {
     "ListKeyPolicies": 100,
     "ListKeyRotations": 100,
     "ListRetirableGrants": 100,
+    # Not in the quota table the tool was built from: assumed as low as the other newer
+    # per-key reads (override it in request_quotas: when your account's quota is known).
+    "GetKeyLastUsage": 100,
     "CreateKey": 5,
     "CreateAlias": 5,
     "UpdateAlias": 5,

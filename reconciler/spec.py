@@ -847,6 +847,15 @@ class Settings(Model):
     # treats as inside: granting them decrypt or permission management is not "outside".
     trusted_accounts: list[AccountId] = []
     organization_ids: list[OrganizationId] = []
+    # Key usage (GetKeyLastUsage): apply refuses to disable or schedule deletion of a key
+    # used within retire_guard_days (unless --allow-in-use); drift reports a key with no
+    # use recorded for unused_after_days (unused-key).
+    retire_guard_days: Annotated[
+        Annotated[int, BeforeValidator(_strict_int)], _between(0, catalog.USAGE_DAYS_MAX)
+    ] = catalog.RETIRE_GUARD_DAYS
+    unused_after_days: Annotated[
+        Annotated[int, BeforeValidator(_strict_int)], _between(1, catalog.USAGE_DAYS_MAX)
+    ] = catalog.UNUSED_AFTER_DAYS
     request_quotas: Annotated[
         dict[str, Annotated[float, BeforeValidator(_strict_number)]],
         _Rule(_known_operations, {"propertyNames": {"enum": list(catalog.REQUEST_QUOTAS)}}),
