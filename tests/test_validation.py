@@ -1443,6 +1443,8 @@ SANDBOX_ESCAPES = [
     case("namespace-class", "{{ namespace.__class__.__base__.__subclasses__() }}"),
     case("attr-filter", "{{ (''|attr('__class__')).__mro__ }}"),
     case("format-string", "{{ '{0.__class__.__mro__}'.format('') }}"),
+    # str.format reached through |attr: jinja2 below 3.1.6 let it through (CVE-2025-27516)
+    case("format-via-attr", "{{ ('{0.__class__.__mro__}'|attr('format'))('') }}"),
     case("vars-dunder", "{{ vars.__class__.__init__.__globals__ }}"),
     case("request-self", "{{ self.__init__.__globals__.__builtins__.open('PWNED', 'w') }}"),
 ]
