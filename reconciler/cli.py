@@ -21,7 +21,6 @@ import threading
 from typing import Any
 
 import click
-from click.utils import make_default_short_help
 
 from reconciler import __version__
 from reconciler.errors import EXIT_ERROR, EXIT_OK
@@ -125,7 +124,7 @@ class ExitCodeGroup(click.Group):
         if not names:
             return
         limit = formatter.width - 6 - max(len(name) for name in names)
-        rows = [(name, make_default_short_help(COMMANDS[name][2], limit)) for name in names]
+        rows = [(name, _short_help(COMMANDS[name][2], limit)) for name in names]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -164,6 +163,25 @@ class ExitCodeGroup(click.Group):
         finally:
             _on_sigterm(previous)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _short_help(text: str, limit: int) -> str:
+    """The first sentence, cut to ``limit`` characters with "..." as click cuts a command's
+    short help (click.utils.make_default_short_help, deprecated in click 8.5)."""
+    words = text.split()
+    length = 0
+    for i, word in enumerate(words):
+        length += len(word) + (i > 0)
+        if length > limit:
+            break
+        if word.endswith("."):
+            return " ".join(words[: i + 1])
+    else:
+        return " ".join(words)
+    kept = words[:i]
+    while kept and len(" ".join(kept)) + 3 > limit:
+        kept.pop()
+    return " ".join(kept) + "..."
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -206,7 +206,7 @@ def test_sample_multi_region_key_converges_in_the_sandbox(workdir: Path) -> None
 def test_the_group_help_is_the_commands_own_and_imports_none_of_them() -> None:
     import click
 
-    from reconciler.cli import COMMANDS, main
+    from reconciler.cli import COMMANDS, _short_help, main
 
     ctx = click.Context(main)
     assert main.list_commands(ctx) == sorted(COMMANDS)
@@ -215,6 +215,8 @@ def test_the_group_help_is_the_commands_own_and_imports_none_of_them() -> None:
         assert command is not None and command.name == name
         first = " ".join((command.help or "").split("\n\n")[0].split())
         assert help_text == first, name  # the group's --help says what the command says
+        for limit in (30, 45, 70):  # and cuts it as click cuts a command's short help
+            assert _short_help(help_text, limit) == command.get_short_help_str(limit)
     # --help and --version load no command module, nor boto3, pydantic or jinja2
     code = (
         "import sys\n"
