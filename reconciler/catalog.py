@@ -222,6 +222,10 @@ GRANT_NAME: Final = re.compile(r"^[A-Za-z0-9:/_-]{1,256}$")
 GRANT_PRINCIPAL: Final = re.compile(
     r"^arn:aws[a-z-]*:(iam::\d{12}:(root|user/\S+|role/\S+)|sts::\d{12}:(assumed-role|federated-user)/\S+)$"
 )
+# The unique ID IAM gives a role (AROA...) or user (AIDA...). When a principal named in a
+# key policy is deleted, KMS (like every resource policy) shows it by this ID: the entry then
+# matches nobody, not even a new principal of the same name.
+UNIQUE_ID_PRINCIPAL: Final = re.compile(r"(?:AROA|AIDA)[A-Z0-9]{16,}")
 SERVICE_PRINCIPAL: Final = re.compile(r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$")
 
 

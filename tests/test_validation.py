@@ -331,6 +331,21 @@ INVENTORY_CASES = [
         [(f"{INV}:9: targets[1].defaults.tags['aws:team']: ", "uses the prefix 'aws:'")],
     ),
     case(
+        "review-deployer-not-an-arn",
+        INVENTORY + "review:\n  deployer_arns: [ci-role]\n",
+        [(f"{INV}:9: review.deployer_arns[0]: ", "'ci-role' is not an IAM principal ARN")],
+    ),
+    case(
+        "review-fan-out-below-two",
+        INVENTORY + "review:\n  fan_out_threshold: 1\n",
+        [(f"{INV}:9: review.fan_out_threshold: ", "must be between 2 and 10000")],
+    ),
+    case(
+        "review-unknown-setting",
+        INVENTORY + "review:\n  deployers: []\n",
+        [(f"{INV}:9: review.deployers: ", "")],
+    ),
+    case(
         "inventory-is-a-list",
         "- name: prod\n",
         [(f"{INV}:1: ", "must be a mapping (field: value lines), not a list")],
@@ -351,6 +366,21 @@ INVENTORY_CASES = [
 @pytest.mark.parametrize(("inventory", "expected"), INVENTORY_CASES)
 def test_inventory_schema(inventory: str, expected: Expected) -> None:
     assert_problems(problems_of({}, inventory=inventory), expected)
+
+
+def test_review_settings_reach_the_desired_targets() -> None:
+    inventory = INVENTORY + (
+        "review:\n"
+        "  deployer_arns: [arn:aws:iam::111122223333:role/ci]\n"
+        "  fan_out_threshold: 3\n"
+        "  require_deny_on_bypass: true\n"
+    )
+    for dt in desired_of({"app.yaml": key()}, inventory=inventory):
+        assert dt.deployer_arns == ("arn:aws:iam::111122223333:role/ci",)
+        assert (dt.fan_out_threshold, dt.require_deny_on_bypass) == (3, True)
+    (default,) = desired_of({"app.yaml": key()}, inventory=INVENTORY)[:1]
+    assert (default.deployer_arns, default.fan_out_threshold) == ((), 5)
+    assert default.require_deny_on_bypass is False
 
 
 def test_missing_inventory_file_is_reported() -> None:
