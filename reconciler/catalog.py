@@ -57,10 +57,27 @@ KEY_SPEC_USAGES: Final[dict[str, tuple[str, ...]]] = {
 }
 KEY_SPECS: Final = tuple(KEY_SPEC_USAGES)
 
+CHINA_REGIONS: Final = frozenset({"cn-north-1", "cn-northwest-1"})
 # Key specs KMS offers only in some Regions.
 KEY_SPEC_REGIONS: Final[dict[str, frozenset[str]]] = {
-    "SM2": frozenset({"cn-north-1", "cn-northwest-1"}),
+    "SM2": CHINA_REGIONS,
 }
+# Key specs KMS does not offer in some Regions (CreateKey KeySpec: "The ML-KEM key specs
+# are not available in China Regions").
+KEY_SPEC_EXCLUDED_REGIONS: Final[dict[str, frozenset[str]]] = {
+    spec: CHINA_REGIONS for spec in ("ML_KEM_512", "ML_KEM_768", "ML_KEM_1024")
+}
+
+
+def key_spec_region_problem(key_spec: str, region: str) -> str | None:
+    """Why a key of this spec cannot exist in this Region, or None when it can."""
+    only = KEY_SPEC_REGIONS.get(key_spec)
+    if only and region not in only:
+        return f"{key_spec} keys exist only in {', '.join(sorted(only))}, not in {region}"
+    if region in KEY_SPEC_EXCLUDED_REGIONS.get(key_spec, frozenset()):
+        return f"{key_spec} keys are not available in {region}"
+    return None
+
 
 ORIGIN_AWS_KMS: Final = "AWS_KMS"
 ORIGIN_EXTERNAL: Final = "EXTERNAL"

@@ -237,13 +237,9 @@ def _desired_key(
     key_spec = spec.key_spec or catalog.SYMMETRIC_DEFAULT
     key_usage = spec.key_usage or catalog.default_key_usage(key_spec) or catalog.ENCRYPT_DECRYPT
     origin = spec.origin or catalog.ORIGIN_AWS_KMS
-    allowed_regions = catalog.KEY_SPEC_REGIONS.get(key_spec)
-    if allowed_regions and target.region not in allowed_regions:
-        problem(
-            f"{key_spec} keys exist only in {', '.join(sorted(allowed_regions))}, "
-            f"not in {target.region} (target '{target.name}')",
-            "key_spec",
-        )
+    region_problem = catalog.key_spec_region_problem(key_spec, target.region)
+    if region_problem:
+        problem(f"{region_problem} (target '{target.name}')", "key_spec")
 
     rotation_layers = [layer.rotation for layer in layers] + [spec.rotation]
     rotation_enabled: bool | None = _first(
@@ -454,12 +450,9 @@ def _desired_replicas(
                 "region",
             )
             continue
-        allowed = catalog.KEY_SPEC_REGIONS.get(key.key_spec)
-        if allowed and region not in allowed:
-            problem(
-                f"{key.key_spec} keys exist only in {', '.join(sorted(allowed))}, not in {region}",
-                "region",
-            )
+        region_problem = catalog.key_spec_region_problem(key.key_spec, region)
+        if region_problem:
+            problem(region_problem, "region")
             continue
         # the key's tags, then the replica's own (null: leave one of the key's off)
         for tag in sorted(reserved_tags & set(replica.tags)):

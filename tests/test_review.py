@@ -379,6 +379,30 @@ def test_spec_only_bypass_is_reviewed_and_fails_on_low(repo: Path) -> None:
     assert kms111 and all(f["severity"] == "high" for f in kms111)
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "    deletion_window_days: 7\n",
+        "    grants_purge: true\n",
+        "    allow_alias_takeover: true\n",
+        "    waivers:\n      - {rule: KMS006, reason: r, owner: o, expires: 2099-01-01}\n",
+    ],
+    ids=["deletion-window-shortened", "grants-purge", "alias-takeover", "waiver-added"],
+)
+def test_spec_only_medium_changes_block_at_fail_on_low_only(repo: Path, line: str) -> None:
+    app = repo / "keyspecs/app.yaml"
+    app.write_text(
+        app.read_text().replace(
+            "    deletion_protection: true\n", "    deletion_protection: true\n" + line, 1
+        )
+    )
+    git(repo, "commit", "-qam", "spec only")
+    assert run_review(repo, "--base", "HEAD~1", "--head", "HEAD").returncode == 0
+    done = run_review(repo, "--base", "HEAD~1", "--head", "HEAD", "--fail-on", "low")
+    assert done.returncode == 2, done.stderr
+    assert "KMS111" in done.stdout
+
+
 def test_oversized_head_policy_is_a_finding_in_the_report(repo: Path) -> None:
     # issue 9, defect 9: KMS refuses a policy over 32 KB; review reports it (KMS015, high)
     # with the access change instead of stopping with an input error

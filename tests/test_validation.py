@@ -54,6 +54,8 @@ targets:
     region: cn-north-1
 """
 
+US_INVENTORY = CN_INVENTORY.replace("china", "us").replace("cn-north-1", "us-east-1")
+
 Files = Mapping[str, "str | dict[str, Any]"]
 Expected = list[tuple[str, str]]  # (exact "file:line: field: " prefix, message fragment)
 
@@ -609,12 +611,14 @@ MATRIX = [
 @pytest.mark.parametrize(("key_spec", "key_usage", "allowed"), MATRIX)
 def test_key_spec_usage_matrix(key_spec: str, key_usage: str, allowed: bool) -> None:
     files = {"app.yaml": key(f"key_spec: {key_spec}", f"key_usage: {key_usage}")}
+    # a China Region for SM2 (only there), another for ML-KEM (not there)
+    inventory = US_INVENTORY if key_spec in catalog.KEY_SPEC_EXCLUDED_REGIONS else CN_INVENTORY
     if allowed:
-        state = only_key(desired_of(files, inventory=CN_INVENTORY)).state
+        state = only_key(desired_of(files, inventory=inventory)).state
         assert (state.key_spec, state.key_usage) == (key_spec, key_usage)
     else:
         assert_problems(
-            problems_of(files, inventory=CN_INVENTORY),
+            problems_of(files, inventory=inventory),
             [
                 (
                     f"{F}:4: keys[0].key_usage: ",
@@ -734,6 +738,20 @@ def test_ml_kem_key_from_yaml_to_create_key_and_grants() -> None:
         }
     )
     assert len(wrong_op) == 1 and "Decrypt is not allowed on a ML_KEM_512" in wrong_op[0]
+
+
+def test_ml_kem_is_not_available_in_china() -> None:
+    # CreateKey, KeySpec: "The ML-KEM key specs are not available in China Regions."
+    found = problems_of({"app.yaml": key("key_spec: ML_KEM_768")}, inventory=CN_INVENTORY)
+    assert_problems(
+        found,
+        [
+            (
+                f"{F}:3: keys[0].key_spec: ",
+                "ML_KEM_768 keys are not available in cn-north-1 (target 'china') (key 'app')",
+            )
+        ],
+    )
 
 
 def test_sm2_outside_china_names_each_target() -> None:
