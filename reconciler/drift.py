@@ -9,6 +9,7 @@ never drift, because the planner compares policies by meaning.
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -19,7 +20,13 @@ from reconciler.catalog import UNUSED_AFTER_DAYS
 from reconciler.findings import Rule, Severity
 from reconciler.plan import Action, FieldChange, KeyPlan
 from reconciler.planner import GrantDiff, PlanOptions, diff_grants, make_plan
-from reconciler.policy import AccessChange, StatementChange, access_changes
+from reconciler.policy import (
+    AccessChange,
+    StatementChange,
+    access_changes,
+    deleted_principals,
+    without_deleted_principals,
+)
 from reconciler.spec import IgnoreRule
 from reconciler.state import (
     DesiredTarget,
@@ -85,6 +92,15 @@ RULES: Mapping[str, Rule] = {
             Severity.MEDIUM,
             "Key policy grants less access",
             "Access was removed outside review; callers may fail.",
+        ),
+        Rule(
+            "principal-deleted",
+            Severity.MEDIUM,
+            "Key policy names a deleted principal",
+            "An IAM role or user the key policy names was deleted: KMS shows it by its "
+            "unique ID (AROA..., AIDA...), which matches nobody, not even a role re-created "
+            "under the same name. Its access is gone (callers fail); nobody gained any. "
+            "Re-create the principal, then apply to put its ARN back.",
         ),
         Rule(
             "policy-changed",
@@ -703,8 +719,10 @@ def _policy_finding(
     """Who gained or lost which actions, relative to the inventory (inventory -> KMS now)."""
     details = [line for s in change.statements for line in _statement_lines(s)]
     changes: tuple[AccessChange, ...] = ()
+    deleted = deleted_principals(observed.policy if observed is not None else None)
     if observed is not None and observed.policy is not None and wanted is not None:
-        changes = access_changes(wanted, observed.policy)
+        # a deleted principal (unique ID) matches nobody: it gains nothing
+        changes = access_changes(wanted, without_deleted_principals(observed.policy))
     details += [line for ac in changes for line in _access_lines(ac)]
     gained = any(ac.gained for ac in changes)
     lost = any(ac.lost for ac in changes)
@@ -715,6 +733,20 @@ def _policy_finding(
     )
     if gained or deny_removed:
         rule, verb = "policy-widened", "grants more access than"
+    elif deleted:
+        where_deleted = "; ".join(
+            f"{'statement ' + json.dumps(sid) if sid else 'a statement without Sid'} names "
+            f"{', '.join(ids)}"
+            for sid, ids in deleted
+        )
+        return _finding(
+            "principal-deleted",
+            f"{_label(key)}: a principal of the key policy was deleted ({where_deleted}: "
+            "the unique ID KMS shows for a deleted IAM role or user, which matches nobody)",
+            **where,
+            field="policy",
+            details=tuple(details),
+        )
     elif lost:
         rule, verb = "policy-narrowed", "grants less access than"
     else:

@@ -254,6 +254,10 @@ class DesiredTarget:
     default_deletion_window_days: int = catalog.DELETION_WINDOW_DEFAULT
     trusted_accounts: frozenset[str] = frozenset()
     organization_ids: frozenset[str] = frozenset()
+    # inventory.yaml `review:` settings (the review rules read them through its Context)
+    deployer_arns: tuple[str, ...] = ()
+    fan_out_threshold: int = 5
+    require_deny_on_bypass: bool = False
 
     @property
     def replica_regions(self) -> tuple[str, ...]:

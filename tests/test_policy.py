@@ -1307,3 +1307,49 @@ def test_policy_module_imports_only_stdlib_and_catalog() -> None:
         "reconciler.catalog",
     }
     assert imported <= allowed, imported - allowed
+
+
+# -- deleted principals (issue 9, defect 13) ---------------------------------------------
+
+_GONE = "AROAEXAMPLEID1234567890"
+_ROLE = "arn:aws:iam::111122223333:role/App"
+
+
+def _stmt(field: str, aws: Any, effect: str = "Allow", sid: str = "S") -> dict[str, Any]:
+    return {
+        "Sid": sid,
+        "Effect": effect,
+        field: {"AWS": aws},
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+    }
+
+
+@pytest.mark.parametrize(
+    ("statement", "evaluated"),
+    [
+        # the unique ID matches nobody: a statement naming only it applies to nobody
+        pytest.param(_stmt("Principal", _GONE), [], id="only-principal-dropped"),
+        pytest.param(
+            _stmt("Principal", [_GONE, _ROLE]), [_stmt("Principal", [_ROLE])], id="others-kept"
+        ),
+        # excluding nobody: NotPrincipal of only a deleted role is every principal
+        pytest.param(
+            _stmt("NotPrincipal", _GONE, effect="Deny"),
+            [
+                {**_stmt("NotPrincipal", _GONE, effect="Deny"), "NotPrincipal": None}
+                | {"Principal": "*"}
+            ],
+            id="not-principal-emptied",
+        ),
+        pytest.param(_stmt("Principal", _ROLE), [_stmt("Principal", _ROLE)], id="untouched"),
+    ],
+)
+def test_without_deleted_principals(statement: dict[str, Any], evaluated: list[Any]) -> None:
+    from reconciler.policy import deleted_principals, without_deleted_principals
+
+    doc = {"Version": "2012-10-17", "Statement": [statement]}
+    expected = [{k: v for k, v in s.items() if v is not None} for s in evaluated]
+    assert without_deleted_principals(doc)["Statement"] == expected
+    named = _GONE in json.dumps(statement)
+    assert deleted_principals(doc) == ([("S", [_GONE])] if named else [])

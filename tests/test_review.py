@@ -353,3 +353,90 @@ def test_adding_or_removing_a_replica_region_is_a_field_change() -> None:
         ("replica_regions", ["eu-west-1"], ["ap-southeast-2", "eu-west-1"])
     ]
     assert {c.name: c.kind for c in report.changes}["global@ap-southeast-2"] == "added"
+
+
+def test_spec_only_bypass_is_reviewed_and_fails_on_low(repo: Path) -> None:
+    # issue 9, defect 11: no policy text changes, only the spec's lockout bypass
+    app = repo / "keyspecs/app.yaml"
+    app.write_text(
+        app.read_text().replace(
+            "    deletion_protection: true\n",
+            "    deletion_protection: true\n    bypass_policy_lockout_safety_check: true\n",
+            1,
+        )
+    )
+    git(repo, "commit", "-qam", "bypass")
+    done = run_review(repo, "--base", "HEAD~1", "--head", "HEAD", "--format", "json")
+    assert done.returncode == 2, done.stderr
+    data = json.loads(done.stdout)
+    changed = {c["key"] for c in data["changes"] if c["kind"] == "changed"}
+    assert {"app-data"} <= changed
+    kms111 = [f for f in data["findings"] if f["rule"] == "KMS111"]
+    assert kms111 and all(f["severity"] == "high" for f in kms111)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "    deletion_window_days: 7\n",
+        "    grants_purge: true\n",
+        "    allow_alias_takeover: true\n",
+        "    waivers:\n      - {rule: KMS006, reason: r, owner: o, expires: 2099-01-01}\n",
+    ],
+    ids=["deletion-window-shortened", "grants-purge", "alias-takeover", "waiver-added"],
+)
+def test_spec_only_medium_changes_block_at_fail_on_low_only(repo: Path, line: str) -> None:
+    app = repo / "keyspecs/app.yaml"
+    app.write_text(
+        app.read_text().replace(
+            "    deletion_protection: true\n", "    deletion_protection: true\n" + line, 1
+        )
+    )
+    git(repo, "commit", "-qam", "spec only")
+    assert run_review(repo, "--base", "HEAD~1", "--head", "HEAD").returncode == 0
+    done = run_review(repo, "--base", "HEAD~1", "--head", "HEAD", "--fail-on", "low")
+    assert done.returncode == 2, done.stderr
+    assert "KMS111" in done.stdout
+
+
+def test_oversized_head_policy_is_a_finding_in_the_report(repo: Path) -> None:
+    # issue 9, defect 9: KMS refuses a policy over 32 KB; review reports it (KMS015, high)
+    # with the access change instead of stopping with an input error
+    roles = ", ".join(
+        f'"arn:{{{{ partition }}}}:iam::{{{{ account_id }}}}:role/reader-{i:04d}-{"x" * 40}"'
+        for i in range(400)
+    )
+    (repo / "keyspecs/policies/big.json.j2").write_text(
+        '{"Version": "2012-10-17", "Statement": ['
+        '{"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": '
+        '"arn:{{ partition }}:iam::{{ account_id }}:root"}, "Action": "kms:*", "Resource": "*"},'
+        '{"Sid": "Readers", "Effect": "Allow", "Principal": {"AWS": [' + roles + "]}, "
+        '"Action": "kms:Decrypt", "Resource": "*"}]}'
+    )
+    app = repo / "keyspecs/app.yaml"
+    app.write_text(
+        app.read_text().replace(
+            "      template: application.json.j2\n", "      template: big.json.j2\n", 1
+        )
+    )
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "big")
+    done = run_review(repo, "--base", "HEAD~1", "--head", "HEAD", "--format", "json")
+    assert done.returncode == 2, done.stderr
+    data = json.loads(done.stdout)
+    oversize = [f for f in data["findings"] if f["rule"] == "KMS015" and f["key"] == "app-data"]
+    assert oversize and oversize[0]["severity"] == "high"
+    assert "over the KMS limit of 32768 bytes" in oversize[0]["message"]
+    (app_data,) = [
+        c for c in data["changes"] if c["key"] == "app-data" and c["target"] == "production"
+    ]
+    assert any("reader-0000" in json.dumps(a) for a in app_data["access"])
+    # validate (and so plan) still refuse it: KMS would
+    refused = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 1 and "KMS allows at most 32768" in refused.stderr

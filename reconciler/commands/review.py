@@ -72,7 +72,10 @@ def _load_side(folder: Path, rel: Path, label: str) -> list[DesiredTarget]:
         desired: list[DesiredTarget] = []
         if inventory is not None:
             try:
-                desired = build_desired(inventory, inventory.settings.targets)
+                # an oversized policy is a finding of the review (KMS015), not an input error
+                desired = build_desired(
+                    inventory, inventory.settings.targets, oversize_policies=True
+                )
             except InputError as exc:
                 problems += exc.problems
         if problems:
