@@ -257,6 +257,26 @@ def test_public_decrypt_exits_2_naming_key_principal_and_action(repo: Path) -> N
     assert done.returncode == 2 and document["blocking"] >= 1
 
 
+def test_a_change_is_judged_by_the_settings_of_the_base(repo: Path) -> None:
+    # The pull request trusts an outside account in inventory.yaml and, in the same change,
+    # gives it decrypt: judged by its own settings the account would be "inside". The base's
+    # settings judge it, so the grant to 999988887777 is outside use (KMS006) and blocks.
+    inventory = repo / "keyspecs/inventory.yaml"
+    inventory.write_text(inventory.read_text() + "trusted_accounts: ['999988887777']\n")
+    app = repo / "keyspecs/app.yaml"
+    app.write_text(
+        app.read_text().replace(
+            "user_roles: [WebApplicationRole, BackgroundJobRole]",
+            "user_roles: [WebApplicationRole, BackgroundJobRole, 'arn:aws:iam::999988887777:root']",
+        )
+    )
+    git(repo, "commit", "-qam", "trust and grant")
+    done = run_review(repo, "--base", "HEAD~1", "--head", "HEAD", "--format", "text")
+    assert done.returncode == 2, done.stdout + done.stderr
+    outside = [x for x in done.stdout.splitlines() if " KMS006 " in x and "999988887777" in x]
+    assert outside and all(x.startswith("CRITICAL") for x in outside), done.stdout
+
+
 def test_unknown_ref_is_a_clear_error(repo: Path) -> None:
     done = run_review(repo, "--base", "no-such-branch")
     assert done.returncode == 1
