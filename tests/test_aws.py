@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import boto3
 import pytest
 
 from reconciler import aws
@@ -41,7 +42,8 @@ class FakeSession:
 @pytest.fixture(autouse=True)
 def fake_boto(monkeypatch: pytest.MonkeyPatch) -> None:
     FakeSession.made, FakeSession.calls = [], []
-    monkeypatch.setattr(aws.boto3, "Session", FakeSession)
+    # reconciler.aws imports boto3 when it connects (not at start-up): patch the module
+    monkeypatch.setattr(boto3, "Session", FakeSession)
 
 
 def test_role_chain_is_assumed_hop_by_hop_with_extras_on_the_last() -> None:
