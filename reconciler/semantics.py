@@ -570,7 +570,7 @@ class _Context:
             for e in elements:
                 out.append(z3.And(e.ip >= 0, e.ip < _V6_BASE + 2**128))
                 if key in self.bool_keys:
-                    out.append(z3.Or(e.text == "true", e.text == "false"))
+                    out.append(z3.InRe(e.text, z3.Union(_literal("true"), _literal("false"))))
             if len(elements) > 1:  # a set: no element twice, present ones first
                 out += [
                     z3.Implies(elements[i + 1].present, elements[i].present)
@@ -604,7 +604,7 @@ def _match(kind: str, e: _Element, values: Sequence[str]) -> z3.BoolRef:
     options: list[z3.BoolRef] = []
     for v in values:
         if kind == "eq":
-            options.append(e.text == z3.StringVal(v))
+            options.append(z3.InRe(e.text, _literal(v)))
         elif kind == "ieq":
             options.append(z3.InRe(e.text, _literal(v, ignore_case=True)))
         elif kind == "like":
@@ -613,7 +613,7 @@ def _match(kind: str, e: _Element, values: Sequence[str]) -> z3.BoolRef:
             options.append(z3.InRe(e.text, _arn_re(v)))
         elif kind == "bool":
             if v.lower() in ("true", "false"):
-                options.append(e.text == z3.StringVal(v.lower()))
+                options.append(z3.InRe(e.text, _literal(v.lower())))
         elif kind.startswith("num"):
             n = _number(v)
             if n is not None:
@@ -679,6 +679,41 @@ def _atom(ctx: _Context, operator: str, key: str, values: Sequence[str], action:
     if if_exists:
         result = z3.Or(z3.Not(key_present), result)
     return result
+
+
+def _nnf(
+    f: z3.BoolRef, positive: bool = True, memo: dict[tuple[int, bool], Any] | None = None
+) -> Any:
+    """``f`` (or its negation) in negation normal form, where a negated regular-expression
+    membership becomes membership in the complement: z3's regex solver decides
+    intersections and complements of regular expressions at once, but may give up on a
+    negated membership."""
+    memo = {} if memo is None else memo
+    key = (f.get_id(), positive)
+    if key in memo:
+        return memo[key]
+    kind = f.decl().kind() if z3.is_app(f) else None
+    children = f.children() if z3.is_app(f) else []
+    if kind == z3.Z3_OP_NOT:
+        out = _nnf(children[0], not positive, memo)
+    elif kind in (z3.Z3_OP_AND, z3.Z3_OP_OR):
+        parts = [_nnf(c, positive, memo) for c in children]
+        conjunction = (kind == z3.Z3_OP_AND) == positive
+        out = z3.And(*parts) if conjunction else z3.Or(*parts)
+    elif kind == z3.Z3_OP_IMPLIES:
+        left, right = children
+        if positive:
+            out = z3.Or(_nnf(left, False, memo), _nnf(right, True, memo))
+        else:
+            out = z3.And(_nnf(left, True, memo), _nnf(right, False, memo))
+    elif kind == z3.Z3_OP_SEQ_IN_RE and not positive:
+        out = z3.InRe(children[0], z3.Complement(children[1]))
+    elif z3.is_true(f) or z3.is_false(f):
+        out = f if positive else z3.BoolVal(not z3.is_true(f))
+    else:
+        out = f if positive else z3.Not(f)
+    memo[key] = out
+    return out
 
 
 def _condition_formula(ctx: _Context, s: _Statement, action: str) -> z3.BoolRef:
@@ -877,7 +912,7 @@ def _solve_group(
         ("denied", z3.And(base, z3.Not(head)), base_allow, group.base_allow),
     ):
         solver.push()
-        solver.add(query)
+        solver.add(_nnf(query))
         verdict = solver.check()
         if verdict == z3.sat:
             model = solver.model()
@@ -961,21 +996,34 @@ def _compare_texts(
     prefix = _resource_prefix(partition, account_id, region)
     merged: dict[tuple[str, str, Witness, str, str | None], set[str]] = {}
     memo: dict[tuple[Any, ...], list[_Found]] = {}
-    for principal in _candidates([*olds, *news], partition):
+    everything = [*olds, *news]
+    # Actions that see the same condition keys as possible share every verdict.
+    keys = {k for s in everything for block in s.condition.values() for k in block}
+    profile = {a: frozenset(k for k in keys if not _key_possible(k, a)) for a in ALL_ACTIONS}
+    for principal in _candidates(everything, partition):
         bound = _bindings(principal)
-        b_applies = [s for s in olds if s.applies_to(principal)]
-        h_applies = [s for s in news if s.applies_to(principal)]
+        applies = [s for s in everything if s.applies_to(principal)]
+        # The actions by the statements (of those that apply) that cover them.
+        by_statements: dict[tuple[int, frozenset[str]], list[str]] = {}
         for action in ALL_ACTIONS:
+            mask = sum(1 << i for i, s in enumerate(applies) if action in s.actions)
+            by_statements.setdefault((mask, profile[action]), []).append(action)
+        olds_set = {id(s) for s in olds}
+        for (mask, _), actions in by_statements.items():
+            if not mask:
+                continue
+            chosen = [s for i, s in enumerate(applies) if mask >> i & 1]
+            old = [s for s in chosen if id(s) in olds_set]
+            new = [s for s in chosen if id(s) not in olds_set]
             group = _Group(
-                tuple(s for s in b_applies if s.effect == "Allow" and action in s.actions),
-                tuple(s for s in b_applies if s.effect == "Deny" and action in s.actions),
-                tuple(s for s in h_applies if s.effect == "Allow" and action in s.actions),
-                tuple(s for s in h_applies if s.effect == "Deny" and action in s.actions),
+                tuple(s for s in old if s.effect == "Allow"),
+                tuple(s for s in old if s.effect == "Deny"),
+                tuple(s for s in new if s.effect == "Allow"),
+                tuple(s for s in new if s.effect == "Deny"),
             )
-            founds = _group_result(group, principal, action, bound, prefix, memo)
-            for f in founds:
+            for f in _group_result(group, principal, actions[0], bound, prefix, memo):
                 key = (principal, f.change, f.context, f.conditions, f.resource)
-                merged.setdefault(key, set()).add(action)
+                merged.setdefault(key, set()).update(actions)
     # What "*" (any principal) gains or loses, a named principal gains or loses in the same
     # request too: it is not listed apart.
     for (p, change, context, conditions, resource), actions in list(merged.items()):
