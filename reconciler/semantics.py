@@ -1026,11 +1026,11 @@ def _compare_texts(
                 merged.setdefault(key, set()).update(actions)
     # What "*" (any principal) gains or loses, a named principal gains or loses in the same
     # request too: it is not listed apart.
-    for (p, change, context, conditions, resource), actions in list(merged.items()):
+    for (p, change, context, conditions, resource), named in list(merged.items()):
         if p == EVERYONE:
             continue
         everyone = merged.get((EVERYONE, change, context, conditions, resource), set())
-        if actions <= everyone:
+        if named <= everyone:
             del merged[(p, change, context, conditions, resource)]
     diffs = [
         Difference(p, frozenset(actions), change, context, conditions, resource)  # type: ignore[arg-type]
