@@ -66,6 +66,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -180,6 +181,10 @@ _STRING_OPS: Final = {
     "NotIpAddress": ("ip", True),
 }
 _V6_BASE: Final = 2**32
+_UNDECIDED: Final = "(undecided: the solver gave up, so this may or may not be a change)"
+# z3's Python API shares one context: one solver at a time (plan, drift and apply may
+# run targets on threads).
+_SOLVER_LOCK: Final = threading.Lock()
 
 
 # --------------------------------------------------------------------------- results
@@ -234,7 +239,10 @@ def _actions_text(actions: frozenset[str]) -> str:
 
 
 def witness_text(diff: Difference) -> str:
-    parts = [f"{k} = {v}" if v is not None else f"{k} is absent" for k, v in diff.context]
+    parts = [
+        k if k.startswith("(") else f"{k} = {v}" if v is not None else f"{k} is absent"
+        for k, v in diff.context
+    ]
     if diff.resource:
         parts.append(f"the resource is {diff.resource}")
     when = f" when {' and '.join(parts)}" if parts else " (any request)"
@@ -885,6 +893,16 @@ def _solve_group(
     action: str,
     prefix: str,
 ) -> list[_Found]:
+    with _SOLVER_LOCK:
+        return _solve_group_locked(group, principal, action, prefix)
+
+
+def _solve_group_locked(
+    group: _Group,
+    principal: str,
+    action: str,
+    prefix: str,
+) -> list[_Found]:
     everything = (*group.base_allow, *group.base_deny, *group.head_allow, *group.head_deny)
     ctx = _Context(_sizes(everything))
     resource = z3.String("resource")
@@ -931,7 +949,7 @@ def _solve_group(
             found.append(_Found(change, context, granting.condition_json, shown))  # type: ignore[arg-type]
         elif verdict == z3.unknown:
             # The solver gave up: say so rather than claim no change.
-            gave_up = (("(the solver gave up: this may or may not differ)", None),)
+            gave_up = ((_UNDECIDED, None),)
             conditions = statements[0].condition_json if statements else ""
             found.append(_Found(change, gave_up, conditions, None))  # type: ignore[arg-type]
         solver.pop()

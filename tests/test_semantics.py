@@ -1308,3 +1308,42 @@ def test_adding_a_condition_to_an_allow_never_widens(
         condition[operator] = {**condition.get(operator, {}), **block}
     target["Condition"] = condition
     assert all(d.change == "denied" for d in semantics.compare(doc, head))
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+def test_an_undecided_query_is_reported_never_taken_for_no_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class GivingUp(semantics.z3.Solver):  # type: ignore[misc]
+        def check(self, *args: Any) -> Any:
+            return semantics.z3.unknown
+
+    monkeypatch.setattr(semantics.z3, "Solver", GivingUp)
+    semantics._compare_texts.cache_clear()
+    base = pol(allow(X, "kms:Decrypt", {"StringLike": {VIA: "s3.*"}}))
+    head = pol(allow(X, "kms:Decrypt", {"StringLike": {VIA: "s3.us-*"}}))
+    found = semantics.compare(base, head)
+    assert {d.change for d in found} == {"allowed", "denied"}
+    assert all("undecided: the solver gave up" in d.witness for d in found)
+    assert removes_access(base, head)
+    semantics._compare_texts.cache_clear()
+
+
+def test_threads_get_the_same_answers() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    pairs = [
+        (
+            pol(allow(X, "kms:Decrypt", {"StringLike": {VIA: f"s{i}.*"}})),
+            pol(allow(X, "kms:Decrypt", {"StringLike": {VIA: f"s{i}.us-*"}}), deny(APP, "kms:*")),
+        )
+        for i in range(12)
+    ]
+    semantics._compare_texts.cache_clear()
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda pair: verdicts(*pair), pairs))
+    semantics._compare_texts.cache_clear()
+    assert threaded == [verdicts(*pair) for pair in pairs]
+    assert all(v == {(X, "Decrypt", "-")} for v in threaded)
