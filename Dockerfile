@@ -13,7 +13,7 @@ ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 # -- build: a wheel of the tool, built from this directory ---------------------------------
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY reconciler ./reconciler
 RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 

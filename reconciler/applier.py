@@ -1,10 +1,14 @@
 """Plan + KMS client -> executed operations. The only module that writes to AWS.
 
-The planner decided the order; the applier iterates it. Operations of one phase for
-different keys run side by side (each key's own operations stay in order). The first
-failure stops the run: operations already started finish, nothing new starts, and the
-result says what was done, what failed and what did not run. Every operation is safe to
-repeat, and the identity tag is set by CreateKey itself, so a re-run converges.
+The planner decided the order; the applier iterates it as a pipeline per key: each key's
+building operations (create, enable, description, policy, tags, rotation, aliases, grants)
+run in plan order, keys side by side, so CreateKey, EnableKeyRotation and CreateAlias of
+different keys overlap, each family paced by its own quota. What takes a key or an alias
+away (disable, alias deletions, key deletions, phase by phase) waits until every key is
+built, and does not run when building failed. The first failure stops the run: operations already
+started finish, nothing new starts, and the result says what was done, what failed and
+what did not run. Every operation is safe to repeat, and the identity tag is set by
+CreateKey itself, so a re-run converges.
 
 No write is blindly resent (see ``reconciler.aws``). CreateKey, which KMS cannot make
 idempotent, is never resent after an ambiguous failure: the applier reads the target for a
@@ -27,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import botocore.exceptions
 from cryptography.hazmat.primitives import hashes
@@ -46,7 +50,7 @@ from reconciler.aws import (
 )
 from reconciler.catalog import DEFAULT_IDENTITY_TAG
 from reconciler.observe import KeyFinder
-from reconciler.plan import Operation, OpKind, TargetPlan
+from reconciler.plan import PHASES, Operation, OpKind, TargetPlan
 
 # Right after CreateKey, KMS may not yet know the key everywhere (eventual consistency); a
 # new replica is Creating, and the keys of a primary move are Updating, for a few seconds.
@@ -396,6 +400,31 @@ def _by_phase(ops: tuple[Operation, ...]) -> Iterator[list[Operation]]:
         yield list(group)
 
 
+# Phases up to the grants build a key up; from DisableKey on (disable, alias deletions, key
+# deletions) they take away.
+_LAST_BUILDING_PHASE: Final = PHASES[OpKind.CREATE_GRANT]
+
+
+def _stages(ops: tuple[Operation, ...]) -> tuple[list[Operation], list[Operation]]:
+    """The operations run per key as a pipeline (the building phases), and those that wait
+    until every key is built (disable, alias deletions, key deletions), each in plan order.
+
+    A destructive operation of a building phase (a policy that removes access, an alias
+    taken over, a grant revoked, a primary Region moved) stays in its key's pipeline: later
+    operations of the same key depend on it (rotation is set on the new primary)."""
+    pipelined = [op for op in ops if op.phase <= _LAST_BUILDING_PHASE]
+    return pipelined, [op for op in ops if op.phase > _LAST_BUILDING_PHASE]
+
+
+def _run_all(
+    pool: ThreadPoolExecutor, run: Callable[[list[Operation]], None], groups: list[list[Operation]]
+) -> None:
+    futures = [pool.submit(run, group) for group in groups]
+    wait(futures, return_when=FIRST_EXCEPTION)
+    for future in futures:
+        future.result()
+
+
 def apply_target(
     plan: TargetPlan,
     api: KmsApi,
@@ -470,21 +499,27 @@ def apply_target(
             pending.remove(op)
         on_event(OpEvent("failed", op, key_id, time.monotonic() - t0, message))
 
+    pipelined, phased = _stages(plan.operations)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         try:
-            for phase_ops in _by_phase(plan.operations):
+            # 1. Each key's building operations in plan order, keys side by side: a key's
+            # EnableKeyRotation and CreateAlias follow its own CreateKey, not every key's,
+            # so every operation family works at its own quota at once.
+            chains: dict[str, list[Operation]] = {}
+            for op in pipelined:
+                chains.setdefault(op.key, []).append(op)
+            _run_all(pool, run_key, list(chains.values()))
+            # 2. Only when every key is built: what takes keys and aliases away, by phase.
+            for phase_ops in _by_phase(tuple(phased)):
+                if result.failed or result.interrupted:
+                    break
                 if stop is not None and stop.is_set():
                     result.interrupted = True
                     break
                 per_key: dict[str, list[Operation]] = {}
                 for op in phase_ops:
                     per_key.setdefault(op.key, []).append(op)
-                futures = [pool.submit(run_key, ops) for ops in per_key.values()]
-                wait(futures, return_when=FIRST_EXCEPTION)
-                for future in futures:
-                    future.result()
-                if result.failed or result.interrupted:
-                    break
+                _run_all(pool, run_key, list(per_key.values()))
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a cancelled CI job
             with lock:
                 result.interrupted = True  # operations under way finish; no new one starts

@@ -28,11 +28,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
-import boto3
 import botocore.exceptions
-from botocore.config import Config
+
+if TYPE_CHECKING:  # boto3 and botocore.config cost ~0.1 s to import: only a connection needs them
+    import boto3
+    from botocore.config import Config
 
 from reconciler import catalog
 from reconciler.errors import AccountMismatchError, AwsError, InputError, Problem
@@ -164,11 +166,19 @@ def error_message(exc: BaseException) -> str:
 
 
 class RateLimiter:
-    """Paces calls per operation (token bucket, burst of one second's worth).
+    """Paces calls per operation (token bucket).
+
+    The paced rate is the quota less the headroom (``QUOTA_HEADROOM``), and the bucket holds
+    only that headroom's worth of calls: in any one second at most burst + rate = the quota
+    is sent, so a KMS that counts calls per second never sees the start of a run above it
+    (a bucket of one second's worth would send twice the rate in the first second).
 
     Adaptive: a throttled operation's rate is halved (down to a sixteenth of its quota) and
     grows back by a twentieth of the quota with each call that is not throttled (AIMD),
-    since the quota is shared with every other caller in the account and Region.
+    since the quota is shared with every other caller in the account and Region. As TCP
+    halves once per congestion event, not once per lost packet, the calls throttled within
+    one second of a decrease (the calls in flight when it happened: KMS counts per second)
+    do not halve the rate again.
     """
 
     def __init__(
@@ -183,9 +193,14 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}
         self._factor: dict[str, float] = {}
+        self._decreased: dict[str, float] = {}  # operation -> when its rate was last halved
 
     def throttled(self, operation: str) -> None:
         with self._lock:
+            now = self.clock()
+            if now - self._decreased.get(operation, float("-inf")) < 1.0:
+                return  # the same congestion event
+            self._decreased[operation] = now
             self._factor[operation] = max(1 / 16, self._factor.get(operation, 1.0) / 2)
 
     def succeeded(self, operation: str) -> None:
@@ -207,7 +222,7 @@ class RateLimiter:
         rate = self.rate(operation)
         if rate is None:
             return
-        capacity = max(1.0, rate)  # a burst of up to one second's worth
+        capacity = max(1.0, rate * _BURST)
         with self._lock:
             now = self.clock()
             tokens, last = self._buckets.get(operation, (capacity, now))
@@ -215,6 +230,10 @@ class RateLimiter:
             self._buckets[operation] = (tokens, now)
         if tokens < 0:
             self.sleep(-tokens / rate)  # the slot reserved for this call
+
+
+# The burst a bucket holds, as a share of its rate: rate + burst = rate / QUOTA_HEADROOM.
+_BURST: Final = 1 / QUOTA_HEADROOM - 1
 
 
 def quotas_for(overrides: Mapping[str, float], scale: float) -> dict[str, float]:
@@ -412,6 +431,8 @@ def _client_config(options: AwsOptions, *, botocore_retries: bool = False) -> Co
     """The botocore configuration. KMS clients make one HTTP request per call (KmsApi
     retries); STS, called a few times per run and not paced, uses botocore's standard mode
     with the same number of attempts."""
+    from botocore.config import Config
+
     if botocore_retries:
         return Config(
             retries={"total_max_attempts": options.max_attempts, "mode": "standard"},
@@ -439,6 +460,8 @@ def connect(target: TargetInfo, options: AwsOptions, *, write: bool = False) -> 
     GetCallerIdentity) must equal the target's ``account_id``; otherwise the run stops
     before any call to KMS.
     """
+    import boto3
+
     config = _client_config(options)
     sts_config = _client_config(options, botocore_retries=True)
     try:
@@ -495,6 +518,8 @@ def _assume_chain(
 ) -> boto3.Session:
     """Assume the target's roles one after the other; the external ID, session name and
     duration go with the last (the role in the target account)."""
+    import boto3
+
     chain = target.role_chain or ((target.role_arn,) if target.role_arn else ())
     if not write and target.plan_role_chain:
         chain = target.plan_role_chain

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from importlib.resources import files
-from typing import Final
+from typing import Any, Final
 
 SYMMETRIC_DEFAULT: Final = "SYMMETRIC_DEFAULT"
 
@@ -19,10 +19,20 @@ ENCRYPT_DECRYPT: Final = "ENCRYPT_DECRYPT"
 SIGN_VERIFY: Final = "SIGN_VERIFY"
 GENERATE_VERIFY_MAC: Final = "GENERATE_VERIFY_MAC"
 KEY_AGREEMENT: Final = "KEY_AGREEMENT"
+ENCAPSULATE_DECAPSULATE: Final = "ENCAPSULATE_DECAPSULATE"
 
-KEY_USAGES: Final = (ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC, KEY_AGREEMENT)
+KEY_USAGES: Final = (
+    ENCRYPT_DECRYPT,
+    SIGN_VERIFY,
+    GENERATE_VERIFY_MAC,
+    KEY_AGREEMENT,
+    ENCAPSULATE_DECAPSULATE,
+)
 
-# key spec -> the key usages KMS allows for it (CreateKey, "KeyUsage").
+# key spec -> the key usages KMS allows for it (CreateKey, "KeyUsage"; the ML-KEM specs and
+# ENCAPSULATE_DECAPSULATE come from botocore 1.44's model: "For asymmetric KMS keys with
+# ML-KEM key pairs, specify ENCAPSULATE_DECAPSULATE"). tests/test_catalog_tables.py fails
+# when the installed botocore knows a key spec or usage missing here.
 KEY_SPEC_USAGES: Final[dict[str, tuple[str, ...]]] = {
     "SYMMETRIC_DEFAULT": (ENCRYPT_DECRYPT,),
     "RSA_2048": (ENCRYPT_DECRYPT, SIGN_VERIFY),
@@ -41,13 +51,33 @@ KEY_SPEC_USAGES: Final[dict[str, tuple[str, ...]]] = {
     "ML_DSA_44": (SIGN_VERIFY,),
     "ML_DSA_65": (SIGN_VERIFY,),
     "ML_DSA_87": (SIGN_VERIFY,),
+    "ML_KEM_512": (ENCAPSULATE_DECAPSULATE,),
+    "ML_KEM_768": (ENCAPSULATE_DECAPSULATE,),
+    "ML_KEM_1024": (ENCAPSULATE_DECAPSULATE,),
 }
 KEY_SPECS: Final = tuple(KEY_SPEC_USAGES)
 
+CHINA_REGIONS: Final = frozenset({"cn-north-1", "cn-northwest-1"})
 # Key specs KMS offers only in some Regions.
 KEY_SPEC_REGIONS: Final[dict[str, frozenset[str]]] = {
-    "SM2": frozenset({"cn-north-1", "cn-northwest-1"}),
+    "SM2": CHINA_REGIONS,
 }
+# Key specs KMS does not offer in some Regions (CreateKey KeySpec: "The ML-KEM key specs
+# are not available in China Regions").
+KEY_SPEC_EXCLUDED_REGIONS: Final[dict[str, frozenset[str]]] = {
+    spec: CHINA_REGIONS for spec in ("ML_KEM_512", "ML_KEM_768", "ML_KEM_1024")
+}
+
+
+def key_spec_region_problem(key_spec: str, region: str) -> str | None:
+    """Why a key of this spec cannot exist in this Region, or None when it can."""
+    only = KEY_SPEC_REGIONS.get(key_spec)
+    if only and region not in only:
+        return f"{key_spec} keys exist only in {', '.join(sorted(only))}, not in {region}"
+    if region in KEY_SPEC_EXCLUDED_REGIONS.get(key_spec, frozenset()):
+        return f"{key_spec} keys are not available in {region}"
+    return None
+
 
 ORIGIN_AWS_KMS: Final = "AWS_KMS"
 ORIGIN_EXTERNAL: Final = "EXTERNAL"
@@ -89,6 +119,10 @@ DELETION_WINDOW_MIN: Final = 7
 DELETION_WINDOW_MAX: Final = 30
 DELETION_WINDOW_DEFAULT: Final = 30
 DESCRIPTION_MAX: Final = 8192
+# Key usage (GetKeyLastUsage): the inventory's retire_guard_days and unused_after_days.
+RETIRE_GUARD_DAYS: Final = 30
+UNUSED_AFTER_DAYS: Final = 90
+USAGE_DAYS_MAX: Final = 3650
 POLICY_MAX_BYTES: Final = 32768
 
 TAGS_MAX: Final = 50
@@ -123,6 +157,8 @@ GRANT_OPERATIONS: Final = (
     "GenerateMac",
     "VerifyMac",
     "DeriveSharedSecret",
+    "Encapsulate",
+    "Decapsulate",
 )
 # Allowed on a grant for any key.
 GRANT_OPERATIONS_ANY_KEY: Final = ("CreateGrant", "RetireGrant", "DescribeKey")
@@ -146,6 +182,7 @@ GRANT_OPERATIONS_BY_USAGE: Final[dict[str, tuple[str, ...]]] = {
     SIGN_VERIFY: ("Sign", "Verify", "GetPublicKey"),
     GENERATE_VERIFY_MAC: ("GenerateMac", "VerifyMac"),
     KEY_AGREEMENT: ("DeriveSharedSecret", "GetPublicKey"),
+    ENCAPSULATE_DECAPSULATE: ("Encapsulate", "Decapsulate", "GetPublicKey"),
 }
 _ASYMMETRIC_ENCRYPT_DECRYPT: Final = (
     "Decrypt",
@@ -166,25 +203,50 @@ def grant_operations(key_spec: str, key_usage: str) -> tuple[str, ...]:
     return (*own, *GRANT_OPERATIONS_ANY_KEY)
 
 
-# Operations that read protected data, act as the key holder (sign, MAC, derive a shared
-# secret) or pass access on (CreateGrant): an undeclared grant with one of them is as
-# serious as a policy that gives them away.
-GRANT_SENSITIVE_OPERATIONS: Final = frozenset(
-    {
-        "Decrypt",
-        "ReEncryptFrom",
-        "Sign",
-        "GenerateMac",
-        "DeriveSharedSecret",
-        "CreateGrant",
-    }
-)
+# Operation classes: the operations that give the caller what only the key holder should
+# have. Review (KMS006, KMS101 and the helpers of reconciler/rules) and drift (undeclared
+# grants) read this one table, so that an outside principal allowed one of them is ranked
+# the same by both.
+# - decrypt: plaintext comes back (Decrypt; ReEncryptFrom decrypts under this key;
+#   GenerateDataKey / GenerateDataKeyPair return a plaintext data key). The
+#   *WithoutPlaintext variants return only ciphertext, like Encrypt, and are not here.
+# - sign: a signature anyone trusting the public key accepts as the key holder's.
+# - mac: a MAC that VerifyMac accepts as the key holder's.
+# - key agreement: DeriveSharedSecret returns the raw shared secret.
+# - decapsulation: Decapsulate returns the ML-KEM shared secret (32 bytes of key material).
+OPERATION_CLASSES: Final[Mapping[str, frozenset[str]]] = {
+    "decrypt": frozenset({"Decrypt", "ReEncryptFrom", "GenerateDataKey", "GenerateDataKeyPair"}),
+    "sign": frozenset({"Sign"}),
+    "mac": frozenset({"GenerateMac"}),
+    "key agreement": frozenset({"DeriveSharedSecret"}),
+    "decapsulation": frozenset({"Decapsulate"}),
+}
+# Every operation of the classes above.
+KEY_HOLDER_OPERATIONS: Final = frozenset().union(*OPERATION_CLASSES.values())
+# Of them, those that decrypt something sent to the key holder: a ciphertext, or an
+# encapsulated secret (Decapsulate is ML-KEM's decryption). Review ranks them critical.
+PLAINTEXT_OPERATIONS: Final = OPERATION_CLASSES["decrypt"] | OPERATION_CLASSES["decapsulation"]
+
+
+def operation_class(operation: str) -> str | None:
+    """The class of a KMS operation ("Decrypt" or "kms:Decrypt"), None when it has none."""
+    name = operation.removeprefix("kms:")
+    return next((c for c, ops in OPERATION_CLASSES.items() if name in ops), None)
+
+
+# An undeclared grant with one of these is as serious as a policy that gives them away:
+# the key-holder operations, and CreateGrant, which passes access on.
+GRANT_SENSITIVE_OPERATIONS: Final = KEY_HOLDER_OPERATIONS | {"CreateGrant"}
 GRANT_NAME: Final = re.compile(r"^[A-Za-z0-9:/_-]{1,256}$")
 # Grantee and retiring principals the inventory may declare: IAM principal ARNs (account
 # root, user, role, assumed role, federated user).
 GRANT_PRINCIPAL: Final = re.compile(
     r"^arn:aws[a-z-]*:(iam::\d{12}:(root|user/\S+|role/\S+)|sts::\d{12}:(assumed-role|federated-user)/\S+)$"
 )
+# The unique ID IAM gives a role (AROA...) or user (AIDA...). When a principal named in a
+# key policy is deleted, KMS (like every resource policy) shows it by this ID: the entry then
+# matches nobody, not even a new principal of the same name.
+UNIQUE_ID_PRINCIPAL: Final = re.compile(r"(?:AROA|AIDA)[A-Z0-9]{16,}")
 SERVICE_PRINCIPAL: Final = re.compile(r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$")
 
 
@@ -213,6 +275,20 @@ LOCK_TAGS: Final = (LOCK_ID_TAG, LOCK_HOLDER_TAG, LOCK_SINCE_TAG)
 KMS_ACTIONS: Final[tuple[str, ...]] = tuple(
     json.loads(files("reconciler").joinpath("data/kms_actions.json").read_text("utf-8"))["actions"]
 )
+
+# What keeping a key costs, shipped as data with its source and the date it was checked
+# (data/kms_pricing.json): the monthly price per key, per rotation and the rotations billed.
+KMS_PRICING: Final[dict[str, Any]] = json.loads(
+    files("reconciler").joinpath("data/kms_pricing.json").read_text("utf-8")
+)
+
+
+def monthly_cost(rotations: int | None) -> float:
+    """US dollars a month to keep one customer managed key that has rotated ``rotations``
+    times (None: unknown, counted as none: the least it costs)."""
+    billed = min(rotations or 0, int(KMS_PRICING["rotations_billed_max"]))
+    return float(KMS_PRICING["key_per_month"]) + billed * float(KMS_PRICING["rotation_per_month"])
+
 
 # Condition keys KMS defines (kms:EncryptionContext:<key> and the attestation keys take a
 # suffix) and the AWS global condition keys (some take a /<tag-key> suffix).
@@ -347,6 +423,9 @@ REQUEST_QUOTAS: Final[dict[str, float]] = {
     "ListKeyPolicies": 100,
     "ListKeyRotations": 100,
     "ListRetirableGrants": 100,
+    # Not in the quota table the tool was built from: assumed as low as the other newer
+    # per-key reads (override it in request_quotas: when your account's quota is known).
+    "GetKeyLastUsage": 100,
     "CreateKey": 5,
     "CreateAlias": 5,
     "UpdateAlias": 5,

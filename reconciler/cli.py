@@ -6,11 +6,14 @@ or failed apply, a held apply lock); 2 only for changes present (``plan
 to stderr, one line each.
 
 Each command lives in its own module of ``reconciler.commands`` (what they share is in
-``reconciler.commands.common``); this module wires them into one click group.
+``reconciler.commands.common``); this module wires them into one click group, importing a
+command's module only when that command runs (``--help`` and ``--version`` import none of
+boto3, pydantic or jinja2).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -20,22 +23,79 @@ from typing import Any
 import click
 
 from reconciler import __version__
-from reconciler.commands.apply import apply
-from reconciler.commands.drift import drift
-from reconciler.commands.force_unlock import force_unlock_
-from reconciler.commands.import_ import import_
-from reconciler.commands.offline import (
-    init_,
-    permissions_,
-    render,
-    schema_,
-    targets,
-    validate,
-)
-from reconciler.commands.plan import plan
-from reconciler.commands.review import review
-from reconciler.commands.rotate import rotate
 from reconciler.errors import EXIT_ERROR, EXIT_OK
+
+# name -> (module, attribute, the first paragraph of its help, shown by the group's --help
+# without importing the module; a test keeps it equal to the command's own)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "validate": (
+        "reconciler.commands.offline",
+        "validate",
+        "Check specs, templates and policies offline. Reports every problem at once.",
+    ),
+    "render": (
+        "reconciler.commands.offline",
+        "render",
+        "Show the desired state and rendered policies, offline.",
+    ),
+    "targets": (
+        "reconciler.commands.offline",
+        "targets",
+        "List the inventory's targets (github-matrix: JSON for a strategy.matrix).",
+    ),
+    "permissions": (
+        "reconciler.commands.offline",
+        "permissions_",
+        "Print the least IAM policy (JSON) a command's role needs in the selected targets.",
+    ),
+    "schema": (
+        "reconciler.commands.offline",
+        "schema_",
+        "Write the JSON Schemas of key files and inventory.yaml, for editors.",
+    ),
+    "init": (
+        "reconciler.commands.offline",
+        "init_",
+        "Write a commented starter inventory: one target, the defaults, one key and its "
+        "policy template; it validates, and plans on the sandbox.",
+    ),
+    "plan": (
+        "reconciler.commands.plan",
+        "plan",
+        "Show what apply would change, without changing anything.",
+    ),
+    "apply": (
+        "reconciler.commands.apply",
+        "apply",
+        "Make KMS match the inventory, in the planned order.",
+    ),
+    "drift": (
+        "reconciler.commands.drift",
+        "drift",
+        "Report every difference between KMS and the inventory (read-only).",
+    ),
+    "review": (
+        "reconciler.commands.review",
+        "review",
+        "Review a change of the inventory between two git refs, offline: access and risk.",
+    ),
+    "import": (
+        "reconciler.commands.import_",
+        "import_",
+        "Write specs for existing keys so the next apply adopts them without change.",
+    ),
+    "rotate": (
+        "reconciler.commands.rotate",
+        "rotate",
+        "Rotate a managed key's material on demand, in every selected target that has it.",
+    ),
+    "force-unlock": (
+        "reconciler.commands.force_unlock",
+        "force_unlock_",
+        "Clear the apply lock of one target, left by a run that died (SIGKILL, a cancelled "
+        "CI job). Give the LOCK_ID the refusal printed to clear only that lock.",
+    ),
+}
 
 DEBUG_ENV = "KMS_RECONCILER_DEBUG"
 
@@ -43,7 +103,30 @@ DEBUG_ENV = "KMS_RECONCILER_DEBUG"
 class ExitCodeGroup(click.Group):
     """click, with the tool's exit codes: a usage error (unknown option, bad choice, missing
     argument) is an input error, exit 1 in one ``error:`` line; 2 means only "changes
-    present", "drift found" or "blocking findings" (click's own usage code is 2)."""
+    present", "drift found" or "blocking findings" (click's own usage code is 2).
+
+    Commands are loaded lazily from ``COMMANDS`` (click's documented lazy-group pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute, _ = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click's, from the help in ``COMMANDS``: no command module is imported."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [(name, _short_help(COMMANDS[name][2], limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -82,6 +165,25 @@ class ExitCodeGroup(click.Group):
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
+def _short_help(text: str, limit: int) -> str:
+    """The first sentence, cut to ``limit`` characters with "..." as click cuts a command's
+    short help (click.utils.make_default_short_help, deprecated in click 8.5)."""
+    words = text.split()
+    length = 0
+    for i, word in enumerate(words):
+        length += len(word) + (i > 0)
+        if length > limit:
+            break
+        if word.endswith("."):
+            return " ".join(words[: i + 1])
+    else:
+        return " ".join(words)
+    kept = words[:i]
+    while kept and len(" ".join(kept)) + 3 > limit:
+        kept.pop()
+    return " ".join(kept) + "..."
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -105,24 +207,6 @@ def _usage_line(exc: click.ClickException) -> str:
 @click.version_option(__version__, prog_name="kms-reconciler")
 def main() -> None:
     """Keep AWS KMS keys in git: validate, plan and apply key specs under keyspecs/."""
-
-
-for command in (
-    validate,
-    render,
-    targets,
-    permissions_,
-    schema_,
-    init_,
-    plan,
-    apply,
-    drift,
-    review,
-    import_,
-    rotate,
-    force_unlock_,
-):
-    main.add_command(command)
 
 
 if __name__ == "__main__":  # pragma: no cover

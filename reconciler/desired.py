@@ -137,8 +137,14 @@ def build_desired(
     targets: Iterable[Target],
     renderer: PolicyRenderer | None = None,
     key_names: Sequence[str] = (),
+    *,
+    oversize_policies: bool = False,
 ) -> list[DesiredTarget]:
-    """Desired state for each target. Raises one InputError with every problem found."""
+    """Desired state for each target. Raises one InputError with every problem found.
+
+    ``oversize_policies``: a rendered policy over KMS's size limit is not an input error
+    (review reports it as a finding, KMS015, beside its access change; validate and plan
+    refuse it, as KMS would)."""
     renderer = renderer or PolicyRenderer(inventory.policies_dir)
     all_targets = inventory.settings.targets
     problems: list[Problem] = []
@@ -150,7 +156,7 @@ def build_desired(
                 continue
             if key_names and loaded.spec.name not in key_names:
                 continue
-            desired = _desired_key(inventory, target, loaded, renderer, problems)
+            desired = _desired_key(inventory, target, loaded, renderer, problems, oversize_policies)
             if desired is not None:
                 keys.append(desired)
         out.append(
@@ -163,6 +169,9 @@ def build_desired(
                     [*inventory.settings.trusted_accounts, *(t.account_id for t in all_targets)]
                 ),
                 organization_ids=frozenset(inventory.settings.organization_ids),
+                deployer_arns=tuple(inventory.settings.review.deployer_arns),
+                fan_out_threshold=inventory.settings.review.fan_out_threshold or 5,
+                require_deny_on_bypass=inventory.settings.review.require_deny_on_bypass,
                 default_deletion_window_days=_first(
                     target.defaults.deletion_window_days,
                     inventory.settings.defaults.deletion_window_days,
@@ -207,6 +216,7 @@ def _desired_key(
     loaded: LoadedKey,
     renderer: PolicyRenderer,
     problems: list[Problem],
+    oversize_ok: bool = False,
 ) -> DesiredKey | None:
     spec = loaded.spec
     # An imported spec says `inherit_defaults: false`: it describes its key as it is.
@@ -227,13 +237,9 @@ def _desired_key(
     key_spec = spec.key_spec or catalog.SYMMETRIC_DEFAULT
     key_usage = spec.key_usage or catalog.default_key_usage(key_spec) or catalog.ENCRYPT_DECRYPT
     origin = spec.origin or catalog.ORIGIN_AWS_KMS
-    allowed_regions = catalog.KEY_SPEC_REGIONS.get(key_spec)
-    if allowed_regions and target.region not in allowed_regions:
-        problem(
-            f"{key_spec} keys exist only in {', '.join(sorted(allowed_regions))}, "
-            f"not in {target.region} (target '{target.name}')",
-            "key_spec",
-        )
+    region_problem = catalog.key_spec_region_problem(key_spec, target.region)
+    if region_problem:
+        problem(f"{region_problem} (target '{target.name}')", "key_spec")
 
     rotation_layers = [layer.rotation for layer in layers] + [spec.rotation]
     rotation_enabled: bool | None = _first(
@@ -317,7 +323,15 @@ def _desired_key(
         problems.append(Problem(message, file, line, dotted(full), key))
 
     rendered_policy = _render_policy(
-        policy_source, context, renderer, target, info.partition, problems, policy_problem, spec
+        policy_source,
+        context,
+        renderer,
+        target,
+        info.partition,
+        problems,
+        policy_problem,
+        spec,
+        oversize_ok,
     )
     if rendered_policy is None:
         return None
@@ -367,6 +381,7 @@ def _desired_key(
         problems,
         policy_problem,
         tool_tags(identity),
+        oversize_ok,
     )
     if primary_region is not None and primary_region not in regions:
         problem(
@@ -400,6 +415,7 @@ def _desired_replicas(
     problems: list[Problem],
     key_policy_problem: PolicyProblem,
     reserved_tags: frozenset[str] = frozenset(),
+    oversize_ok: bool = False,
 ) -> tuple[DesiredReplica, ...]:
     """The replicas of a multi-Region key: each field the replica leaves out is the key's
     own (tags merge key by key; the policy is rendered again with the replica's Region)."""
@@ -434,12 +450,9 @@ def _desired_replicas(
                 "region",
             )
             continue
-        allowed = catalog.KEY_SPEC_REGIONS.get(key.key_spec)
-        if allowed and region not in allowed:
-            problem(
-                f"{key.key_spec} keys exist only in {', '.join(sorted(allowed))}, not in {region}",
-                "region",
-            )
+        region_problem = catalog.key_spec_region_problem(key.key_spec, region)
+        if region_problem:
+            problem(region_problem, "region")
             continue
         # the key's tags, then the replica's own (null: leave one of the key's off)
         for tag in sorted(reserved_tags & set(replica.tags)):
@@ -485,6 +498,7 @@ def _desired_replicas(
             problems,
             policy_problem,
             spec,
+            oversize_ok,
         )
         if rendered is None:
             continue
@@ -517,6 +531,7 @@ def _render_policy(
     problems: list[Problem],
     policy_problem: PolicyProblem,
     spec: Any,
+    oversize_ok: bool = False,
 ) -> tuple[dict[str, Any], str, str, str | None] | None:
     """(document, exact JSON text, origin, template file) of a key's policy, checked;
     None when it cannot be rendered (the problem is recorded)."""
@@ -544,7 +559,7 @@ def _render_policy(
         else:
             policy_problem(message + from_text)
     size = len(policy_text.encode())
-    if size > catalog.POLICY_MAX_BYTES:
+    if size > catalog.POLICY_MAX_BYTES and not oversize_ok:
         policy_problem(
             f"the rendered policy is {size} bytes; KMS allows at most "
             f"{catalog.POLICY_MAX_BYTES}{from_text}"

@@ -9,18 +9,28 @@ never drift, because the planner compares policies by meaning.
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from reconciler import catalog
+from reconciler.catalog import UNUSED_AFTER_DAYS
 from reconciler.findings import Rule, Severity
 from reconciler.plan import Action, FieldChange, KeyPlan
 from reconciler.planner import GrantDiff, PlanOptions, diff_grants, make_plan
-from reconciler.policy import AccessChange, StatementChange, access_changes
+from reconciler.policy import (
+    AccessChange,
+    StatementChange,
+    access_changes,
+    deleted_principals,
+    without_deleted_principals,
+)
 from reconciler.spec import IgnoreRule
 from reconciler.state import (
     DesiredTarget,
+    KeyUsage,
     ObservedKey,
     ObservedTarget,
     RotationInfo,
@@ -28,6 +38,7 @@ from reconciler.state import (
     is_lock_anchor,
     replica_tag,
 )
+from reconciler.usage import unused_for
 
 RULES: Mapping[str, Rule] = {
     r.id: r
@@ -81,6 +92,15 @@ RULES: Mapping[str, Rule] = {
             Severity.MEDIUM,
             "Key policy grants less access",
             "Access was removed outside review; callers may fail.",
+        ),
+        Rule(
+            "principal-deleted",
+            Severity.MEDIUM,
+            "Key policy names a deleted principal",
+            "An IAM role or user the key policy names was deleted: KMS shows it by its "
+            "unique ID (AROA..., AIDA...), which matches nobody, not even a role re-created "
+            "under the same name. Its access is gone (callers fail); nobody gained any. "
+            "Re-create the principal, then apply to put its ARN back.",
         ),
         Rule(
             "policy-changed",
@@ -196,6 +216,14 @@ RULES: Mapping[str, Rule] = {
             "A customer key that the inventory neither manages nor ignores.",
         ),
         Rule(
+            "unused-key",
+            Severity.LOW,
+            "Customer key with no recorded use",
+            "KMS recorded no cryptographic use of this key for the inventory's "
+            "unused_after_days (GetKeyLastUsage), yet it is billed every month: retire it "
+            "(disable it first and watch for failures), or declare why it is kept.",
+        ),
+        Rule(
             "key-unreadable",
             Severity.MEDIUM,
             "Customer key that cannot be read",
@@ -220,6 +248,7 @@ class Finding:
     line: int | None = None
     details: tuple[str, ...] = ()
     region: str | None = None  # a multi-Region key's member in another Region
+    monthly_cost: float | None = None  # unused-key: US dollars a month to keep the key
 
 
 @dataclass(frozen=True)
@@ -231,6 +260,8 @@ class TargetDrift:
     unmanaged: int = 0
     ignored: int = 0
     rotation: tuple[RotationInfo, ...] = ()
+    usage_reads: int = 0  # GetKeyLastUsage calls (included in read_calls)
+    usage_unknown: tuple[str, ...] = ()  # keys whose use could not be read: "ID (code)"
 
     def at_least(self, severity: Severity) -> list[Finding]:
         return [f for f in self.findings if f.severity >= severity]
@@ -255,12 +286,34 @@ class DriftReport:
         return sum(t.read_calls for t in self.targets)
 
 
+def usage_candidates(
+    desired: DesiredTarget, observed: ObservedTarget, ignore: Sequence[IgnoreRule] = ()
+) -> list[str]:
+    """The keys whose use drift reads (GetKeyLastUsage, one call each): every customer key
+    in the target's Region that it reports, managed or not, but those the inventory
+    ignores, those pending deletion (not billed, reported already), the apply lock's anchor
+    and replicas managed from another target."""
+    family_tag = replica_tag(desired.identity_tag)
+    return [
+        k.key_id
+        for k in observed.keys
+        if k.key_manager != "AWS"
+        and not k.pending_deletion
+        and not is_lock_anchor(k)
+        and family_tag not in k.tags
+        and (desired.identity_tag in k.tags or not is_ignored(k, ignore))
+    ]
+
+
 def detect(
     desired: DesiredTarget,
     observed: ObservedTarget,
     ignore: Sequence[IgnoreRule] = (),
     inventory_file: str = "keyspecs/inventory.yaml",
     now: datetime | None = None,
+    usage: Sequence[KeyUsage] = (),
+    usage_reads: int = 0,
+    unused_after_days: int = UNUSED_AFTER_DAYS,
 ) -> TargetDrift:
     now = now or datetime.now(timezone.utc)
     plan = make_plan(desired, observed, PlanOptions(report_only=True))
@@ -335,6 +388,9 @@ def detect(
                 file=inventory_file,
             )
         )
+    findings.extend(
+        _unused_findings(plan.keys, observed, usage, unused_after_days, desired, inventory_file)
+    )
     findings.sort(key=lambda f: (-f.severity, f.key or "~", f.key_id or "", f.rule, f.message))
     rotation = tuple(
         RotationInfo.of(k, k.name(desired.identity_tag) or "")
@@ -344,12 +400,62 @@ def detect(
     return TargetDrift(
         target=desired.target,
         findings=tuple(findings),
-        read_calls=observed.read_calls,
         managed=len(managed_ids),
         unmanaged=len(unmanaged) - len(ignored),
         ignored=len(ignored),
         rotation=rotation,
+        read_calls=observed.read_calls + usage_reads,
+        usage_reads=usage_reads,
+        usage_unknown=tuple(f"{u.key_id} ({u.error})" for u in usage if u.error),
     )
+
+
+def _unused_findings(
+    planned: Sequence[KeyPlan],
+    observed: ObservedTarget,
+    usage: Sequence[KeyUsage],
+    days: int,
+    desired: DesiredTarget,
+    inventory_file: str,
+) -> list[Finding]:
+    """unused-key: a key with no recorded use for ``days``, with what keeping it costs."""
+    by_id = observed.by_id()
+    declared = {k.key_id: k for k in planned if k.key_id}
+    out = []
+    for u in usage:
+        key = by_id.get(u.key_id)
+        if key is None or not unused_for(u, days):
+            continue
+        name = key.name(desired.identity_tag)
+        cost = catalog.monthly_cost(key.rotations)
+        price = catalog.KMS_PRICING
+        shown = f"${cost:.2f}/month" if key.rotations is not None else f"at least ${cost:.2f}/month"
+        spec = declared.get(u.key_id)
+        label = f"key '{name}' ({u.key_id})" if name else f"unmanaged key {u.key_id}"
+        rotated = (
+            f"{key.rotations} rotation(s) so far"
+            if key.rotations is not None
+            else "rotations not read (unmanaged key)"
+        )
+        out.append(
+            _finding(
+                "unused-key",
+                f"{label} has no recorded use for {u.idle_days()} days ({u.describe()}); "
+                f"keeping it costs {shown}",
+                key=name,
+                key_id=u.key_id,
+                file=spec.source.file if spec is not None and spec.source else inventory_file,
+                line=spec.source.line if spec is not None and spec.source else None,
+                monthly_cost=cost,
+                details=(
+                    f"cost: ${price['key_per_month']:.2f}/month for the key, plus "
+                    f"${price['rotation_per_month']:.2f}/month for each of its first "
+                    f"{price['rotations_billed_max']} rotations ({rotated}); prices from "
+                    f"{price['source']} as of {price['checked']}",
+                ),
+            )
+        )
+    return out
 
 
 def _finding(rule: str, message: str, **fields: Any) -> Finding:
@@ -613,8 +719,10 @@ def _policy_finding(
     """Who gained or lost which actions, relative to the inventory (inventory -> KMS now)."""
     details = [line for s in change.statements for line in _statement_lines(s)]
     changes: tuple[AccessChange, ...] = ()
+    deleted = deleted_principals(observed.policy if observed is not None else None)
     if observed is not None and observed.policy is not None and wanted is not None:
-        changes = access_changes(wanted, observed.policy)
+        # a deleted principal (unique ID) matches nobody: it gains nothing
+        changes = access_changes(wanted, without_deleted_principals(observed.policy))
     details += [line for ac in changes for line in _access_lines(ac)]
     gained = any(ac.gained for ac in changes)
     lost = any(ac.lost for ac in changes)
@@ -625,6 +733,20 @@ def _policy_finding(
     )
     if gained or deny_removed:
         rule, verb = "policy-widened", "grants more access than"
+    elif deleted:
+        where_deleted = "; ".join(
+            f"{'statement ' + json.dumps(sid) if sid else 'a statement without Sid'} names "
+            f"{', '.join(ids)}"
+            for sid, ids in deleted
+        )
+        return _finding(
+            "principal-deleted",
+            f"{_label(key)}: a principal of the key policy was deleted ({where_deleted}: "
+            "the unique ID KMS shows for a deleted IAM role or user, which matches nobody)",
+            **where,
+            field="policy",
+            details=tuple(details),
+        )
     elif lost:
         rule, verb = "policy-narrowed", "grants less access than"
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -307,15 +307,85 @@ def _read_yaml(
     text = _read_text(path, shown, problems)
     if text is None:
         return None, {}, {}
-    loader: _BoundedLoader | None = None
+    return parse_yaml(text, shown, problems)
+
+
+LIBYAML = bool(getattr(yaml, "__with_libyaml__", False))
+
+
+def parse_yaml(
+    text: str, shown: str, problems: list[Problem], *, libyaml: bool | None = None
+) -> tuple[Any, dict[YamlPath, int], dict[YamlPath, str]]:
+    """One YAML document: its data, the line of every path, the text of every unquoted scalar.
+
+    With libyaml (``libyaml``; by default LIBYAML, whether PyYAML was built with it) the
+    document is composed in C, several times faster, with exactly the results of the
+    pure-Python loader: the same bounds counted in the same order, the same values, lines
+    and refusals.
+    Anything libyaml cannot read (a syntax error, a character YAML does not allow, a value
+    that cannot be constructed) is read again by the pure-Python loader, whose message is
+    the one shown, so an error reads the same with or without libyaml.
+    """
+    if LIBYAML if libyaml is None else libyaml:
+        found: list[Problem] = []
+        parsed = _parse_libyaml(text, shown, found)
+        if parsed is not None:
+            problems.extend(found)
+            return parsed
+    return _parse(text, shown, problems, _BoundedLoader)
+
+
+def _parse_libyaml(
+    text: str, shown: str, problems: list[Problem]
+) -> tuple[Any, dict[YamlPath, int], dict[YamlPath, str]] | None:
+    """`_parse` with libyaml's parser and composer; None when the pure-Python loader must
+    read the text instead (to say what is wrong with it in its own words)."""
+    if _NON_PRINTABLE.search(text):  # the pure-Python reader refuses these at once
+        return None
+    if _READ_OTHERWISE.search(text):
+        return None
     try:
-        _precheck(text)
-        loader = _BoundedLoader(text)
+        aliases = _check_bounds(text)
+    except _Refused as exc:
+        problems.append(Problem(exc.message, shown, exc.line))
+        return None, {}, {}
+    except (yaml.YAMLError, _Fallback):
+        return None
+    try:
+        return _parse(text, shown, problems, yaml.CSafeLoader, aliases=aliases, fallible=True)
+    except _Fallback:
+        return None
+
+
+class _Fallback(Exception):
+    """libyaml could not read a document: the pure-Python loader reads it again."""
+
+
+def _parse(
+    text: str,
+    shown: str,
+    problems: list[Problem],
+    make_loader: Callable[[str], yaml.SafeLoader | yaml.CSafeLoader],
+    *,
+    aliases: bool | None = None,
+    fallible: bool = False,
+) -> tuple[Any, dict[YamlPath, int], dict[YamlPath, str]]:
+    """Compose, check and construct one document with a loader made for it.
+
+    ``aliases``: whether the document has an alias (None: the _BoundedLoader saw as it
+    composed). ``fallible``: a YAML or value error raises _Fallback instead of becoming a
+    problem."""
+    loader = None
+    try:
+        loader = make_loader(text)
         node = loader.get_single_node()
         if node is None:
             problems.append(Problem("the file is empty", shown, 1))
             return None, {}, {}
-        _check_expansion(node)
+        if aliases is None:
+            aliases = not isinstance(loader, _BoundedLoader) or loader.aliases
+        if aliases:  # without one the bounds checked while composing are all there is
+            _check_expansion(node)
         lines: dict[YamlPath, int] = {}
         raw: dict[YamlPath, str] = {}
         duplicates: list[Problem] = []
@@ -324,25 +394,10 @@ def _read_yaml(
     except _Refused as exc:
         problems.append(Problem(exc.message, shown, exc.line))
         return None, {}, {}
-    except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        problems.append(
-            Problem(
-                f"invalid YAML: the control character U+{exc.character:04X} is not allowed "
-                "(write it as an escape inside double quotes)",
-                shown,
-                line,
-            )
-        )
-        return None, {}, {}
-    except yaml.MarkedYAMLError as exc:
-        problems.append(_yaml_problem(exc, shown))
-        return None, {}, {}
-    except yaml.YAMLError as exc:
-        problems.append(Problem(f"invalid YAML: {_one_line(exc)}", shown))
-        return None, {}, {}
-    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4300 digits
-        problems.append(Problem(f"invalid YAML value: {_one_line(exc)}", shown))
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:
+        if fallible:
+            raise _Fallback from None
+        problems.append(_error_problem(exc, text, shown))
         return None, {}, {}
     finally:
         if loader is not None:
@@ -350,6 +405,23 @@ def _read_yaml(
     for problem in duplicates:
         problems.append(replace(problem, key=_key_name(data, problem.field)))
     return data, lines, raw
+
+
+def _error_problem(exc: Exception, text: str, shown: str) -> Problem:
+    """What the pure-Python loader's exception says, in one line with the file and line."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        return Problem(
+            f"invalid YAML: the control character U+{exc.character:04X} is not allowed "
+            "(write it as an escape inside double quotes)",
+            shown,
+            text.count("\n", 0, exc.position) + 1,
+        )
+    if isinstance(exc, yaml.MarkedYAMLError):
+        return _yaml_problem(exc, shown)
+    if isinstance(exc, yaml.YAMLError):
+        return Problem(f"invalid YAML: {_one_line(exc)}", shown)
+    # e.g. an integer of more than 4300 digits
+    return Problem(f"invalid YAML value: {_one_line(exc)}", shown)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -395,33 +467,46 @@ _COLLECTION_END = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
 _NODE_EVENTS = (yaml.ScalarEvent, yaml.AliasEvent, *_COLLECTION_START)
 
 
-def _precheck(text: str) -> None:
-    """The bounds of _BoundedLoader, checked first with libyaml's parser when it is there:
-    it reads events ~50 times faster, so an oversized file is refused at once. A syntax
-    error is left to the pure-Python loader, whose messages say more."""
-    if not getattr(yaml, "__with_libyaml__", False):
-        return
+_NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
+# Text that libyaml reads and PyYAML refuses or reads otherwise: a tab (`{a\tb: c}`), a byte
+# order mark after the start (libyaml skips it), a comment right after a block scalar's
+# header (`key: >#c`). Found by tests/test_loader_libyaml.py's mutations.
+_READ_OTHERWISE = re.compile(r"\t|.\ufeff|[|>][-+0-9]*#", re.DOTALL)
+
+
+def _check_bounds(text: str) -> bool:
+    """The bounds of _BoundedLoader on libyaml's events, before libyaml composes anything
+    (its composer recurses in C): the same values counted in the same order, every node an
+    alias too, each at its depth, so a refusal names the same value and line. True when the
+    document has an alias.
+
+    _Fallback where PyYAML reads the text otherwise: a `?` in a plain scalar inside a flow
+    collection (`[a?b]`) ends the scalar for PyYAML, which then refuses the rest."""
     parser = yaml.CSafeLoader(text)
-    depth = nodes = 0
+    flow: list[bool] = []  # per open collection: whether it is a flow one
+    nodes = 0
+    aliases = False
     try:
         while parser.check_event():
             event = parser.get_event()
             if isinstance(event, _NODE_EVENTS):
+                line = event.start_mark.line + 1 if event.start_mark else None
                 nodes += 1
                 if nodes > MAX_NODES:
-                    line = event.start_mark.line + 1 if event.start_mark else None
                     raise _Refused(f"the file holds more than {MAX_NODES} values; split it", line)
-            if isinstance(event, _COLLECTION_START):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    line = event.start_mark.line + 1 if event.start_mark else None
+                if len(flow) + 1 > MAX_DEPTH:
                     raise _Refused(f"values nest more than {MAX_DEPTH} levels deep", line)
+                if isinstance(event, _COLLECTION_START):
+                    flow.append(bool(event.flow_style) or bool(flow and flow[-1]))
+                elif isinstance(event, yaml.AliasEvent):
+                    aliases = True
+                elif flow and flow[-1] and not event.style and "?" in event.value:
+                    raise _Fallback
             elif isinstance(event, _COLLECTION_END):
-                depth -= 1
-    except yaml.YAMLError:
-        return
+                flow.pop()
     finally:
         parser.dispose()
+    return aliases
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -432,9 +517,12 @@ class _BoundedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
         self._nodes = 0
+        self.aliases = False  # whether the document has an alias (so far)
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1
+        self.aliases = self.aliases or isinstance(event, yaml.AliasEvent)
         self._nodes += 1
         if self._nodes > MAX_NODES:
             raise _Refused(f"the file holds more than {MAX_NODES} values; split it", line)
@@ -526,7 +614,7 @@ def _walk(
     problems: list[Problem],
 ) -> None:
     lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.ScalarNode) and node.style is None:
+    if isinstance(node, yaml.ScalarNode) and not node.style:  # plain: None, libyaml ''
         raw[path] = node.value  # as written: 0123, no, 1.10 (YAML reads 83, False, 1.1)
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import botocore.exceptions
@@ -40,7 +40,7 @@ import botocore.exceptions
 from reconciler import catalog
 from reconciler.aws import KmsApi, error_code, error_message, retryable
 from reconciler.errors import AwsError
-from reconciler.state import Grant, ObservedKey, ObservedTarget, TargetInfo
+from reconciler.state import Grant, KeyUsage, ObservedKey, ObservedTarget, TargetInfo
 
 _GONE = ("NotFoundException",)
 _NOT_APPLICABLE = (
@@ -111,6 +111,9 @@ CALLS: frozenset[str] = frozenset(
         "ListKeyRotations",
     }
 )
+# GetKeyLastUsage (``read_usage``): plan and apply read it for the keys a plan retires or
+# restricts, drift for every customer key it reports (one call per key).
+USAGE_CALLS: frozenset[str] = frozenset({"GetKeyLastUsage"})
 
 
 @dataclass(frozen=True)
@@ -460,6 +463,7 @@ def _details(
                 info["_on_demand_rotations"] = sum(
                     1 for r in rotations if r.get("RotationType") == "ON_DEMAND"
                 )
+                info["_rotations"] = len(rotations)
     return info
 
 
@@ -540,6 +544,7 @@ def _observed_key(
         valid_to=_date(info.get("ValidTo")),
         last_rotation_date=_date(info.get("_last_rotation")),
         on_demand_rotations=info.get("_on_demand_rotations"),
+        rotations=info.get("_rotations"),
         grants=info.get("_grants"),
         region=region,
         multi_region_type=config.get("MultiRegionKeyType"),
@@ -550,6 +555,47 @@ def _observed_key(
 
 def _date(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) else None
+
+
+def read_usage(
+    api_in: Callable[[str | None], KmsApi],
+    keys: Iterable[tuple[str, str | None]],
+    workers: int = 16,
+    progress: Progress | None = None,
+) -> tuple[tuple[KeyUsage, ...], int]:
+    """GetKeyLastUsage for each (key ID, Region: None for ``api_in(None)``'s), side by side;
+    the answers in the same order and the calls made. A key whose use cannot be read is a
+    ``KeyUsage`` with the error code (AccessDeniedException: kms:GetKeyLastUsage missing),
+    never a failed run: the plan shows it as unknown and apply's guard refuses on it."""
+    refs = list(dict.fromkeys(keys))
+    clients = {region: api_in(region) for region in {r for _, r in refs}}
+    before = {region: api.total_calls for region, api in clients.items()}
+
+    def one(ref: tuple[str, str | None]) -> KeyUsage:
+        key_id, region = ref
+        read_at = datetime.now(timezone.utc)
+        try:
+            answer = clients[region].call("GetKeyLastUsage", KeyId=key_id)
+        except botocore.exceptions.ClientError as exc:
+            return KeyUsage(key_id, read_at, region, error=error_code(exc) or "error")
+        except botocore.exceptions.BotoCoreError as exc:
+            return KeyUsage(key_id, read_at, region, error=type(exc).__name__)
+        last = answer.get("KeyLastUsage") or {}
+        return KeyUsage(
+            key_id,
+            read_at,
+            region,
+            operation=last.get("Operation"),
+            last_used=_date(last.get("Timestamp")),
+            tracking_start=_date(answer.get("TrackingStartDate")),
+            created=_date(answer.get("KeyCreationDate")),
+        )
+
+    if not refs:
+        return (), 0
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(refs)))) as pool:
+        found = tuple(pool.map(_counted(progress, "key usage", refs, one), refs))
+    return found, sum(api.total_calls - before[r] for r, api in clients.items())
 
 
 class KeyFinder:

@@ -24,11 +24,13 @@ from reconciler import applier, lock, observe
 
 READ_ONLY = ("plan", "drift", "import", "review")
 COMMANDS: Mapping[str, frozenset[str]] = {
-    "plan": observe.CALLS,
-    "drift": observe.CALLS,
+    # GetKeyLastUsage (observe.USAGE_CALLS): plan and apply read it for the keys a plan
+    # retires or restricts, drift for every customer key it reports (one call per key).
+    "plan": observe.CALLS | observe.USAGE_CALLS,
+    "drift": observe.CALLS | observe.USAGE_CALLS,
     "import": observe.CALLS,
     "review": observe.CALLS,  # review --live; review alone makes no AWS call
-    "apply": observe.CALLS | applier.CALLS | lock.CALLS,
+    "apply": observe.CALLS | observe.USAGE_CALLS | applier.CALLS | lock.CALLS,
     "rotate": observe.CALLS | applier.ROTATE_CALLS | lock.CALLS,
     "force-unlock": lock.CALLS,
 }
@@ -36,6 +38,19 @@ COMMANDS: Mapping[str, frozenset[str]] = {
 UNSCOPED = frozenset({"ListKeys", "ListAliases", "CreateKey"})
 # Alias operations are authorised on the alias and on the key it points at.
 ALIAS_CALLS = frozenset({"CreateAlias", "UpdateAlias", "DeleteAlias"})
+
+
+# What each command's kms:GetKeyLastUsage is for (the permissions command says it).
+USAGE_NOTES: Mapping[str, str] = {
+    "plan": "kms:GetKeyLastUsage: one call per key the plan disables, schedules for deletion "
+    "or takes an alias, a grant or policy access from (none for a plan without such a change)",
+    "apply": "kms:GetKeyLastUsage: one call per key the plan disables, schedules for deletion "
+    "or takes an alias, a grant or policy access from; apply refuses to retire a key whose "
+    "use it cannot read (unless --allow-in-use)",
+    "drift": "kms:GetKeyLastUsage: one call per customer key drift reports (managed and "
+    "unmanaged, not ignored), for the unused-key finding; without it those keys are "
+    "reported as of unknown use",
+}
 
 
 def operations(command: str) -> frozenset[str]:

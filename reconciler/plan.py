@@ -12,9 +12,9 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from reconciler.catalog import DEFAULT_IDENTITY_TAG
+from reconciler.catalog import DEFAULT_IDENTITY_TAG, RETIRE_GUARD_DAYS
 from reconciler.policy import StatementChange
-from reconciler.state import RotationInfo, SourceRef, TargetInfo
+from reconciler.state import KeyUsage, RotationInfo, SourceRef, TargetInfo
 
 FORMAT_VERSION = 1
 
@@ -162,6 +162,16 @@ class TargetPlan:
     regions_read: tuple[str, ...] = ()  # the other Regions whose aliases the plan read
     # Rotation details of the managed keys that rotate (what KMS reported; details only).
     rotation: tuple[RotationInfo, ...] = ()
+    # The last use of the keys this plan retires or restricts (GetKeyLastUsage, read after
+    # planning: see ``reconciler.usage``), and how many reads that took.
+    usage: tuple[KeyUsage, ...] = ()
+    usage_reads: int = 0
+
+    def usage_of(self, key_id: str | None, region: str | None = None) -> KeyUsage | None:
+        for u in self.usage:
+            if u.key_id == key_id and u.region == region:
+                return u
+        return None
 
     def count(self, *actions: Action) -> int:
         return sum(1 for k in self.keys if k.action in actions)
@@ -185,6 +195,9 @@ class Plan:
     extra: Mapping[str, Any] = field(default_factory=dict)
     # ``--key``: the only keys planned (empty: every key); other keys and orphans are not
     partial_keys: tuple[str, ...] = ()
+    # apply refuses to disable or delete a key used within this many days (the inventory's
+    # ``retire_guard_days``) unless --allow-in-use
+    retire_guard_days: int = RETIRE_GUARD_DAYS
 
     @property
     def has_changes(self) -> bool:
@@ -212,6 +225,7 @@ def to_dict(plan: Plan) -> dict[str, Any]:
         "allow_destroy": plan.allow_destroy,
         "partial_keys": list(plan.partial_keys),
         "identity_tag": plan.identity_tag,
+        "retire_guard_days": plan.retire_guard_days,
         "summary": {
             "create": plan.count(Action.CREATE),
             "update": plan.count(Action.UPDATE, Action.RECOVER),
@@ -224,6 +238,7 @@ def to_dict(plan: Plan) -> dict[str, Any]:
             },
             "operations": sum(len(t.operations) for t in plan.targets),
             "destructive_operations": len(plan.destructive_operations),
+            "usage_reads": sum(t.usage_reads for t in plan.targets),
         },
         "targets": [_target_to_dict(t) for t in plan.targets],
     }
@@ -259,7 +274,9 @@ def _target_to_dict(tp: TargetPlan) -> dict[str, Any]:
             }
             for r in tp.rotation
         ],
-        "keys": [_key_to_dict(k) for k in tp.keys],
+        "usage_reads": tp.usage_reads,
+        "usage": [_usage_to_dict(u) for u in tp.usage],
+        "keys": [_key_to_dict(k, tp) for k in tp.keys],
         "orphans": [{"name": o.name, "key_id": o.key_id, "reason": o.reason} for o in tp.orphans],
         "warnings": list(tp.warnings),
         "operations": [_op_to_dict(op) for op in tp.operations],
@@ -280,7 +297,37 @@ def _op_to_dict(op: Operation) -> dict[str, Any]:
     return out
 
 
-def _key_to_dict(k: KeyPlan) -> dict[str, Any]:
+def _usage_to_dict(u: KeyUsage) -> dict[str, Any]:
+    return {
+        "key_id": u.key_id,
+        "region": u.region,
+        "read_at": u.read_at.isoformat(),
+        "operation": u.operation,
+        "last_used": u.last_used.isoformat() if u.last_used else None,
+        "tracking_start": u.tracking_start.isoformat() if u.tracking_start else None,
+        "key_created": u.created.isoformat() if u.created else None,
+        "error": u.error or None,
+        "text": u.describe(),
+    }
+
+
+def _usage_from_dict(u: Mapping[str, Any]) -> KeyUsage:
+    read_at = _date(u.get("read_at"))
+    if read_at is None:
+        raise KeyError("read_at")
+    return KeyUsage(
+        key_id=u["key_id"],
+        read_at=read_at,
+        region=u.get("region"),
+        operation=u.get("operation"),
+        last_used=_date(u.get("last_used")),
+        tracking_start=_date(u.get("tracking_start")),
+        created=_date(u.get("key_created")),
+        error=u.get("error") or "",
+    )
+
+
+def _key_to_dict(k: KeyPlan, tp: TargetPlan | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": k.name,
         "action": k.action.value,
@@ -313,8 +360,11 @@ def _key_to_dict(k: KeyPlan) -> dict[str, Any]:
     }
     if k.region is not None:
         out["region"] = k.region
+    used = tp.usage_of(k.key_id, k.region) if tp is not None and k.key_id else None
+    if used is not None:
+        out["last_used"] = used.describe()
     if k.replicas:
-        out["replicas"] = [_key_to_dict(r) for r in k.replicas]
+        out["replicas"] = [_key_to_dict(r, tp) for r in k.replicas]
     return out
 
 
@@ -366,6 +416,7 @@ def from_dict(data: Mapping[str, Any]) -> Plan:
             partial_keys=tuple(data.get("partial_keys") or ()),
             inventory=str(data.get("inventory", "")),
             identity_tag=str(data.get("identity_tag", DEFAULT_IDENTITY_TAG)),
+            retire_guard_days=int(data.get("retire_guard_days", RETIRE_GUARD_DAYS)),
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"the plan file is incomplete or damaged ({exc!r})") from None
@@ -417,6 +468,8 @@ def _target_from_dict(data: Mapping[str, Any]) -> TargetPlan:
             )
             for r in data.get("rotation", ())
         ),
+        usage=tuple(_usage_from_dict(u) for u in data.get("usage", ())),
+        usage_reads=int(data.get("usage_reads", 0)),
         orphans=tuple(Orphan(o["name"], o["key_id"], o["reason"]) for o in data["orphans"]),
         warnings=tuple(data.get("warnings", [])),
         caller_arn=data.get("caller_arn", ""),

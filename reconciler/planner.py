@@ -12,7 +12,13 @@ from typing import Any
 
 from reconciler.errors import PlanError, Problem
 from reconciler.plan import Action, FieldChange, KeyPlan, Operation, OpKind, Orphan, TargetPlan
-from reconciler.policy import Canonicals, can_manage_policy, diff_statements, removes_access
+from reconciler.policy import (
+    Canonicals,
+    can_manage_policy,
+    diff_statements,
+    removes_access,
+    without_deleted_principals,
+)
 from reconciler.state import (
     DesiredKey,
     DesiredReplica,
@@ -786,7 +792,11 @@ def _diff_policy(
     if b.canonicals.equal(have.policy, want.policy):
         return
     _check_lockout(b, dk, region)
-    destructive = removes_access(have.policy, want.policy, partition=partition)
+    # A deleted role or user shows as its unique ID and matches nobody: putting an ARN back
+    # in its place takes no access away (not destructive).
+    destructive = removes_access(
+        without_deleted_principals(have.policy), want.policy, partition=partition
+    )
     changes.append(
         FieldChange(
             "policy",

@@ -56,12 +56,14 @@ __all__ = [
     "can_manage_policy",
     "canonical_json",
     "canonicalize",
+    "deleted_principals",
     "denied",
     "diff_statements",
     "expand_actions",
     "policies_equal",
     "removes_access",
     "validate_policy",
+    "without_deleted_principals",
 ]
 
 ALL_KMS_ACTIONS: Final[frozenset[str]] = frozenset(f"kms:{name}" for name in catalog.KMS_ACTIONS)
@@ -669,6 +671,72 @@ def removes_access(before: Policy | None, after: Policy | None, *, partition: st
     if before is None:
         return False
     return any(change.lost for change in access_changes(before, after, partition=partition))
+
+
+def deleted_principals(doc: Policy | None) -> list[tuple[str | None, list[str]]]:
+    """(Sid, unique IDs) of each statement naming a deleted IAM role or user.
+
+    KMS rewrites a deleted principal to its unique ID (AROA..., AIDA...;
+    ``catalog.UNIQUE_ID_PRINCIPAL``) in Principal or NotPrincipal. Such an entry matches no
+    caller: a principal re-created under the same name has a new unique ID.
+    """
+    if not isinstance(doc, Mapping):
+        return []
+    found: list[tuple[str | None, list[str]]] = []
+    for statement in _raw_statements(doc):
+        if not isinstance(statement, Mapping):
+            continue
+        ids = sorted(
+            {
+                v
+                for field in _PRINCIPAL_FIELDS
+                if isinstance(statement.get(field), Mapping)
+                for v in _text_list(statement[field].get("AWS", []))
+                if catalog.UNIQUE_ID_PRINCIPAL.fullmatch(v)
+            }
+        )
+        if ids:
+            found.append((_sid(statement), ids))
+    return found
+
+
+def without_deleted_principals(doc: Policy) -> Policy:
+    """The policy as KMS evaluates it once its deleted principals match nobody.
+
+    Unique-ID entries (see ``deleted_principals``) are dropped from Principal and
+    NotPrincipal; a statement left with no principal is dropped (it applies to nobody), and
+    a NotPrincipal left empty excludes nobody ("Principal": "*"). Compare this, not the
+    policy as read, so that a deleted role is not a principal "gaining" access and putting
+    its ARN back does not "remove" any. Returns ``doc`` itself when nothing is deleted.
+    """
+    if not deleted_principals(doc):
+        return doc
+
+    def strip(statement: Any) -> Any:
+        if not isinstance(statement, Mapping):
+            return statement
+        out = dict(statement)
+        for field in _PRINCIPAL_FIELDS:
+            value = out.get(field)
+            if not isinstance(value, Mapping) or "AWS" not in value:
+                continue
+            kept = [
+                v for v in _text_list(value["AWS"]) if not catalog.UNIQUE_ID_PRINCIPAL.fullmatch(v)
+            ]
+            rest = {k: v for k, v in value.items() if k != "AWS"}
+            if kept:
+                rest["AWS"] = kept
+            if rest:
+                out[field] = rest
+            elif field == "Principal":
+                return None  # applies to nobody
+            else:
+                del out[field]
+                out["Principal"] = "*"
+        return out
+
+    statements = [s for s in map(strip, _raw_statements(doc)) if s is not None]
+    return {**doc, "Statement": statements}
 
 
 def can_manage_policy(

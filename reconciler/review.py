@@ -104,6 +104,9 @@ class Context:
     trusted_accounts: frozenset[str] = frozenset()
     organization_ids: frozenset[str] = frozenset()
     admin_principals: tuple[str, ...] = ()
+    deployer_arns: tuple[str, ...] = ()  # inventory.yaml review.deployer_arns
+    fan_out_threshold: int = 5  # review.fan_out_threshold: KMS108 medium from this many keys
+    require_deny_on_bypass: bool = False  # review.require_deny_on_bypass: KMS018 on
 
     def account_of(self, principal: str) -> str | None:
         """The account of an ``AWS:`` principal string (ARN or ID), else None."""
@@ -173,6 +176,7 @@ class Hit:
     sid: str | None = None
     details: tuple[str, ...] = ()
     severity: Severity | None = None
+    waivable: bool = True  # False: no waiver accepts it (a waiver cannot accept itself)
 
 
 class RuleModule(Protocol):
@@ -282,6 +286,34 @@ def _with_replicas(keys: Iterable[DesiredKey]) -> dict[str, DesiredKey]:
     return out
 
 
+# Settings of the key spec that are not part of the key's state but change what apply may
+# do (bypass the lockout check, take aliases, revoke grants, how long a deletion waits) or
+# what review accepts (waivers): a change to one is a change of the key (KMS111).
+SPEC_FIELDS = (
+    "bypass_policy_lockout_safety_check",
+    "deletion_window_days",
+    "grants_purge",
+    "allow_alias_takeover",
+    "waivers",
+)
+
+
+def _spec_value(key: DesiredKey, name: str) -> Any:
+    value = getattr(key, name)
+    if name == "waivers":
+        return sorted(f"{w.rule} until {w.expires} ({w.owner}): {w.reason}" for w in value)
+    return value
+
+
+def _spec_fields(base: DesiredKey, head: DesiredKey) -> list[FieldDiff]:
+    out = []
+    for name in SPEC_FIELDS:
+        before, after = _spec_value(base, name), _spec_value(head, name)
+        if before != after:
+            out.append(FieldDiff(name, before, after))
+    return out
+
+
 def _family_fields(base: DesiredKey, head: DesiredKey) -> list[FieldDiff]:
     """What a multi-Region key declares beyond its state: replica Regions, primary."""
     out = []
@@ -304,6 +336,7 @@ def _pair(
             if before != after:
                 fields.append(FieldDiff(f, before, after))
         fields += _family_fields(base, head)
+        fields += _spec_fields(base, head)
     before_policy = base.state.policy if base else None
     after_policy = head.state.policy if head else None
     partition = target.partition
@@ -331,6 +364,9 @@ def context_for(desired: DesiredTarget) -> Context:
         trusted_accounts=desired.trusted_accounts,
         organization_ids=desired.organization_ids,
         admin_principals=desired.admin_principals,
+        deployer_arns=desired.deployer_arns,
+        fan_out_threshold=desired.fan_out_threshold,
+        require_deny_on_bypass=desired.require_deny_on_bypass,
     )
 
 
@@ -502,7 +538,7 @@ def _finding(
     change = subject.change
     file, line = locate(change, hit.sid)
     waiver = expired = None
-    for w in change.head.waivers if change.head else ():
+    for w in change.head.waivers if change.head and hit.waivable else ():
         if w.rule == rule.id:
             if w.expires >= today:
                 waiver = w

@@ -22,7 +22,8 @@ where each KEY holds moto's ``Key`` attributes under their moto names (``id``, `
 ``creation_date`` and ``deletion_date`` as Unix seconds, ``policy``, ``key_usage``,
 ``key_spec``, ``origin``, ``key_manager``, ``description``, ``enabled``, ``key_state``,
 ``multi_region``, ``multi_region_configuration``, ``key_rotation_status``,
-``rotation_period_days`` (``reconciler.moto_kms``), ``rotations``), plus ``key_material``
+``rotation_period_days`` and ``last_usage`` (``reconciler.moto_kms``: the last
+cryptographic use, for GetKeyLastUsage; optional), ``rotations``), plus ``key_material``
 (base64), ``private_key`` (base64 PKCS#8 DER), ``tags`` (from the backend's tagger, in
 order), ``aliases`` and ``grants``. ``moto_version`` is informational: the document holds
 only KMS data, so a state written under one moto 5.x release loads under another.
@@ -146,6 +147,15 @@ class _Grant(_Model):
     constraints: dict[str, Any] | None
 
 
+class _LastUsage(_Model):
+    """A key's last cryptographic use (``reconciler.moto_kms``, for GetKeyLastUsage)."""
+
+    Operation: NonEmpty
+    Timestamp: float
+    CloudTrailEventId: NonEmpty
+    KmsRequestId: NonEmpty
+
+
 class _Key(_Model):
     id: NonEmpty
     arn: NonEmpty
@@ -169,6 +179,7 @@ class _Key(_Model):
     tags: dict[str, str | None]
     aliases: list[_Alias]
     grants: list[_Grant]
+    last_usage: _LastUsage | None = None  # absent in states saved before it was recorded
 
 
 class _Backend(_Model):
@@ -374,6 +385,7 @@ def _snapshot_key(backend: Any, key: Any) -> _Key:
             )
             for grant in key.grants.values()
         ],
+        last_usage=getattr(key, "last_usage", None),
     )
 
 
@@ -458,6 +470,8 @@ def _restore(state: _State, kms_backends: Any, path: Path) -> None:
             key.key_rotation_status = s.key_rotation_status
             key.rotation_period_days = s.rotation_period_days
             key.rotations = [r.model_dump() for r in s.rotations]
+            if s.last_usage is not None:
+                key.last_usage = s.last_usage.model_dump()
             key.key_material = s.key_material
             key.private_key = _SavedPrivateKey(s.private_key, s.key_spec, path, s.id)
             key.grants = {}

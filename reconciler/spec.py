@@ -835,6 +835,31 @@ def _known_operations(quotas: dict[str, float]) -> dict[str, float]:
     return quotas
 
 
+# The principals a deployer may be: IAM users and roles, STS assumed-role sessions.
+DeployerArn = Annotated[
+    str,
+    _matching(
+        catalog.GRANT_PRINCIPAL,
+        "'{value}' is not an IAM principal ARN (like "
+        "arn:aws:iam::111122223333:role/kms-reconciler)",
+    ),
+]
+FAN_OUT_DEFAULT = 5
+
+
+class ReviewSettings(Model):
+    """`review:` in inventory.yaml: what the review rules need to know beyond the policies."""
+
+    # The principals CI applies with: a change that takes kms:PutKeyPolicy away from one
+    # is a lockout finding (KMS004), as the next apply could not put the policy.
+    deployer_arns: list[DeployerArn] = []
+    # From this many keys changed at once by one template, KMS108 is medium (from 2: low).
+    fan_out_threshold: Annotated[Days, _between(2, 10000)] = FAN_OUT_DEFAULT
+    # Opt-in: a key that bypasses the lockout safety check must carry a Deny of
+    # kms:PutKeyPolicy under kms:BypassPolicyLockoutSafetyCheck (KMS018).
+    require_deny_on_bypass: StrictFlag = False
+
+
 class Settings(Model):
     """`inventory.yaml`."""
 
@@ -847,6 +872,16 @@ class Settings(Model):
     # treats as inside: granting them decrypt or permission management is not "outside".
     trusted_accounts: list[AccountId] = []
     organization_ids: list[OrganizationId] = []
+    # Key usage (GetKeyLastUsage): apply refuses to disable or schedule deletion of a key
+    # used within retire_guard_days (unless --allow-in-use); drift reports a key with no
+    # use recorded for unused_after_days (unused-key).
+    retire_guard_days: Annotated[
+        Annotated[int, BeforeValidator(_strict_int)], _between(0, catalog.USAGE_DAYS_MAX)
+    ] = catalog.RETIRE_GUARD_DAYS
+    unused_after_days: Annotated[
+        Annotated[int, BeforeValidator(_strict_int)], _between(1, catalog.USAGE_DAYS_MAX)
+    ] = catalog.UNUSED_AFTER_DAYS
+    review: ReviewSettings = ReviewSettings()
     request_quotas: Annotated[
         dict[str, Annotated[float, BeforeValidator(_strict_number)]],
         _Rule(_known_operations, {"propertyNames": {"enum": list(catalog.REQUEST_QUOTAS)}}),

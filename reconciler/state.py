@@ -254,6 +254,10 @@ class DesiredTarget:
     default_deletion_window_days: int = catalog.DELETION_WINDOW_DEFAULT
     trusted_accounts: frozenset[str] = frozenset()
     organization_ids: frozenset[str] = frozenset()
+    # inventory.yaml `review:` settings (the review rules read them through its Context)
+    deployer_arns: tuple[str, ...] = ()
+    fan_out_threshold: int = 5
+    require_deny_on_bypass: bool = False
 
     @property
     def replica_regions(self) -> tuple[str, ...]:
@@ -315,6 +319,7 @@ class ObservedKey:
     next_rotation_date: datetime | None = None  # GetKeyRotationStatus (real KMS only)
     last_rotation_date: datetime | None = None  # ListKeyRotations, when read
     on_demand_rotations: int | None = None  # ListKeyRotations, when read
+    rotations: int | None = None  # every rotation so far (ListKeyRotations), when read
     grants: tuple[Grant, ...] | None = None  # ListGrants (managed keys only), when read
     # EXTERNAL keys: DescribeKey's ExpirationModel / ValidTo (moto omits them: unknown).
     expiration_model: str | None = None
@@ -362,6 +367,70 @@ class ObservedKey:
             deletion_protection=self.tags.get(protection_tag(identity_tag)) == "true",
             grants=self.grants,
         )
+
+
+@dataclass(frozen=True)
+class KeyUsage:
+    """A key's last cryptographic use as GetKeyLastUsage reported it at ``read_at``.
+
+    ``error`` is the error code when it could not be read (AccessDeniedException: the
+    caller lacks kms:GetKeyLastUsage); then every other field but the key's is unknown.
+    ``operation`` and ``last_used`` are None when no use was recorded since
+    ``tracking_start`` (the later of the day KMS began tracking and the key's creation).
+    """
+
+    key_id: str
+    read_at: datetime
+    region: str | None = None  # None: the target's Region (replicas track use apart)
+    operation: str | None = None
+    last_used: datetime | None = None
+    tracking_start: datetime | None = None
+    created: datetime | None = None
+    error: str = ""
+
+    @property
+    def known(self) -> bool:
+        return not self.error
+
+    def idle_days(self) -> int | None:
+        """Whole days without recorded use at ``read_at`` (since the last use, or since
+        tracking started); None when unknown."""
+        since = self.last_used or self.tracking_start
+        if self.error or since is None:
+            return None
+        return max(0, (self.read_at - since).days)
+
+    def tracked_before_creation(self) -> bool:
+        """Whether tracking covers the key's whole life (it was created after KMS began
+        tracking), so no recorded use means never used."""
+        return (
+            self.created is not None
+            and self.tracking_start is not None
+            and self.created >= self.tracking_start
+        )
+
+    def describe(self) -> str:
+        """One phrase for a plan entry: 'last used 3 days ago: Decrypt', ..."""
+        if self.error:
+            if self.error == "AccessDeniedException":
+                return "unknown: not permitted (kms:GetKeyLastUsage)"
+            return f"unknown: GetKeyLastUsage answered {self.error}"
+        if self.last_used is not None:
+            days = self.idle_days() or 0
+            ago = (
+                "less than a day ago"
+                if days == 0
+                else "1 day ago"
+                if days == 1
+                else f"{days} days ago"
+            )
+            return f"last used {ago}: {self.operation or 'an unknown operation'}"
+        if self.tracking_start is None:
+            return "no use recorded"
+        since = self.tracking_start.strftime("%Y-%m-%d")
+        if self.tracked_before_creation():
+            return f"no use recorded since its creation on {since}"
+        return f"no use recorded since tracking began on {since}"
 
 
 @dataclass(frozen=True)

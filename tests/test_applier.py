@@ -10,8 +10,10 @@ from reconciler.applier import OpEvent, apply_target, describe_call
 from reconciler.aws import KmsApi, RateLimiter
 from reconciler.plan import TargetPlan
 from reconciler.planner import PlanOptions, make_plan
-from tests.factories import desired, desired_key, observed, observed_key
+from tests.factories import IDENTITY, desired, desired_key, observed, observed_key
 from tests.fakes import FakeKms, client_error
+
+BUILDING = {"CreateKey", "EnableKeyRotation", "CreateAlias", "TagResource", "PutKeyPolicy"}
 
 
 def api_for(fake: FakeKms) -> KmsApi:
@@ -22,22 +24,78 @@ def two_new_keys() -> TargetPlan:
     return make_plan(desired(desired_key("a"), desired_key("b")), observed())
 
 
-def test_operations_run_in_plan_order_and_new_key_ids_flow_to_later_calls() -> None:
+def test_each_keys_operations_run_in_plan_order_and_new_key_ids_flow_to_later_calls() -> None:
     fake = FakeKms()
     plan = two_new_keys()
     result = apply_target(plan, api_for(fake))
     assert result.ok and result.not_run == []
     assert len(result.done) == len(plan.operations) == 6
-    names = fake.names()
-    assert names[:2] == ["CreateKey", "CreateKey"]
-    assert sorted(names[2:4]) == ["EnableKeyRotation"] * 2
-    assert names[4:] == ["CreateAlias", "CreateAlias"]
     created = set(result.created.values())
     assert created == {"new-0001", "new-0002"}
-    for _name, params in fake.calls[2:]:
-        assert (params.get("KeyId") or params.get("TargetKeyId")) in created
+    for name in ("a", "b"):
+        key_id = result.created[name]
+        own = [
+            n
+            for n, p in fake.calls
+            if key_id in (p.get("KeyId"), p.get("TargetKeyId"))
+            or (n == "CreateKey" and {"TagKey": IDENTITY, "TagValue": name} in p.get("Tags", []))
+        ]
+        assert own == ["CreateKey", "EnableKeyRotation", "CreateAlias"]
     by_alias = {p["AliasName"]: p["TargetKeyId"] for n, p in fake.calls if n == "CreateAlias"}
     assert by_alias == {f"alias/{k}": result.created[k] for k in ("a", "b")}
+
+
+def test_keys_are_pipelined_not_phased() -> None:
+    # Key a's CreateAlias must not wait for key b's CreateKey: b's CreateKey is held until
+    # a's alias exists. Applied phase by phase (every CreateKey first), it would wait out.
+    alias_made = threading.Event()
+    waited: list[bool] = []
+
+    def create_alias(**params: object) -> dict[str, object]:
+        if params["AliasName"] == "alias/a":
+            alias_made.set()
+        return {}
+
+    fake = FakeKms()
+
+    def create_key(**params: object) -> dict[str, object]:
+        tags = params.get("Tags", [])
+        assert isinstance(tags, list)
+        if {"TagKey": IDENTITY, "TagValue": "b"} in tags:
+            waited.append(alias_made.wait(timeout=10))
+        return fake._default("CreateKey", dict(params))
+
+    fake.responses = {"CreateKey": create_key, "CreateAlias": create_alias}
+    result = apply_target(two_new_keys(), api_for(fake), workers=2)
+    assert result.ok, result.failed
+    assert waited == [True]
+
+
+def test_what_takes_away_waits_until_every_key_is_built() -> None:
+    # b is new; old is an orphan scheduled for deletion, and c is disabled by its spec
+    c = observed_key("c", "cccccccc-0000-0000-0000-000000000000")
+    old = observed_key("old", "dddddddd-0000-0000-0000-000000000000")
+    plan = make_plan(
+        desired(desired_key("b"), desired_key("c", enabled=False)),
+        observed(c, old),
+        PlanOptions(allow_destroy=True),
+    )
+    kinds = [op.kind.value for op in plan.operations]
+    assert "DisableKey" in kinds and "ScheduleKeyDeletion" in kinds
+    fake = FakeKms()
+    result = apply_target(plan, api_for(fake), workers=4)
+    assert result.ok, result.failed
+    names = fake.names()
+    last_building = max(i for i, n in enumerate(names) if n in BUILDING)
+    first_taking = min(i for i, n in enumerate(names) if n in ("DisableKey", "ScheduleKeyDeletion"))
+    assert last_building < first_taking
+    # and when building fails, nothing is taken away
+    fake = FakeKms()
+    fake.failures["CreateAlias"] = ["KMSInvalidStateException"]
+    result = apply_target(plan, api_for(fake), workers=4)
+    assert not result.ok
+    assert "DisableKey" not in fake.names() and "ScheduleKeyDeletion" not in fake.names()
+    assert {op.kind.value for op in result.not_run} >= {"DisableKey", "ScheduleKeyDeletion"}
 
 
 def test_state_changing_calls_use_the_bare_key_id() -> None:
@@ -54,11 +112,17 @@ def test_first_failure_stops_the_run_and_reports_done_failed_not_run() -> None:
     plan = two_new_keys()
     result = apply_target(plan, api_for(fake), on_event=events.append, workers=1)
     assert not result.ok
-    assert [op.kind.value for op in result.done] == ["CreateKey", "CreateKey"]
+    # one key at a time (workers=1): a's CreateKey, then a's EnableKeyRotation fails
+    assert [(op.kind.value, op.key) for op in result.done] == [("CreateKey", "a")]
     (failed, message), *_ = result.failed
-    assert failed.kind.value == "EnableKeyRotation"
+    assert (failed.kind.value, failed.key) == ("EnableKeyRotation", "a")
     assert "KMSInvalidStateException" in message
-    assert [op.kind.value for op in result.not_run][-2:] == ["CreateAlias", "CreateAlias"]
+    assert sorted((op.kind.value, op.key) for op in result.not_run) == [
+        ("CreateAlias", "a"),
+        ("CreateAlias", "b"),
+        ("CreateKey", "b"),
+        ("EnableKeyRotation", "b"),
+    ]
     assert len(result.done) + len(result.failed) + len(result.not_run) == len(plan.operations)
     assert "CreateAlias" not in fake.names()
     assert any(e.status == "failed" for e in events)
@@ -143,20 +207,24 @@ def test_describe_call_names_the_api_and_shortens_policies() -> None:
 
 def test_rate_limiter_paces_an_operation_to_its_quota() -> None:
     now = [0.0]
-    slept: list[float] = []
+    sent: list[float] = []
 
     def sleep(seconds: float) -> None:
-        slept.append(seconds)
         now[0] += seconds
 
+    # quota 5/s, paced at 80% of it: 4/s, as quotas_for gives the limiter
     limiter = RateLimiter({"CreateKey": 4.0}, clock=lambda: now[0], sleep=sleep)
-    for _ in range(12):
+    for _ in range(41):
         limiter.acquire("CreateKey")
-    # a burst of 4 (one second's worth), then one call every 0.25 s
-    assert len(slept) == 8
-    assert now[0] == pytest.approx(2.0)
+        sent.append(now[0])
+    assert sent[-1] == pytest.approx(10.0)  # 4 a second once under way
+    # no one-second window ever holds more than the quota (5): not even the first
+    for start in sent:
+        in_window = [t for t in sent if start <= t < start + 1.0]
+        assert len(in_window) <= 5, (start, in_window)
+    before = now[0]
     limiter.acquire("DescribeKey")  # no quota configured: never waits
-    assert len(slept) == 8
+    assert now[0] == before
 
 
 def test_paginate_follows_markers() -> None:

@@ -585,6 +585,8 @@ for i, expr in enumerate(
         "().__class__.__bases__[0]",
         "''|attr('__class__')",
         "'x'.translate({120: 'y' * 1000})",
+        # str.format reached through |attr: jinja2 below 3.1.6 let it through (CVE-2025-27516)
+        "('{0.__class__.__mro__}'|attr('format'))(1)",
     ]
 ):
     add("jinja-escape", f"{i:02d}", tpl('{"Id": "{{ ' + expr + ' }}"}'), T, plan=i == 1)

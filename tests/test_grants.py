@@ -697,9 +697,36 @@ DRIFT = {
         (STRANGER,),
         [("grant-added-sensitive", Severity.HIGH)],
     ),
+    # Encrypt, ReEncryptTo and GenerateDataKeyWithoutPlaintext give back only ciphertext
     "undeclared-encrypt-only-grant": (
         (),
+        (
+            existing(
+                Grant.of(APP, ["Encrypt", "ReEncryptTo", "GenerateDataKeyWithoutPlaintext"]),
+                "g-e",
+            ),
+        ),
+        [("grant-added", Severity.MEDIUM)],
+    ),
+    # GenerateDataKey returns a plaintext data key: decrypt class, as review counts it
+    "undeclared-generate-data-key-grant": (
+        (),
         (existing(Grant.of(APP, ["Encrypt", "GenerateDataKey"]), "g-e"),),
+        [("grant-added-sensitive", Severity.HIGH)],
+    ),
+    # one table (catalog.OPERATION_CLASSES) with review's KMS006: sign, MAC, key agreement
+    # and decapsulation grants are as serious as Decrypt
+    **{
+        f"undeclared-{op.lower()}-grant": (
+            (),
+            (existing(Grant.of(APP, [op]), f"g-{op}"),),
+            [("grant-added-sensitive", Severity.HIGH)],
+        )
+        for op in ("Sign", "GenerateMac", "DeriveSharedSecret", "Decapsulate")
+    },
+    "undeclared-encapsulate-grant": (
+        (),
+        (existing(Grant.of(APP, ["Encapsulate", "GetPublicKey"]), "g-e"),),
         [("grant-added", Severity.MEDIUM)],
     ),
     "changed-grant-is-missing-plus-undeclared": (

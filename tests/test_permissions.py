@@ -30,7 +30,7 @@ def literals(*sources: Any) -> set[str]:
 @pytest.mark.parametrize(
     ("module", "declared", "also"),
     [
-        (observe, observe.CALLS, set()),
+        (observe, observe.CALLS | observe.USAGE_CALLS, set()),
         # the applier resolves a lost CreateKey with observe's KeyFinder
         (applier, applier.CALLS | applier.ROTATE_CALLS, {k.value for k in OpKind}),
         (lock, lock.CALLS, set()),
@@ -45,6 +45,12 @@ def test_each_module_declares_exactly_the_calls_in_its_source(
         called |= literals(observe.KeyFinder)
     assert called <= declared, f"called but not declared: {called - declared}"
     assert declared <= called | also, f"declared but never called: {declared - called - also}"
+
+
+@pytest.mark.parametrize("command", ["plan", "drift", "apply"])
+def test_usage_reads_are_allowed_where_they_are_made(command: str) -> None:
+    assert "GetKeyLastUsage" in permissions.operations(command)
+    assert "one call per" in permissions.USAGE_NOTES[command]
 
 
 def test_the_read_only_commands_get_no_write_permission() -> None:
@@ -74,7 +80,9 @@ def test_permissions_prints_a_policy_for_the_targets_accounts(workdir: Path) -> 
         "arn:aws:kms:*:444455556666:key/*",
     ]
     actions = {a for s in document["Statement"] for a in s["Action"]}
-    assert actions == {f"kms:{op}" for op in observe.CALLS}
+    assert actions == {f"kms:{op}" for op in observe.CALLS | {"GetKeyLastUsage"}}
+    assert "kms:GetKeyLastUsage" in by_sid["Keys"]["Action"]
+    assert "note: kms:GetKeyLastUsage: one call per key the plan disables" in result.stderr
     staging = json.loads(cli_run("permissions", "--target", "staging").stdout)
     statements = {s["Sid"]: s for s in staging["Statement"]}
     assert "kms:CreateKey" in statements["AccountWide"]["Action"]

@@ -179,6 +179,44 @@ UPDATES = {
         change=("policy", "current policy", "template application.json.j2"),
         destructive=True,
     ),
+    # issue 9, defect 13: KMS shows the deleted role App by its unique ID, which matches
+    # nobody; putting the re-created role's ARN back takes no access away
+    "policy-arn-restored-over-a-deleted-role-is-not-destructive": UpdateCase(
+        desired={"policy": policy_with(USE_STATEMENT)},
+        observed={
+            "policy": policy_with(dict(USE_STATEMENT, Principal={"AWS": "AROAEXAMPLEID1234567890"}))
+        },
+        calls=(("PutKeyPolicy", {"PolicyName": "default"}),),
+        change=("policy", "current policy", "template application.json.j2"),
+    ),
+    "policy-deleted-role-statement-dropped-is-not-destructive": UpdateCase(
+        observed={
+            "policy": policy_with(dict(USE_STATEMENT, Principal={"AWS": "AIDAEXAMPLEID1234567890"}))
+        },
+        calls=(("PutKeyPolicy", {"PolicyName": "default"}),),
+        change=("policy", "current policy", "template application.json.j2"),
+    ),
+    # but when a live principal beside it loses access, it still is
+    "policy-live-role-beside-a-deleted-one-removed-is-destructive": UpdateCase(
+        desired={"policy": policy_with(USE_STATEMENT)},
+        observed={
+            "policy": policy_with(
+                dict(
+                    USE_STATEMENT,
+                    Principal={
+                        "AWS": [
+                            "AROAEXAMPLEID1234567890",
+                            f"arn:aws:iam::{ACCOUNT}:role/Other",
+                            f"arn:aws:iam::{ACCOUNT}:role/App",
+                        ]
+                    },
+                )
+            )
+        },
+        calls=(("PutKeyPolicy", {"PolicyName": "default"}),),
+        change=("policy", "current policy", "template application.json.j2"),
+        destructive=True,
+    ),
     "policy-cosmetic-rewrite-is-no-change": UpdateCase(
         observed={
             "policy": {

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from reconciler import catalog
+from reconciler import policy as policy_module
 from reconciler.policy import (
     ALL_KMS_ACTIONS,
     AccessChange,
@@ -1304,7 +1305,7 @@ def test_guide_policies_are_valid(doc: Doc) -> None:
 
 
 def test_policy_module_imports_only_stdlib_catalog_and_semantics() -> None:
-    source = Path(__file__).parent.parent / "reconciler" / "policy.py"
+    source = Path(policy_module.__file__)  # the module under test, wherever it is installed
     tree = ast.parse(source.read_text(encoding="utf-8"))
     imported: set[str] = set()
     for node in ast.walk(tree):
@@ -1328,3 +1329,49 @@ def test_policy_module_imports_only_stdlib_catalog_and_semantics() -> None:
         "reconciler.semantics",  # the policy-semantics engine, as pure
     }
     assert imported <= allowed, imported - allowed
+
+
+# -- deleted principals (issue 9, defect 13) ---------------------------------------------
+
+_GONE = "AROAEXAMPLEID1234567890"
+_ROLE = "arn:aws:iam::111122223333:role/App"
+
+
+def _stmt(field: str, aws: Any, effect: str = "Allow", sid: str = "S") -> dict[str, Any]:
+    return {
+        "Sid": sid,
+        "Effect": effect,
+        field: {"AWS": aws},
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+    }
+
+
+@pytest.mark.parametrize(
+    ("statement", "evaluated"),
+    [
+        # the unique ID matches nobody: a statement naming only it applies to nobody
+        pytest.param(_stmt("Principal", _GONE), [], id="only-principal-dropped"),
+        pytest.param(
+            _stmt("Principal", [_GONE, _ROLE]), [_stmt("Principal", [_ROLE])], id="others-kept"
+        ),
+        # excluding nobody: NotPrincipal of only a deleted role is every principal
+        pytest.param(
+            _stmt("NotPrincipal", _GONE, effect="Deny"),
+            [
+                {**_stmt("NotPrincipal", _GONE, effect="Deny"), "NotPrincipal": None}
+                | {"Principal": "*"}
+            ],
+            id="not-principal-emptied",
+        ),
+        pytest.param(_stmt("Principal", _ROLE), [_stmt("Principal", _ROLE)], id="untouched"),
+    ],
+)
+def test_without_deleted_principals(statement: dict[str, Any], evaluated: list[Any]) -> None:
+    from reconciler.policy import deleted_principals, without_deleted_principals
+
+    doc = {"Version": "2012-10-17", "Statement": [statement]}
+    expected = [{k: v for k, v in s.items() if v is not None} for s in evaluated]
+    assert without_deleted_principals(doc)["Statement"] == expected
+    named = _GONE in json.dumps(statement)
+    assert deleted_principals(doc) == ([("S", [_GONE])] if named else [])

@@ -189,17 +189,35 @@ def test_aws_max_attempts_bounds_the_attempts_of_a_throttled_call() -> None:
 
 
 def test_throttling_halves_the_operation_rate_and_successes_restore_it() -> None:
-    limiter = RateLimiter({"CreateKey": 4.0, "DescribeKey": 100.0})
+    now = [0.0]
+    limiter = RateLimiter({"CreateKey": 4.0, "DescribeKey": 100.0}, clock=lambda: now[0])
     limiter.throttled("CreateKey")
+    now[0] += 1.0
     limiter.throttled("CreateKey")
     assert limiter.rate("CreateKey") == pytest.approx(1.0)
     assert limiter.rate("DescribeKey") == pytest.approx(100.0)  # each family on its own
     for _ in range(100):
+        now[0] += 1.0
         limiter.throttled("CreateKey")
     assert limiter.rate("CreateKey") == pytest.approx(4.0 / 16)  # a floor, never zero
     for _ in range(20):
         limiter.succeeded("CreateKey")
     assert limiter.rate("CreateKey") == pytest.approx(4.0)
+
+
+def test_the_calls_throttled_in_one_burst_halve_the_rate_once() -> None:
+    # Eight workers throttled within the same second are one congestion event (as TCP
+    # halves once per window, not per lost packet): halving eight times would drop the rate
+    # to its floor and take a minute to recover.
+    now = [0.0]
+    limiter = RateLimiter({"CreateKey": 4.0}, clock=lambda: now[0])
+    for i in range(8):
+        now[0] = i * 0.1
+        limiter.throttled("CreateKey")
+    assert limiter.rate("CreateKey") == pytest.approx(2.0)
+    now[0] = 1.8  # a second after the decrease: a new event
+    limiter.throttled("CreateKey")
+    assert limiter.rate("CreateKey") == pytest.approx(1.0)
 
 
 def test_a_throttled_call_slows_its_own_family() -> None:

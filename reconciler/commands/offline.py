@@ -209,6 +209,8 @@ def permissions_(run: Run, command: str) -> int:
     _, desired = load(run)
     accounts = [(dt.target.partition, dt.target.account_id) for dt in desired]
     click.echo(json.dumps(permissions.policy(command, accounts), indent=2))
+    if command in permissions.USAGE_NOTES:
+        run.info(f"note: {permissions.USAGE_NOTES[command]}")
     return EXIT_OK
 
 

@@ -27,6 +27,7 @@ from reconciler.commands.common import (
     side_by_side,
     with_parallelism,
     with_shard,
+    with_usage,
 )
 from reconciler.drift import ignored_unreadable
 from reconciler.errors import (
@@ -69,7 +70,7 @@ def make_plans(
             not_ours=ignored_unreadable(observed, inventory.settings.ignore),
             partial=bool(keys),
         )
-        return make_plan(dt, observed, options), conn
+        return with_usage(run, make_plan(dt, observed, options), conn), conn
 
     results, failures = each_target(desired, one, side_by_side(run, len(desired)))
     plan = Plan(
@@ -78,6 +79,7 @@ def make_plans(
         inventory=str(run.path),
         identity_tag=inventory.settings.identity_tag,
         partial_keys=tuple(sorted(set(keys))),
+        retire_guard_days=inventory.settings.retire_guard_days,
     )
     return plan, {tp.target.name: conn for tp, conn in results}, failures
 

@@ -72,7 +72,10 @@ def _load_side(folder: Path, rel: Path, label: str) -> list[DesiredTarget]:
         desired: list[DesiredTarget] = []
         if inventory is not None:
             try:
-                desired = build_desired(inventory, inventory.settings.targets)
+                # an oversized policy is a finding of the review (KMS015), not an input error
+                desired = build_desired(
+                    inventory, inventory.settings.targets, oversize_policies=True
+                )
             except InputError as exc:
                 problems += exc.problems
         if problems:
@@ -173,7 +176,11 @@ def review(
         head = _load_side(head_dir, rel, f"head: {head_label}")
         base = _load_side(base_dir, rel, f"base: {base_ref}")
         changes = compare(base, head)
-        contexts = {dt.target.name: context_for(dt) for dt in [*base, *head]}
+        # The settings that judge a change are the base's (trusted accounts, organizations,
+        # administrators, deployers, thresholds): a pull request cannot add its own account
+        # to trusted_accounts, or raise a threshold, and so pass its own review. A target
+        # only the head has is judged by the head's.
+        contexts = {dt.target.name: context_for(dt) for dt in [*head, *base]}
         locate = _locator(head_dir)
         report = run_review(
             changes,

@@ -48,6 +48,7 @@ def drift_text(report: DriftReport, style: Style = no_style) -> str:
         scope = f"{t.managed} managed, {t.unmanaged} unmanaged, {t.ignored} ignored key(s)"
         if not t.findings:
             lines.append(style(f"No drift in target {_target_title(t)}: {scope}.", "green"))
+            lines.extend(_usage_unknown(t))
             continue
         lines.append(
             style(
@@ -64,6 +65,7 @@ def drift_text(report: DriftReport, style: Style = no_style) -> str:
                 + style(where, "dim")
             )
             lines.extend(f"           {d}" for d in f.details)
+        lines.extend(_usage_unknown(t))
         lines.append("")
     for t in report.targets:
         known = _known_rotation(t)
@@ -73,6 +75,17 @@ def drift_text(report: DriftReport, style: Style = no_style) -> str:
             lines.append("")
     lines.append(style(summary_line(report), "bold"))
     return "\n".join(lines) + "\n"
+
+
+def _usage_unknown(t: TargetDrift) -> list[str]:
+    """The keys whose use could not be read: unused-key cannot be told for them."""
+    if not t.usage_unknown:
+        return []
+    shown = ", ".join(t.usage_unknown[:5]) + (" ..." if len(t.usage_unknown) > 5 else "")
+    return [
+        f"  note: the last use of {len(t.usage_unknown)} key(s) could not be read "
+        f"(GetKeyLastUsage): {shown}; unused-key is not reported for them"
+    ]
 
 
 def _finding_dict(f: Finding) -> dict[str, Any]:
@@ -89,6 +102,7 @@ def _finding_dict(f: Finding) -> dict[str, Any]:
         "file": f.file,
         "line": f.line,
         "details": list(f.details),
+        "monthly_cost_usd": f.monthly_cost,
     }
 
 
@@ -111,6 +125,8 @@ def drift_json(report: DriftReport) -> str:
                 "account_id": t.target.account_id,
                 "region": t.target.region,
                 "read_calls": t.read_calls,
+                "usage_reads": t.usage_reads,
+                "usage_unknown": list(t.usage_unknown),
                 "managed": t.managed,
                 "unmanaged": t.unmanaged,
                 "ignored": t.ignored,
@@ -149,6 +165,7 @@ def _drift_markdown(report: DriftReport, max_lines: int | None) -> str:
         lines += ["", f"### {_target_title(t)}", ""]
         if not t.findings:
             lines.append(f"No drift: {t.managed} managed key(s) match the inventory.")
+            lines.extend(_usage_unknown(t))
             continue
         lines += [
             f"{len(t.findings)} finding(s): {counts(list(t.findings))}. "
@@ -174,6 +191,7 @@ def _drift_markdown(report: DriftReport, max_lines: int | None) -> str:
             lines += ["", "<details><summary>Details</summary>", ""]
             lines += cut(details, max_lines, "the JSON report has every detail")
             lines.append("</details>")
+        lines.extend(line.strip() for line in _usage_unknown(t))
     rotation = [(t, r) for t in report.targets for r in _known_rotation(t)]
     if rotation:
         lines += ["", "<details><summary>Rotation</summary>", ""]
@@ -200,7 +218,12 @@ def drift_sarif(report: DriftReport) -> str:
             fingerprint="|".join(
                 [t.target.name, f.rule, f.key or "", f.key_id or "", f.field or ""]
             ),
-            properties={"target": t.target.name, "key": f.key, "key_id": f.key_id},
+            properties={
+                "target": t.target.name,
+                "key": f.key,
+                "key_id": f.key_id,
+                **({"monthly_cost_usd": f.monthly_cost} if f.monthly_cost is not None else {}),
+            },
         )
         for t in report.targets
         for f in t.findings

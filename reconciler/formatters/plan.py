@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from reconciler.catalog import ON_DEMAND_ROTATIONS_MAX
-from reconciler.plan import Action, FieldChange, KeyPlan, Plan, TargetPlan, to_dict
+from reconciler.plan import Action, FieldChange, KeyPlan, Operation, Plan, TargetPlan, to_dict
 from reconciler.policy import StatementChange
 from reconciler.state import RotationInfo
 
@@ -91,10 +91,15 @@ def _target_lines(tp: TargetPlan, style: Style) -> list[str]:
     t = tp.target
     who = f" as {tp.caller_arn}" if tp.caller_arn else ""
     lines = [style(f"Target {t.name}: account {t.account_id}, {t.region}{who}", "bold")]
+    if tp.usage or tp.usage_reads:
+        lines.append(
+            f"  Key usage: {tp.usage_reads} read(s) (GetKeyLastUsage) for the "
+            f"{len(tp.usage)} key(s) this plan retires or takes access or an alias from"
+        )
     changed = [k for k in tp.keys if k.action is not Action.NOOP]
     for key in changed:
         lines.append("")
-        lines.extend(_key_lines(key, style))
+        lines.extend(_key_lines(key, style, tp))
     for orphan in tp.orphans:
         lines.append("")
         lines.append(
@@ -122,7 +127,16 @@ def _target_lines(tp: TargetPlan, style: Style) -> list[str]:
     return lines
 
 
-def _key_lines(key: KeyPlan, style: Style) -> list[str]:
+def _usage_line(tp: TargetPlan | None, key: KeyPlan, indent: str, style: Style) -> list[str]:
+    """The key's last use, when the plan read it (entries that retire or restrict it)."""
+    used = tp.usage_of(key.key_id, key.region) if tp is not None and key.key_id else None
+    if used is None:
+        return []
+    colour = "red" if used.error or used.last_used is not None else "dim"
+    return [style(f"{indent}# usage: {used.describe()}", colour)]
+
+
+def _key_lines(key: KeyPlan, style: Style, tp: TargetPlan | None = None) -> list[str]:
     symbol, colour, verb = ACTIONS[key.action]
     ident = f" ({key.key_id})" if key.key_id else ""
     where = f"  # {key.source.file}:{key.source.line}" if key.source else ""
@@ -132,15 +146,16 @@ def _key_lines(key: KeyPlan, style: Style) -> list[str]:
     lines = [style(head, colour) + style(where, "dim")]
     if key.reason:
         lines.append(style(f"      # {key.reason}", "dim"))
+    lines.extend(_usage_line(tp, key, "      ", style))
     width = max((len(c.field) for c in key.changes), default=0)
     for change in key.changes:
         lines.extend(_change_lines(change, width, style))
     for replica in key.replicas:
-        lines.extend(_replica_lines(replica, style))
+        lines.extend(_replica_lines(replica, style, tp))
     return lines
 
 
-def _replica_lines(replica: KeyPlan, style: Style) -> list[str]:
+def _replica_lines(replica: KeyPlan, style: Style, tp: TargetPlan | None = None) -> list[str]:
     """A multi-Region key's member in another Region, under its key: what KMS keeps per
     replica (description, enabled, tags, aliases, policy)."""
     symbol, colour, verb = ACTIONS[replica.action]
@@ -150,6 +165,7 @@ def _replica_lines(replica: KeyPlan, style: Style) -> list[str]:
     lines = [style(head, colour)]
     if replica.reason:
         lines.append(style(f"        # {replica.reason}", "dim"))
+    lines.extend(_usage_line(tp, replica, "        ", style))
     width = max((len(c.field) for c in replica.changes), default=0)
     for change in replica.changes:
         if change.field == "region":
@@ -320,7 +336,12 @@ def _plan_markdown(plan: Plan, max_lines: int | None) -> str:
             "`--allow-destroy`.",
         ]
         lines += cut(
-            [f"- `{op.kind.value}` on `{op.key}`: {op.summary}" for op in destructive],
+            [
+                f"- `{op.kind.value}` on `{op.key}`: {op.summary}" + _op_usage(tp, op)
+                for tp in plan.targets
+                for op in tp.operations
+                if op.destructive
+            ],
             max_lines,
             "the full list is in the plan artifact",
         )
@@ -332,6 +353,11 @@ def _plan_markdown(plan: Plan, max_lines: int | None) -> str:
         body = cut(body, max_lines, "run `kms-reconciler plan` or see the plan artifact")
         lines += ["```diff", *(_diff_line(line) for line in body), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _op_usage(tp: TargetPlan, op: Operation) -> str:
+    used = tp.usage_of(op.key_id, op.region) if op.key_id else None
+    return f" ({used.describe()})" if used is not None else ""
 
 
 def _diff_line(line: str) -> str:

@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from reconciler import catalog
 from reconciler.policy import expand_actions
 
-DECRYPT_ACTIONS = frozenset(
-    {
-        "kms:Decrypt",
-        "kms:ReEncryptFrom",
-        "kms:GenerateDataKey",
-        "kms:GenerateDataKeyPair",
-    }
-)
-"""Actions that reveal plaintext (or make data keys whose plaintext the caller gets)."""
+DECRYPT_ACTIONS = frozenset(f"kms:{name}" for name in catalog.PLAINTEXT_OPERATIONS)
+"""Actions that reveal plaintext (or make data keys whose plaintext the caller gets, or
+recover an encapsulated shared secret): catalog.PLAINTEXT_OPERATIONS."""
+
+KEY_HOLDER_ACTIONS = frozenset(f"kms:{name}" for name in catalog.KEY_HOLDER_OPERATIONS)
+"""Every decrypt-, sign-, MAC-, key-agreement- or decapsulation-class action
+(catalog.OPERATION_CLASSES): what only the key holder should do."""
 
 PERMISSION_ACTIONS = frozenset({"kms:PutKeyPolicy", "kms:CreateGrant"})
 """Actions that hand out access to others."""

@@ -10,6 +10,7 @@ from reconciler.findings import Rule, Severity
 from reconciler.policy import access
 from reconciler.review import Hit, Subject
 from reconciler.rules._conditions import implies
+from reconciler.rules._helpers import KEY_HOLDER_ACTIONS
 
 RULE = Rule(
     id="KMS102",
@@ -19,7 +20,12 @@ RULE = Rule(
         "Every action a principal gains is a new way to use or manage the key. A gain is "
         "counted when the base did not already allow that action to the principal (or to "
         '"*") under conditions at most as strict; so rewording, reordering, moving a '
-        "principal between statements and tightening a condition are not gains."
+        "principal between statements and tightening a condition are not gains. "
+        'High when "*" (or every principal but some, NotPrincipal) gains a decrypt-, sign-, '
+        "MAC-, key-agreement- or decapsulation-class action, even under a condition that "
+        "pins the caller to the organization or an account: every principal there, with no "
+        "IAM policy of its own needed, can then act as the key holder; that is the reach "
+        "KMS006 and KMS101 rank high or critical for a single outside principal."
     ),
 )
 
@@ -86,9 +92,14 @@ def check(subject: Subject) -> Iterable[Hit]:
         ),
         None,
     )
+    everyone = any(
+        (p == "*" or p.startswith("NotPrincipal:")) and KEY_HOLDER_ACTIONS.intersection(a)
+        for p, _, a in gains
+    )
     yield Hit(
         f"key {change.name} widens access: {principal} gains {_short(actions)}"
         f"{_describe(conditions)}{more}",
         sid=sid,
         details=lines,
+        severity=Severity.HIGH if everyone else None,
     )

@@ -17,8 +17,10 @@ RULE = Rule(
         "kms:ScheduleKeyDeletion, kms:DisableKey and kms:DeleteImportedKeyMaterial make "
         "every ciphertext under the key unreadable (for deletion: for good). Only key "
         "administrators should hold them: the account root delegation, the inventory's "
-        "admin principals, and principals the policy itself lets manage the key "
-        "(kms:PutKeyPolicy without a condition)."
+        "admin principals, and principals the policy already let manage the key before the "
+        "change (kms:PutKeyPolicy without a condition in the base). A principal that the "
+        "reviewed policy itself makes an administrator (kms:* to an application role) is "
+        "not one: otherwise granting kms:* would exempt itself from this rule."
     ),
 )
 
@@ -55,12 +57,15 @@ def show(principal: str) -> str:
     return value if kind == "AWS" else f"{kind.lower()} {value}"
 
 
-def policy_admins(subject: Subject) -> set[tuple[str, ...]]:
-    """Principals the head policy makes key administrators: kms:PutKeyPolicy, no condition."""
+def policy_admins(subject: Subject, which: str = "base") -> set[tuple[str, ...]]:
+    """Principals a side's policy makes key administrators: kms:PutKeyPolicy, no condition.
+
+    The rule asks the base: who was trusted to manage the key before the change. Asking the
+    head would let the change under review vouch for itself."""
     partition = subject.context.partition
     return {
         identity(p, partition)
-        for statement in subject.statements("head")
+        for statement in subject.statements(which)
         if statement.get("Effect") == "Allow"
         and not statement.get("Condition")
         and "kms:PutKeyPolicy" in actions(statement)
@@ -71,7 +76,7 @@ def policy_admins(subject: Subject) -> set[tuple[str, ...]]:
 
 def check(subject: Subject) -> Iterable[Hit]:
     context = subject.context
-    admins = administrators(context) | policy_admins(subject)
+    admins = administrators(context) | policy_admins(subject, "base")
     for statement in subject.statements("head"):
         if statement.get("Effect") != "Allow" or "Principal" not in statement:
             continue

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from reconciler.findings import Rule, Severity
-from reconciler.policy import can_manage_policy
+from reconciler.policy import can_manage_policy, denied
 from reconciler.review import Hit, Subject
 from reconciler.rules._helpers import actions, label
 
@@ -18,17 +19,59 @@ RULE = Rule(
         "kms:PutKeyPolicy (through an Allow without Condition that no unconditional Deny "
         "takes back), nobody can repair the policy afterwards: the key becomes unmanageable "
         "and only AWS Support can help. KMS refuses such a policy unless the lockout safety "
-        "check is bypassed."
+        "check is bypassed. The same holds, one level down, for the deployer: a change that "
+        "takes kms:PutKeyPolicy away from a principal in inventory.yaml's "
+        "review.deployer_arns (directly, or through its account root's delegation) leaves CI "
+        "unable to apply the next change, or to revert this one (high)."
     ),
 )
 
 PUT_KEY_POLICY = "kms:PutKeyPolicy"
 
 
+def _account(arn: str) -> str:
+    return arn.split(":")[4]
+
+
+def _deployer_hits(subject: Subject) -> Iterable[Hit]:
+    """A deployer that could put the base policy (or any, for an added key) and cannot put
+    the head policy. Its account root's delegation counts: IAM then decides."""
+    ctx = subject.context
+    head = subject.state("head")
+    base = subject.state("base")
+    if head is None or head.policy is None:
+        return
+    for deployer in ctx.deployer_arns:
+        account = _account(deployer)
+
+        def can(doc: Mapping[str, Any], who: str = deployer, acct: str = account) -> bool:
+            # allowed to it or its account root, and not denied to it (a Deny on the
+            # deployer itself beats the root delegation it would act through)
+            return can_manage_policy(
+                doc, [who], account_id=acct, partition=ctx.partition
+            ) and not denied(doc, who, PUT_KEY_POLICY, partition=ctx.partition)
+
+        if base is not None and base.policy is not None and not can(base.policy):
+            continue  # it could not before: not this change's doing
+        if can(head.policy):
+            continue
+        yield Hit(
+            f"the deployer {deployer} loses kms:PutKeyPolicy: CI cannot apply the next "
+            "change to this key policy, nor revert this one",
+            severity=Severity.HIGH,
+            details=(
+                "kms:PutKeyPolicy must reach it through an Allow without Condition (to it, "
+                f"or to arn:{ctx.partition}:iam::{account}:root and its IAM policy) that no "
+                "unconditional Deny takes back",
+            ),
+        )
+
+
 def check(subject: Subject) -> Iterable[Hit]:
     state = subject.state("head")
     if state is None or state.policy is None:
         return
+    yield from _deployer_hits(subject)
     doc = state.policy
     ctx = subject.context
     admins = ctx.admin_principals

@@ -8,7 +8,7 @@ from typing import Any
 
 from reconciler.findings import Rule, Severity
 from reconciler.review import Hit, Subject
-from reconciler.rules._helpers import principals
+from reconciler.rules._helpers import conditions, label, principals
 
 RULE = Rule(
     id="KMS106",
@@ -16,9 +16,25 @@ RULE = Rule(
     title="New account or service principal",
     rationale=(
         "An account or AWS service that the key policy did not mention before is a new party "
-        "to the key: someone should know why it needs the key. The key's own account is not "
+        "to the key: someone should know why it needs the key. That holds as much for an "
+        "account named in a condition that admits callers by account (kms:CallerAccount, "
+        "aws:PrincipalAccount, aws:SourceAccount, aws:ResourceAccount, or an account in "
+        "aws:PrincipalArn / aws:SourceArn) as for a principal: `Principal: *` with "
+        "kms:CallerAccount 444455556666 lets that account in. The key's own account is not "
         "news; for a key added by the change every other account and service is."
     ),
+)
+
+# Condition keys whose values admit callers (or calling resources) by account.
+_ACCOUNT_CONDITION_KEYS = frozenset(
+    {
+        "kms:calleraccount",
+        "aws:principalaccount",
+        "aws:sourceaccount",
+        "aws:resourceaccount",
+        "aws:principalarn",
+        "aws:sourcearn",
+    }
 )
 
 _ARN_ACCOUNT = re.compile(r"arn:[\w-]+:[^:]*:[^:]*:(\d{12}):.*")
@@ -61,6 +77,13 @@ def _mentioned(statements: list[dict[str, Any]]) -> set[str]:
     return found
 
 
+def _admits(statement: Mapping[str, Any], operator: str) -> bool:
+    """Whether an account in this condition lets callers in: in an Allow, under any
+    operator but a negated one; in a Deny, under a negated one (the account is exempt)."""
+    negated = "Not" in operator
+    return negated if statement.get("Effect") == "Deny" else not negated
+
+
 def _action_text(statement: Mapping[str, Any]) -> list[str]:
     """The statement's actions as written (canonical), ``kms:*`` kept short."""
     if "Action" in statement:
@@ -87,6 +110,18 @@ def check(subject: Subject) -> Iterable[Hit]:
                 granted = new.setdefault(party, {}).setdefault(principal, set())
                 granted.update(_action_text(statement))
                 sids.setdefault(principal, statement.get("Sid"))
+    for statement in subject.statements("head"):
+        for operator, key, values in conditions(statement):
+            if key not in _ACCOUNT_CONDITION_KEYS or not _admits(statement, operator):
+                continue
+            for value in values:
+                account = _account(value)
+                party = f"account:{account}"
+                if account is None or party in known:
+                    continue
+                who = f"callers with {key} = {value} ({label(statement)})"
+                new.setdefault(party, {}).setdefault(who, set()).update(_action_text(statement))
+                sids.setdefault(who, statement.get("Sid"))
     where = "added key" if change.base is None else "key"
     for party, grants in sorted(new.items()):
         kind, _, name = party.partition(":")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from reconciler import catalog
 from reconciler.findings import Rule, Severity
 from reconciler.review import Context, Hit, Subject
 from reconciler.rules._helpers import (
     DECRYPT_ACTIONS,
+    KEY_HOLDER_ACTIONS,
     PERMISSION_ACTIONS,
     actions,
     label,
@@ -18,17 +20,21 @@ from reconciler.rules._helpers import (
 RULE = Rule(
     id="KMS006",
     severity=Severity.HIGH,
-    title="Decrypt or permission management for principals outside the organization",
+    title="Key-holder operations or permission management for principals outside the organization",
     rationale=(
         "A principal of an account that is neither the key's account, an inventory trusted "
         "account nor (by an aws:PrincipalOrgID / aws:PrincipalOrgPaths condition) a member "
-        "of the organization can read plaintext (Decrypt, ReEncryptFrom, GenerateDataKey*) "
-        "or hand out access (PutKeyPolicy, CreateGrant). kms:ViaService or an encryption "
-        "context does not change who the caller is. Critical when plaintext is reachable."
+        "of the organization can act as the key holder (any decrypt-, sign-, MAC-, "
+        "key-agreement- or decapsulation-class operation: Decrypt, ReEncryptFrom, "
+        "GenerateDataKey, GenerateDataKeyPair, Sign, GenerateMac, DeriveSharedSecret, "
+        "Decapsulate) or hand out access (PutKeyPolicy, CreateGrant). kms:ViaService or an "
+        "encryption context does not change who the caller is. High, as drift ranks an "
+        "undeclared grant of the same operations (one table: catalog.OPERATION_CLASSES); "
+        "critical when plaintext or an encapsulated secret is reachable."
     ),
 )
 
-SENSITIVE = DECRYPT_ACTIONS | PERMISSION_ACTIONS
+SENSITIVE = KEY_HOLDER_ACTIONS | PERMISSION_ACTIONS
 
 ORG_ID = "aws:principalorgid"
 ORG_PATHS = "aws:principalorgpaths"
@@ -90,11 +96,15 @@ def check(subject: Subject) -> Iterable[Hit]:
         if not outside or in_organization(statement, context.organization_ids):
             continue
         decrypt = sorted(sensitive & DECRYPT_ACTIONS)
+        holder = sorted(sensitive & KEY_HOLDER_ACTIONS - DECRYPT_ACTIONS)
         manage = sorted(sensitive & PERMISSION_ACTIONS)
         accounts = sorted({context.account_of(p) or "?" for p in outside})
         details: list[str] = []
         if decrypt:
             details.append(f"plaintext reachable through {', '.join(decrypt)}")
+        for action in holder:
+            kind = catalog.operation_class(action)
+            details.append(f"acts as the key holder ({kind}) through {action}")
         if manage:
             details.append(f"access can be handed out through {', '.join(manage)}")
         details.append(

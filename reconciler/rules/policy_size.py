@@ -15,7 +15,9 @@ RULE = Rule(
     rationale=(
         f"KMS rejects a key policy over {catalog.POLICY_MAX_BYTES} bytes (PutKeyPolicy and "
         "CreateKey fail). Over 80% of it, the next statement added may not fit: a policy that "
-        "grows per principal should move to grants or IAM policies before it does."
+        "grows per principal should move to grants or IAM policies before it does. Review "
+        "reports a policy over the limit here (high), beside its access change; validate "
+        "and plan refuse it as an input error, since KMS would refuse it."
     ),
 )
 

@@ -10,13 +10,17 @@ from reconciler.review import Hit, Subject
 
 RULE = Rule(
     id="KMS107",
-    severity=Severity.LOW,
+    severity=Severity.MEDIUM,
     title="Root delegation added or removed",
     rationale=(
         "An Allow of kms:* to arn:aws:iam::<account>:root without a condition hands control "
-        "of the key to the account's IAM policies. Adding it is usual (low); removing it "
-        "(high) means IAM policies no longer grant any use of the key and only the key "
-        "policy's named principals can act: admins and roles granted through IAM lose access."
+        "of the key to the account's IAM policies. Adding it (medium) is usual, it is KMS's "
+        "default policy, but it is a widening to every IAM principal of the account that an "
+        "IAM policy gives kms:*, now or later, including decrypt and deletion; so it is "
+        "ranked at least as an access widening (KMS102, medium), not as a cosmetic note. "
+        "Removing it (high) means IAM policies no longer grant any use of the key and only "
+        "the key policy's named principals can act: admins and roles granted through IAM "
+        "lose access."
     ),
 )
 

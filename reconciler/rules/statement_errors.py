@@ -48,12 +48,16 @@ def check(subject: Subject) -> Iterable[Hit]:
                 sid=repeated,
             )
     for statement in subject.statements("head"):
+        # The statement may not apply to this key: a Deny that does not hold is a guard
+        # gone (high), an Allow that does not hold is access that silently fails (medium).
+        severity = Severity.HIGH if statement.get("Effect") == "Deny" else Severity.MEDIUM
         if "NotResource" in statement:
             shown = ", ".join(_resources(statement["NotResource"]))
             yield Hit(
                 f"{label(statement)} uses NotResource ({shown}), which means nothing in a key "
                 'policy whose only resource is the key itself; write "Resource": "*" instead',
                 sid=sid(statement),
+                severity=severity,
             )
         if "Resource" in statement:
             others = [r for r in _resources(statement["Resource"]) if r != "*"]
@@ -62,4 +66,5 @@ def check(subject: Subject) -> Iterable[Hit]:
                     f"{label(statement)} names the resource {', '.join(others)}, but in a key "
                     'policy the resource is the key itself; write "Resource": "*" instead',
                     sid=sid(statement),
+                    severity=severity,
                 )

@@ -14,11 +14,12 @@ RULE = Rule(
     title="A template change alters many keys at once",
     rationale=(
         "A shared template multiplies a change: one reviewed line becomes an access change "
-        "on every key and target that renders it. The review says how many."
+        "on every key and target that renders it. The review says how many: from 2 keys "
+        "low, from inventory.yaml's review.fan_out_threshold keys (default 5) medium."
     ),
 )
 
-MANY = 5  # from this many keys on, the finding is medium
+MANY = 5  # default of review.fan_out_threshold: from this many keys on, the finding is medium
 
 
 def check_all(subjects: Sequence[Subject]) -> Iterable[tuple[Subject, Hit]]:
@@ -38,6 +39,8 @@ def check_all(subjects: Sequence[Subject]) -> Iterable[tuple[Subject, Hit]]:
             Hit(
                 f"the policy from template {template} changes for {len(keys)} keys at once",
                 details=tuple(keys),
-                severity=Severity.MEDIUM if len(keys) >= MANY else None,
+                severity=(
+                    Severity.MEDIUM if len(keys) >= changed[0].context.fan_out_threshold else None
+                ),
             ),
         )

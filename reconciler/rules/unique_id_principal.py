@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from reconciler import catalog
 from reconciler.findings import Rule, Severity
 from reconciler.review import Hit, Subject
 from reconciler.rules._helpers import label, sid
@@ -22,7 +22,7 @@ RULE = Rule(
     ),
 )
 
-UNIQUE_ID = re.compile(r"(?:AROA|AIDA)[A-Z0-9]{16,}")
+UNIQUE_ID = catalog.UNIQUE_ID_PRINCIPAL
 
 
 def unique_ids(statement: Mapping[str, Any]) -> list[str]:

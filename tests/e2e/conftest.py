@@ -38,6 +38,7 @@ import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,8 @@ def patch_moto(monkeypatch: pytest.MonkeyPatch) -> None:
     moto_kms.apply(
         lambda owner, name, value: monkeypatch.setattr(owner, name, value, raising=False)
     )
+    # GetKeyLastUsage: tracking "began" before any key a test makes, on any date
+    monkeypatch.setattr(moto_kms, "TRACKING_BEGAN", datetime(2020, 1, 1, tzinfo=timezone.utc))
 
 
 @pytest.fixture

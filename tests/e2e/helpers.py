@@ -31,6 +31,17 @@ BETA: dict[str, Any] = {
 
 NO_CHANGES = "No changes. The keys match the inventory."
 
+
+def _today() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d")
+
+
+# The usage line a plan shows under an entry that retires or restricts a key made today and
+# never used (the conftest puts moto's tracking start long before today).
+NEW_KEY_UNUSED = f"# usage: no use recorded since its creation on {_today()}"
+
 _KEY_HEAD = re.compile(r'^  ([+~\- ]) key "([^"]+)"(?: \(([^)]+)\))? (.*?)(?:  # .*)?$')
 _OPERATION = re.compile(r"^\s+\d+\. (\w+)\s+(\S+): (.*)$")
 

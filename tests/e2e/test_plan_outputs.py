@@ -11,7 +11,17 @@ from typing import Any
 import pytest
 
 from .conftest import Converge, Inventory, MotoServer, RunCli
-from .helpers import ACCOUNT, ALPHA, BETA, REGION, key_ids, kms_snapshot, policy_of, tags_of
+from .helpers import (
+    ACCOUNT,
+    ALPHA,
+    BETA,
+    NEW_KEY_UNUSED,
+    REGION,
+    key_ids,
+    kms_snapshot,
+    policy_of,
+    tags_of,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -27,6 +37,7 @@ READ_OPERATIONS = frozenset(
         "ListKeyPolicies",
         "ListGrants",
         "ListKeyRotations",
+        "GetKeyLastUsage",
     }
 )
 
@@ -139,6 +150,9 @@ def test_dry_run_lists_destructive_calls_without_allow_destroy(
     assert disable in dry.stdout, dry
     assert kms_snapshot(kms) == before
     assert [op for op in server.kms_operations() if op not in READ_OPERATIONS] == []
+    # the dry run shows the disabled key's last use (one read) and is not refused by it
+    assert server.kms_operations().count("GetKeyLastUsage") == 1
+    assert NEW_KEY_UNUSED in dry.stderr
 
 
 def test_plan_json_and_markdown(converge: Converge, run_cli: RunCli, kms: Any) -> None:
@@ -158,6 +172,7 @@ def test_plan_json_and_markdown(converge: Converge, run_cli: RunCli, kms: Any) -
         "operations": 2,
         "destructive_operations": 0,
         "replicas": {"create": 0, "update": 0, "delete": 0},
+        "usage_reads": 0,
     }
     (target,) = document["targets"]
     assert (target["name"], target["account_id"], target["region"]) == ("test", ACCOUNT, REGION)

@@ -14,6 +14,7 @@ from .helpers import (
     ALPHA,
     BETA,
     IDENTITY_TAG,
+    NEW_KEY_UNUSED,
     NO_CHANGES,
     aliases,
     field_lines,
@@ -110,7 +111,7 @@ def test_destructive_change_needs_allow_destroy(
 
     refused = run_cli("apply", "--auto-approve")
     assert refused.returncode == 1, refused
-    assert field_lines(refused.stdout, "alpha") == lines
+    assert field_lines(refused.stdout, "alpha") == [NEW_KEY_UNUSED, *lines]
     assert (
         f"error: refusing to apply 1 destructive operation(s) without --allow-destroy "
         f"({operation} on alpha); nothing was changed"

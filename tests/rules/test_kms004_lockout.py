@@ -165,3 +165,61 @@ def test_message_names_who_should_keep_put_key_policy() -> None:
     assert hit.message.startswith('statement "NoPolicyChanges" denies kms:PutKeyPolicy')
     assert f"arn:aws:iam::{ACCOUNT}:root" in hit.message
     assert f"arn:aws:iam::{ACCOUNT}:role/KeyAdmin" in hit.message
+
+
+# -- the deployer (inventory.yaml review.deployer_arns; issue 9, defect 14) ----------------
+
+CI = f"arn:aws:iam::{ACCOUNT}:role/ci-deployer"
+CROSS_CI = "arn:aws:iam::444455556666:role/ci-deployer"
+NAMED_ADMIN = allow({"AWS": f"arn:aws:iam::{ACCOUNT}:role/KeyAdmin"}, "kms:*", sid="Admin")
+CI_MANAGES = allow({"AWS": CI}, ["kms:PutKeyPolicy", "kms:DescribeKey"], sid="CI")
+
+# (deployer, base, head) -> whether the deployer loses kms:PutKeyPolicy
+DEPLOYER: dict[str, tuple[str, dict[str, Any] | None, dict[str, Any], bool]] = {
+    # root delegation gone, the deployer not named: IAM can no longer give it PutKeyPolicy
+    "root-delegation-removed": (CI, policy(NAMED_ADMIN), policy(NAMED_ADMIN, root=False), True),
+    "named-deployer-removed": (
+        CI,
+        policy(NAMED_ADMIN, CI_MANAGES, root=False),
+        policy(NAMED_ADMIN, root=False),
+        True,
+    ),
+    "deny-put-to-the-deployer": (
+        CI,
+        policy(NAMED_ADMIN),
+        policy(NAMED_ADMIN, {**allow({"AWS": CI}, "kms:PutKeyPolicy", sid="D"), "Effect": "Deny"}),
+        True,
+    ),
+    "added-key-without-the-deployer": (CI, None, policy(NAMED_ADMIN, root=False), True),
+    "deployer-named-when-root-goes": (
+        CI,
+        policy(NAMED_ADMIN),
+        policy(NAMED_ADMIN, CI_MANAGES, root=False),
+        False,
+    ),
+    "root-delegation-kept": (CI, policy(), policy(NAMED_ADMIN), False),
+    # a deployer of another account needs its own account's root (or itself) named
+    "cross-account-deployer-through-its-root": (
+        CROSS_CI,
+        policy(allow({"AWS": "444455556666"}, "kms:PutKeyPolicy", sid="X")),
+        policy(allow({"AWS": "444455556666"}, "kms:PutKeyPolicy", sid="X"), NAMED_ADMIN),
+        False,
+    ),
+    # it could not put the policy before either: not this change's doing
+    "never-could": (CI, policy(NAMED_ADMIN, root=False), policy(NAMED_ADMIN, root=False), False),
+}
+
+
+@pytest.mark.parametrize("case", DEPLOYER.values(), ids=DEPLOYER.keys())
+def test_deployer_losing_put_key_policy(
+    case: tuple[str, dict[str, Any] | None, dict[str, Any], bool],
+) -> None:
+    deployer, base, head, loses = case
+    ctx = context(deployer_arns=(deployer,))
+    found = [h for h in hits(lockout, head=head, base=base, ctx=ctx) if "deployer" in h.message]
+    if loses:
+        (hit,) = found
+        assert hit.message.startswith(f"the deployer {deployer} loses kms:PutKeyPolicy")
+        assert hit.severity is Severity.HIGH
+    else:
+        assert found == []

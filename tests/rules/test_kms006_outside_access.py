@@ -55,6 +55,27 @@ FIRES: dict[str, Fires] = {
         policy(allow(OUTSIDER, "kms:ReEncrypt*")), ["S"], CRITICAL
     ),
     "create-grant-only-is-high": Fires(policy(allow(OUTSIDER, "kms:CreateGrant")), ["S"], HIGH),
+    # Signing, MAC, key agreement: the outsider acts as the key holder (high, as drift
+    # ranks an undeclared grant of them); decapsulation recovers a secret (critical).
+    "sign-is-high": Fires(policy(allow(OUTSIDER, "kms:Sign")), ["S"], HIGH),
+    "generate-mac-is-high": Fires(policy(allow(OUTSIDER, "kms:GenerateMac")), ["S"], HIGH),
+    "derive-shared-secret-is-high": Fires(
+        policy(allow(OUTSIDER, "kms:DeriveSharedSecret")), ["S"], HIGH
+    ),
+    "not-action-leaves-sign-and-decapsulate": Fires(
+        policy(
+            {
+                "Sid": "S",
+                "Effect": "Allow",
+                "Principal": OUTSIDER,
+                "NotAction": ["kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
+                "Resource": "*",
+            }
+        ),
+        ["S"],
+        CRITICAL,
+    ),
+    "decapsulate-is-critical": Fires(policy(allow(OUTSIDER, "kms:Decapsulate")), ["S"], CRITICAL),
     "put-wildcard-is-high": Fires(policy(allow(OUTSIDER, "kms:Put*")), ["S"], HIGH),
     "kms-star-is-critical": Fires(policy(allow(OUTSIDER, "kms:*")), ["S"], CRITICAL),
     "not-action-reaches-decrypt": Fires(
@@ -142,6 +163,10 @@ FIRES: dict[str, Fires] = {
 }
 QUIET: dict[str, dict[str, Any]] = {
     "own-account-role": policy(allow(role("App"), "kms:Decrypt")),
+    # public-key and verify operations: nothing only the key holder could do
+    "outsider-verifies-and-encapsulates": policy(
+        allow(OUTSIDER, ["kms:Verify", "kms:VerifyMac", "kms:GetPublicKey", "kms:Encapsulate"])
+    ),
     "own-account-id": policy(allow({"AWS": ACCOUNT}, "kms:Decrypt")),
     "trusted-account-role": policy(allow(role("Reader", TRUSTED_ACCOUNT), "kms:Decrypt")),
     "trusted-account-id": policy(allow({"AWS": TRUSTED_ACCOUNT}, ["kms:Decrypt", "kms:Put*"])),
@@ -180,6 +205,10 @@ QUIET: dict[str, dict[str, Any]] = {
                 "kms:GenerateDataKey*",
                 "kms:Put*",
                 "kms:CreateGrant",
+                "kms:Sign",
+                "kms:GenerateMac",
+                "kms:DeriveSharedSecret",
+                "kms:Decapsulate",
             ],
             "Resource": "*",
         }

@@ -89,13 +89,14 @@ FIRES: dict[str, Fires] = {
         ["A", "B"],
     ),
 }
+# kms:* includes kms:PutKeyPolicy, but the policy under review cannot make App a key
+# administrator and so exempt itself (issue 9, defect 6): only the base can.
+FIRES["kms-star-to-an-app-role"] = Fires(policy(allow(APP, "kms:*")), ["S"])
+FIRES["put-key-policy-in-the-same-statement"] = Fires(
+    policy(allow(APP, ["kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"])), ["S"]
+)
+
 QUIET: dict[str, dict[str, Any]] = {
-    # kms:* includes kms:PutKeyPolicy: the policy itself makes App a key administrator
-    # (KMS008 is the rule that questions wildcard administration).
-    "kms-star-makes-an-administrator": policy(allow(APP, "kms:*")),
-    "put-key-policy-holder-is-an-administrator": policy(
-        allow(APP, ["kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"])
-    ),
     "root-delegation": policy(),
     "root-as-account-id": policy(allow({"AWS": ACCOUNT}, "kms:*"), root=False),
     "admin-role": policy(allow(ADMIN, ["kms:ScheduleKeyDeletion", "kms:Disable*"])),
@@ -149,9 +150,26 @@ def test_guide_policies_are_quiet(doc: dict[str, Any]) -> None:
     assert hits(destructive_actions, head=doc, ctx=GUIDE_CONTEXT) == []
 
 
-def test_guide_admins_hold_put_so_they_are_administrators_without_a_declaration() -> None:
+def test_guide_admins_who_already_held_put_are_administrators_without_a_declaration() -> None:
     undeclared = context(account_id="123456789012", admin_principals=())
-    assert hits(destructive_actions, head=APPLICATION, ctx=undeclared) == []
+    assert hits(destructive_actions, head=APPLICATION, base=APPLICATION, ctx=undeclared) == []
+    # an added key's policy cannot vouch for its own administrators
+    assert hits(destructive_actions, head=APPLICATION, ctx=undeclared) != []
+
+
+def test_decrypt_widened_to_kms_star_for_an_app_role_fires() -> None:
+    # issue 9, defect 6: ["kms:Decrypt"] -> "kms:*" lets App ScheduleKeyDeletion and DisableKey
+    base = policy(allow(APP, ["kms:Decrypt"]))
+    (hit,) = hits(destructive_actions, base=base, head=policy(allow(APP, "kms:*")))
+    assert hit.sid == "S"
+    assert "kms:DisableKey, kms:ScheduleKeyDeletion" in hit.message
+    assert f"arn:aws:iam::{ACCOUNT}:role/App, who are not key administrators" in hit.message
+
+
+def test_a_role_that_already_administered_the_key_stays_an_administrator() -> None:
+    base = policy(allow(APP, "kms:*"))
+    head = policy(allow(APP, "kms:*"), allow(role("Reader"), "kms:Decrypt", sid="R"))
+    assert hits(destructive_actions, base=base, head=head) == []
 
 
 def test_admin_principals_given_as_role_sessions_still_match_the_role() -> None:

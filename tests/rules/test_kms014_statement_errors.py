@@ -14,26 +14,37 @@ from tests.rules.harness import ROOT, allow, hits, policy, role
 KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 OTHER_KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/other"
 
-# statements -> the Sids of the hits, in order
-FIRES: dict[str, tuple[list[dict[str, Any]], list[str | None]]] = {
+LOW, MEDIUM, HIGH = Severity.LOW, Severity.MEDIUM, Severity.HIGH
+
+# statements -> the (Sid, severity) of the hits, in order. A duplicate Sid only confuses
+# readers (low); a Resource other than "*" may keep the statement from applying to this key
+# (issue 9, defect 10): an Allow that may silently grant nothing is medium, a Deny that may
+# silently deny nothing is high.
+FIRES: dict[str, tuple[list[dict[str, Any]], list[tuple[str | None, Severity]]]] = {
     "duplicate-sid": (
         [allow(role("A"), "kms:Decrypt", sid="Use"), allow(role("B"), "kms:Encrypt", sid="Use")],
-        ["Use"],
+        [("Use", LOW)],
     ),
     "sid-of-the-root-statement-reused": (
         [allow(role("A"), "kms:Decrypt", sid=str(ROOT["Sid"]))],
-        [str(ROOT["Sid"])],
+        [(str(ROOT["Sid"]), LOW)],
     ),
     "exact-duplicate-statement-repeats-its-sid": (
         [allow(role("A"), "kms:Decrypt", sid="Use"), allow(role("A"), "kms:Decrypt", sid="Use")],
-        ["Use"],
+        [("Use", LOW)],
     ),
     "three-statements-one-sid-one-hit": (
         [allow(role(name), "kms:Decrypt", sid="Use") for name in ("A", "B", "C")],
-        ["Use"],
+        [("Use", LOW)],
     ),
-    "key-arn-resource": ([{**allow(role("A"), "kms:Decrypt"), "Resource": KEY_ARN}], ["S"]),
-    "star-and-arn": ([{**allow(role("A"), "kms:Decrypt"), "Resource": ["*", KEY_ARN]}], ["S"]),
+    "key-arn-resource": (
+        [{**allow(role("A"), "kms:Decrypt"), "Resource": KEY_ARN}],
+        [("S", MEDIUM)],
+    ),
+    "star-and-arn": (
+        [{**allow(role("A"), "kms:Decrypt"), "Resource": ["*", KEY_ARN]}],
+        [("S", MEDIUM)],
+    ),
     "not-resource": (
         [
             {
@@ -44,18 +55,30 @@ FIRES: dict[str, tuple[list[dict[str, Any]], list[str | None]]] = {
                 "NotResource": OTHER_KEY_ARN,
             }
         ],
-        ["S"],
+        [("S", HIGH)],
+    ),
+    "deny-naming-a-key-arn": (
+        [
+            {
+                "Sid": "NoDelete",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "kms:ScheduleKeyDeletion",
+                "Resource": OTHER_KEY_ARN,
+            }
+        ],
+        [("NoDelete", HIGH)],
     ),
     "resource-without-sid": (
         [{**allow(role("A"), "kms:Decrypt"), "Sid": None, "Resource": KEY_ARN}],
-        [None],
+        [(None, MEDIUM)],
     ),
     "duplicate-sid-and-resource-two-hits": (
         [
             allow(role("A"), "kms:Decrypt", sid="Use"),
             {**allow(role("B"), "kms:Encrypt", sid="Use"), "Resource": KEY_ARN},
         ],
-        ["Use", "Use"],
+        [("Use", LOW), ("Use", MEDIUM)],
     ),
 }
 QUIET: dict[str, list[dict[str, Any]]] = {
@@ -73,11 +96,10 @@ def _clean(statement: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("case", FIRES.values(), ids=FIRES.keys())
-def test_fires(case: tuple[list[dict[str, Any]], list[str | None]]) -> None:
-    statements, sids = case
+def test_fires(case: tuple[list[dict[str, Any]], list[tuple[str | None, Severity]]]) -> None:
+    statements, expected = case
     found = hits(statement_errors, head=policy(*map(_clean, statements)))
-    assert [h.sid for h in found] == sids
-    assert all((h.severity or statement_errors.RULE.severity) is Severity.LOW for h in found)
+    assert [(h.sid, h.severity or statement_errors.RULE.severity) for h in found] == expected
 
 
 @pytest.mark.parametrize("statements", QUIET.values(), ids=QUIET.keys())

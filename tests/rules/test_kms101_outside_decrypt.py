@@ -55,7 +55,8 @@ FIRES: dict[str, tuple[dict[str, Any] | None, dict[str, Any], str]] = {
     "star-gains-kms-wildcard": (
         BASE,
         policy(USE, allow("*", "kms:*")),
-        f"{STAR} gains kms:Decrypt, kms:GenerateDataKey",
+        # kms:* covers kms:Decapsulate (ML-KEM), which recovers a secret like Decrypt
+        f"{STAR} gains kms:Decapsulate, kms:Decrypt, kms:GenerateDataKey",
     ),
     "org-condition-removed": (
         policy(USE, allow({"AWS": PARTNER_ROOT}, "kms:Decrypt", Condition=org(ORG))),

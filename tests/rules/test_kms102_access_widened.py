@@ -138,3 +138,46 @@ def test_details_list_who_gains_what() -> None:
 
 def test_registered() -> None:
     assert rules.all_rules()["KMS102"] is access_widened.RULE
+
+
+ORG_PIN = {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}
+EVERYONE: dict[str, tuple[dict[str, Any], Severity]] = {
+    # issue 9, defect 10: every principal of the organization can now read plaintext
+    # without an IAM policy of its own: high, although the org condition keeps KMS001 quiet
+    "org-scoped-star-gains-decrypt": (
+        policy(USE, allow("*", "kms:Decrypt", sid="Org", Condition=ORG_PIN)),
+        Severity.HIGH,
+    ),
+    "org-scoped-star-gains-sign": (
+        policy(USE, allow({"AWS": "*"}, "kms:Sign", sid="Org", Condition=ORG_PIN)),
+        Severity.HIGH,
+    ),
+    "account-scoped-star-gains-generate-mac": (
+        policy(
+            USE,
+            allow(
+                "*",
+                "kms:GenerateMac",
+                sid="Acct",
+                Condition={"StringEquals": {"kms:CallerAccount": "111122223333"}},
+            ),
+        ),
+        Severity.HIGH,
+    ),
+    # describing or verifying is no key-holder act: a widening like any other
+    "org-scoped-star-gains-describe": (
+        policy(USE, allow("*", ["kms:DescribeKey", "kms:Verify"], sid="Org", Condition=ORG_PIN)),
+        Severity.MEDIUM,
+    ),
+    "one-role-gains-decrypt": (
+        policy(USE, allow(role("Reader"), "kms:Decrypt", sid="R")),
+        Severity.MEDIUM,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", EVERYONE.values(), ids=EVERYONE.keys())
+def test_severity_by_who_gains_what(case: tuple[dict[str, Any], Severity]) -> None:
+    head, severity = case
+    (hit,) = hits(access_widened, base=policy(USE), head=head)
+    assert (hit.severity or access_widened.RULE.severity) is severity

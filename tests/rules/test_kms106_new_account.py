@@ -13,6 +13,13 @@ from tests.rules.diff_pairs import LOGS, NEVER_FIRE, PARTNER, PARTNER_ROOT, USE,
 from tests.rules.harness import OTHER_ACCOUNT, TRUSTED_ACCOUNT, allow, hits, policy, role
 
 BASE = policy(USE)
+NEW = "444455556666"
+
+
+def caller(accounts: list[str]) -> dict[str, Any]:
+    return {"StringEquals": {"kms:CallerAccount": accounts}}
+
+
 READER = role("Reader", OTHER_ACCOUNT)
 FIRST = "appears in the policy for the first time"
 
@@ -39,6 +46,52 @@ FIRES: dict[str, tuple[dict[str, Any] | None, dict[str, Any], str]] = {
         f"service principal logs.amazonaws.com {FIRST}: Service:logs.amazonaws.com gains "
         "kms:Encrypt, kms:GenerateDataKey",
     ),
+    # issue 9, defect 7: an account named in a condition that admits callers by account
+    "caller-account-gains-an-account": (
+        policy(USE, allow("*", "kms:Decrypt", sid="Org", Condition=caller(["111122223333"]))),
+        policy(
+            USE,
+            allow("*", "kms:Decrypt", sid="Org", Condition=caller(["111122223333", NEW])),
+        ),
+        f'account {NEW} {FIRST}: callers with kms:calleraccount = {NEW} (statement "Org") '
+        "gains kms:Decrypt",
+    ),
+    "principal-account-condition": (
+        BASE,
+        policy(
+            USE,
+            allow(
+                "*",
+                "kms:Encrypt",
+                sid="P",
+                Condition={"StringEquals": {"aws:PrincipalAccount": NEW}},
+            ),
+        ),
+        f'account {NEW} {FIRST}: callers with aws:principalaccount = {NEW} (statement "P") '
+        "gains kms:Encrypt",
+    ),
+    "source-account-condition": (
+        policy(USE, LOGS),
+        policy(
+            USE,
+            {**LOGS, "Condition": {"StringEquals": {"aws:SourceAccount": ["111122223333", NEW]}}},
+        ),
+        f'account {NEW} {FIRST}: callers with aws:sourceaccount = {NEW} (statement "Logs") '
+        "gains kms:Encrypt, kms:GenerateDataKey",
+    ),
+    "deny-exempts-a-new-account": (
+        policy(USE),
+        policy(
+            USE,
+            {
+                **allow("*", "kms:*", sid="Fence"),
+                "Effect": "Deny",
+                "Condition": {"StringNotEquals": {"kms:CallerAccount": ["111122223333", NEW]}},
+            },
+        ),
+        f'account {NEW} {FIRST}: callers with kms:calleraccount = {NEW} (statement "Fence") '
+        "gains kms:*",
+    ),
     "added-key-names-a-partner": (
         None,
         policy(USE, PARTNER),
@@ -47,6 +100,21 @@ FIRES: dict[str, tuple[dict[str, Any] | None, dict[str, Any], str]] = {
 }
 
 QUIET: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
+    "deny-names-an-account-it-denies": (
+        BASE,
+        policy(
+            USE,
+            {
+                **allow("*", "kms:*", sid="Block"),
+                "Effect": "Deny",
+                "Condition": {"StringEquals": {"kms:CallerAccount": NEW}},
+            },
+        ),
+    ),
+    "caller-account-already-named": (
+        policy(USE, allow("*", "kms:Decrypt", sid="Org", Condition=caller([NEW]))),
+        policy(USE, allow("*", ["kms:Decrypt", "kms:Encrypt"], sid="Org", Condition=caller([NEW]))),
+    ),
     "own-account-role": (BASE, policy(USE, allow(role("Reader"), "kms:Decrypt"))),
     "account-already-named-in-another-statement": (
         policy(USE, PARTNER),

@@ -29,12 +29,14 @@ def root_with(**fields: Any) -> dict[str, Any]:
 
 # id -> (base, head, message start, severity)
 FIRES: dict[str, tuple[dict[str, Any], dict[str, Any], str, Severity]] = {
-    "added": (WITHOUT, WITH, ADDED, Severity.LOW),
+    # issue 9, defect 10: adding the delegation widens access to every IAM principal of the
+    # account that IAM gives kms:*: at least a widening's medium, not low
+    "added": (WITHOUT, WITH, ADDED, Severity.MEDIUM),
     "added-as-account-id": (
         WITHOUT,
         policy(USE, ADMIN, root_with(Principal={"AWS": ACCOUNT}), root=False),
         ADDED,
-        Severity.LOW,
+        Severity.MEDIUM,
     ),
     "removed": (WITH, WITHOUT, REMOVED, Severity.HIGH),
     "narrowed-to-some-actions": (
