@@ -782,4 +782,6 @@ def _access_lines(change: AccessChange) -> list[str]:
         lines.append(f"{change.principal} gained {', '.join(sorted(change.gained))}{when}")
     if change.lost:
         lines.append(f"{change.principal} lost {', '.join(sorted(change.lost))}{when}")
+    if change.witness:
+        lines.append(f"  {change.witness}")
     return lines

@@ -24,9 +24,10 @@ Canonical form (what "policies compare by meaning" means here, DESIGN section 5)
   values are merged: such a policy is ambiguous and should not exist.
 - ``Sid``, ``Effect`` and unknown statement keys are kept as they are.
 
-Access analysis (``access``, ``denied``, ``access_changes``, ``can_manage_policy``) works on
-KMS actions only (``catalog.KMS_ACTIONS``) and ignores ``Resource``: in a key policy the
-resource is the key itself.
+Access analysis (``access``, ``denied``, ``can_manage_policy``) works on KMS actions only
+(``catalog.KMS_ACTIONS``) and ignores ``Resource``: in a key policy the resource is the key
+itself. ``access_changes`` and ``removes_access`` ask the policy-semantics engine
+(``reconciler.semantics``), which decides exactly what a change allows and denies.
 """
 
 from __future__ import annotations
@@ -434,12 +435,17 @@ class Grant:
 
 @dataclass(frozen=True)
 class AccessChange:
-    """Actions one principal gains and loses under one condition context ("" = none)."""
+    """Actions one principal gains and loses under one condition context ("" = none).
+
+    ``witness`` is the engine's proof in words: a request that is newly allowed (or newly
+    denied), e.g. "newly allowed: arn:aws:iam::444455556666:role/X may call kms:Decrypt
+    when kms:ViaService = s3.us-east-1.amazonaws.com"."""
 
     principal: str
     gained: frozenset[str]
     lost: frozenset[str]
     conditions: str
+    witness: str = ""
 
 
 @lru_cache(maxsize=512)
@@ -623,41 +629,48 @@ def access_map(doc: Policy | None, partition: str = "aws") -> dict[tuple[str, st
 
 
 def access_changes(
-    before: Policy | None, after: Policy | None, *, partition: str = "aws"
+    before: Policy | None,
+    after: Policy | None,
+    *,
+    partition: str = "aws",
+    account_id: str | None = None,
+    region: str | None = None,
 ) -> tuple[AccessChange, ...]:
-    """Per (principal, conditions): the KMS actions gained and lost from before to after.
+    """Who gains and who loses which KMS actions from before to after, as proven by the
+    policy-semantics engine (``reconciler.semantics``), each with a witness request.
 
-    A grant that gains a condition shows up as lost under "" and gained under the new
-    condition. A reformat, reorder or scalar->list rewrite yields (). Sorted by principal,
-    then conditions.
+    One AccessChange per principal, direction and witness context; ``conditions`` is the
+    canonical Condition of the Allow statement that grants the access (after's for a gain,
+    before's for a loss). A reformat, reorder or any rewrite that allows exactly the same
+    requests yields (). Sorted by principal, then conditions.
     """
-    old = access_map(before, partition)
-    new = access_map(after, partition)
-    changes: list[AccessChange] = []
-    for key in sorted(set(old) | set(new)):
-        gained = new.get(key, frozenset()) - old.get(key, frozenset())
-        lost = old.get(key, frozenset()) - new.get(key, frozenset())
-        if gained or lost:
-            changes.append(AccessChange(key[0], gained, lost, key[1]))
-    return tuple(changes)
+    from reconciler import semantics  # semantics reads the canonical form from here
+
+    found = semantics.compare(
+        before, after, partition=partition, account_id=account_id, region=region
+    )
+    changes = [
+        AccessChange(
+            d.principal,
+            d.actions if d.change == "allowed" else frozenset(),
+            d.actions if d.change == "denied" else frozenset(),
+            d.conditions,
+            d.witness,
+        )
+        for d in found
+    ]
+    return tuple(
+        sorted(changes, key=lambda c: (c.principal, c.conditions, bool(c.lost), c.witness))
+    )
 
 
 def removes_access(before: Policy | None, after: Policy | None, *, partition: str = "aws") -> bool:
-    """True when the change may shrink someone's access, so a plan marks it destructive.
-
-    That is: a principal loses an action under some condition context (this includes a
-    condition added to a grant), or a Deny statement appears that was not there before
-    (a changed Deny counts as a new one). With no ``before`` policy nothing can be lost.
-    """
+    """True when the change denies some request the before policy allowed, so a plan marks
+    it destructive (the engine proves it: a Deny or a condition that takes nothing away
+    is not destructive). With no ``before`` policy nothing can be lost."""
     if before is None:
         return False
-    if any(change.lost for change in access_changes(before, after, partition=partition)):
-        return True
-    old = {_dumps(s) for s in _canonical_or_empty(before, partition)["Statement"]}
-    new_denies = [
-        s for s in _canonical_or_empty(after, partition)["Statement"] if s.get("Effect") == "Deny"
-    ]
-    return any(_dumps(s) not in old for s in new_denies)
+    return any(change.lost for change in access_changes(before, after, partition=partition))
 
 
 def deleted_principals(doc: Policy | None) -> list[tuple[str | None, list[str]]]:

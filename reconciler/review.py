@@ -346,7 +346,13 @@ def _pair(
         base=base,
         head=head,
         fields=tuple(fields),
-        access=access_changes(before_policy, after_policy, partition=partition),
+        access=access_changes(
+            before_policy,
+            after_policy,
+            partition=partition,
+            account_id=target.account_id,
+            region=name.partition("@")[2] or target.region,  # a replica is NAME@REGION
+        ),
         statements=diff_statements(before_policy, after_policy, partition=partition),
     )
 
@@ -488,8 +494,10 @@ def live_findings(
     """
     out = []
     for change in changes:
-        if change.base is None or change.head is None or change.kind == "unchanged":
+        if change.base is None or change.head is None:
             continue
+        if change.kind == "unchanged" and not change.policy_text_changed:
+            continue  # the merge does not write this key's policy
         live = live_policies.get((change.target.name, change.name))
         base_policy = change.base.state.policy
         if live is None or base_policy is None:
@@ -501,6 +509,7 @@ def live_findings(
         details = [
             f"{a.principal}: live has {', '.join(sorted(a.gained)) or '-'} more, "
             f"{', '.join(sorted(a.lost)) or '-'} less than the base"
+            + (f" ({a.witness})" if a.witness else "")
             for a in drift
         ]
         out.append(

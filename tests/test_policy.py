@@ -11,6 +11,7 @@ import ast
 import copy
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -973,24 +974,24 @@ CHANGE_CASES: list[tuple[Doc | None, Doc | None, list[AccessChange], bool]] = [
     (
         APP_POLICY,
         edit(APP_POLICY, lambda d: _app_use(d).update(Condition=S3_CONDITION)),
+        # A condition added narrows: requests outside it are lost, nothing is gained.
         [
             AccessChange(f"AWS:{JOB_ROLE}", frozenset(), USE_EXPANDED, ""),
-            AccessChange(f"AWS:{JOB_ROLE}", USE_EXPANDED, frozenset(), S3_CONDITION_JSON),
             AccessChange(f"AWS:{WEB_ROLE}", frozenset(), USE_EXPANDED, ""),
-            AccessChange(f"AWS:{WEB_ROLE}", USE_EXPANDED, frozenset(), S3_CONDITION_JSON),
         ],
         True,
     ),
     (
         APP_POLICY,
         edit(APP_POLICY, lambda d: d["Statement"].append(deny({"AWS": JOB_ROLE}, "kms:Decrypt"))),
-        [],
+        [AccessChange(f"AWS:{JOB_ROLE}", frozenset(), kms("Decrypt"), "")],
         True,
     ),
     (
+        # Defect 8 of issue 9: access regained by removing a Deny is a widening.
         edit(APP_POLICY, lambda d: d["Statement"].append(deny({"AWS": JOB_ROLE}, "kms:Decrypt"))),
         APP_POLICY,
-        [],
+        [AccessChange(f"AWS:{JOB_ROLE}", kms("Decrypt"), frozenset(), "")],
         False,
     ),
     (
@@ -1051,15 +1052,35 @@ CHANGE_IDS = [
 def test_access_changes_and_removes_access(
     before: Doc | None, after: Doc | None, expected: list[AccessChange], destructive: bool
 ) -> None:
-    assert list(access_changes(before, after)) == expected
+    found = access_changes(before, after)
+    assert [replace(c, witness="") for c in found] == expected
+    assert all(c.witness.startswith(("newly allowed: ", "newly denied: ")) for c in found)
     assert removes_access(before, after) is destructive
 
 
-def test_a_changed_deny_counts_as_a_new_deny() -> None:
-    before = policy(ROOT_STATEMENT, deny({"AWS": JOB_ROLE}, "kms:Decrypt"))
-    after = policy(ROOT_STATEMENT, deny({"AWS": [JOB_ROLE, WEB_ROLE]}, "kms:Decrypt"))
-    assert access_changes(before, after) == ()
+def test_a_widened_deny_takes_access_only_from_who_it_newly_names() -> None:
+    both = policy(ROOT_STATEMENT, allow({"AWS": [JOB_ROLE, WEB_ROLE]}, "kms:Decrypt"))
+    before = edit(both, lambda d: d["Statement"].append(deny({"AWS": JOB_ROLE}, "kms:Decrypt")))
+    after = edit(
+        both, lambda d: d["Statement"].append(deny({"AWS": [JOB_ROLE, WEB_ROLE]}, "kms:Decrypt"))
+    )
+    (change,) = access_changes(before, after)
+    assert (change.principal, change.gained, change.lost) == (
+        f"AWS:{WEB_ROLE}",
+        frozenset(),
+        kms("Decrypt"),
+    )
+    assert change.witness == (
+        f"newly denied: {WEB_ROLE} may no longer call kms:Decrypt (any request)"
+    )
     assert removes_access(before, after)
+
+
+def test_a_deny_that_takes_nothing_away_is_not_destructive() -> None:
+    before = policy(ROOT_STATEMENT, allow({"AWS": JOB_ROLE}, "kms:Decrypt"))
+    after = edit(before, lambda d: d["Statement"].append(deny({"AWS": WEB_ROLE}, "kms:Decrypt")))
+    assert access_changes(before, after) == ()
+    assert not removes_access(before, after)
 
 
 # --------------------------------------------------------------------------- lockout check
@@ -1283,7 +1304,7 @@ def test_guide_policies_are_valid(doc: Doc) -> None:
 # --------------------------------------------------------------------------- purity
 
 
-def test_policy_module_imports_only_stdlib_and_catalog() -> None:
+def test_policy_module_imports_only_stdlib_catalog_and_semantics() -> None:
     source = Path(policy_module.__file__)  # the module under test, wherever it is installed
     tree = ast.parse(source.read_text(encoding="utf-8"))
     imported: set[str] = set()
@@ -1305,6 +1326,7 @@ def test_policy_module_imports_only_stdlib_and_catalog() -> None:
         "functools",
         "typing",
         "reconciler.catalog",
+        "reconciler.semantics",  # the policy-semantics engine, as pure
     }
     assert imported <= allowed, imported - allowed
 

@@ -205,7 +205,12 @@ def review(
 def _live_findings(
     run: Run, head: list[DesiredTarget], changes: list[KeyChange], locate: Locate
 ) -> list[ReviewFinding]:
-    touched = {c.target.name for c in changes if c.kind == "changed"}
+    # A cosmetic change rewrites the policy too: the live policy it overwrites counts.
+    touched = {
+        c.target.name
+        for c in changes
+        if c.kind == "changed" or (c.base and c.head and c.policy_text_changed)
+    }
 
     def one(dt: DesiredTarget) -> dict[tuple[str, str], Any]:
         conn = aws.connect(dt.target, run.aws)

@@ -79,6 +79,11 @@ def _access_rows(change: KeyChange) -> list[str]:
     return rows
 
 
+def _witness_lines(change: KeyChange) -> list[str]:
+    """The engine's proof, one request per access change: what is newly allowed or denied."""
+    return [f"- {_cell(ac.witness)}" for ac in change.access if ac.witness]
+
+
 def _field_lines(change: KeyChange) -> list[str]:
     return [
         f"- `{f.field}`: `{json.dumps(f.before, default=str)}` → "
@@ -198,6 +203,9 @@ def _markdown(report: ReviewReport, fail_on: Severity, max_lines: int | None) ->
                     "| --- | --- | --- | --- |",
                     *_access_rows(change),
                 ]
+                witnesses = _witness_lines(change)
+                if witnesses:
+                    section += ["", "Requests that show it:", "", *witnesses]
             elif change.policy_text_changed and change.base and change.head:
                 section.append("No change in access (the policy text changes cosmetically).")
             else:
@@ -290,6 +298,7 @@ def _change_dict(c: KeyChange) -> dict[str, Any]:
                 "gained": sorted(a.gained),
                 "lost": sorted(a.lost),
                 "conditions": json.loads(a.conditions) if a.conditions else None,
+                "witness": a.witness,
             }
             for a in c.access
         ],
@@ -347,6 +356,8 @@ def review_text(report: ReviewReport, fail_on: Severity = Severity.HIGH) -> str:
                 lines.append(f"  + {ac.principal} gains {actions_text(ac.gained)}{when}")
             if ac.lost:
                 lines.append(f"  - {ac.principal} loses {actions_text(ac.lost)}{when}")
+            if ac.witness:
+                lines.append(f"    {ac.witness}")
         for fd in change.fields:
             lines.append(f"  ~ {fd.field}: {fd.before!r} -> {fd.after!r}")
     if report.findings:

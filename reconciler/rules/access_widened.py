@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.findings import Rule, Severity
-from reconciler.policy import access, access_map, denied
+from reconciler.policy import access
 from reconciler.review import Hit, Subject
 from reconciler.rules._conditions import implies
 from reconciler.rules._helpers import KEY_HOLDER_ACTIONS
@@ -72,15 +72,11 @@ def check(subject: Subject) -> Iterable[Hit]:
     if base_doc is None or head_doc is None:
         return
     partition = subject.context.partition
-    base = access_map(base_doc, partition)
     gains: list[tuple[str, str, list[str]]] = []
     for item in change.access:
-        actions = sorted(
-            a
-            for a in item.gained
-            if not _covered(base, item.principal, item.conditions, a)
-            and not denied(head_doc, item.principal, a, partition=partition)
-        )
+        # Proven by the policy-semantics engine: a request the base denied (a Deny
+        # removed counts) that the head allows.
+        actions = sorted(item.gained)
         if actions:
             gains.append((item.principal, item.conditions, actions))
     if not gains:

@@ -103,8 +103,15 @@ def check(subject: Subject) -> Iterable[Hit]:
     context = subject.context
     base = _exposure(change.base.state.policy if change.base else None, context)
     head = _exposure(change.head.state.policy, context)
+    # On a changed key, only what the policy-semantics engine proves newly allowed ("*"
+    # stands for every principal, NotPrincipal grants included).
+    proven = {(a.principal, action) for a in change.access for action in a.gained}
     gained: dict[str, list[str]] = {}
     for principal, action in sorted(set(head) - set(base)):
+        if change.base is not None and not (
+            (principal, action) in proven or ("*", action) in proven
+        ):
+            continue
         gained.setdefault(principal, []).append(action)
     where = "added key" if change.base is None else "key"
     for principal, actions in gained.items():

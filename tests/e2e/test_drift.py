@@ -320,6 +320,7 @@ def test_policy_widened_names_who_gained_what(matrix: Matrix) -> None:
     assert finding["details"] == [
         'statement "Out of band": only in KMS',
         f"AWS:{INTRUDER} gained kms:Decrypt",
+        f"  newly allowed: {INTRUDER} may call kms:Decrypt (any request)",
     ], finding
 
 

@@ -19,6 +19,12 @@ PARTNER_WHO = f"AWS:{PARTNER['Principal']['AWS']}"
 
 # id -> (base, head, "<principal> gains <actions>" expected in the message)
 FIRES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
+    # Issue 9, defect 8: access regained by removing a Deny is a widening (KMS105 as well).
+    "deny-removed": (
+        policy(USE, {**GUARD, "Principal": USE["Principal"], "Action": "kms:Decrypt"}),
+        policy(USE),
+        "AWS:arn:aws:iam::111122223333:role/App gains kms:Decrypt",
+    ),
     "trusted-account-gains-decrypt": (
         BASE,
         policy(USE, PARTNER, allow({"AWS": TRUSTED_ACCOUNT}, "kms:Decrypt", sid="Trusted")),
@@ -86,8 +92,6 @@ QUIET: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
             },
         ),
     ),
-    # A Deny removed widens access without any Allow changing: that is KMS105's finding.
-    "deny-removed-is-kms105": (policy(USE, GUARD), policy(USE)),
     "added-key": (None, BASE),
     "removed-key": (BASE, None),
 }

@@ -64,20 +64,30 @@ FIRES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         partner(via(VIA_S3, VIA_EC2)),
         f"StringLike kms:viaservice becomes StringEquals and adds {VIA_EC2}",
     ),
-    "not-operator-excludes-fewer": (
-        partner(CALLERS),
-        partner({"StringNotEquals": {"kms:CallerAccount": OTHER_ACCOUNT}}),
-        f"StringNotEquals kms:calleraccount drops {TRUSTED_ACCOUNT}",
-    ),
-    "not-equals-made-ifexists": (
-        partner(CALLERS),
-        partner({"StringNotEqualsIfExists": CALLERS["StringNotEquals"]}),
-        "StringNotEquals kms:calleraccount becomes StringNotEqualsIfExists: "
-        "a request without kms:calleraccount passes",
-    ),
 }
 
 QUIET: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
+    # The partner's kms:CallerAccount is always its own account, which both conditions
+    # exclude, and every KMS request carries it: the policy-semantics engine proves that
+    # nobody gains (issue 9), so the reworded condition weakens nothing.
+    "not-operator-excludes-fewer-but-not-the-caller": (
+        partner(CALLERS),
+        partner({"StringNotEquals": {"kms:CallerAccount": OTHER_ACCOUNT}}),
+    ),
+    "not-equals-made-ifexists-on-a-key-always-present": (
+        partner(CALLERS),
+        partner({"StringNotEqualsIfExists": CALLERS["StringNotEquals"]}),
+    ),
+    # Issue 9, defect 3: a *Like value made narrower is a narrowing.
+    "like-narrowed": (
+        partner(via("s3.*.amazonaws.com", operator="StringLike")),
+        partner(via("s3.us-*.amazonaws.com", operator="StringLike")),
+    ),
+    # Issue 9, defect 2: a condition on an unknown key never matches: nobody gains.
+    "condition-key-misspelt": (
+        partner({"StringEquals": {"aws:PrincipalOrgID": ORG}}),
+        partner({"StringEquals": {"aws:PrincipalOrgIDs": ORG}}),
+    ),
     "condition-added": (partner(None), partner(via(VIA_S3))),
     "values-removed": (partner(via(VIA_S3, VIA_EC2)), partner(via(VIA_S3))),
     "not-operator-excludes-more": (
