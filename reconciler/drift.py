@@ -25,6 +25,7 @@ from reconciler.policy import (
     StatementChange,
     access_changes,
     deleted_principals,
+    replica_divergence,
     without_deleted_principals,
 )
 from reconciler.spec import IgnoreRule
@@ -170,6 +171,23 @@ RULES: Mapping[str, Rule] = {
             "Undeclared replica of a managed key",
             "A multi-Region key was replicated into a Region the inventory does not declare; "
             "its policy there is outside review.",
+        ),
+        Rule(
+            "replica-policy-wider",
+            Severity.HIGH,
+            "Replica allows more than its primary",
+            "A member of a multi-Region key allows a request its primary's policy denies "
+            "(Region names aside), and the inventory does not declare that difference. The "
+            "members share key material: a principal the replica lets decrypt can decrypt "
+            "ciphertext made in every Region.",
+        ),
+        Rule(
+            "replica-policy-narrower",
+            Severity.MEDIUM,
+            "Replica allows less than its primary",
+            "A member of a multi-Region key denies a request its primary's policy allows "
+            "(Region names aside), and the inventory does not declare that difference: "
+            "callers in that Region fail.",
         ),
         Rule(
             "primary-region-changed",
@@ -333,6 +351,7 @@ def detect(
             findings.extend(_key_findings(replica, member, policy))
         if ok is not None:
             findings.extend(_material_findings(key, ok, now))
+            findings.extend(_replica_findings(key, ok, desired, replica_policies, inventory_file))
         if key.action is not Action.CREATE and ok is not None and ok.grants is not None:
             findings.extend(_grant_findings(key, diff_grants(grants.get(key.name, ()), ok.grants)))
     for error in plan.errors:
@@ -546,6 +565,61 @@ def _key_findings(
             out.append(_policy_finding(key, change, observed, wanted, where))
         else:
             out.append(_change_finding(key, change, where))
+    return out
+
+
+def _replica_findings(
+    key: KeyPlan,
+    observed: ObservedKey,
+    desired: DesiredTarget,
+    declared_replicas: Mapping[tuple[str, str], Mapping[str, Any] | None],
+    inventory_file: str,
+) -> list[Finding]:
+    """Undeclared members of a multi-Region key whose live policy allows other access than
+    the live primary's (Region names aside).
+
+    A declared member is compared with its own declaration (policy-widened, -narrowed),
+    and review compared that declaration with the primary's (KMS113): a live divergence
+    there always shows as drift of one of the two. An undeclared member has no declaration:
+    only its primary says what it should allow."""
+    out = []
+    home = desired.target.region
+    for region, member in sorted(observed.replicas.items()):
+        if member.policy is None or observed.policy is None:
+            continue
+        if (key.name, region) in declared_replicas:
+            continue
+        found = replica_divergence(
+            observed.policy,
+            member.policy,
+            primary_region=home,
+            replica_region=region,
+            partition=desired.target.partition,
+            account_id=desired.target.account_id,
+        )
+        if not found:
+            continue
+        wider = [c for c in found if c.gained]
+        lines = [
+            f"{c.principal} may call {', '.join(sorted(c.gained))} in {region}, not in {home}"
+            if c.gained
+            else f"{c.principal} may call {', '.join(sorted(c.lost))} in {home}, not in {region}"
+            for c in found
+        ]
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        out.append(
+            _finding(
+                "replica-policy-wider" if wider else "replica-policy-narrower",
+                f"key '{key.name}': the replica in {region} ({member.key_id}) allows "
+                f"{'more' if wider else 'less'} than the primary: {lines[0]}{more}",
+                key=key.name,
+                key_id=member.key_id,
+                file=key.source.file if key.source else inventory_file,
+                line=key.source.line if key.source else None,
+                region=region,
+                details=tuple([*lines, *(c.witness for c in found if c.witness)]),
+            )
+        )
     return out
 
 
