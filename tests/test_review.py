@@ -375,6 +375,47 @@ def test_live_review_flags_a_grant_that_keeps_access_the_change_removes(
     )
 
 
+def test_live_review_reports_drift_a_cosmetic_change_overwrites(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Sid renamed in the template changes no access, but applying it rewrites the
+    policy: the statement someone added by hand is lost (defect 4 of the policy issue)."""
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("KMS_RECONCILER_SANDBOX_DIR", str(repo / ".kms-sandbox"))
+    runner = CliRunner()
+    applied = runner.invoke(main, ["apply", "--sandbox", "--auto-approve", "--target", "staging"])
+    assert applied.exit_code == 0, applied.output
+    with sandbox_session():
+        kms = boto3.client("kms", region_name="eu-west-1")
+        kms.meta.events.register(
+            "before-sign.*.*",
+            lambda request, **_: request.headers.__setitem__("x-moto-account-id", "444455556666"),
+        )
+        key_id = kms.describe_key(KeyId="alias/app-data-key")["KeyMetadata"]["KeyId"]
+        live = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+        live["Statement"].append(allow(role("HandAdded", "444455556666"), "kms:Decrypt", sid="H"))
+        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(live))
+    template = repo / "keyspecs/policies/application.json.j2"
+    template.write_text(
+        template.read_text().replace(
+            '"Allow application role to use the key"', '"Application roles use the key"'
+        )
+    )
+    args = ["review", "--base", "main", "--sandbox", "--target", "staging", "--format", "json"]
+    quiet = runner.invoke(main, args)
+    offline = json.loads(quiet.stdout)
+    # cosmetic (KMS109) on every key of the template (KMS108, low): nothing blocks
+    assert {f["rule"] for f in offline["findings"] if f["introduced"]} == {"KMS108", "KMS109"}
+    assert quiet.exit_code == 0
+    done = runner.invoke(main, [*args, "--live"])
+    data = json.loads(done.stdout)
+    live_findings = [f for f in data["findings"] if f["rule"] == "KMS201"]
+    assert {(f["target"], f["key"]) for f in live_findings} == {("staging", "app-data")}
+    (finding,) = live_findings
+    assert any("HandAdded" in line for line in finding["details"])
+    assert done.exit_code == 2
+
+
 # -- multi-Region keys ----------------------------------------------------------------------
 
 
