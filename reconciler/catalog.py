@@ -85,7 +85,19 @@ ORIGIN_EXTERNAL: Final = "EXTERNAL"
 # encryption keys); the tool checks it before CreateKey, so a bad file never leaves a key
 # waiting in PendingImport.
 IMPORTED_MATERIAL_BYTES: Final[Mapping[str, int]] = {"SYMMETRIC_DEFAULT": 32}
-ORIGINS: Final = (ORIGIN_AWS_KMS, ORIGIN_EXTERNAL)
+# Keys in a custom key store: an AWS CloudHSM key store (the key material lives in the
+# store's CloudHSM cluster) or an external key store (XKS: outside AWS, reached through the
+# store's proxy). Either needs CustomKeyStoreId at CreateKey (and an external store's key
+# the XksKeyId of its external key); both are symmetric encryption keys only, in one
+# Region, without automatic or on-demand rotation or imported material.
+ORIGIN_AWS_CLOUDHSM: Final = "AWS_CLOUDHSM"
+ORIGIN_EXTERNAL_KEY_STORE: Final = "EXTERNAL_KEY_STORE"
+CUSTOM_KEY_STORE_ORIGINS: Final = (ORIGIN_AWS_CLOUDHSM, ORIGIN_EXTERNAL_KEY_STORE)
+ORIGINS: Final = (ORIGIN_AWS_KMS, ORIGIN_EXTERNAL, *CUSTOM_KEY_STORE_ORIGINS)
+# CustomKeyStoreId ("cks-" and 17 hex digits in every ID KMS has shown; the API allows
+# 1-64 characters) and XksKeyId (1-128 of letters, digits, "-", "_", ".").
+CUSTOM_KEY_STORE_ID: Final = re.compile(r"cks-[0-9A-Za-z]{1,60}")
+XKS_KEY_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 def default_key_usage(key_spec: str) -> str | None:

@@ -342,6 +342,8 @@ def _desired_key(
         key_spec=key_spec,
         key_usage=key_usage,
         origin=origin,
+        custom_key_store_id=spec.custom_key_store_id,
+        xks_key_id=spec.xks_key_id,
         multi_region=bool(spec.multi_region),
         enabled=bool(enabled),
         rotation_enabled=rotation_enabled,

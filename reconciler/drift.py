@@ -77,6 +77,14 @@ RULES: Mapping[str, Rule] = {
             "Every use of a disabled key fails: an outage for its callers.",
         ),
         Rule(
+            "key-unavailable",
+            Severity.HIGH,
+            "Managed key unavailable (custom key store disconnected)",
+            "A key in a custom key store is Unavailable while its store is disconnected (or "
+            "its external key manager cannot be reached): every use fails until the store "
+            "is connected again. The tool manages keys, not stores; connect the store.",
+        ),
+        Rule(
             "key-enabled",
             Severity.MEDIUM,
             "Key enabled although declared disabled",
@@ -351,6 +359,23 @@ def detect(
             findings.extend(_key_findings(replica, member, policy))
         if ok is not None:
             findings.extend(_material_findings(key, ok, now))
+            if ok.key_state == "Unavailable":
+                store = (
+                    f" in custom key store {ok.custom_key_store_id}"
+                    if ok.custom_key_store_id
+                    else ""
+                )
+                findings.append(
+                    _finding(
+                        "key-unavailable",
+                        f"{_label(key)} ({ok.key_id}{store}) is Unavailable: every use fails "
+                        "until its key store is connected",
+                        key=key.name,
+                        key_id=ok.key_id,
+                        file=key.source.file if key.source else None,
+                        line=key.source.line if key.source else None,
+                    )
+                )
             findings.extend(_replica_findings(key, ok, desired, replica_policies, inventory_file))
         if key.action is not Action.CREATE and ok is not None and ok.grants is not None:
             findings.extend(_grant_findings(key, diff_grants(grants.get(key.name, ()), ok.grants)))

@@ -93,6 +93,10 @@ def import_key(key: ObservedKey, name: str, target: TargetInfo, today: str) -> I
         spec["key_usage"] = key.key_usage
     if key.origin and key.origin != catalog.ORIGIN_AWS_KMS:
         spec["origin"] = key.origin
+    if key.custom_key_store_id:
+        spec["custom_key_store_id"] = key.custom_key_store_id
+    if key.xks_key_id:
+        spec["xks_key_id"] = key.xks_key_id
     if key.multi_region:
         spec["multi_region"] = True
         if key.primary_region and key.primary_region != target.region:

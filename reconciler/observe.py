@@ -530,6 +530,8 @@ def _observed_key(
         # moto omits KeyUsage for keys created without one; real KMS always sends it.
         key_usage=info.get("KeyUsage"),
         origin=info.get("Origin"),
+        custom_key_store_id=info.get("CustomKeyStoreId"),
+        xks_key_id=(info.get("XksKeyConfiguration") or {}).get("Id"),
         multi_region=info.get("MultiRegion"),
         enabled=info.get("Enabled"),
         rotation_enabled=rotation[0] if rotation else None,

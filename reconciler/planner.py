@@ -35,7 +35,16 @@ from reconciler.state import (
 )
 
 # Fields KMS cannot change on an existing key (DESIGN 5, "Field mutability, declared once").
-IMMUTABLE_FIELDS: tuple[str, ...] = ("key_spec", "key_usage", "origin", "multi_region")
+IMMUTABLE_FIELDS: tuple[str, ...] = (
+    "key_spec",
+    "key_usage",
+    "origin",
+    "custom_key_store_id",
+    "xks_key_id",
+    "multi_region",
+)
+# Read with the origin (DescribeKey): absent on a key read in full means "none".
+_ABSENT_MEANS_NONE = frozenset({"custom_key_store_id", "xks_key_id"})
 MUTABLE_FIELDS: tuple[str, ...] = (
     "description",
     "enabled",
@@ -321,6 +330,10 @@ def _plan_create(b: _Builder, dk: DesiredKey) -> KeyPlan:
         "Policy": dk.policy_text,
         "Tags": [{"TagKey": k, "TagValue": v} for k, v in tags.items()],
     }
+    if want.custom_key_store_id:
+        params["CustomKeyStoreId"] = want.custom_key_store_id
+    if want.xks_key_id:
+        params["XksKeyId"] = want.xks_key_id
     if dk.bypass_policy_lockout_safety_check:
         params["BypassPolicyLockoutSafetyCheck"] = True
     b.op(OpKind.CREATE_KEY, dk.name, None, f"create {want.key_spec} key", **params)
@@ -331,6 +344,10 @@ def _plan_create(b: _Builder, dk: DesiredKey) -> KeyPlan:
     ]
     if want.origin != "AWS_KMS":
         changes.append(FieldChange("origin", None, want.origin))
+    if want.custom_key_store_id:
+        changes.append(FieldChange("custom_key_store_id", None, want.custom_key_store_id))
+    if want.xks_key_id:
+        changes.append(FieldChange("xks_key_id", None, want.xks_key_id))
     if want.multi_region:
         changes.append(FieldChange("multi_region", None, True))
     if material_change is not None:
@@ -507,7 +524,7 @@ def _plan_existing(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> KeyPlan:
 
     for name in IMMUTABLE_FIELDS:
         before, after = getattr(have, name), getattr(want, name)
-        known = getattr(ok, name) is not None
+        known = getattr(ok, "origin" if name in _ABSENT_MEANS_NONE else name) is not None
         if known and before != after:
             b.problem(
                 dk,

@@ -607,6 +607,24 @@ class KeySpec(Model):
         str | None, _one_of(catalog.ORIGINS, "'{value}' is not supported (one of {values})")
     ] = None
     key_material: KeyMaterialSpec | None = None
+    # A key in a custom key store (origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE): the store,
+    # and for an external key store the external key's ID. Immutable, like origin; the
+    # stores themselves are managed outside the inventory.
+    custom_key_store_id: Annotated[
+        str | None,
+        _matching(
+            catalog.CUSTOM_KEY_STORE_ID,
+            "'{value}' is not a custom key store ID (cks- and letters or digits, such as "
+            "cks-1234567890abcdef0)",
+        ),
+    ] = None
+    xks_key_id: Annotated[
+        str | None,
+        _matching(
+            catalog.XKS_KEY_ID,
+            "'{value}' is not an external key ID (1-128 letters, digits, '.', '_', '-')",
+        ),
+    ] = None
     multi_region: Flag = None
     # Multi-Region keys: the replicas in other Regions, and the Region of the primary key
     # (default: the target's own Region).
@@ -644,6 +662,7 @@ class KeySpec(Model):
                 "it cannot be changed after the key is created"
             )
         origin = self.origin or catalog.ORIGIN_AWS_KMS
+        self._check_key_store(key_spec, origin)
         if self.key_material is not None and origin != catalog.ORIGIN_EXTERNAL:
             raise ValueError(
                 f"key_material: only keys with origin EXTERNAL take imported key material "
@@ -661,6 +680,35 @@ class KeySpec(Model):
         self._check_replicas()
         self._check_grants(key_spec, self.key_usage or catalog.default_key_usage(key_spec))
         return self
+
+    def _check_key_store(self, key_spec: str, origin: str) -> None:
+        """A custom key store's key: the store named, a symmetric encryption key in one
+        Region, and an external key ID exactly when the store is an external one."""
+        in_store = origin in catalog.CUSTOM_KEY_STORE_ORIGINS
+        if in_store and self.custom_key_store_id is None:
+            raise ValueError(
+                f"custom_key_store_id: is required for origin {origin} (the ID of the "
+                "custom key store that holds the key material)"
+            )
+        if not in_store and self.custom_key_store_id is not None:
+            raise ValueError(
+                f"origin: a key in a custom key store has origin AWS_CLOUDHSM (CloudHSM key "
+                f"store) or EXTERNAL_KEY_STORE (external key store), not {origin}"
+            )
+        external = origin == catalog.ORIGIN_EXTERNAL_KEY_STORE
+        if external and self.xks_key_id is None:
+            raise ValueError(
+                "xks_key_id: is required for origin EXTERNAL_KEY_STORE (the ID of the "
+                "external key in the external key manager)"
+            )
+        if not external and self.xks_key_id is not None:
+            raise ValueError("xks_key_id: only keys with origin EXTERNAL_KEY_STORE have one")
+        if in_store and key_spec != catalog.SYMMETRIC_DEFAULT:
+            raise ValueError(
+                f"key_spec: keys in a custom key store are SYMMETRIC_DEFAULT only, not {key_spec}"
+            )
+        if in_store and self.multi_region:
+            raise ValueError("multi_region: keys in a custom key store cannot be multi-Region")
 
     def _check_replicas(self) -> None:
         """Replicas and a primary Region only for multi-Region keys, one replica per Region."""

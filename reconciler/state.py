@@ -174,6 +174,10 @@ class KeyState:
     deletion_protection: bool
     # Declared grants (desired) or every grant on the key (observed); None: not read.
     grants: tuple[Grant, ...] | None = None
+    # Keys in a custom key store (origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE): the store and,
+    # for an external key store, the external key's ID. Immutable, like origin.
+    custom_key_store_id: str | None = None
+    xks_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -321,6 +325,9 @@ class ObservedKey:
     on_demand_rotations: int | None = None  # ListKeyRotations, when read
     rotations: int | None = None  # every rotation so far (ListKeyRotations), when read
     grants: tuple[Grant, ...] | None = None  # ListGrants (managed keys only), when read
+    # DescribeKey's CustomKeyStoreId and XksKeyConfiguration.Id (custom key store keys).
+    custom_key_store_id: str | None = None
+    xks_key_id: str | None = None
     # EXTERNAL keys: DescribeKey's ExpirationModel / ValidTo (moto omits them: unknown).
     expiration_model: str | None = None
     valid_to: datetime | None = None
@@ -366,6 +373,8 @@ class ObservedKey:
             policy=self.policy,
             deletion_protection=self.tags.get(protection_tag(identity_tag)) == "true",
             grants=self.grants,
+            custom_key_store_id=self.custom_key_store_id,
+            xks_key_id=self.xks_key_id,
         )
 
 

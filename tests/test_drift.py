@@ -192,6 +192,34 @@ def test_pending_deletion_is_high_and_hides_the_state_it_implies() -> None:
     assert "2030-01-02 03:04 UTC" in finding.message
 
 
+def test_key_of_a_disconnected_custom_key_store_is_high_and_nothing_else() -> None:
+    # KMS shows a key whose custom key store is disconnected as Unavailable; the plan
+    # leaves its enabled state alone (EnableKey would fail), drift says why it fails.
+    store = "cks-1234567890abcdef0"
+    want = desired_key(
+        "app",
+        origin="AWS_CLOUDHSM",
+        custom_key_store_id=store,
+        rotation_enabled=None,
+        rotation_period_days=None,
+    )
+    ok = observed_key(
+        "app",
+        "a-1",
+        key_state="Unavailable",
+        origin="AWS_CLOUDHSM",
+        custom_key_store_id=store,
+        rotation_enabled=None,
+        rotation_period_days=None,
+    )
+    (finding,) = detect(desired(want), observed(ok)).findings
+    assert finding.rule == "key-unavailable" and finding.severity is Severity.HIGH
+    assert finding.message == (
+        f"key 'app' (a-1 in custom key store {store}) is Unavailable: every use fails until "
+        "its key store is connected"
+    )
+
+
 def test_missing_key_orphan_and_unmanaged_keys() -> None:
     stranger = observed_key(None, "stranger-1", aliases=frozenset({"alias/handmade"}))
     report = detect(
