@@ -216,10 +216,10 @@ OP_ROWS: list[tuple[str, str, Any, Any, str]] = [
         "+",
     ),
     (
-        "date-gte-to-gt-drops-the-instant",
+        "date-lte-to-lt-drops-the-instant",
         "Decrypt",
-        c("DateGreaterThanEquals", NOW, T30),
-        c("DateGreaterThan", NOW, T30),
+        c("DateLessThanEquals", NOW, T31),
+        c("DateLessThan", NOW, T31),
         "-",
     ),
     (
@@ -762,10 +762,10 @@ OP_ROWS: list[tuple[str, str, Any, Any, str]] = [
     ),
     # ---- Several keys in one block (AND) vs several values (OR).
     (
-        "and-second-key-narrows",
+        "and-second-operator-narrows",
         "Decrypt",
         c("StringEquals", VIA, S3),
-        {"StringEquals": {VIA: S3, VPC: "vpc-1"}},
+        {"StringEquals": {VIA: S3}, "IpAddress": {"aws:SourceIp": "10.0.0.0/8"}},
         "-",
     ),
     (
@@ -1145,10 +1145,10 @@ ROWS: list[tuple[str, list[Doc], list[Doc], Expected]] = [
         {(APP, "Decrypt", "-")},
     ),
     (
-        "allow-star-to-notprincipal",
-        [allow("*", "kms:Decrypt")],
+        "allow-notprincipal-swapped",
         [allow(None, "kms:Decrypt", NotPrincipal={"AWS": X})],
-        {(X, "Decrypt", "-")},
+        [allow(None, "kms:Decrypt", NotPrincipal={"AWS": APP})],
+        {(X, "Decrypt", "+"), (APP, "Decrypt", "-")},
     ),
     # Everyone but RA loses; what "*" loses is not repeated for each named principal.
     (
@@ -1389,10 +1389,10 @@ ROWS: list[tuple[str, list[Doc], list[Doc], Expected]] = [
         set(),
     ),
     (
-        "principal-aws-star-in-a-list",
-        [allow(X, "kms:Decrypt")],
-        [allow({"AWS": [X, "*"]}, "kms:Decrypt")],
-        {("*", "Decrypt", "+")},
+        "principal-aws-and-service-in-one",
+        [allow({"AWS": X, "Service": LOGS}, "kms:Decrypt")],
+        [allow(X, "kms:Decrypt"), allow(SVC, "kms:Decrypt")],
+        set(),
     ),
     # The only principal whose aws:PrincipalArn is X's role ARN is X (its sessions).
     (
@@ -1405,6 +1405,13 @@ ROWS: list[tuple[str, list[Doc], list[Doc], Expected]] = [
                 {"ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{B}:role/X"}},
             )
         ],
+        set(),
+    ),
+    # Only the service LOGS has aws:PrincipalServiceName LOGS.
+    (
+        "principal-star-with-service-name-of-logs",
+        [allow(SVC, "kms:Encrypt")],
+        [allow("*", "kms:Encrypt", {"StringEquals": {"aws:PrincipalServiceName": LOGS}})],
         set(),
     ),
     (
@@ -1427,9 +1434,9 @@ ROWS: list[tuple[str, list[Doc], list[Doc], Expected]] = [
     ),
     # ---- Statement order, duplication, splitting: the same requests.
     (
-        "statement-duplicated",
-        [allow(X, "kms:Decrypt")],
-        [allow(X, "kms:Decrypt"), allow(X, "kms:Decrypt")],
+        "deny-duplicated",
+        [allow(X, "kms:Decrypt"), deny(X, "kms:Decrypt", SECURE)],
+        [allow(X, "kms:Decrypt"), deny(X, "kms:Decrypt", SECURE), deny(X, "kms:Decrypt", SECURE)],
         set(),
     ),
     (
@@ -1513,7 +1520,35 @@ ROWS: list[tuple[str, list[Doc], list[Doc], Expected]] = [
 STATEMENT_CASES = [
     pytest.param(pol(*b), pol(*h), expected, id=row_id) for row_id, b, h, expected in ROWS
 ]
-CORPUS_CASES = OP_CASES + STATEMENT_CASES
+
+
+def pol_2008(*statements: Doc) -> Doc:
+    return {"Version": "2008-10-17", "Statement": [ROOT, *statements]}
+
+
+# Version 2008-10-17 has no policy variables: ${*} is text, and its * a wildcard.
+VERSION_CASES = [
+    pytest.param(
+        pol_2008(allow(X, "kms:Decrypt", c("StringLike", VIA, "a${*}"))),
+        pol_2008(allow(X, "kms:Decrypt", c("StringEquals", VIA, "a${*}"))),
+        {(X, "Decrypt", "-")},
+        id="version-2008-escape-is-text",
+    ),
+    # The same Condition, read under each Version: "a*" (2012) vs "a${" ... "}" (2008).
+    pytest.param(
+        pol(allow(X, "kms:Decrypt", c("StringLike", VIA, "a${*}"))),
+        pol_2008(allow(X, "kms:Decrypt", c("StringLike", VIA, "a${*}"))),
+        {(X, "Decrypt", "+"), (X, "Decrypt", "-")},
+        id="version-changes-the-escape",
+    ),
+    pytest.param(
+        pol_2008(allow(X, "kms:Decrypt", c("StringEquals", VIA, "a"))),
+        pol(allow(X, "kms:Decrypt", c("StringEquals", VIA, "a"))),
+        set(),
+        id="version-without-escapes-is-no-change",
+    ),
+]
+CORPUS_CASES = OP_CASES + STATEMENT_CASES + VERSION_CASES
 
 
 @pytest.mark.parametrize(("base", "head", "expected"), CORPUS_CASES)
