@@ -81,10 +81,6 @@ def key_spec_region_problem(key_spec: str, region: str) -> str | None:
 
 ORIGIN_AWS_KMS: Final = "AWS_KMS"
 ORIGIN_EXTERNAL: Final = "EXTERNAL"
-# The length of imported key material KMS accepts, by key spec (256-bit AES for symmetric
-# encryption keys); the tool checks it before CreateKey, so a bad file never leaves a key
-# waiting in PendingImport.
-IMPORTED_MATERIAL_BYTES: Final[Mapping[str, int]] = {"SYMMETRIC_DEFAULT": 32}
 # Keys in a custom key store: an AWS CloudHSM key store (the key material lives in the
 # store's CloudHSM cluster) or an external key store (XKS: outside AWS, reached through the
 # store's proxy). Either needs CustomKeyStoreId at CreateKey (and an external store's key
@@ -94,6 +90,39 @@ ORIGIN_AWS_CLOUDHSM: Final = "AWS_CLOUDHSM"
 ORIGIN_EXTERNAL_KEY_STORE: Final = "EXTERNAL_KEY_STORE"
 CUSTOM_KEY_STORE_ORIGINS: Final = (ORIGIN_AWS_CLOUDHSM, ORIGIN_EXTERNAL_KEY_STORE)
 ORIGINS: Final = (ORIGIN_AWS_KMS, ORIGIN_EXTERNAL, *CUSTOM_KEY_STORE_ORIGINS)
+# Imported key material (origin EXTERNAL; reconciler.material checks and wraps it): raw
+# material lengths in bytes (inclusive) by key spec, the key specs whose material is a
+# private key (DER PKCS#8), and how material may be stored (key_material.encoding).
+RAW_MATERIAL_LENGTHS: Final[Mapping[str, tuple[int, int]]] = {
+    "SYMMETRIC_DEFAULT": (32, 32),
+    "HMAC_224": (28, 64),
+    "HMAC_256": (32, 64),
+    "HMAC_384": (48, 128),
+    "HMAC_512": (64, 128),
+}
+PRIVATE_KEY_MATERIAL_SPECS: Final = (
+    "RSA_2048",
+    "RSA_3072",
+    "RSA_4096",
+    "ECC_NIST_P256",
+    "ECC_NIST_P384",
+    "ECC_NIST_P521",
+    "ECC_SECG_P256K1",
+    "SM2",
+)
+IMPORTABLE_KEY_SPECS: Final = (*RAW_MATERIAL_LENGTHS, *PRIVATE_KEY_MATERIAL_SPECS)
+MATERIAL_ENCODINGS: Final = ("binary", "base64", "hex")
+
+
+def import_wrapping(key_spec: str) -> tuple[str, str]:
+    """(WrappingAlgorithm, WrappingKeySpec) for importing this key spec's material: RSA
+    private keys take only the RSA_AES family, and it fits every private key; raw material
+    fits one RSA_2048 OAEP block."""
+    if key_spec in PRIVATE_KEY_MATERIAL_SPECS:
+        return "RSA_AES_KEY_WRAP_SHA_256", "RSA_4096"
+    return "RSAES_OAEP_SHA_256", "RSA_2048"
+
+
 # CustomKeyStoreId ("cks-" and 17 hex digits in every ID KMS has shown; the API allows
 # 1-64 characters) and XksKeyId (1-128 of letters, digits, "-", "_", ".").
 CUSTOM_KEY_STORE_ID: Final = re.compile(r"cks-[0-9A-Za-z]{1,60}")

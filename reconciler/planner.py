@@ -489,9 +489,11 @@ def _import_material(
     params: dict[str, Any] = {
         "source": km.source,
         "root": km.root,
-        "key_spec": dk.state.key_spec,  # the material's length is checked before any write
+        "key_spec": dk.state.key_spec,  # the material is checked before any write
         "ExpirationModel": km.expiration_model,
     }
+    if km.encoding is not None:
+        params["encoding"] = km.encoding
     if km.valid_to is not None:
         params["ValidTo"] = km.valid_to.isoformat()
     b.op(

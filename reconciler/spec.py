@@ -521,6 +521,11 @@ class KeyMaterialSpec(Model):
             re.compile(r"[A-Za-z_][A-Za-z0-9_]*"), "'{value}' is not an environment variable name"
         ),
     ] = None
+    # How the bytes are stored: binary (a file's default), base64 (a variable's default,
+    # standard alphabet) or hex. A private key may be DER or PEM either way.
+    encoding: Annotated[
+        str | None, _one_of(catalog.MATERIAL_ENCODINGS, "'{value}' is not one of {values}")
+    ] = None
     expiration_model: Annotated[
         str, _one_of(EXPIRATION_MODELS, "'{value}' is not one of {values}")
     ] = "KEY_MATERIAL_DOES_NOT_EXPIRE"
@@ -533,6 +538,11 @@ class KeyMaterialSpec(Model):
             raise ValueError(
                 "give exactly one of 'file' or 'env'"
                 + (f" (found {', '.join(given)})" if given else "")
+            )
+        if self.env is not None and self.encoding == "binary":
+            raise ValueError(
+                "encoding: an environment variable cannot hold binary key material; store it "
+                "as base64 (the default for env) or hex"
             )
         expires = self.expiration_model == "KEY_MATERIAL_EXPIRES"
         if expires and self.valid_to is None:
@@ -667,6 +677,11 @@ class KeySpec(Model):
             raise ValueError(
                 f"key_material: only keys with origin EXTERNAL take imported key material "
                 f"(this key's origin is {origin})"
+            )
+        if origin == catalog.ORIGIN_EXTERNAL and key_spec not in catalog.IMPORTABLE_KEY_SPECS:
+            raise ValueError(
+                f"origin: key material for {key_spec} keys cannot be imported (origin EXTERNAL "
+                f"takes {', '.join(catalog.IMPORTABLE_KEY_SPECS)})"
             )
         if (
             self.rotation is not None

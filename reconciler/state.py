@@ -212,6 +212,7 @@ class KeyMaterial:
     expiration_model: str = "KEY_MATERIAL_DOES_NOT_EXPIRE"
     valid_to: datetime | None = None
     root: str = "."
+    encoding: str | None = None  # binary, base64 or hex; None: by the source's kind
 
 
 @dataclass(frozen=True)
