@@ -53,6 +53,8 @@ from copy import copy
 from datetime import datetime, timezone
 from typing import Any
 
+from reconciler import moto_import
+
 SetAttr = Callable[[Any, str, Any], None]
 
 
@@ -394,6 +396,7 @@ def apply(setattr_: SetAttr) -> None:
         _in_custom_key_store(_created_by_clock(KmsResponse.create_key)),
     )
     setattr_(Key, "to_dict", _with_key_store(Key.to_dict))
+    moto_import.apply(setattr_)  # GetParametersForImport, ImportKeyMaterial, ...
     for name, operation in TRACKED.items():
         setattr_(KmsResponse, name, _recording(getattr(KmsResponse, name), operation))
     setattr_(
