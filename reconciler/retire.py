@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 
+from reconciler.plan import OpKind, TargetPlan
 from reconciler.state import (
     DesiredTarget,
     KeyUsage,
@@ -279,3 +280,23 @@ def usage_refs(desired: DesiredTarget, observed: ObservedTarget) -> tuple[UsageR
 def by_key(usage: tuple[KeyUsage, ...] | list[KeyUsage]) -> Mapping[str, KeyUsage]:
     """Usage of keys in the target's Region, by key ID."""
     return {u.key_id: u for u in usage if u.region is None}
+
+
+# A saved plan that disables keys for retirement records the time in the retire tag it
+# writes; applied later than this, it would shorten their observation period.
+SAVED_PLAN_TAG_AGE = timedelta(days=1)
+
+
+def stale_retire_tags(tp: TargetPlan, identity_tag: str, now: datetime) -> list[str]:
+    """The keys a saved plan disables for retirement with a retire tag older than
+    ``SAVED_PLAN_TAG_AGE`` at ``now`` (apply refuses the plan: plan again)."""
+    tag = retire_tag(identity_tag)
+    out = []
+    for op in tp.operations:
+        if op.kind is not OpKind.TAG_RESOURCE:
+            continue
+        for pair in op.params.get("Tags", ()):
+            when = parse_tag(pair.get("TagValue")) if pair.get("TagKey") == tag else None
+            if when is not None and now - when > SAVED_PLAN_TAG_AGE:
+                out.append(op.key)
+    return out

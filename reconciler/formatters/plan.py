@@ -117,7 +117,7 @@ def _target_lines(tp: TargetPlan, style: Style) -> list[str]:
         )
     for r in tp.retirements:
         colour = _RETIREMENT_COLOUR.get(r.stage, "dim")
-        lines.append(style(f'  retirement of key "{r.key}" ({r.key_id}): {r.message}', colour))
+        lines.append(style(f'  retirement of "{r.key}" ({r.key_id}): {r.message}', colour))
     for warning in tp.warnings:
         lines.append(style(f"  warning: {warning}", "yellow"))
     if tp.operations:
