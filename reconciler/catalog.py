@@ -164,6 +164,11 @@ DESCRIPTION_MAX: Final = 8192
 RETIRE_GUARD_DAYS: Final = 30
 UNUSED_AFTER_DAYS: Final = 90
 USAGE_DAYS_MAX: Final = 3650
+# Staged retirement: how long a key stays disabled, unused, before deletion is offered. At
+# least a week (a weekly job must get the chance to fail), at most a year.
+RETIRE_OBSERVE_DAYS_DEFAULT: Final = 30
+RETIRE_OBSERVE_DAYS_MIN: Final = 7
+RETIRE_OBSERVE_DAYS_MAX: Final = 365
 POLICY_MAX_BYTES: Final = 32768
 
 TAGS_MAX: Final = 50
@@ -296,6 +301,9 @@ KEY_NAME: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,126}[a-z0-9])?$")
 DEFAULT_IDENTITY_TAG: Final = "kms-reconciler:name"
 PROTECTION_TAG_SUFFIX: Final = ":deletion-protection"
 REPLICA_TAG_SUFFIX: Final = ":replica-of"
+# Staged retirement (a spec's ``retire:``): the tag the tool writes when it disables a key
+# to retire it, value the UTC time it did (ISO 8601); the observation counts from it.
+RETIRE_TAG_SUFFIX: Final = ":retire-disabled-on"
 
 # The apply lock (reconciler.lock), kept in each target account and Region itself: the
 # alias LOCK_ALIAS exists while a run writes; it points at the lock anchor, a key made

@@ -34,6 +34,7 @@ from reconciler.state import (
     Grant,
     KeyMaterial,
     KeyState,
+    Retirement,
     SourceRef,
     TargetInfo,
     Waiver,
@@ -404,6 +405,11 @@ def _desired_key(
         key_material=_key_material(spec.key_material, inventory.root),
         replicas=replicas,
         primary_region=primary_region,
+        retire=None
+        if spec.retire is None
+        else Retirement(
+            spec.retire.disable_on, spec.retire.after_unused_days, spec.retire.observe_days
+        ),
     )
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from reconciler import catalog
+from reconciler import catalog, retire
 from reconciler.catalog import UNUSED_AFTER_DAYS
 from reconciler.findings import Rule, Severity
-from reconciler.plan import Action, FieldChange, KeyPlan
+from reconciler.plan import Action, FieldChange, KeyPlan, RetirementStatus
 from reconciler.planner import GrantDiff, PlanOptions, diff_grants, make_plan
 from reconciler.policy import (
     AccessChange,
@@ -250,6 +250,14 @@ RULES: Mapping[str, Rule] = {
             "(disable it first and watch for failures), or declare why it is kept.",
         ),
         Rule(
+            "retirement-used",
+            Severity.HIGH,
+            "Key used after it was disabled for retirement",
+            "KMS recorded a use of a key after the tool disabled it to retire it (the spec's "
+            "retire:): someone enabled it again and something still needs it. The retirement "
+            "stopped; no deletion is offered. Find the caller before retiring the key.",
+        ),
+        Rule(
             "key-unreadable",
             Severity.MEDIUM,
             "Customer key that cannot be read",
@@ -342,7 +350,12 @@ def detect(
     unused_after_days: int = UNUSED_AFTER_DAYS,
 ) -> TargetDrift:
     now = now or datetime.now(timezone.utc)
-    plan = make_plan(desired, observed, PlanOptions(report_only=True))
+    plan = make_plan(
+        desired,
+        observed,
+        PlanOptions(report_only=True, usage=retire.by_key(list(usage)), now=now),
+    )
+    retiring = {r.key_id: r for r in plan.retirements}
     by_id = observed.by_id()
     wanted = {dk.name: dk.state.policy for dk in desired.keys}
     grants = {dk.name: dk.state.grants or () for dk in desired.keys}
@@ -352,7 +365,11 @@ def detect(
     }
     for key in plan.keys:
         ok = by_id.get(key.key_id or "")
-        findings.extend(_key_findings(key, ok, wanted.get(key.name)))
+        findings.extend(
+            _key_findings(
+                _without_retirement(key, retiring.get(key.key_id or "")), ok, wanted.get(key.name)
+            )
+        )
         for replica in key.replicas:
             member = ok.replicas.get(replica.region or "") if ok is not None else None
             policy = replica_policies.get((key.name, replica.region or ""))
@@ -432,8 +449,16 @@ def detect(
                 file=inventory_file,
             )
         )
+    findings.extend(_retirement_findings(plan.keys, plan.retirements))
     findings.extend(
-        _unused_findings(plan.keys, observed, usage, unused_after_days, desired, inventory_file)
+        _unused_findings(
+            plan.keys,
+            observed,
+            [u for u in usage if u.key_id not in retiring],  # retire: says what becomes of it
+            unused_after_days,
+            desired,
+            inventory_file,
+        )
     )
     findings.sort(key=lambda f: (-f.severity, f.key or "~", f.key_id or "", f.rule, f.message))
     rotation = tuple(
@@ -497,6 +522,46 @@ def _unused_findings(
                     f"{price['rotations_billed_max']} rotations ({rotated}); prices from "
                     f"{price['source']} as of {price['checked']}",
                 ),
+            )
+        )
+    return out
+
+
+def _without_retirement(key: KeyPlan, status: RetirementStatus | None) -> KeyPlan:
+    """The key's changes that are drift, not the retirement's own next step: the retire
+    tag, the deletion it offers, and the disabling that is due (stage 1). A key re-enabled
+    outside the tool while it is retired keeps its `enabled` change (key-enabled)."""
+    if status is None:
+        return key
+    due = {
+        retire.Stage.DISABLE.value: ("retirement", "enabled"),
+        retire.Stage.DELETE.value: ("retirement", "key_state"),
+    }.get(status.stage, ("retirement",))
+    changes = tuple(c for c in key.changes if c.field not in due)
+    action = Action.UPDATE if key.action is Action.DELETE else key.action
+    return replace(key, changes=changes, action=action)
+
+
+def _retirement_findings(
+    planned: Sequence[KeyPlan], retirements: Sequence[RetirementStatus]
+) -> list[Finding]:
+    """retirement-used: a key used after it was disabled for retirement."""
+    source = {k.key_id: k.source for k in planned if k.key_id}
+    out = []
+    for r in retirements:
+        if r.stage != retire.Stage.STOPPED.value:
+            continue
+        src = source.get(r.key_id)
+        out.append(
+            _finding(
+                "retirement-used",
+                f"key '{r.key}' ({r.key_id}): retirement {r.message}",
+                key=r.key,
+                key_id=r.key_id,
+                field="retire",
+                after=r.used_after.isoformat() if r.used_after else None,
+                file=src.file if src else None,
+                line=src.line if src else None,
             )
         )
     return out

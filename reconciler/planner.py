@@ -8,10 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any
 
+from reconciler import retire
 from reconciler.errors import PlanError, Problem
-from reconciler.plan import Action, FieldChange, KeyPlan, Operation, OpKind, Orphan, TargetPlan
+from reconciler.plan import (
+    Action,
+    FieldChange,
+    KeyPlan,
+    Operation,
+    OpKind,
+    Orphan,
+    RetirementStatus,
+    TargetPlan,
+)
 from reconciler.policy import (
     Canonicals,
     can_manage_policy,
@@ -25,6 +36,7 @@ from reconciler.state import (
     DesiredTarget,
     Grant,
     KeyState,
+    KeyUsage,
     ObservedKey,
     ObservedTarget,
     RotationInfo,
@@ -32,6 +44,7 @@ from reconciler.state import (
     fingerprint,
     protection_tag,
     replica_tag,
+    retire_tag,
 )
 
 # Fields KMS cannot change on an existing key (DESIGN 5, "Field mutability, declared once").
@@ -70,6 +83,10 @@ class PlanOptions:
     # A partial plan (``--key``): only some specs are planned, so a managed key with no spec
     # among them is not an orphan.
     partial: bool = False
+    # Staged retirement (specs with ``retire:``): the last use of those keys, by key ID
+    # (read before planning: ``retire.usage_refs``), and the plan's clock (None: now).
+    usage: Mapping[str, KeyUsage] = field(default_factory=dict)
+    now: datetime | None = None
 
 
 @dataclass
@@ -83,6 +100,8 @@ class _Builder:
     operations: list[Operation] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     canonicals: Canonicals = field(default_factory=Canonicals)
+    retirements: list[RetirementStatus] = field(default_factory=list)
+    now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     def problem(self, key: DesiredKey, message: str, field_name: str | None = None) -> None:
         self.problems.append(
@@ -196,6 +215,8 @@ def make_plan(
     """The plan that makes ``observed`` match ``desired`` for one target."""
     options = options or PlanOptions()
     b = _Builder(desired, observed, options, canonicals=Canonicals(desired.target.partition))
+    if options.now is not None:
+        b.now = options.now
     identity = desired.identity_tag
     by_id = observed.by_id()
     managed = _managed_by_name(b)
@@ -259,6 +280,7 @@ def make_plan(
             for name, ok in sorted(matched.items())
             if ok.rotation_enabled is not None
         ),
+        retirements=tuple(b.retirements),
     )
 
 
@@ -536,6 +558,18 @@ def _plan_existing(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> KeyPlan:
                 name,
             )
 
+    decision = _retirement(b, dk, ok)
+    if decision is not None:
+        if decision.stage is retire.Stage.SCHEDULED:
+            return KeyPlan(dk.name, Action.NOOP, key_id, (), "", dk.source)
+        enabled = {
+            retire.Enabled.DECLARED: want.enabled,
+            retire.Enabled.DISABLED: False,
+            retire.Enabled.AS_IS: have.enabled,
+        }[decision.enabled]
+        dk = replace(dk, state=replace(want, enabled=enabled))
+        want = dk.state
+
     action = Action.UPDATE
     if ok.pending_deletion:
         action = Action.RECOVER
@@ -564,14 +598,37 @@ def _plan_existing(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> KeyPlan:
 
     _diff_description(b, dk, ok, have, changes)
     _diff_policy(b, dk, ok, have, changes)
-    _diff_tags(b, dk, ok, changes)
+    _diff_tags(b, dk, ok, changes, retiring=decision.tag if decision is not None else None)
     _diff_rotation(
         b, dk, key_id, have, changes, action is Action.RECOVER, _primary_enabled(b, dk, ok, have)
     )
-    _diff_enabled(b, dk, ok, have, changes)
+    _diff_enabled(
+        b,
+        dk,
+        ok,
+        have,
+        changes,
+        reason=""
+        if decision is None
+        else "retirement stage 1"
+        if decision.stage is retire.Stage.DISABLE
+        else "retirement: it was enabled outside the tool",
+    )
     _diff_aliases(b, dk, ok, b.where(None), changes)
     _diff_grants(b, dk, ok, changes)
     replicas = _plan_family(b, dk, ok, changes) if want.multi_region and ok.multi_region else ()
+    if decision is not None and decision.schedules_deletion:
+        action = Action.DELETE
+        window = dk.deletion_window_days
+        b.op(
+            OpKind.SCHEDULE_KEY_DELETION,
+            dk.name,
+            key_id,
+            f"schedule deletion in {window} days (retired: no use recorded while disabled)",
+            destructive=True,
+            PendingWindowInDays=window,
+        )
+        changes.append(_deleted(ok, window, "retired: no use recorded while disabled"))
 
     if action is Action.UPDATE and not changes and all(r.action is Action.NOOP for r in replicas):
         action = Action.NOOP
@@ -584,6 +641,28 @@ def _plan_existing(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> KeyPlan:
         dk.source,
         replicas=tuple(r for r in replicas if r.action is not Action.NOOP),
     )
+
+
+def _retirement(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> retire.Decision | None:
+    """The retirement's decision for a key whose spec declares ``retire:`` (recorded for the
+    plan's retirement lines); None when there is none."""
+    if dk.retire is None:
+        return None
+    decision = retire.decide(
+        dk.retire,
+        ok,
+        b.desired.identity_tag,
+        b.options.usage.get(ok.key_id),
+        b.now,
+        dk.state.deletion_protection,
+    )
+    if decision is not None:
+        b.retirements.append(
+            RetirementStatus(
+                dk.name, ok.key_id, decision.stage.value, decision.message, decision.used_after
+            )
+        )
+    return decision
 
 
 def _primary_enabled(b: _Builder, dk: DesiredKey, ok: ObservedKey, have: KeyState) -> bool | None:
@@ -871,15 +950,20 @@ def _diff_tags(
     ok: ObservedKey,
     changes: list[FieldChange],
     region: str | None = None,
+    retiring: str | None = None,
 ) -> None:
-    """The key's tags plus the tool's own: the identity tag (and deletion protection) on
-    the key in the target's Region, the replica tag on a replica elsewhere."""
+    """The key's tags plus the tool's own: the identity tag (and deletion protection, and
+    the retire tag while a retirement runs: ``retiring``) on the key in the target's Region,
+    the replica tag on a replica elsewhere."""
     identity = replica_tag(b.desired.identity_tag) if region else b.desired.identity_tag
     protection = protection_tag(b.desired.identity_tag)
+    retired = retire_tag(b.desired.identity_tag)
     want = dict(dk.state.tags)
     want[identity] = dk.name
     if dk.state.deletion_protection and not region:
         want[protection] = "true"
+    if retiring is not None and not region:
+        want[retired] = retiring
     # aws:* tags (CloudFormation's, for example) belong to AWS: nobody can remove them.
     have = {k: v for k, v in ok.tags.items() if not k.lower().startswith("aws:")}
     set_tags = {k: v for k, v in want.items() if have.get(k) != v}
@@ -890,11 +974,26 @@ def _diff_tags(
             changes.append(FieldChange(f"tags.{k}", have.get(k), set_tags[k], reason=reason))
         elif k == protection:
             changes.append(FieldChange("deletion_protection", False, True))
+        elif k == retired:
+            changes.append(
+                FieldChange(
+                    "retirement", have.get(k), set_tags[k], reason=f"{k}: disabled to retire it"
+                )
+            )
         else:
             changes.append(FieldChange(f"tags.{k}", have.get(k), set_tags[k]))
     for k in remove:
         if k == protection:
             changes.append(FieldChange("deletion_protection", True, False))
+        elif k == retired:
+            changes.append(
+                FieldChange(
+                    "retirement",
+                    have[k],
+                    None,
+                    reason="retire: is no longer declared: the retirement is cancelled",
+                )
+            )
         else:
             changes.append(FieldChange(f"tags.{k}", have[k], None))
     if set_tags:
@@ -981,6 +1080,7 @@ def _diff_enabled(
     have: KeyState,
     changes: list[FieldChange],
     region: str | None = None,
+    reason: str = "",
 ) -> None:
     where = _in(region)
     if ok.key_state not in _ACTIVE_STATES and not ok.pending_deletion:
@@ -997,13 +1097,19 @@ def _diff_enabled(
         b.op(OpKind.ENABLE_KEY, dk.name, ok.key_id, "enable the key" + where, region=region)
     else:
         changes.append(
-            FieldChange("enabled", True, False, destructive=True, reason="blocks all use")
+            FieldChange(
+                "enabled",
+                True,
+                False,
+                destructive=True,
+                reason="blocks all use" + (f"; {reason}" if reason else ""),
+            )
         )
         b.op(
             OpKind.DISABLE_KEY,
             dk.name,
             ok.key_id,
-            "disable the key" + where,
+            "disable the key" + where + (f" ({reason})" if reason else ""),
             destructive=True,
             region=region,
         )

@@ -599,6 +599,46 @@ class ReplicaSpec(Model):
     aliases: Aliases | None = None
 
 
+def _strict_date(value: Any) -> Any:
+    """A calendar date: YAML's 2027-01-15 (read as a date) or the same text quoted; never a
+    number (pydantic would take it for Unix time) or a time of day."""
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"must be a date as YYYY-MM-DD, not {_yaml_text(value)}")
+
+
+class RetireSpec(Model):
+    """Staged retirement: `keys[i].retire`. Exactly one of `disable_on` (a date) or
+    `after_unused_days` (no recorded use for that many days) says when the key is disabled;
+    after `observe_days` disabled with no recorded use, plans offer its deletion."""
+
+    disable_on: Annotated[
+        date | None,
+        BeforeValidator(_strict_date),
+        WithJsonSchema({"anyOf": [{"type": "string", "format": "date"}, {"type": "null"}]}),
+    ] = None
+    after_unused_days: Annotated[Days, _between(1, catalog.USAGE_DAYS_MAX)] = None
+    observe_days: Annotated[
+        Annotated[int, BeforeValidator(_strict_int)],
+        _between(catalog.RETIRE_OBSERVE_DAYS_MIN, catalog.RETIRE_OBSERVE_DAYS_MAX),
+    ] = catalog.RETIRE_OBSERVE_DAYS_DEFAULT
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> RetireSpec:
+        given = [n for n in ("disable_on", "after_unused_days") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of 'disable_on' or 'after_unused_days'"
+                + (f" (found {', '.join(given)})" if given else "")
+            )
+        return self
+
+
 class KeySpec(Model):
     """One logical key: `keys[i]` of a key file."""
 
@@ -654,6 +694,7 @@ class KeySpec(Model):
     bypass_policy_lockout_safety_check: StrictFlag = False
     grants: list[GrantSpec] = []
     grants_purge: StrictFlag = False
+    retire: RetireSpec | None = None
 
     @model_validator(mode="after")
     def _cross_field(self) -> KeySpec:
@@ -691,6 +732,11 @@ class KeySpec(Model):
             raise ValueError(
                 "rotation.enabled: automatic rotation exists only for SYMMETRIC_DEFAULT keys with "
                 f"origin AWS_KMS, not {key_spec}/{origin}"
+            )
+        if self.retire is not None and self.multi_region:
+            raise ValueError(
+                "retire: staged retirement is not supported on multi-Region keys; remove the "
+                "spec and apply with --allow-destroy to delete the key and its replicas"
             )
         self._check_replicas()
         self._check_grants(key_spec, self.key_usage or catalog.default_key_usage(key_spec))

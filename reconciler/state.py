@@ -231,6 +231,24 @@ class DesiredReplica:
 
 
 @dataclass(frozen=True)
+class Retirement:
+    """A spec's ``retire:``: when to disable the key (on a date, or after so many days with
+    no recorded use), and how many days it stays disabled, unused, before plans offer its
+    deletion. Where a retirement stands is read from KMS (``reconciler.retire``)."""
+
+    disable_on: date | None = None
+    after_unused_days: int | None = None
+    observe_days: int = catalog.RETIRE_OBSERVE_DAYS_DEFAULT
+
+    @property
+    def trigger(self) -> str:
+        """How the spec says it, for plans: 'disable_on 2027-01-15', 'after_unused_days 90'."""
+        if self.disable_on is not None:
+            return f"disable_on {self.disable_on.isoformat()}"
+        return f"after_unused_days {self.after_unused_days}"
+
+
+@dataclass(frozen=True)
 class DesiredKey:
     state: KeyState
     deletion_window_days: int
@@ -244,6 +262,7 @@ class DesiredKey:
     key_material: KeyMaterial | None = None  # EXTERNAL keys: imported at apply time
     replicas: tuple[DesiredReplica, ...] = ()  # multi-Region keys: the other Regions
     primary_region: str | None = None  # multi-Region keys: where the primary key is
+    retire: Retirement | None = None  # staged retirement, when the spec declares it
 
     @property
     def name(self) -> str:
@@ -295,9 +314,22 @@ def replica_tag(identity_tag: str) -> str:
     return _tag_prefix(identity_tag) + catalog.REPLICA_TAG_SUFFIX
 
 
+def retire_tag(identity_tag: str) -> str:
+    """The tag the tool writes when it disables a key to retire it (value: when, as an ISO
+    8601 UTC time); the retirement's observation period counts from it."""
+    return _tag_prefix(identity_tag) + catalog.RETIRE_TAG_SUFFIX
+
+
 def tool_tags(identity_tag: str) -> frozenset[str]:
     """The tags the tool itself keeps on keys (never part of a spec's tags)."""
-    return frozenset({identity_tag, protection_tag(identity_tag), replica_tag(identity_tag)})
+    return frozenset(
+        {
+            identity_tag,
+            protection_tag(identity_tag),
+            replica_tag(identity_tag),
+            retire_tag(identity_tag),
+        }
+    )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from reconciler.plan import Operation, OpKind, TargetPlan
 from reconciler.state import KeyUsage
@@ -49,6 +49,12 @@ def needed(tp: TargetPlan) -> tuple[UsageRef, ...]:
 def annotate(tp: TargetPlan, usage: Iterable[KeyUsage], reads: int) -> TargetPlan:
     """The target plan with the usage read for it (replacing any it had)."""
     return replace(tp, usage=tuple(usage), usage_reads=reads)
+
+
+def as_of(found: Iterable[KeyUsage], now: datetime) -> tuple[KeyUsage, ...]:
+    """The usage read, as if read at ``now`` (a run whose clock is set: its idle days and
+    the guard are reckoned from that time)."""
+    return tuple(replace(u, read_at=now) for u in found)
 
 
 def in_use(tp: TargetPlan, guard_days: int) -> list[str]:

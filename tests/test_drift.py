@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -12,6 +12,7 @@ from reconciler.drift import RULES, DriftReport, detect
 from reconciler.findings import Severity
 from reconciler.formatters import drift as fmt
 from reconciler.spec import IgnoreRule
+from reconciler.state import KeyUsage, Retirement
 from tests.factories import (
     ACCOUNT,
     IDENTITY,
@@ -292,18 +293,37 @@ def test_protection_tag_is_not_reported_as_a_tag() -> None:
 
 def sample_report() -> DriftReport:
     stranger = observed_key(None, "5tranger-0000", description="made by hand")
+    # "old" was disabled for retirement on 2026-02-01, then enabled and used on 2026-02-10
+    retired_at = datetime(2026, 2, 1, 12, tzinfo=timezone.utc)
     target = detect(
         desired(
             desired_key("app", line=4),
             desired_key("logs", line=20),
             desired_key("quiet", line=30),
+            desired_key("old", line=40, retire=Retirement(disable_on=date(2026, 2, 1))),
         ),
         observed(
             observed_key("app", "a0000000-1", policy=policy_with(PUBLIC)),
             observed_key("logs", "b0000000-2", rotation_enabled=False, description="x"),
             observed_key("quiet", "c0000000-3"),
+            observed_key(
+                "old",
+                "d0000000-4",
+                tags={"Owner": "team", "kms-reconciler:retire-disabled-on": "2026-02-01T12:00:00Z"},
+            ),
             stranger,
         ),
+        now=retired_at + timedelta(days=20),
+        usage=[
+            KeyUsage(
+                "d0000000-4",
+                retired_at + timedelta(days=20),
+                operation="Decrypt",
+                last_used=retired_at + timedelta(days=9),
+                tracking_start=retired_at - timedelta(days=300),
+            )
+        ],
+        usage_reads=1,
     )
     return DriftReport((target,))
 
