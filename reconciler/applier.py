@@ -328,6 +328,18 @@ def _import_key_material(c: Call) -> None:
         ) from None
 
 
+def _delete_imported_material(c: Call) -> None:
+    """DeleteImportedKeyMaterial. KMSInvalidStateException answering a resend is fine when
+    the key already waits for material (PendingImport): the first attempt deleted it."""
+    try:
+        c.api.call("DeleteImportedKeyMaterial", KeyId=c.key_id)
+    except botocore.exceptions.ClientError as exc:
+        if not _resolved(c, exc, ("KMSInvalidStateException",)):
+            raise
+        if _key_state(c).get("KeyState") != "PendingImport":
+            raise
+
+
 # One handler per operation; how each behaves when its first attempt's outcome is unknown
 # is said in its docstring (``_simple``: idempotent, resent as it is).
 HANDLERS: Mapping[OpKind, Handler] = {
@@ -353,6 +365,7 @@ HANDLERS: Mapping[OpKind, Handler] = {
         "RevokeGrant", repeat_ok=("NotFoundException", "InvalidGrantIdException"), settles=False
     ),
     OpKind.DISABLE_KEY: _simple("DisableKey"),
+    OpKind.DELETE_IMPORTED_KEY_MATERIAL: _delete_imported_material,
     OpKind.DELETE_ALIAS: _simple(
         "DeleteAlias", key_param=None, repeat_ok=("NotFoundException",), settles=False
     ),

@@ -605,5 +605,10 @@ def _key_material(spec: KeyMaterialSpec | None, root: Path) -> KeyMaterial | Non
     # relative to the working directory when inside it, so a saved plan applies from
     # another checkout of the same repository (CI plans and applies on different runners)
     return KeyMaterial(
-        spec.source, spec.expiration_model, valid_to, display_path(root), spec.encoding
+        spec.source,
+        spec.expiration_model,
+        valid_to,
+        display_path(root),
+        spec.encoding,
+        deleted=spec.deleted,
     )

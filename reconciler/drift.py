@@ -64,6 +64,14 @@ RULES: Mapping[str, Rule] = {
             "every call under it fails until the material is imported.",
         ),
         Rule(
+            "key-material-present",
+            Severity.HIGH,
+            "Imported key material present although declared deleted",
+            "The inventory declares this EXTERNAL key's material deleted (key_material: "
+            "{deleted: true}), yet the key has material: someone imported it again, and "
+            "the key can be used.",
+        ),
+        Rule(
             "key-material-expiring",
             Severity.MEDIUM,
             "Imported key material expires soon",
@@ -360,6 +368,9 @@ def detect(
     wanted = {dk.name: dk.state.policy for dk in desired.keys}
     grants = {dk.name: dk.state.grants or () for dk in desired.keys}
     findings: list[Finding] = []
+    material_deleted = {
+        dk.name for dk in desired.keys if dk.key_material is not None and dk.key_material.deleted
+    }
     replica_policies = {
         (dk.name, r.region): r.state.policy for dk in desired.keys for r in dk.replicas
     }
@@ -375,7 +386,7 @@ def detect(
             policy = replica_policies.get((key.name, replica.region or ""))
             findings.extend(_key_findings(replica, member, policy))
         if ok is not None:
-            findings.extend(_material_findings(key, ok, now))
+            findings.extend(_material_findings(key, ok, now, key.name in material_deleted))
             if ok.key_state == "Unavailable":
                 store = (
                     f" in custom key store {ok.custom_key_store_id}"
@@ -716,8 +727,11 @@ def _replica_findings(
 MATERIAL_EXPIRY_WARNING = timedelta(days=30)
 
 
-def _material_findings(key: KeyPlan, observed: ObservedKey, now: datetime) -> list[Finding]:
-    """An EXTERNAL key without material (PendingImport), or whose material expires soon."""
+def _material_findings(
+    key: KeyPlan, observed: ObservedKey, now: datetime, deleted: bool = False
+) -> list[Finding]:
+    """An EXTERNAL key without material (PendingImport), or whose material expires soon;
+    with ``deleted`` (the inventory declares the material deleted) the other way round."""
     where = {
         "key": key.name,
         "key_id": key.key_id,
@@ -725,6 +739,18 @@ def _material_findings(key: KeyPlan, observed: ObservedKey, now: datetime) -> li
         "line": key.source.line if key.source else None,
         "region": key.region,
     }
+    if deleted:
+        if observed.needs_key_material or observed.origin != "EXTERNAL":
+            return []
+        return [
+            _finding(
+                "key-material-present",
+                f"{_label(key)} ({key.key_id}) has imported key material although the "
+                "inventory declares it deleted: the key can be used",
+                field="key_material",
+                **where,
+            )
+        ]
     if observed.needs_key_material:
         return [
             _finding(

@@ -47,6 +47,7 @@ class OpKind(str, Enum):
     CREATE_GRANT = "CreateGrant"
     REVOKE_GRANT = "RevokeGrant"
     DISABLE_KEY = "DisableKey"
+    DELETE_IMPORTED_KEY_MATERIAL = "DeleteImportedKeyMaterial"
     DELETE_ALIAS = "DeleteAlias"
     SCHEDULE_KEY_DELETION = "ScheduleKeyDeletion"
 
@@ -76,6 +77,8 @@ PHASES: Mapping[OpKind, int] = {
     OpKind.CREATE_GRANT: 9,
     OpKind.REVOKE_GRANT: 9,
     OpKind.DISABLE_KEY: 10,
+    # Like disabling, and after every other change of the key: its use fails from here on.
+    OpKind.DELETE_IMPORTED_KEY_MATERIAL: 10,
     OpKind.DELETE_ALIAS: 11,
     OpKind.SCHEDULE_KEY_DELETION: 12,
 }

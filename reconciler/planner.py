@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from reconciler import retire
+from reconciler import catalog, retire
 from reconciler.errors import PlanError, Problem
 from reconciler.plan import (
     Action,
@@ -506,7 +506,7 @@ def _import_material(
     material: the applier reads it at apply time. A multi-Region key's replicas need the
     same material imported in their own Region."""
     km = dk.key_material
-    if km is None:
+    if km is None or km.deleted:
         return None
     params: dict[str, Any] = {
         "source": km.source,
@@ -578,7 +578,28 @@ def _plan_existing(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> KeyPlan:
         # CancelKeyDeletion leaves the key Disabled; enabling is decided below.
         have = replace(have, enabled=False)
 
-    if ok.needs_key_material:
+    deleted = dk.key_material is not None and dk.key_material.deleted
+    if deleted and not ok.needs_key_material and ok.origin == catalog.ORIGIN_EXTERNAL:
+        changes.append(
+            FieldChange(
+                "key_material",
+                "imported",
+                "deleted",
+                destructive=True,
+                reason="every use fails until the material is imported again",
+            )
+        )
+        b.op(
+            OpKind.DELETE_IMPORTED_KEY_MATERIAL,
+            dk.name,
+            key_id,
+            "delete the imported key material",
+            destructive=True,
+        )
+        have = replace(have, enabled=want.enabled)  # PendingImport: KMS decides, not us
+    elif ok.needs_key_material and deleted:
+        have = replace(have, enabled=want.enabled)  # as declared: no material, not usable
+    elif ok.needs_key_material:
         if dk.key_material is not None:
             change = _import_material(b, dk, key_id)
             assert change is not None

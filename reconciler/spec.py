@@ -530,9 +530,24 @@ class KeyMaterialSpec(Model):
         str, _one_of(EXPIRATION_MODELS, "'{value}' is not one of {values}")
     ] = "KEY_MATERIAL_DOES_NOT_EXPIRE"
     valid_to: datetime | date | None = None
+    # true: the key's imported material is deleted (DeleteImportedKeyMaterial) and stays
+    # deleted; the key waits in PendingImport. Alone: no file, env or expiry with it.
+    deleted: StrictFlag = False
 
     @model_validator(mode="after")
     def _check(self) -> KeyMaterialSpec:
+        if self.deleted:
+            extra = [
+                name
+                for name in ("file", "env", "encoding", "valid_to")
+                if getattr(self, name) is not None
+            ]
+            if extra:
+                raise ValueError(
+                    f"deleted: true declares that the key has no material; leave out "
+                    f"{', '.join(extra)}"
+                )
+            return self
         given = [name for name in ("file", "env") if getattr(self, name)]
         if len(given) != 1:
             raise ValueError(
@@ -556,6 +571,8 @@ class KeyMaterialSpec(Model):
     @property
     def source(self) -> str:
         """The reference, as plans and messages show it: `file keys/app.bin` or `env APP_KEY`."""
+        if self.deleted:
+            return "none (deleted)"
         return f"file {self.file}" if self.file is not None else f"env {self.env}"
 
 

@@ -213,6 +213,7 @@ class KeyMaterial:
     valid_to: datetime | None = None
     root: str = "."
     encoding: str | None = None  # binary, base64 or hex; None: by the source's kind
+    deleted: bool = False  # the material is to be deleted (DeleteImportedKeyMaterial)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ from reconciler.plan import Operation, OpKind, TargetPlan
 from reconciler.state import KeyUsage
 
 # The operations that retire a key (apply guards them with retire_guard_days).
-RETIRING: frozenset[OpKind] = frozenset({OpKind.DISABLE_KEY, OpKind.SCHEDULE_KEY_DELETION})
+RETIRING: frozenset[OpKind] = frozenset(
+    {OpKind.DISABLE_KEY, OpKind.DELETE_IMPORTED_KEY_MATERIAL, OpKind.SCHEDULE_KEY_DELETION}
+)
 # The operations whose key's last use the plan shows: retiring it, or taking an alias or
 # access from it. PutKeyPolicy only when it removes access (marked destructive).
 SHOWN: frozenset[OpKind] = RETIRING | {OpKind.DELETE_ALIAS, OpKind.REVOKE_GRANT}

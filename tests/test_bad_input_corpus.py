@@ -409,6 +409,30 @@ for id_, text, field_ in [
 ]:
     add("custom-key-store", id_, {"app.yaml": text}, F, field_)
 
+for id_, text, field_ in [
+    (
+        "deleted-with-file",
+        key_without_policy("origin: EXTERNAL", "key_material: {deleted: true, file: m.bin}"),
+        "keys[0].key_material",
+    ),
+    (
+        "env-binary",
+        key_without_policy("origin: EXTERNAL", "key_material: {env: K, encoding: binary}"),
+        "keys[0].key_material",
+    ),
+    (
+        "encoding-unknown",
+        key_without_policy("origin: EXTERNAL", "key_material: {env: K, encoding: pem}"),
+        "keys[0].key_material.encoding",
+    ),
+    (
+        "external-ml-dsa",
+        key_without_policy("origin: EXTERNAL", "key_spec: ML_DSA_44", "key_usage: SIGN_VERIFY"),
+        "keys[0].origin",
+    ),
+]:
+    add("key-material", id_, {"app.yaml": text}, F, field_)
+
 # -- unknown fields ---------------------------------------------------------------------------
 
 for id_, text, field_ in [

@@ -126,6 +126,7 @@ def test_private_keys_become_der_pkcs8_wrapped_with_rsa_aes(spec: str, stored: b
         ("ECC_NIST_P256", SECRET, "it is not an unencrypted private key"),
         ("ML_DSA_44", SECRET, "key material for ML_DSA_44 keys cannot be imported"),
     ],
+    ids=["rsa-size", "ec-for-rsa", "ec-curve", "raw-for-ec", "ml-dsa"],
 )
 def test_material_of_the_wrong_kind_is_refused(spec: str, stored: bytes, message: str) -> None:
     with pytest.raises(MaterialError, match=message) as caught:
@@ -136,6 +137,7 @@ def test_material_of_the_wrong_kind_is_refused(spec: str, stored: bytes, message
 @pytest.mark.parametrize(
     ("spec", "stored"),
     [("SYMMETRIC_DEFAULT", SECRET), ("HMAC_512", SECRET * 4), ("ECC_NIST_P521", der(P521))],
+    ids=["symmetric", "hmac", "p521"],
 )
 def test_wrap_and_unwrap_round_trip(spec: str, stored: bytes) -> None:
     prepared = material.prepare(stored, spec)

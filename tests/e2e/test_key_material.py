@@ -178,3 +178,42 @@ def test_material_that_does_not_fit_stops_apply_before_any_write(
     assert managed_keys(kms) == {}  # (the apply lock's own anchor key may exist)
     for form in _leaked_forms():
         assert form not in applied.stdout + applied.stderr
+
+
+def test_declared_deletion_of_material_is_destructive_guarded_and_reversible(
+    inventory: Inventory, run_cli: RunCli, kms: Any
+) -> None:
+    path = inventory.write([KEYS[0]])
+    (path / "material").mkdir()
+    (path / "material" / "aes.bin").write_bytes(AES)
+    assert run_cli("apply", "--auto-approve").returncode == 0
+    key_id = managed_keys(kms)["byok-aes"]
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"kept")["CiphertextBlob"]  # a use, just now
+
+    inventory.write([{**KEYS[0], "key_material": {"deleted": True}}])
+    planned = run_cli("plan", "--detailed-exitcode")
+    assert planned.returncode == 2, planned
+    shown = [" ".join(line.split()) for line in planned.stdout.splitlines()]
+    assert any(
+        line.startswith('~ key_material = "imported" -> "deleted"') and "destructive" in line
+        for line in shown
+    ), planned.stdout
+    assert "DeleteImportedKeyMaterial" in planned.stdout
+    refused = run_cli("apply", "--auto-approve")
+    assert refused.returncode == 1 and "--allow-destroy" in refused.stderr, refused
+    in_use = run_cli("apply", "--auto-approve", "--allow-destroy")
+    assert in_use.returncode == 1, in_use
+    assert "refusing to DeleteImportedKeyMaterial key 'byok-aes'" in in_use.stderr
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    done = run_cli("apply", "--auto-approve", "--allow-destroy", "--allow-in-use")
+    assert done.returncode == 0, done
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+    replanned = run_cli("plan", "--detailed-exitcode")
+    assert replanned.returncode == 0 and NO_CHANGES in replanned.stdout, replanned
+    drift = run_cli("drift", "--format", "json")
+    assert drift.returncode == 0, drift  # deleted as declared: no key-pending-import
+
+    # Declaring the material again imports it again; what it encrypted decrypts.
+    inventory.write([KEYS[0]])
+    assert run_cli("apply", "--auto-approve").returncode == 0
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"kept"
