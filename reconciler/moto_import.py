@@ -16,9 +16,11 @@ with material of its own. With these patches, as the KMS API reference documents
   The key then uses that material: Encrypt/Decrypt and GenerateMac/VerifyMac with the raw
   bytes, Sign/Verify/GetPublicKey with the private key. The key becomes Enabled (if it was
   PendingImport); ExpirationModel, ValidTo and CurrentKeyMaterialId show in DescribeKey;
-  NEW_KEY_MATERIAL keeps the new material pending until RotateKeyOnDemand makes it current
-  (then it is listed by ListKeyRotations as an ON_DEMAND rotation);
-- DeleteImportedKeyMaterial puts the key back in PendingImport.
+  NEW_KEY_MATERIAL (symmetric keys) keeps the new material PENDING_ROTATION until
+  RotateKeyOnDemand makes it current (an ON_DEMAND rotation);
+- ListKeyRotations with IncludeKeyMaterial ALL_KEY_MATERIAL lists every material version
+  (KeyMaterialId, KeyMaterialDescription, ImportState, KeyMaterialState, expiry);
+- DeleteImportedKeyMaterial deletes the current material: the key waits in PendingImport.
 
 Where this differs from real KMS: the wrapping key pairs are made once per spec and process
 (real KMS makes one per request; the token still binds the key and the algorithm), the
@@ -148,6 +150,18 @@ def get_parameters_for_import(self: Any) -> str:
     )
 
 
+def _materials(key: Any) -> list[dict[str, Any]]:
+    """The key's material versions, oldest first: id, description, data (None once
+    deleted), state (CURRENT, NON_CURRENT, PENDING_ROTATION), expiry, rotation."""
+    found: list[dict[str, Any]] = getattr(key, "materials", None) or []
+    key.materials = found
+    return found
+
+
+def _current(key: Any) -> dict[str, Any] | None:
+    return next((m for m in _materials(key) if m["state"] == "CURRENT"), None)
+
+
 def import_key_material(self: Any) -> str:
     key = _key(self)
     _external(key)
@@ -162,45 +176,59 @@ def import_key_material(self: Any) -> str:
         prepared = material.prepare(data, key.key_spec)
     except material.MaterialError as exc:
         raise _error("IncorrectKeyMaterialException", f"The key material {exc}") from None
-    new = self._get_param("ImportType") == "NEW_KEY_MATERIAL"
-    material_id = _material_id(prepared.material)
-    current = getattr(key, "imported_material", None)
-    if current is not None and not new and current != prepared.material:
-        raise _error(
-            "IncorrectKeyMaterialException",
-            "The key material is not the key material this key had; import it as "
-            "NEW_KEY_MATERIAL to rotate",
-        )
     expiration = self._get_param("ExpirationModel") or "KEY_MATERIAL_EXPIRES"
     valid_to = self._get_param("ValidTo")
     if expiration == "KEY_MATERIAL_EXPIRES" and not valid_to:
         raise _error("ValidationException", "ValidTo is required with KEY_MATERIAL_EXPIRES")
+    new = self._get_param("ImportType") == "NEW_KEY_MATERIAL"
+    material_id = _material_id(prepared.material)
+    current = _current(key)
+    entry = {
+        "id": material_id,
+        "description": self._get_param("KeyMaterialDescription"),
+        "data": prepared.material,
+        "expiration_model": expiration,
+        "valid_to": float(valid_to) if valid_to else None,
+    }
     if current is not None and new:
         if key.key_spec != "SYMMETRIC_DEFAULT":
             raise _error(
                 "UnsupportedOperationException",
                 "Only symmetric encryption keys rotate their imported key material",
             )
-        key.pending_material = (prepared.material, material_id)
-    else:
-        key.imported_material = prepared.material
-        key.current_material_id = material_id
+        if any(m["id"] == material_id for m in _materials(key)):
+            raise _error("IncorrectKeyMaterialException", "This key material was imported before")
+        for m in _materials(key):
+            if m["state"] == "PENDING_ROTATION":
+                m["state"] = "NON_CURRENT"  # a newer import replaces a pending one
+        _materials(key).append({**entry, "state": "PENDING_ROTATION"})
+    elif current is not None:
+        if current["id"] != material_id:
+            raise _error(
+                "IncorrectKeyMaterialException",
+                "The key material is not the key material this key had; import it as "
+                "NEW_KEY_MATERIAL to rotate",
+            )
+        current.update(entry, state="CURRENT")  # a reimport: the same material again
         _use(key, prepared.material)
-        if key.key_state == "PendingImport":
-            key.key_state = "Enabled"
-            key.enabled = True
-    key.expiration_model = expiration
-    key.valid_to = float(valid_to) if valid_to else None
+    else:
+        _materials(key).append({**entry, "state": "CURRENT"})
+        _use(key, prepared.material)
+    if key.key_state == "PendingImport" and (current is None or not new):
+        key.key_state = "Enabled"
+        key.enabled = True
     return json.dumps({"KeyId": key.arn, "KeyMaterialId": material_id})
 
 
 def delete_imported_key_material(self: Any) -> str:
     key = _key(self)
     _external(key)
-    key.imported_material = None
+    current = _current(key)
+    if current is not None:
+        current["data"] = None
     key.key_state = "PendingImport"
     key.enabled = False
-    return json.dumps({"KeyId": key.arn, "KeyMaterialId": getattr(key, "current_material_id", "")})
+    return json.dumps({"KeyId": key.arn, "KeyMaterialId": current["id"] if current else ""})
 
 
 def _rotate_on_demand(real: Callable[[Any], str]) -> Callable[[Any], str]:
@@ -210,25 +238,54 @@ def _rotate_on_demand(real: Callable[[Any], str]) -> Callable[[Any], str]:
         key = _key(self)
         if key.origin != "EXTERNAL":
             return real(self)
-        pending = getattr(key, "pending_material", None)
+        pending = next((m for m in _materials(key) if m["state"] == "PENDING_ROTATION"), None)
         if pending is None:
             raise _error(
                 "ConflictException",
                 "Import new key material (ImportType NEW_KEY_MATERIAL) before rotating",
             )
-        data, material_id = pending
-        key.imported_material, key.current_material_id = data, material_id
-        key.pending_material = None
-        _use(key, data)
+        for m in _materials(key):
+            if m["state"] == "CURRENT":
+                m["state"] = "NON_CURRENT"
+        pending["state"] = "CURRENT"
+        pending["rotation_date"] = datetime.now(timezone.utc).timestamp()
+        _use(key, pending["data"])
         key.rotations.append(
-            {
-                "KeyId": key.id,
-                "KeyMaterialId": material_id,
-                "RotationDate": datetime.now(timezone.utc).timestamp(),
-                "RotationType": "ON_DEMAND",
-            }
+            {"KeyId": key.id, "RotationDate": pending["rotation_date"], "RotationType": "ON_DEMAND"}
         )
         return json.dumps({"KeyId": key.id})
+
+    return handler
+
+
+def _material_listing(real: Callable[[Any], str]) -> Callable[[Any], str]:
+    """ListKeyRotations with IncludeKeyMaterial ALL_KEY_MATERIAL: every material version of
+    an EXTERNAL key (ImportState, KeyMaterialState, description, expiry), as KMS lists it."""
+
+    def handler(self: Any) -> str:
+        if self._get_param("IncludeKeyMaterial") != "ALL_KEY_MATERIAL":
+            return real(self)
+        key = _key(self)
+        if key.origin != "EXTERNAL":
+            return real(self)
+        entries = []
+        for m in _materials(key):
+            entry: dict[str, Any] = {
+                "KeyId": key.id,
+                "KeyMaterialId": m["id"],
+                "ImportState": "IMPORTED" if m["data"] is not None else "PENDING_IMPORT",
+                "KeyMaterialState": m["state"],
+                "ExpirationModel": m["expiration_model"],
+            }
+            if m.get("description"):
+                entry["KeyMaterialDescription"] = m["description"]
+            if m.get("valid_to"):
+                entry["ValidTo"] = m["valid_to"]
+            if m.get("rotation_date"):
+                entry["RotationDate"] = m["rotation_date"]
+                entry["RotationType"] = "ON_DEMAND"
+            entries.append(entry)
+        return json.dumps({"Rotations": entries, "Truncated": False})
 
     return handler
 
@@ -242,7 +299,7 @@ def _external_pending(real: Callable[[Any], str]) -> Callable[[Any], str]:
         if meta.get("Origin") == "EXTERNAL":
             key = self.kms_backend.keys[meta["KeyId"]]
             key.key_state, key.enabled = "PendingImport", False
-            key.imported_material = None
+            key.materials = []
             body = key.to_dict()
         return json.dumps(body)
 
@@ -256,11 +313,13 @@ def _described(real: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[st
         out = real(self)
         if getattr(self, "origin", None) == "EXTERNAL":
             meta = out["KeyMetadata"]
-            if getattr(self, "imported_material", None) is not None:
-                meta["ExpirationModel"] = getattr(self, "expiration_model", None)
-                if getattr(self, "valid_to", None):
-                    meta["ValidTo"] = self.valid_to
-                meta["CurrentKeyMaterialId"] = getattr(self, "current_material_id", None)
+            current = _current(self)
+            if current is not None:
+                meta["CurrentKeyMaterialId"] = current["id"]
+                if current["data"] is not None:
+                    meta["ExpirationModel"] = current["expiration_model"]
+                    if current.get("valid_to"):
+                        meta["ValidTo"] = current["valid_to"]
             meta["Enabled"] = self.key_state == "Enabled"
         return out
 
@@ -280,3 +339,4 @@ def apply(setattr_: SetAttr) -> None:
         KmsResponse, "rotate_key_on_demand", _rotate_on_demand(KmsResponse.rotate_key_on_demand)
     )
     setattr_(Key, "to_dict", _described(Key.to_dict))
+    setattr_(KmsResponse, "list_key_rotations", _material_listing(KmsResponse.list_key_rotations))
