@@ -43,6 +43,7 @@ import binascii
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
@@ -621,9 +622,38 @@ def embedded_kms() -> Iterator[Path]:
 
     folder = sandbox_dir()
     path = folder / STATE_FILE
-    with mock_aws(), moto_kms.patched():
+    with mock_aws(), moto_kms.patched(), _one_request_at_a_time():
         loaded = load_into(path, kms_backends)
         try:
             yield folder
         finally:
             save_from(path, kms_backends, loaded)
+
+
+@contextmanager
+def _one_request_at_a_time() -> Iterator[None]:
+    """moto's in-process requests one after another.
+
+    moto's backends are not thread-safe (CreateAlias iterates over every key while a
+    concurrent CreateKey adds one: "dictionary changed size during iteration"), and the
+    applier runs independent keys side by side. Real KMS serves concurrent calls; here they
+    take turns, which costs little: moto is pure Python under the GIL anyway.
+    """
+    from moto.core.models import botocore_stubber
+
+    own = botocore_stubber.__dict__.get("process_request")
+    process = botocore_stubber.process_request
+    lock = threading.Lock()
+
+    def one_at_a_time(request: Any) -> Any:
+        with lock:
+            return process(request)
+
+    botocore_stubber.process_request = one_at_a_time  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        if own is None:
+            del botocore_stubber.process_request
+        else:
+            botocore_stubber.process_request = own  # type: ignore[method-assign]
