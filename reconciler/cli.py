@@ -44,7 +44,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "List the inventory's targets (github-matrix: JSON for a strategy.matrix).",
     ),
     "permissions": (
-        "reconciler.commands.offline",
+        "reconciler.commands.permissions",
         "permissions_",
         "Print the least IAM policy (JSON) a command's role needs in the selected targets.",
     ),

@@ -15,7 +15,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -37,8 +37,6 @@ from reconciler.errors import (
     ReconcilerError,
 )
 from reconciler.loader import Inventory, load_inventory_partial
-from reconciler.lock import Lock, acquire, holder_of
-from reconciler.observe import ObserveOptions, observe_target, read_usage
 from reconciler.plan import TargetPlan
 from reconciler.planner import PlanOptions
 from reconciler.shards import (
@@ -54,6 +52,9 @@ from reconciler.state import (
     LockStatus,
     ObservedTarget,
 )
+
+if TYPE_CHECKING:  # imported where used: validate and the other offline commands need none
+    from reconciler.lock import Lock
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -390,6 +391,8 @@ def observe(
     regions: tuple[str, ...] | None = None,
     own_lock: str = "",
 ) -> ObservedTarget:
+    from reconciler.observe import ObserveOptions, observe_target
+
     started = time.monotonic()
     wanted = wanted + tuple(dk.adopt for dk in desired.keys if dk.adopt)
     try:
@@ -432,6 +435,8 @@ def _read_usage(
     run: Run, name: str, conn: Connection, refs: Sequence[usage.UsageRef]
 ) -> tuple[tuple[KeyUsage, ...], int]:
     """GetKeyLastUsage for ``refs``, as of the run's clock."""
+    from reconciler.observe import read_usage
+
     try:
         found, calls = read_usage(
             conn.kms_in,
@@ -505,6 +510,8 @@ class Locks:
 
     def take(self, conn: Connection) -> str:
         """Take the target's lock (waiting up to the timeout); its lock ID, or ""."""
+        from reconciler.lock import acquire, holder_of
+
         if self.timeout is None:
             return ""
         name = conn.target.name
