@@ -235,3 +235,24 @@ def test_the_group_help_is_the_commands_own_and_imports_none_of_them() -> None:
     )
     assert done.stdout.strip().endswith("[] []"), done.stdout
     assert "validate" in done.stdout and "force-unlock" in done.stdout
+
+
+def test_validate_imports_nothing_that_talks_to_aws() -> None:
+    """validate runs first in CI and offline: its start-up is its cost (issue 11), so it
+    loads neither boto3, cryptography nor moto, nor the modules that read or write KMS."""
+    code = (
+        "import sys\n"
+        "from reconciler.cli import main\n"
+        "try:\n"
+        f"    main(['validate', {str(REPO / 'keyspecs')!r}])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "heavy = ('boto3', 'cryptography', 'moto', 'reconciler.observe', 'reconciler.applier',\n"
+        "         'reconciler.lock', 'reconciler.permissions', 'reconciler.sandbox')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "valid." in done.stdout
+    assert done.stdout.strip().endswith("[]"), done.stdout
