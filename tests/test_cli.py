@@ -239,7 +239,8 @@ def test_the_group_help_is_the_commands_own_and_imports_none_of_them() -> None:
 
 def test_validate_imports_nothing_that_talks_to_aws() -> None:
     """validate runs first in CI and offline: its start-up is its cost (issue 11), so it
-    loads neither boto3, cryptography nor moto, nor the modules that read or write KMS."""
+    loads neither boto3, cryptography nor moto, nor the modules that read or write KMS, nor
+    the planner."""
     code = (
         "import sys\n"
         "from reconciler.cli import main\n"
@@ -248,7 +249,8 @@ def test_validate_imports_nothing_that_talks_to_aws() -> None:
         "except SystemExit as exc:\n"
         "    assert exc.code == 0, exc.code\n"
         "heavy = ('boto3', 'cryptography', 'moto', 'reconciler.observe', 'reconciler.applier',\n"
-        "         'reconciler.lock', 'reconciler.permissions', 'reconciler.sandbox')\n"
+        "         'reconciler.lock', 'reconciler.permissions', 'reconciler.sandbox',\n"
+        "         'reconciler.planner', 'reconciler.retire')\n"
         "print([m for m in heavy if m in sys.modules])\n"
     )
     done = subprocess.run(

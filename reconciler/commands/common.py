@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from reconciler import retire, usage
 from reconciler.aws import (
     AwsOptions,
     Connection,
@@ -37,8 +36,6 @@ from reconciler.errors import (
     ReconcilerError,
 )
 from reconciler.loader import Inventory, load_inventory_partial
-from reconciler.plan import TargetPlan
-from reconciler.planner import PlanOptions
 from reconciler.shards import (
     DEFAULT_TARGETS_AT_ONCE,
     ShardRef,
@@ -54,7 +51,10 @@ from reconciler.state import (
 )
 
 if TYPE_CHECKING:  # imported where used: validate and the other offline commands need none
+    from reconciler import usage
     from reconciler.lock import Lock
+    from reconciler.plan import TargetPlan
+    from reconciler.planner import PlanOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -435,6 +435,7 @@ def _read_usage(
     run: Run, name: str, conn: Connection, refs: Sequence[usage.UsageRef]
 ) -> tuple[tuple[KeyUsage, ...], int]:
     """GetKeyLastUsage for ``refs``, as of the run's clock."""
+    from reconciler import usage
     from reconciler.observe import read_usage
 
     try:
@@ -456,6 +457,8 @@ def retiring_usage(
 ) -> tuple[tuple[KeyUsage, ...], int]:
     """The last use of the managed keys whose spec declares ``retire:`` (read before
     planning: the retirement's stage depends on it); nothing when no spec does."""
+    from reconciler import retire
+
     refs = retire.usage_refs(dt, observed)
     if not refs:
         return (), 0
@@ -469,6 +472,8 @@ def retiring_usage(
 
 def retiring_options(options: PlanOptions, run: Run, known: Sequence[KeyUsage]) -> PlanOptions:
     """Plan options with the retiring keys' usage and the run's clock."""
+    from reconciler import retire
+
     return replace(options, usage=retire.by_key(list(known)), now=run.now())
 
 
@@ -482,6 +487,8 @@ def with_usage(
     """The target plan with the last use of the keys it retires or restricts
     (GetKeyLastUsage for those keys only: a plan without such a change reads nothing);
     ``known``: what was read already (the keys with ``retire:``), not read again."""
+    from reconciler import usage
+
     have = {(u.key_id, u.region) for u in known}
     refs = tuple(ref for ref in usage.needed(tp) if ref not in have)
     if not refs:
