@@ -24,8 +24,9 @@ where each KEY holds moto's ``Key`` attributes under their moto names (``id``, `
 ``multi_region``, ``multi_region_configuration``, ``key_rotation_status``,
 ``rotation_period_days`` and ``last_usage`` (``reconciler.moto_kms``: the last
 cryptographic use, for GetKeyLastUsage; optional), ``rotations``), plus ``key_material``
-(base64), ``private_key`` (base64 PKCS#8 DER), ``tags`` (from the backend's tagger, in
-order), ``aliases`` and ``grants``. ``moto_version`` is informational: the document holds
+(base64), ``private_key`` (base64 PKCS#8 DER, or null while the key has none: one is
+made on first use), ``tags`` (from the backend's tagger, in order), ``aliases`` and
+``grants``. ``moto_version`` is informational: the document holds
 only KMS data, so a state written under one moto 5.x release loads under another.
 
 Loading is fast because nothing is generated and the slow work is deferred: keys are
@@ -33,16 +34,25 @@ rebuilt without ``Key.__init__`` (which would generate an RSA key), and a privat
 only checked for its type and size at load; the full validation by ``cryptography``
 (~30 ms for RSA) runs on first use, for the keys that are used (the tool itself never
 uses them: plan and apply make no cryptographic calls). Saving reuses the DER of keys that were
-never touched. An old ``kms-state.pickle`` (before format 1) is never unpickled.
+never touched. CreateKey in the sandbox makes no private key either (moto would generate
+an RSA-2048 one even for a symmetric key): it is made on first use (Sign, Verify,
+GetPublicKey), so symmetric keys never carry one. States written before (every key with a
+private key) load unchanged. An old ``kms-state.pickle`` (before format 1) is never
+unpickled: the run stops with one line that says to delete the folder.
+
+moto's in-process backends are not thread-safe, and the applier works on independent keys
+side by side: in the sandbox, moto serves one request at a time.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
@@ -276,11 +286,15 @@ class _SavedPrivateKey:
     """A key's private key from the state file, made into moto's object on first use.
 
     moto calls ``sign``, ``verify`` and ``public_key``; anything else is passed through.
-    ``der is None`` means the file had no private key of a kind this module knows: moto
-    generates one on first use, as CreateKey would have.
+    ``der is None`` means no private key yet: CreateKey in the sandbox makes none (see
+    ``_generated_on_first_use``), or the file had one of a kind this module does not know.
+    moto's generator makes it on first use, as CreateKey would have; from then on it is
+    saved with the key.
     """
 
-    def __init__(self, der: bytes | None, key_spec: str, path: Path, key_id: str) -> None:
+    def __init__(
+        self, der: bytes | None, key_spec: str, path: Path | None = None, key_id: str = ""
+    ) -> None:
         self.der = der
         self._key_spec = key_spec
         self._path = path
@@ -298,6 +312,7 @@ class _SavedPrivateKey:
                 try:
                     key = _parse_der(self.der, self._key_spec, validate=True)
                 except _Unreadable as exc:
+                    assert self._path is not None  # DER comes only from a state file
                     raise _unreadable(
                         self._path, f"private key of key {self._key_id}: {exc}"
                     ) from None
@@ -342,6 +357,10 @@ def _datetime(seconds: float) -> datetime:
 
 def _snapshot_key(backend: Any, key: Any) -> _Key:
     config = key.multi_region_configuration if key.multi_region else None
+    if key.multi_region and isinstance(key.private_key, _SavedPrivateKey):
+        # the members of a family share one private key object (ReplicateKey copies the
+        # key); made now, it is saved with each, so they still share it after a load
+        key.private_key._load()
     return _Key(
         id=key.id,
         arn=key.arn,
@@ -619,11 +638,65 @@ def embedded_kms() -> Iterator[Path]:
         raise AwsError("--sandbox needs moto: pip install 'kms-reconciler[sandbox]'") from None
     from reconciler import moto_kms
 
+    if gc.get_freeze_count():  # the CLI froze its imports (it is the whole process): moto's
+        gc.freeze()  # too, out of the collector's passes (~0.1 s of a no-op plan's ~1.7 s)
     folder = sandbox_dir()
     path = folder / STATE_FILE
-    with mock_aws(), moto_kms.patched():
+    with mock_aws(), moto_kms.patched(), _one_request_at_a_time(), _generated_on_first_use():
         loaded = load_into(path, kms_backends)
         try:
             yield folder
         finally:
             save_from(path, kms_backends, loaded)
+
+
+@contextmanager
+def _generated_on_first_use() -> Iterator[None]:
+    """CreateKey makes no private key; it is made on first use (Sign, Verify, GetPublicKey).
+
+    moto generates one for every key, RSA-2048 for symmetric and HMAC keys too, which never
+    use it (~50 ms a key, ~0.5 s for RSA_4096; most of an apply's time), and the state then
+    carries ~1.2 KB of DER a key for nothing. The key that comes on first use is of the kind
+    moto's CreateKey would have made, and is saved with the key from then on.
+    """
+    from moto.kms import models
+
+    generate = models.__dict__["generate_private_key"]
+
+    def later(key_spec: str) -> _SavedPrivateKey:
+        return _SavedPrivateKey(None, key_spec)
+
+    setattr(models, "generate_private_key", later)  # noqa: B010 - moto does not export it
+    try:
+        yield
+    finally:
+        setattr(models, "generate_private_key", generate)  # noqa: B010
+
+
+@contextmanager
+def _one_request_at_a_time() -> Iterator[None]:
+    """moto's in-process requests one after another.
+
+    moto's backends are not thread-safe (CreateAlias iterates over every key while a
+    concurrent CreateKey adds one: "dictionary changed size during iteration"), and the
+    applier runs independent keys side by side. Real KMS serves concurrent calls; here they
+    take turns, which costs little: moto is pure Python under the GIL anyway.
+    """
+    from moto.core.models import botocore_stubber
+
+    own = botocore_stubber.__dict__.get("process_request")
+    process = botocore_stubber.process_request
+    lock = threading.Lock()
+
+    def one_at_a_time(request: Any) -> Any:
+        with lock:
+            return process(request)
+
+    botocore_stubber.process_request = one_at_a_time  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        if own is None:
+            del botocore_stubber.process_request
+        else:
+            botocore_stubber.process_request = own  # type: ignore[method-assign]

@@ -235,3 +235,53 @@ def test_the_group_help_is_the_commands_own_and_imports_none_of_them() -> None:
     )
     assert done.stdout.strip().endswith("[] []"), done.stdout
     assert "validate" in done.stdout and "force-unlock" in done.stdout
+
+
+def test_only_a_whole_process_run_freezes_its_imports() -> None:
+    """``gc.freeze()`` after the command's imports saves start-up CPU (benchmarks/sandbox.md);
+    a run inside another process (a test's CliRunner) must not freeze that process's
+    objects, garbage included, for good."""
+    import gc
+
+    from click.testing import CliRunner
+
+    from reconciler.cli import main
+
+    before = gc.get_freeze_count()
+    assert CliRunner().invoke(main, ["validate", str(REPO / "keyspecs")]).exit_code == 0
+    assert gc.get_freeze_count() == before
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count()))\n"
+        f"sys.argv = ['kms-reconciler', 'validate', {str(REPO / 'keyspecs')!r}]\n"
+        "from reconciler.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    frozen = int(done.stdout.split("frozen ")[-1])
+    assert frozen > 10_000, done.stdout  # pydantic's, jinja2's and click's objects
+
+
+def test_validate_imports_nothing_that_talks_to_aws() -> None:
+    """validate runs first in CI and offline: its start-up is its cost (issue 11), so it
+    loads neither boto3, cryptography nor moto, nor the modules that read or write KMS, nor
+    the planner."""
+    code = (
+        "import sys\n"
+        "from reconciler.cli import main\n"
+        "try:\n"
+        f"    main(['validate', {str(REPO / 'keyspecs')!r}])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "heavy = ('boto3', 'cryptography', 'moto', 'reconciler.observe', 'reconciler.applier',\n"
+        "         'reconciler.lock', 'reconciler.permissions', 'reconciler.sandbox',\n"
+        "         'reconciler.planner', 'reconciler.retire')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "valid." in done.stdout
+    assert done.stdout.strip().endswith("[]"), done.stdout

@@ -13,6 +13,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,125 @@ def test_private_keys_are_base64_pkcs8_der(folder: Path) -> None:
     assert not isinstance(private, rsa.RSAPrivateKey)
 
 
+def _saved_keys(folder: Path) -> dict[str, dict[str, Any]]:
+    document = json.loads((folder / sandbox.STATE_FILE).read_text())
+    return {f"{b['region']}/{k['id']}": k for b in document["backends"] for k in b["keys"]}
+
+
+def test_create_key_makes_no_private_key_until_first_use(folder: Path) -> None:
+    """moto generates an RSA-2048 key for every CreateKey, symmetric keys too (~50 ms each,
+    most of an apply); the sandbox makes one only when a key first needs it."""
+    import moto.kms.utils
+
+    made: list[str] = []
+    real = moto.kms.utils.generate_private_key
+
+    def counted(key_spec: str) -> Any:
+        made.append(key_spec)
+        return real(key_spec)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(moto.kms.utils, "generate_private_key", counted)
+        with sandbox_session():
+            client = kms()
+            sym = client.create_key(KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT")
+            hmac = client.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
+            signer = client.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")
+            ids = [k["KeyMetadata"]["KeyId"] for k in (sym, hmac, signer)]
+            blob = client.encrypt(KeyId=ids[0], Plaintext=b"x")["CiphertextBlob"]
+            assert client.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
+            mac = client.generate_mac(KeyId=ids[1], Message=b"m", MacAlgorithm="HMAC_SHA_256")
+            assert client.verify_mac(
+                KeyId=ids[1], Message=b"m", MacAlgorithm="HMAC_SHA_256", Mac=mac["Mac"]
+            )["MacValid"]
+            assert made == []  # nothing so far needed a private key
+        saved = {k["id"]: k for k in _saved_keys(folder).values()}
+        assert [saved[i]["private_key"] for i in ids] == [None, None, None]
+
+        with sandbox_session():
+            client = kms()
+            signature = client.sign(KeyId=ids[2], Message=b"m", SigningAlgorithm="ECDSA_SHA_256")
+            public = client.get_public_key(KeyId=ids[2])["PublicKey"]
+            assert made == ["ECC_NIST_P256"]
+        saved = {k["id"]: k for k in _saved_keys(folder).values()}
+        assert saved[ids[0]]["private_key"] is None and saved[ids[2]]["private_key"]
+
+        with sandbox_session():  # made once: the same key after a reload
+            client = kms()
+            assert client.get_public_key(KeyId=ids[2])["PublicKey"] == public
+            assert client.verify(
+                KeyId=ids[2],
+                Message=b"m",
+                Signature=signature["Signature"],
+                SigningAlgorithm="ECDSA_SHA_256",
+            )["SignatureValid"]
+        assert made == ["ECC_NIST_P256"]
+
+
+def test_a_multi_region_family_keeps_one_private_key(folder: Path) -> None:
+    with sandbox_session():
+        key_id = kms().create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY", MultiRegion=True)[
+            "KeyMetadata"
+        ]["KeyId"]
+        kms().replicate_key(KeyId=key_id, ReplicaRegion=OTHER_REGION)
+    saved = _saved_keys(folder)
+    primary, replica = saved[f"{REGION}/{key_id}"], saved[f"{OTHER_REGION}/{key_id}"]
+    assert primary["private_key"] and primary["private_key"] == replica["private_key"]
+    with sandbox_session():
+        signature = kms().sign(KeyId=key_id, Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")
+        assert kms(OTHER_REGION).verify(
+            KeyId=key_id,
+            Message=b"m",
+            Signature=signature["Signature"],
+            SigningAlgorithm="RSASSA_PSS_SHA_256",
+        )["SignatureValid"]
+
+
+def test_a_state_with_private_keys_for_every_key_still_loads(folder: Path) -> None:
+    """States written before CreateKey stopped making private keys carry one for every
+    key, symmetric ones too: they load, work, and an unchanged state is not rewritten."""
+    import moto.kms.utils
+    from cryptography.hazmat.primitives import serialization
+
+    with sandbox_session():
+        client = kms()
+        sym = client.create_key(KeySpec="SYMMETRIC_DEFAULT")["KeyMetadata"]["KeyId"]
+        rsa_key = client.create_key(KeySpec="RSA_3072", KeyUsage="SIGN_VERIFY")["KeyMetadata"][
+            "KeyId"
+        ]
+        blob = client.encrypt(KeyId=sym, Plaintext=b"x")["CiphertextBlob"]
+    state = folder / sandbox.STATE_FILE
+    document = json.loads(state.read_text())
+    old = {}
+    for key in document["backends"][0]["keys"]:  # as the writer before this one saved it
+        der = sandbox._der_of(moto.kms.utils.generate_private_key(key["key_spec"]))
+        assert der is not None
+        key["private_key"] = base64.b64encode(der).decode()
+        old[key["id"]] = der
+    state.write_text(json.dumps(document))
+    written = state.read_bytes()
+    assert cli("plan").exit_code == 0  # (the inventory's keys are not there: to create)
+    assert state.read_bytes() == written  # loaded, nothing changed, not rewritten
+    public = (
+        serialization.load_der_private_key(old[rsa_key], None)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    with sandbox_session():
+        client = kms()
+        assert client.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
+        assert client.get_public_key(KeyId=rsa_key)["PublicKey"] == public
+        signature = client.sign(KeyId=rsa_key, Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")
+        assert client.verify(
+            KeyId=rsa_key,
+            Message=b"m",
+            Signature=signature["Signature"],
+            SigningAlgorithm="RSASSA_PSS_SHA_256",
+        )["SignatureValid"]
+    saved = {k["id"]: k for k in _saved_keys(folder).values()}
+    assert {i: base64.b64decode(saved[i]["private_key"]) for i in old} == old  # kept as was
+
+
 def test_a_private_key_of_an_unknown_kind_is_generated_again_on_use(folder: Path) -> None:
     from moto.kms.models import kms_backends
 
@@ -236,6 +356,40 @@ def test_a_private_key_of_an_unknown_kind_is_generated_again_on_use(folder: Path
     assert key["private_key"] is None
     with sandbox_session():
         assert len(kms().get_public_key(KeyId=key_id)["PublicKey"]) > 256
+
+
+def test_concurrent_calls_are_served_one_at_a_time(folder: Path) -> None:
+    """The applier calls KMS from several threads; moto's backends are not thread-safe
+    (CreateAlias iterates over every key while CreateKey adds one)."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show
+    errors: list[BaseException] = []
+    try:
+        with sandbox_session():
+            client = kms()
+            for i in range(300):  # many keys: moto's loops over them take long enough to race
+                client.create_key(Description=f"{i}")
+
+            def work(worker: int) -> None:
+                try:
+                    for i in range(15):
+                        key_id = client.create_key(Description=f"{worker}-{i}")["KeyMetadata"][
+                            "KeyId"
+                        ]
+                        client.create_alias(AliasName=f"alias/w{worker}-{i}", TargetKeyId=key_id)
+                        client.list_aliases()
+                except BaseException as exc:  # reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert not errors, errors[0]
+            assert len(client.list_aliases()["Aliases"]) >= 60
+    finally:
+        sys.setswitchinterval(previous)
 
 
 # -- hostile and foreign files ------------------------------------------------------------
@@ -296,7 +450,9 @@ def _valid_document(folder: Path) -> dict[str, Any]:
             "KeyId"
         ]
         client.create_alias(AliasName="alias/signer", TargetKeyId=key_id)
+        client.get_public_key(KeyId=key_id)  # the private key is made on first use
     document: dict[str, Any] = json.loads((folder / sandbox.STATE_FILE).read_text())
+    assert _key(document)["private_key"] is not None
     return document
 
 

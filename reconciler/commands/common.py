@@ -15,11 +15,10 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from reconciler import retire, usage
 from reconciler.aws import (
     AwsOptions,
     Connection,
@@ -37,10 +36,6 @@ from reconciler.errors import (
     ReconcilerError,
 )
 from reconciler.loader import Inventory, load_inventory_partial
-from reconciler.lock import Lock, acquire, holder_of
-from reconciler.observe import ObserveOptions, observe_target, read_usage
-from reconciler.plan import TargetPlan
-from reconciler.planner import PlanOptions
 from reconciler.shards import (
     DEFAULT_TARGETS_AT_ONCE,
     ShardRef,
@@ -54,6 +49,12 @@ from reconciler.state import (
     LockStatus,
     ObservedTarget,
 )
+
+if TYPE_CHECKING:  # imported where used: validate and the other offline commands need none
+    from reconciler import usage
+    from reconciler.lock import Lock
+    from reconciler.plan import TargetPlan
+    from reconciler.planner import PlanOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -390,6 +391,8 @@ def observe(
     regions: tuple[str, ...] | None = None,
     own_lock: str = "",
 ) -> ObservedTarget:
+    from reconciler.observe import ObserveOptions, observe_target
+
     started = time.monotonic()
     wanted = wanted + tuple(dk.adopt for dk in desired.keys if dk.adopt)
     try:
@@ -432,6 +435,9 @@ def _read_usage(
     run: Run, name: str, conn: Connection, refs: Sequence[usage.UsageRef]
 ) -> tuple[tuple[KeyUsage, ...], int]:
     """GetKeyLastUsage for ``refs``, as of the run's clock."""
+    from reconciler import usage
+    from reconciler.observe import read_usage
+
     try:
         found, calls = read_usage(
             conn.kms_in,
@@ -451,6 +457,8 @@ def retiring_usage(
 ) -> tuple[tuple[KeyUsage, ...], int]:
     """The last use of the managed keys whose spec declares ``retire:`` (read before
     planning: the retirement's stage depends on it); nothing when no spec does."""
+    from reconciler import retire
+
     refs = retire.usage_refs(dt, observed)
     if not refs:
         return (), 0
@@ -464,6 +472,8 @@ def retiring_usage(
 
 def retiring_options(options: PlanOptions, run: Run, known: Sequence[KeyUsage]) -> PlanOptions:
     """Plan options with the retiring keys' usage and the run's clock."""
+    from reconciler import retire
+
     return replace(options, usage=retire.by_key(list(known)), now=run.now())
 
 
@@ -477,6 +487,8 @@ def with_usage(
     """The target plan with the last use of the keys it retires or restricts
     (GetKeyLastUsage for those keys only: a plan without such a change reads nothing);
     ``known``: what was read already (the keys with ``retire:``), not read again."""
+    from reconciler import usage
+
     have = {(u.key_id, u.region) for u in known}
     refs = tuple(ref for ref in usage.needed(tp) if ref not in have)
     if not refs:
@@ -505,6 +517,8 @@ class Locks:
 
     def take(self, conn: Connection) -> str:
         """Take the target's lock (waiting up to the timeout); its lock ID, or ""."""
+        from reconciler.lock import acquire, holder_of
+
         if self.timeout is None:
             return ""
         name = conn.target.name

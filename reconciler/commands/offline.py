@@ -1,4 +1,8 @@
-"""The commands that never reach AWS: validate, render, targets, permissions."""
+"""The commands that never reach AWS: validate, render, targets, schema, init.
+
+None of them imports what talks to AWS (boto3, cryptography, the observer, the applier):
+validate is the first command in CI, and its start-up is its cost. ``permissions`` lives in
+``reconciler.commands.permissions``: its table is made from those modules' call lists."""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from pathlib import Path
 
 import click
 
-from reconciler import permissions
 from reconciler import schema as schema_module
 from reconciler.commands.common import (
     Run,
@@ -183,34 +186,6 @@ def targets(run: Run, fmt: str, max_jobs: int | None) -> int:
     else:
         for row in rows:
             click.echo(f"{row['target']}\t{row['account_id']}\t{row['region']}")
-    return EXIT_OK
-
-
-@click.command("permissions")
-@path_argument
-@click.option(
-    "--for",
-    "command",
-    type=click.Choice(sorted(permissions.COMMANDS)),
-    default="apply",
-    show_default=True,
-    help="The command whose role the policy is for: plan, drift, import and review read "
-    "(plan_role_arn); apply, rotate and force-unlock write (role_arn).",
-)
-@common_options
-def permissions_(run: Run, command: str) -> int:
-    """Print the least IAM policy (JSON) a command's role needs in the selected targets.
-
-    \b
-    Examples:
-      kms-reconciler permissions --for plan > plan-role-policy.json
-      kms-reconciler permissions --for apply --target production
-    """
-    _, desired = load(run)
-    accounts = [(dt.target.partition, dt.target.account_id) for dt in desired]
-    click.echo(json.dumps(permissions.policy(command, accounts), indent=2))
-    if command in permissions.USAGE_NOTES:
-        run.info(f"note: {permissions.USAGE_NOTES[command]}")
     return EXIT_OK
 
 
