@@ -163,6 +163,8 @@ def test_replica_drift_is_reported_per_region_and_apply_repairs_it(
         ("alias-missing", WEST),
         ("key-enabled", EU),
         ("replica-undeclared", "ap-southeast-2"),
+        # made by hand with KMS's default policy: it allows less than the primary's
+        ("replica-policy-narrower", "ap-southeast-2"),
     }
     assert "(replica in us-west-2)" in findings[("description-changed", WEST)]["message"]
 
