@@ -102,20 +102,31 @@ def _material_id(data: bytes) -> str:
     return hashlib.sha256(b"kms-material-id" + data).hexdigest()
 
 
+_EC_SIGNING = {
+    "ECC_NIST_P256": "ECDSA_SHA_256",
+    "ECC_SECG_P256K1": "ECDSA_SHA_256",
+    "ECC_NIST_P384": "ECDSA_SHA_384",
+    "ECC_NIST_P521": "ECDSA_SHA_512",
+}
+
+
 def _use(key: Any, data: bytes) -> None:
-    """Make the key use this material (raw bytes, or a DER PKCS#8 private key)."""
+    """Make the key use this material (raw bytes, or a DER PKCS#8 private key), in moto's
+    own wrapper classes (made without their ``__init__``, which would generate a key)."""
     from moto.kms import utils
 
     if key.key_spec in material.RAW_LENGTHS:
         key.key_material = data
         return
     private = serialization.load_der_private_key(data, password=None)
+    holder: Any
     if isinstance(private, rsa.RSAPrivateKey):
-        holder: Any = utils.RSAPrivateKey.__new__(utils.RSAPrivateKey)
+        holder = utils.RSAPrivateKey.__new__(utils.RSAPrivateKey)
         holder.key_size = private.key_size
     else:
         assert isinstance(private, ec.EllipticCurvePrivateKey)
-        holder = utils.ECDSAPrivateKey(key.key_spec)  # its signing algorithms for the spec
+        holder = utils.ECDSAPrivateKey.__new__(utils.ECDSAPrivateKey)
+        holder.valid_signing_algorithms = [_EC_SIGNING[key.key_spec]]
     holder.private_key = private
     key.private_key = holder
 

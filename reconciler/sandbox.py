@@ -62,6 +62,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 from pydantic import ValidationError as PydanticValidationError
 
+from reconciler import catalog
 from reconciler.errors import AwsError
 
 SANDBOX_DIR_ENV = "KMS_RECONCILER_SANDBOX_DIR"
@@ -121,6 +122,14 @@ Base64 = Annotated[
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
+# moto's key_material by key spec: AES keys it makes (16 to 32 bytes), and the raw
+# material KMS imports into HMAC keys (catalog.RAW_MATERIAL_LENGTHS).
+_MATERIAL_BYTES: dict[str, tuple[int, int]] = {
+    spec: (min(16, low), max(32, high))
+    for spec, (low, high) in catalog.RAW_MATERIAL_LENGTHS.items()
+}
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -166,6 +175,18 @@ class _LastUsage(_Model):
     KmsRequestId: NonEmpty
 
 
+class _Material(_Model):
+    """One version of an EXTERNAL key's imported material (``reconciler.moto_import``)."""
+
+    id: NonEmpty
+    description: str | None
+    data: Base64 | None  # None: deleted (DeleteImportedKeyMaterial)
+    state: Literal["CURRENT", "NON_CURRENT", "PENDING_ROTATION"]
+    expiration_model: NonEmpty
+    valid_to: float | None = None
+    rotation_date: float | None = None
+
+
 class _Key(_Model):
     id: NonEmpty
     arn: NonEmpty
@@ -190,6 +211,10 @@ class _Key(_Model):
     aliases: list[_Alias]
     grants: list[_Grant]
     last_usage: _LastUsage | None = None  # absent in states saved before it was recorded
+    # Absent in states saved before the sandbox imported material or knew key stores.
+    materials: list[_Material] = []
+    custom_key_store_id: str | None = None
+    xks_key_id: str | None = None
 
 
 class _Backend(_Model):
@@ -405,6 +430,9 @@ def _snapshot_key(backend: Any, key: Any) -> _Key:
             for grant in key.grants.values()
         ],
         last_usage=getattr(key, "last_usage", None),
+        materials=[_Material.model_validate(m) for m in getattr(key, "materials", None) or ()],
+        custom_key_store_id=getattr(key, "custom_key_store_id", None),
+        xks_key_id=getattr(key, "xks_key_id", None),
     )
 
 
@@ -458,8 +486,11 @@ def _restore(state: _State, kms_backends: Any, path: Path) -> None:
                 raise _Unreadable(f"{at}: key ID {s.id} appears twice")
             if bool(s.multi_region) != (s.multi_region_configuration is not None):
                 raise _Unreadable(f"{at}: multi_region and multi_region_configuration disagree")
-            if len(s.key_material) not in (16, 24, 32):
-                raise _Unreadable(f"{at}.key_material: {len(s.key_material)} bytes, not an AES key")
+            low, high = _MATERIAL_BYTES.get(s.key_spec, (16, 32))
+            if not low <= len(s.key_material) <= high:
+                raise _Unreadable(
+                    f"{at}.key_material: {len(s.key_material)} bytes, not a {s.key_spec} key"
+                )
             if s.private_key is not None:
                 try:
                     _parse_der(s.private_key, s.key_spec, validate=False)
@@ -491,6 +522,9 @@ def _restore(state: _State, kms_backends: Any, path: Path) -> None:
             key.rotations = [r.model_dump() for r in s.rotations]
             if s.last_usage is not None:
                 key.last_usage = s.last_usage.model_dump()
+            key.materials = [m.model_dump() for m in s.materials]
+            key.custom_key_store_id = s.custom_key_store_id
+            key.xks_key_id = s.xks_key_id
             key.key_material = s.key_material
             key.private_key = _SavedPrivateKey(s.private_key, s.key_spec, path, s.id)
             key.grants = {}
