@@ -39,6 +39,13 @@ class Seen:
     throttled: bool
 
 
+class _Server(ThreadingHTTPServer):
+    # http.server's listen backlog is 5: a client with a hundred reads in flight would see
+    # connections reset (ConnectionClosedError) that a real endpoint never resets.
+    request_queue_size = 512
+    daemon_threads = True
+
+
 class KmsProxy:
     def __init__(
         self,
@@ -57,8 +64,7 @@ class KmsProxy:
         self._windows: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._started = time.monotonic()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._stealer: threading.Thread | None = None
         self._stop = threading.Event()

@@ -149,6 +149,8 @@ NO_SETTLE = Settle()
 NETWORK_ERRORS = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
 # Management quotas are shared with every other principal of the account: leave headroom.
 QUOTA_HEADROOM = 0.8
+# Reads in flight per target at most, when the tool sizes them (observe.reads_in_flight).
+MAX_READS_IN_FLIGHT = 128
 
 
 def error_code(exc: BaseException) -> str:
@@ -378,7 +380,8 @@ class AwsOptions:
     sandbox: bool = False
     quota_overrides: Mapping[str, float] = field(default_factory=dict)
     quota_scale: float = 1.0
-    workers: int = 16  # reads in flight per target
+    # reads in flight per target (--parallelism); None: sized from quota and latency
+    workers: int | None = None
     apply_workers: int = 8  # keys applied side by side per target
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
@@ -444,7 +447,7 @@ def _client_config(options: AwsOptions, *, botocore_retries: bool = False) -> Co
         # One HTTP request per botocore call: KmsApi retries, paced and counted. (botocore's
         # "max_attempts" counts retries after the first attempt, so 1 would still retry.)
         retries={"total_max_attempts": 1, "mode": "standard"},
-        max_pool_connections=max(10, options.workers * 2),
+        max_pool_connections=max(10, (options.workers or MAX_READS_IN_FLIGHT) * 2),
         connect_timeout=10,
         read_timeout=60,
         user_agent_extra="kms-reconciler",

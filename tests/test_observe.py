@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,10 +12,16 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from reconciler.aws import KmsApi
-from reconciler.observe import ObserveOptions, observe_target
+from reconciler.aws import MAX_READS_IN_FLIGHT, KmsApi, RateLimiter
+from reconciler.errors import AwsError
+from reconciler.observe import (
+    MIN_READS_IN_FLIGHT,
+    ObserveOptions,
+    observe_target,
+    reads_in_flight,
+)
 from tests.factories import IDENTITY, TARGET
-from tests.fakes import FakeKms
+from tests.fakes import FakeKms, client_error
 
 
 @pytest.fixture
@@ -175,3 +183,135 @@ def test_real_kms_errors_on_reads_degrade_to_unknown(operation: str, code: str, 
     fake.failures[operation] = [code]
     obs = observe_target(KmsApi(fake, sleep=lambda s: None), TARGET, ObserveOptions(IDENTITY))
     assert check(obs)
+
+
+# -- pipelined reads ------------------------------------------------------------------------
+
+
+def test_a_keys_reads_go_on_while_another_keys_tags_are_still_in_flight() -> None:
+    # No barrier across keys: "slow"'s ListResourceTags answers only once "fast" has been
+    # described. Reading every key's tags before any DescribeKey would wait out the timeout.
+    described = threading.Event()
+    keys = {"fast": {IDENTITY: "fast"}, "slow": {IDENTITY: "slow"}}
+
+    def tags(**p: Any) -> Any:
+        if p["KeyId"] == "slow":
+            assert described.wait(5), "slow's tags were needed before fast was described"
+        return {"Tags": [{"TagKey": k, "TagValue": v} for k, v in keys[p["KeyId"]].items()]}
+
+    fake = fake_account(keys)
+    describe = fake.responses["DescribeKey"]
+
+    def describe_key(**p: Any) -> Any:
+        if p["KeyId"] == "fast":
+            described.set()
+        return describe(**p)
+
+    fake.responses.update(ListResourceTags=tags, DescribeKey=describe_key)
+    obs = observe_target(KmsApi(fake), TARGET, ObserveOptions(IDENTITY, workers=2))
+    assert sorted(k.key_id for k in obs.keys) == ["fast", "slow"]
+
+
+def test_a_keys_policy_and_rotation_reads_run_side_by_side() -> None:
+    # GetKeyPolicy answers only once GetKeyRotationStatus of the same key has started.
+    started = threading.Event()
+    fake = fake_account({"k1": {IDENTITY: "one"}})
+    policy, rotation = fake.responses["GetKeyPolicy"], fake.responses["GetKeyRotationStatus"]
+
+    def get_policy(**p: Any) -> Any:
+        assert started.wait(5), "the rotation status was read only after the policy"
+        return policy(**p)
+
+    def get_rotation(**p: Any) -> Any:
+        started.set()
+        return rotation(**p)
+
+    fake.responses.update(GetKeyPolicy=get_policy, GetKeyRotationStatus=get_rotation)
+    (key,) = observe_target(KmsApi(fake), TARGET, ObserveOptions(IDENTITY, workers=2)).keys
+    assert key.policy == {"Statement": []} and key.rotation_enabled is True
+
+
+class InFlight:
+    """Wraps a fake's answers: each takes ``seconds``; counts the most calls at once."""
+
+    def __init__(self, fake: FakeKms, seconds: float) -> None:
+        self.now = self.most = 0
+        self._lock = threading.Lock()
+        for operation, answer in list(fake.responses.items()):
+            fake.responses[operation] = self._slow(answer, seconds)
+
+    def _slow(self, answer: Any, seconds: float) -> Any:
+        def call(**p: Any) -> Any:
+            with self._lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            try:
+                time.sleep(seconds)
+                return answer(**p)
+            finally:
+                with self._lock:
+                    self.now -= 1
+
+        return call
+
+
+def test_parallelism_bounds_the_calls_in_flight() -> None:
+    fake = fake_account({f"k{i}": {IDENTITY: f"n{i}"} for i in range(40)})
+    gauge = InFlight(fake, 0.005)
+    obs = observe_target(KmsApi(fake), TARGET, ObserveOptions(IDENTITY, workers=3))
+    assert len(obs.keys) == 40
+    assert gauge.most == 3
+
+
+def test_without_parallelism_the_calls_in_flight_follow_quota_and_latency() -> None:
+    # 20 ms a call: Little's law wants 800 keys/s x 4 calls x 0.02 s x 1.25 = 80 in flight,
+    # more than the fixed 16 of before.
+    assert reads_in_flight(800, 0.02) == 80
+    assert reads_in_flight(800, 0.0005) == MIN_READS_IN_FLIGHT  # loopback: the least
+    assert reads_in_flight(800, 2.0) == MAX_READS_IN_FLIGHT
+    fake = fake_account({f"k{i}": {IDENTITY: f"n{i}"} for i in range(150)})
+    gauge = InFlight(fake, 0.02)
+    options = ObserveOptions(IDENTITY, grants=False)
+    obs = observe_target(KmsApi(fake, limiter=RateLimiter({})), TARGET, options)
+    assert len(obs.keys) == 150 and obs.read_calls == 2 + 150 * 4
+    assert gauge.most > MIN_READS_IN_FLIGHT
+
+
+def test_a_managed_key_that_cannot_be_described_stops_the_target() -> None:
+    fake = fake_account({f"k{i}": {IDENTITY: f"n{i}"} for i in range(20)})
+    fake.responses["DescribeKey"] = _deny_for("k7", fake.responses["DescribeKey"])
+    with pytest.raises(AwsError, match=r"managed key k7 \('n7'\): DescribeKey"):
+        observe_target(KmsApi(fake), TARGET, ObserveOptions(IDENTITY, workers=4))
+
+
+def test_an_unmanaged_key_that_cannot_be_described_is_listed_unreadable() -> None:
+    fake = fake_account({"mine": {IDENTITY: "mine"}, "theirs": {}})
+    fake.responses["DescribeKey"] = _deny_for("theirs", fake.responses["DescribeKey"])
+    obs = observe_target(
+        KmsApi(fake), TARGET, ObserveOptions(IDENTITY, describe_unmanaged=True, workers=4)
+    )
+    assert [k.key_id for k in obs.keys] == ["mine"]
+    assert obs.unreadable == {"theirs": "DescribeKey: AccessDeniedException"}
+
+
+def _deny_for(key_id: str, answer: Any) -> Any:
+    def call(**p: Any) -> Any:
+        if p["KeyId"] == key_id:
+            raise client_error("AccessDeniedException", "DescribeKey")
+        return answer(**p)
+
+    return call
+
+
+def test_progress_counts_keys_whose_reads_are_all_done() -> None:
+    fake = fake_account({f"k{i}": {IDENTITY: f"n{i}"} if i % 2 else {} for i in range(10)})
+    told: list[tuple[str, int, int]] = []
+    lock = threading.Lock()
+
+    def progress(phase: str, done: int, total: int) -> None:
+        with lock:
+            told.append((phase, done, total))
+
+    observe_target(KmsApi(fake), TARGET, ObserveOptions(IDENTITY, progress=progress))
+    assert told[0] == ("keys", 0, 10) and max(told) == ("keys", 10, 10)
+    assert sorted(d for _, d, _ in told) == list(range(11))
