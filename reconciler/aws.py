@@ -384,6 +384,7 @@ class AwsOptions:
     workers: int | None = None
     apply_workers: int = 8  # keys applied side by side per target
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    discovery: str = catalog.DISCOVERY_LIST_TAGS  # inventory.yaml discovery:
 
 
 @dataclass
@@ -397,6 +398,20 @@ class Connection:
     _regional: Callable[[str], KmsApi] | None = None
     _others: dict[str, KmsApi] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _tagging_client: Callable[[], KmsApi] | None = None
+    _tagging: KmsApi | None = None
+
+    def tagging(self) -> KmsApi:
+        """The Resource Groups Tagging API in the target's Region (``discovery:
+        tagging-api``), with the same credentials, retries and call counting as KMS. Its
+        endpoint is botocore's: ``AWS_ENDPOINT_URL_RESOURCE_GROUPS_TAGGING_API`` or
+        ``AWS_ENDPOINT_URL`` (``--endpoint-url`` points KMS only)."""
+        with self._lock:
+            if self._tagging is None:
+                if self._tagging_client is None:
+                    raise AwsError(f"target '{self.target.name}': no tagging API client")
+                self._tagging = self._tagging_client()
+            return self._tagging
 
     def kms_in(self, region: str | None) -> KmsApi:
         """The KMS client for ``region`` (None or the target's Region: ``kms``). Each Region
@@ -513,7 +528,22 @@ def connect(target: TargetInfo, options: AwsOptions, *, write: bool = False) -> 
         )
         return KmsApi(client, limiter=limiter, max_attempts=options.max_attempts)
 
-    return Connection(target, kms_in(target.region), str(identity.get("Arn", "")), kms_in)
+    def tagging() -> KmsApi:
+        client = session.client(
+            "resourcegroupstaggingapi", region_name=target.region, config=config
+        )
+        if options.sandbox:
+            _sandbox_hook(client, target.account_id)
+        # GetResources has no quota in the KMS table: not paced, throttling retried.
+        return KmsApi(client, limiter=RateLimiter({}), max_attempts=options.max_attempts)
+
+    return Connection(
+        target,
+        kms_in(target.region),
+        str(identity.get("Arn", "")),
+        kms_in,
+        _tagging_client=tagging,
+    )
 
 
 def _assume_chain(

@@ -144,6 +144,8 @@ CALLS: frozenset[str] = frozenset(
         "ListKeyRotations",
     }
 )
+# The Resource Groups Tagging API's, with ``discovery: tagging-api`` (IAM: tag:GetResources).
+TAGGING_CALLS: frozenset[str] = frozenset({"GetResources"})
 # GetKeyLastUsage (``read_usage``): plan and apply read it for the keys a plan retires or
 # restricts, drift for every customer key it reports (one call per key).
 USAGE_CALLS: frozenset[str] = frozenset({"GetKeyLastUsage"})

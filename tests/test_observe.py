@@ -13,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from reconciler.aws import MAX_READS_IN_FLIGHT, KmsApi, RateLimiter
+from reconciler.commands.common import expected_tags
 from reconciler.errors import AwsError
 from reconciler.observe import (
     MIN_READS_IN_FLIGHT,
@@ -20,7 +21,10 @@ from reconciler.observe import (
     observe_target,
     reads_in_flight,
 )
-from tests.factories import IDENTITY, TARGET
+from reconciler.plan import OpKind
+from reconciler.planner import make_plan
+from reconciler.state import DesiredTarget
+from tests.factories import IDENTITY, TARGET, desired, desired_key
 from tests.fakes import FakeKms, client_error
 
 
@@ -315,3 +319,143 @@ def test_progress_counts_keys_whose_reads_are_all_done() -> None:
     observe_target(KmsApi(fake), TARGET, ObserveOptions(IDENTITY, progress=progress))
     assert told[0] == ("keys", 0, 10) and max(told) == ("keys", 10, 10)
     assert sorted(d for _, d, _ in told) == list(range(11))
+
+
+# -- discovery through the Resource Groups Tagging API ------------------------------------
+# moto 5.2 answers GetResources for KMS keys from the live KMS state: never stale, never
+# lagging. Real KMS's index is eventually consistent, so these tests make it lag with a
+# wrapper (``Index``) that leaves out keys or answers an older snapshot of their tags.
+
+
+class Index:
+    """A tagging API client that lags: ``omit`` key IDs are not listed yet, ``stale`` maps
+    key IDs to the tags an older snapshot still shows."""
+
+    def __init__(
+        self,
+        client: Any,
+        omit: frozenset[str] | set[str] = frozenset(),
+        stale: dict[str, dict[str, str]] | None = None,
+    ) -> None:
+        self.client = client
+        self.omit = omit
+        self.stale = stale or {}
+        self.pages = 0
+
+    def get_resources(self, **params: Any) -> Any:
+        self.pages += 1
+        answer = self.client.get_resources(**params)
+        listed = []
+        for resource in answer["ResourceTagMappingList"]:
+            key_id = resource["ResourceARN"].rsplit("/", 1)[-1]
+            if key_id in self.omit:
+                continue
+            if key_id in self.stale:
+                tags = [{"Key": k, "Value": v} for k, v in self.stale[key_id].items()]
+                resource = {**resource, "Tags": tags}
+            listed.append(resource)
+        return {**answer, "ResourceTagMappingList": listed}
+
+
+def tagged_key(kms: Any, tags: dict[str, str]) -> str:
+    key_id: str = kms.create_key(
+        Description="app key",
+        KeySpec="SYMMETRIC_DEFAULT",
+        KeyUsage="ENCRYPT_DECRYPT",
+        Tags=[{"TagKey": k, "TagValue": v} for k, v in tags.items()],
+    )["KeyMetadata"]["KeyId"]
+    return key_id
+
+
+def by_tagging_api(kms: Any, index: Index, specs: DesiredTarget) -> tuple[Any, KmsApi]:
+    api = KmsApi(kms)
+    options = ObserveOptions(IDENTITY, grants=False, expected_tags=expected_tags(specs))
+    return observe_target(api, TARGET, options, tagging=KmsApi(index)), api
+
+
+def test_no_op_reads_three_kms_calls_per_managed_key_with_the_tagging_api(kms: Any) -> None:
+    specs = desired(*(desired_key(f"k{i}") for i in range(6)))
+    for dk in specs.keys:
+        tagged_key(kms, {"Owner": "team", IDENTITY: dk.name})
+    unmanaged = [tagged_key(kms, {"Owner": "someone"}) for _ in range(2)]
+    index = Index(boto3.client("resourcegroupstaggingapi", region_name="us-east-1"))
+    obs, api = by_tagging_api(kms, index, specs)
+    assert len(obs.keys) == 8
+    # the tagging API's one page names the six managed keys; only the unmanaged keys'
+    # tags are read from KMS.
+    assert index.pages == 1 and obs.stats["tag:GetResources"] == 1
+    assert api.calls["ListResourceTags"] == len(unmanaged)
+    per_key = {op: api.calls[op] for op in ("DescribeKey", "GetKeyPolicy", "GetKeyRotationStatus")}
+    assert per_key == {"DescribeKey": 6, "GetKeyPolicy": 6, "GetKeyRotationStatus": 6}
+    assert obs.read_calls == 1 + 1 + 1 + len(unmanaged) + 3 * 6  # lists, page, tags, details
+    # the default path: one ListResourceTags more per managed key (4 KMS calls a key)
+    default = KmsApi(kms)
+    again = observe_target(default, TARGET, ObserveOptions(IDENTITY, grants=False))
+    assert default.calls["ListResourceTags"] == 8 and again.keys == obs.keys
+
+
+def test_a_key_the_tagging_api_does_not_list_yet_is_still_found(kms: Any) -> None:
+    # Created seconds ago: the index does not have it. It is read with ListResourceTags
+    # like any listed key without a trusted index entry, so the plan never creates a
+    # second key for its name.
+    specs = desired(desired_key("app"))
+    key_id = tagged_key(kms, {"Owner": "team", IDENTITY: "app"})
+    index = Index(boto3.client("resourcegroupstaggingapi", region_name="us-east-1"), {key_id})
+    obs, api = by_tagging_api(kms, index, specs)
+    assert [k.name(IDENTITY) for k in obs.keys] == ["app"]
+    assert api.calls["ListResourceTags"] == 1
+    plan = make_plan(specs, obs)
+    assert not [op for op in plan.operations if op.kind is OpKind.CREATE_KEY]
+
+
+def test_stale_tags_from_the_tagging_api_are_read_again_so_a_replan_converges(
+    kms: Any,
+) -> None:
+    # apply just changed Owner from "old" to "team" (what the spec wants); the index still
+    # shows "old". Trusting it would plan the same TagResource again; it differs from the
+    # spec, so the key's tags are read from KMS.
+    specs = desired(desired_key("app"))
+    key_id = tagged_key(kms, {"Owner": "old", IDENTITY: "app"})
+    kms.tag_resource(KeyId=key_id, Tags=[{"TagKey": "Owner", "TagValue": "team"}])
+    stale = {key_id: {"Owner": "old", IDENTITY: "app"}}
+    index = Index(boto3.client("resourcegroupstaggingapi", region_name="us-east-1"), stale=stale)
+    obs, api = by_tagging_api(kms, index, specs)
+    (key,) = obs.keys
+    assert key.tags == {"Owner": "team", IDENTITY: "app"}
+    assert api.calls["ListResourceTags"] == 1
+    plan = make_plan(specs, obs)
+    kinds = {op.kind for op in plan.operations}
+    assert OpKind.TAG_RESOURCE not in kinds and OpKind.UNTAG_RESOURCE not in kinds
+
+
+def test_a_stale_identity_tag_never_names_a_key_for_a_spec(kms: Any) -> None:
+    # The index still shows an identity tag that was removed (the key was released): the
+    # tags differ from the spec's (no Owner), so KMS's own tags decide: unmanaged, and the
+    # spec's key is created, not taken over.
+    specs = desired(desired_key("app"))
+    key_id = tagged_key(kms, {"Owner": "team"})
+    index = Index(
+        boto3.client("resourcegroupstaggingapi", region_name="us-east-1"),
+        stale={key_id: {IDENTITY: "app"}},
+    )
+    obs, _ = by_tagging_api(kms, index, specs)
+    assert [k.name(IDENTITY) for k in obs.keys] == [None]
+
+
+def test_a_key_only_the_tagging_api_lists_is_read(kms: Any) -> None:
+    # ListKeys lags behind a new key that the index already has: it is read all the same.
+    specs = desired(desired_key("app"))
+    key_id = tagged_key(kms, {"Owner": "team", IDENTITY: "app"})
+
+    class Lagging:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(kms, name)
+
+        def list_keys(self, **params: Any) -> Any:
+            answer = kms.list_keys(**params)
+            return {**answer, "Keys": [k for k in answer["Keys"] if k["KeyId"] != key_id]}
+
+    index = Index(boto3.client("resourcegroupstaggingapi", region_name="us-east-1"))
+    obs, api = by_tagging_api(Lagging(), index, specs)
+    assert [k.key_id for k in obs.keys] == [key_id]
+    assert obs.keys[0].policy is not None and api.calls["ListResourceTags"] == 0

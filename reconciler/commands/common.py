@@ -25,6 +25,7 @@ from reconciler.aws import (
     retry_settings,
     sandbox_session,
 )
+from reconciler.catalog import DISCOVERY_TAGGING_API
 from reconciler.commands.progress import StatusLine, status_line
 from reconciler.desired import build_desired, select_targets, target_weights
 from reconciler.errors import (
@@ -335,9 +336,25 @@ def load(run: Run) -> tuple[Inventory, list[DesiredTarget]]:
 
 
 def _with_quotas(run: Run, inventory: Inventory) -> None:
+    """The inventory's settings for reaching AWS: request quotas, discovery."""
     quotas = inventory.settings.request_quotas
     if quotas:
         run.aws = replace(run.aws, quota_overrides=dict(quotas))
+    run.aws = replace(run.aws, discovery=inventory.settings.discovery)
+
+
+def expected_tags(desired: DesiredTarget) -> dict[str, dict[str, str]]:
+    """Name -> the tags its key has when nothing is to change: the spec's tags, the identity
+    tag, and the deletion protection tag when on (as the planner sets them). Tags from the
+    tagging API are trusted only when they are exactly these (``observe``): a tag the
+    planner would want that this leaves out only costs a ListResourceTags, never a change."""
+    out = {}
+    for dk in desired.keys:
+        tags = {**dk.state.tags, desired.identity_tag: dk.name}
+        if dk.state.deletion_protection:
+            tags[desired.protection_tag] = "true"
+        out[dk.name] = tags
+    return out
 
 
 def observe(
@@ -356,6 +373,7 @@ def observe(
 ) -> ObservedTarget:
     started = time.monotonic()
     wanted = wanted + tuple(dk.adopt for dk in desired.keys if dk.adopt)
+    by_tagging_api = run.aws.discovery == DISCOVERY_TAGGING_API
     try:
         observed = observe_target(
             conn.kms,
@@ -371,9 +389,11 @@ def observe(
                 regions=desired.replica_regions if regions is None else regions,
                 workers=run.aws.workers,
                 progress=functools.partial(run.progress.update, desired.target.name),
+                expected_tags=expected_tags(desired) if by_tagging_api else None,
             ),
             caller_arn=conn.caller_arn,
             regional=conn.kms_in,
+            tagging=conn.tagging() if by_tagging_api else None,
         )
     finally:
         run.progress.done(desired.target.name)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from reconciler import permissions
+from reconciler import catalog, permissions
 from reconciler import schema as schema_module
 from reconciler.commands.common import (
     Run,
@@ -206,9 +206,10 @@ def permissions_(run: Run, command: str) -> int:
       kms-reconciler permissions --for plan > plan-role-policy.json
       kms-reconciler permissions --for apply --target production
     """
-    _, desired = load(run)
+    inventory, desired = load(run)
     accounts = [(dt.target.partition, dt.target.account_id) for dt in desired]
-    click.echo(json.dumps(permissions.policy(command, accounts), indent=2))
+    tagging_api = inventory.settings.discovery == catalog.DISCOVERY_TAGGING_API
+    click.echo(json.dumps(permissions.policy(command, accounts, tagging_api=tagging_api), indent=2))
     if command in permissions.USAGE_NOTES:
         run.info(f"note: {permissions.USAGE_NOTES[command]}")
     return EXIT_OK
