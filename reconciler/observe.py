@@ -26,6 +26,21 @@ Little's law (``reads_in_flight``): the paced rate of the tightest per-key read
 from 16 to ``aws.MAX_READS_IN_FLIGHT``. The first error that stops the target stops every
 other read too (no new call starts).
 
+Discovery through the Resource Groups Tagging API (``tagging``, inventory ``discovery:
+tagging-api``): GetResources (``kms:key``, filtered on the identity tag key, 100 a page),
+side by side with the lists of step 1, names the keys that carry the identity tag and
+their tags, so step 2 can skip their ListResourceTags. That index is eventually
+consistent, so it never decides identity alone:
+
+- ListKeys stays the list of keys: a listed key the index does not name is read with
+  ListResourceTags as on the default path, so lag only costs calls; a key the index names
+  that ListKeys does not list yet is read as well (the union, never the intersection);
+- indexed tags stand in for ListResourceTags only when they are exactly what that name's
+  spec wants (``expected_tags``: from them the planner plans no tag change); any other
+  key (stale tags after an apply re-tagged it, an orphan, an identity tag removed but
+  still indexed) is read with ListResourceTags, so a re-plan right after apply converges
+  and a stale index never names a key for a spec it does not carry the tags of.
+
 Keys that an ``alias/aws/*`` alias points at are AWS managed: never read further.
 
 Observation never guesses ownership. A key whose tags cannot be read (AccessDenied from
