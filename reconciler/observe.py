@@ -311,18 +311,14 @@ def observe_target(
     try:
         # 1. The lists, side by side (they say which keys exist and which are AWS managed);
         #    their round trip sizes the reads in flight when no parallelism is given.
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        with ThreadPoolExecutor(max_workers=2 + len(other_regions)) as pool:
             started = time.monotonic()
             listed_before = api.calls["ListKeys"]
             keys_f = pool.submit(api.paginate, "ListKeys", "Keys", Limit=1000)
             aliases_f = pool.submit(_aliases, api)
-            index_f = (
-                pool.submit(_tagged, tagging, options.identity_tag) if tagging is not None else None
-            )
             key_ids = [k["KeyId"] for k in keys_f.result()]
             latency = (time.monotonic() - started) / max(1, api.calls["ListKeys"] - listed_before)
             aliases, aws_managed = aliases_f.result()
-            index = index_f.result() if index_f is not None else {}
         workers = options.workers or reads_in_flight(_paced_rate(api), latency)
         reads = _Reads(workers)
         region_aliases: dict[str, dict[str, str | None]] = {}
@@ -345,27 +341,49 @@ def observe_target(
 
         # Every listed customer key, and every key the tagging API names that ListKeys
         # does not list (yet): a key is never left out because one of the two lags.
-        customer = list(dict.fromkeys(k for k in [*key_ids, *index] if k not in aws_managed))
+        customer = [k for k in key_ids if k not in aws_managed]
         wanted = _resolve_wanted(options.wanted, aliases)
         history = options.rotation_history
         read_tags: dict[str, dict[str, str] | Unreadable | None] = {}
         read_details: dict[str, dict[str, Any] | Unreadable | None] = {}
         member_info: dict[tuple[str, str], tuple[dict[str, str], dict[str, Any]] | None] = {}
-        from_index: set[str] = set()
         chains = _Chains(options.progress, "keys", len(customer))
+        begun: set[str] = set()
 
         def owned(tags: Mapping[str, str] | None) -> bool:
             return options.identity_tag in (tags or {})
 
-        def key_tags(key_id: str) -> None:
-            hint = index.get(key_id)
-            tags: dict[str, str] | Unreadable | None
-            if hint is not None and _trusted(hint, options):
-                tags = hint
+        def begin(key_id: str, indexed: dict[str, str] | None = None) -> None:
+            """Start a key's chain (once): from its indexed tags when they can be trusted,
+            else from ListResourceTags."""
+            with lock:
+                if key_id in begun:
+                    return
+                begun.add(key_id)
+            chains.add(reads, key_id, DEPTH_TAGS, lambda: key_tags(key_id, indexed))
+
+        def index_page(token: str) -> None:
+            """One page of the tagging API: the keys on it whose tags can be trusted start
+            at once; after the last page, every other key starts from ListResourceTags."""
+            page, token = _tag_page(tagging, options.identity_tag, token)  # type: ignore[arg-type]
+            for key_id, tags in page.items():
+                if key_id in aws_managed:
+                    continue
                 with lock:
-                    from_index.add(key_id)
-            else:
-                tags = _tags(api, key_id)
+                    if key_id not in listed:
+                        listed.add(key_id)
+                        customer.append(key_id)
+                        chains.more(1)
+                if _trusted(tags, options):
+                    begin(key_id, tags)
+            if token:
+                reads.add(DEPTH_INDEX, lambda: index_page(token))
+                return
+            for key_id in list(customer):
+                begin(key_id)
+
+        def key_tags(key_id: str, indexed: dict[str, str] | None) -> None:
+            tags = indexed if indexed is not None else _tags(api, key_id)
             with lock:
                 read_tags[key_id] = tags
             if tags is None:
@@ -459,8 +477,12 @@ def observe_target(
             with lock:
                 member_info[(key_id, region)] = found
 
-        for key_id in customer:
-            chains.add(reads, key_id, DEPTH_TAGS, lambda key_id=key_id: key_tags(key_id))  # type: ignore[misc]
+        listed = set(customer)
+        if tagging is not None:
+            reads.add(DEPTH_INDEX, lambda: index_page(""))
+        else:
+            for key_id in customer:
+                begin(key_id)
         reads.run()
     except KeyReadError as exc:
         named = f" ('{exc.name}')" if exc.name else ""
@@ -499,8 +521,6 @@ def observe_target(
         if info is not None and info.get("KeyManager") == "AWS":
             aws_managed.add(key_id)
             continue
-        if info is None and key_id not in key_ids:
-            continue  # named by the tagging API only, and not read: nothing known
         key = _observed_key(key_id, tags, info, frozenset(by_key.get(key_id, ())), target)
         replicas = {}
         for (member_id, region), found in sorted(member_info.items()):
@@ -536,7 +556,7 @@ def observe_target(
 
 
 # Step depths: the deeper a waiting step is in its key's chain, the sooner it runs.
-DEPTH_TAGS, DEPTH_DESCRIBE, DEPTH_DETAILS, DEPTH_MEMBER = 0, 1, 2, 3
+DEPTH_TAGS, DEPTH_DESCRIBE, DEPTH_DETAILS, DEPTH_MEMBER, DEPTH_INDEX = 0, 1, 2, 3, 4
 
 
 class _Chains:
@@ -551,6 +571,11 @@ class _Chains:
         self._lock = threading.Lock()
         if progress is not None:
             progress(phase, 0, total)
+
+    def more(self, keys: int) -> None:
+        """Keys found after the count began (named only by the tagging API)."""
+        with self._lock:
+            self._total += keys
 
     def add(self, reads: _Reads, key_id: str, depth: int, step: Callable[[], None]) -> None:
         """Add ``step`` of ``key_id``'s chain to ``reads``: the key is done when every step
@@ -635,31 +660,28 @@ def _resolve_wanted(refs: Iterable[str], aliases: dict[str, str | None]) -> set[
     return out
 
 
-def _tagged(tagging: KmsApi, identity_tag: str) -> dict[str, dict[str, str]]:
-    """The keys the Resource Groups Tagging API lists with the identity tag, and their
-    tags (GetResources, 100 a page). Eventually consistent: a hint, never the only word
-    (see the module docstring)."""
+def _tag_page(
+    tagging: KmsApi, identity_tag: str, token: str
+) -> tuple[dict[str, dict[str, str]], str]:
+    """One page of the keys the Resource Groups Tagging API lists with the identity tag,
+    and their tags (GetResources, up to 100 a page); the next page's token, or "".
+    Eventually consistent: a hint, never the only word (see the module docstring)."""
+    request: dict[str, Any] = {
+        "ResourceTypeFilters": ["kms:key"],
+        "TagFilters": [{"Key": identity_tag}],
+        "ResourcesPerPage": TAGGING_PAGE,
+    }
+    if token:
+        request["PaginationToken"] = token
+    page = tagging.call("GetResources", **request)
     found: dict[str, dict[str, str]] = {}
-    token = ""
-    while True:
-        request: dict[str, Any] = {
-            "ResourceTypeFilters": ["kms:key"],
-            "TagFilters": [{"Key": identity_tag}],
-            "ResourcesPerPage": TAGGING_PAGE,
-        }
-        if token:
-            request["PaginationToken"] = token
-        page = tagging.call("GetResources", **request)
-        for resource in page.get("ResourceTagMappingList") or ():
-            arn = str(resource.get("ResourceARN") or "")
-            if ":key/" not in arn:
-                continue
+    for resource in page.get("ResourceTagMappingList") or ():
+        arn = str(resource.get("ResourceARN") or "")
+        if ":key/" in arn:
             found[arn.rsplit("/", 1)[-1]] = {
                 t["Key"]: t["Value"] for t in resource.get("Tags") or () if "Key" in t
             }
-        token = page.get("PaginationToken") or ""
-        if not token:
-            return found
+    return found, str(page.get("PaginationToken") or "")
 
 
 def _trusted(tags: Mapping[str, str], options: ObserveOptions) -> bool:

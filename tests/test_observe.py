@@ -459,3 +459,44 @@ def test_a_key_only_the_tagging_api_lists_is_read(kms: Any) -> None:
     obs, api = by_tagging_api(Lagging(), index, specs)
     assert [k.key_id for k in obs.keys] == [key_id]
     assert obs.keys[0].policy is not None and api.calls["ListResourceTags"] == 0
+
+
+def test_keys_on_an_index_page_are_read_before_the_next_page_arrives() -> None:
+    # The index is no barrier: page 2 answers only once a key of page 1 was described.
+    keys = {"a": {IDENTITY: "a"}, "b": {IDENTITY: "b"}, "other": {}}
+    fake = fake_account(keys)
+    described = threading.Event()
+    describe = fake.responses["DescribeKey"]
+
+    def describe_key(**p: Any) -> Any:
+        if p["KeyId"] == "a":
+            described.set()
+        return describe(**p)
+
+    fake.responses["DescribeKey"] = describe_key
+    arn = f"arn:aws:kms:us-east-1:{TARGET.account_id}:key/"
+
+    class Paged:
+        def __init__(self) -> None:
+            self.requests: list[dict[str, Any]] = []
+
+        def get_resources(self, **p: Any) -> Any:
+            self.requests.append(p)
+            if not p.get("PaginationToken"):
+                entry = {"ResourceARN": arn + "a", "Tags": [{"Key": IDENTITY, "Value": "a"}]}
+                return {"ResourceTagMappingList": [entry], "PaginationToken": "page-2"}
+            assert described.wait(5), "page 2 was needed before page 1's key was described"
+            entry = {"ResourceARN": arn + "b", "Tags": [{"Key": IDENTITY, "Value": "b"}]}
+            return {"ResourceTagMappingList": [entry], "PaginationToken": ""}
+
+    specs = {"a": {IDENTITY: "a"}, "b": {IDENTITY: "b"}}
+    options = ObserveOptions(IDENTITY, grants=False, expected_tags=specs, workers=2)
+    paged = Paged()
+    obs = observe_target(KmsApi(fake), TARGET, options, tagging=KmsApi(paged))
+    assert sorted(k.key_id for k in obs.keys) == ["a", "b", "other"]
+    assert [r.get("PaginationToken") for r in paged.requests] == [None, "page-2"]
+    assert paged.requests[0]["ResourcesPerPage"] == 100
+    assert paged.requests[0]["TagFilters"] == [{"Key": IDENTITY}]
+    assert paged.requests[0]["ResourceTypeFilters"] == ["kms:key"]
+    # only the key the index does not name had its tags read from KMS
+    assert [p["KeyId"] for op, p in fake.calls if op == "ListResourceTags"] == ["other"]
