@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -64,7 +65,11 @@ _generate = moto.kms.models.generate_private_key
 moto.kms.models.generate_private_key = _LazyKey  # type: ignore[assignment]
 
 
+CPU = {"last": 0.0}  # the CPU seconds (user + system) of the last command run
+
+
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str, str]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "reconciler", *args],
@@ -75,7 +80,10 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, st
         timeout=900,
         check=False,
     )
-    return time.perf_counter() - started, proc.returncode, proc.stdout, proc.stderr
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["last"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, proc.returncode, proc.stdout, proc.stderr
 
 
 def calls(stderr: str) -> int:
@@ -173,7 +181,9 @@ def proxied(args: argparse.Namespace, endpoint: str, env: dict[str, str]) -> Non
                 print(
                     f"  run {attempt + 1}: {t_plan:6.2f} s = {t_plan / floor:.1f}x the floor "
                     f"({t_plan / paced:.1f}x paced); {kms_calls} KMS calls = "
-                    f"{kms_calls / args.keys:.2f} per key; {throttled} throttled"
+                    f"{kms_calls / args.keys:.2f} per key; {throttled} throttled; the CLI's "
+                    f"CPU {CPU['last']:.1f} s ({CPU['last'] / max(1, kms_calls) * 1000:.2f} ms "
+                    "per call)"
                 )
                 for line in err.strip().splitlines():
                     print(f"    {line}")
