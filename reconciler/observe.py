@@ -598,9 +598,8 @@ class _Chains:
                 return
             del self._open[key_id]
             self._done += 1
-            done = self._done
-        if self._progress is not None:
-            self._progress(self._phase, done, self._total)
+            if self._progress is not None:  # under the lock: the counts are told in order
+                self._progress(self._phase, self._done, self._total)
 
 
 def _service(exc: botocore.exceptions.ClientError) -> str:
