@@ -125,14 +125,15 @@ def big_inventory(folder: Path, keys: int, extra: str = "") -> None:
         "defaults:\n  tags: {ManagedBy: kms-reconciler}\n"
         "  rotation: {enabled: true, period_days: 365}\n" + extra
     )
-    specs = "".join(
-        f"  - name: key-{i:04d}\n    description: bench key {i}\n"
-        f"    aliases: [alias/bench-{i:04d}]\n    tags: {{Owner: team-{i % 7}}}\n"
-        "    policy:\n      template: application.json.j2\n"
-        "      vars: {admin_roles: [KeyAdmin], user_roles: [App]}\n"
-        for i in range(keys)
-    )
-    (folder / "keyspecs/keys.yaml").write_text("keys:\n" + specs)
+    for start in range(0, keys, 1000):  # a file holds at most 50,000 values
+        specs = "".join(
+            f"  - name: key-{i:05d}\n    description: bench key {i}\n"
+            f"    aliases: [alias/bench-{i:05d}]\n    tags: {{Owner: team-{i % 7}}}\n"
+            "    policy:\n      template: application.json.j2\n"
+            "      vars: {admin_roles: [KeyAdmin], user_roles: [App]}\n"
+            for i in range(start, min(keys, start + 1000))
+        )
+        (folder / f"keyspecs/keys-{start // 1000:02d}.yaml").write_text("keys:\n" + specs)
 
 
 def floors(keys: int, latency: float) -> tuple[float, float]:
