@@ -311,7 +311,7 @@ def observe_target(
     try:
         # 1. The lists, side by side (they say which keys exist and which are AWS managed);
         #    their round trip sizes the reads in flight when no parallelism is given.
-        with ThreadPoolExecutor(max_workers=2 + len(other_regions)) as pool:
+        with ThreadPoolExecutor(max_workers=2) as pool:
             started = time.monotonic()
             listed_before = api.calls["ListKeys"]
             keys_f = pool.submit(api.paginate, "ListKeys", "Keys", Limit=1000)
@@ -320,7 +320,9 @@ def observe_target(
             latency = (time.monotonic() - started) / max(1, api.calls["ListKeys"] - listed_before)
             aliases, aws_managed = aliases_f.result()
         workers = options.workers or reads_in_flight(_paced_rate(api), latency)
-        reads = _Reads(workers)
+        # never more threads than reads could be in flight (a key has at most a handful
+        # side by side; keys only the tagging API names are rare)
+        reads = _Reads(min(workers, 6 * len(key_ids) + len(other_regions) + 2))
         region_aliases: dict[str, dict[str, str | None]] = {}
 
         def read_aliases(region: str) -> None:
