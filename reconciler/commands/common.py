@@ -225,10 +225,10 @@ parallelism_option = click.option(
     type=click.IntRange(1, 256),
     default=None,
     help="KMS calls in flight. One target: N reads in flight while reading, N keys changed "
-    "side by side while applying (default 16 and 8). Several targets (a --shard, or no "
-    "--target) share N: up to N/4 run side by side, each with an equal share of N (default: "
-    "up to 8 targets at once, each with 16 and 8). Every call is still paced to its "
-    "target's quota.",
+    "side by side while applying (default: reads sized from the read quota and the measured "
+    "round trip, 16 to 128; 8 keys). Several targets (a --shard, or no --target) share N: up "
+    "to N/4 run side by side, each with an equal share of N (default: up to 8 targets at "
+    "once). Every call is still paced to its target's quota.",
 )
 
 
