@@ -34,11 +34,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import botocore.exceptions
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from reconciler import catalog
+from reconciler import catalog, material
 from reconciler.aws import (
     NO_SETTLE,
     AmbiguousOutcome,
@@ -216,16 +213,14 @@ def _schedule_deletion(c: Call) -> None:
         )
 
 
-WRAPPING_ALGORITHM = "RSAES_OAEP_SHA_256"
-WRAPPING_KEY_SPEC = "RSA_2048"
-
-
 class KeyMaterialError(Exception):
     """The key material could not be read or imported. The message names only the source."""
 
 
-def read_key_material(source: str, root: str) -> bytes:
-    """The material named by ``file PATH`` (relative to the inventory root) or ``env NAME``.
+def read_key_material(source: str, root: str, encoding: str | None = None) -> bytes:
+    """The material named by ``file PATH`` (relative to the inventory root) or ``env NAME``,
+    decoded (``material.decode``: a file is ``binary`` and a variable ``base64`` unless
+    the spec says otherwise).
 
     Errors name the source, never any part of the material.
     """
@@ -234,8 +229,8 @@ def read_key_material(source: str, root: str) -> bytes:
         value = os.environ.get(ref)
         if not value:
             raise KeyMaterialError(f"key material source {source}: the variable is not set")
-        return value.encode()
-    if kind == "file":
+        data = value.encode()
+    elif kind == "file":
         path = Path(root) / ref
         try:
             data = path.read_bytes()
@@ -246,69 +241,72 @@ def read_key_material(source: str, root: str) -> bytes:
             ) from None
         if not data:
             raise KeyMaterialError(f"key material source {source}: the file is empty")
-        return data
-    raise KeyMaterialError(f"key material source {source!r} is neither 'file ...' nor 'env ...'")
+    else:
+        raise KeyMaterialError(
+            f"key material source {source!r} is neither 'file ...' nor 'env ...'"
+        )
+    encoding = encoding or ("base64" if kind == "env" else "binary")
+    try:
+        return material.decode(data, encoding)
+    except material.MaterialError as exc:
+        raise KeyMaterialError(f"key material source {source} ({encoding}): {exc}") from None
+
+
+def _prepared(params: Mapping[str, Any]) -> material.Prepared:
+    """The op's material, read, decoded and checked against its key spec."""
+    source = str(params["source"])
+    data = read_key_material(
+        source, str(params.get("root", ".")), str(params.get("encoding") or "") or None
+    )
+    spec = str(params.get("key_spec") or catalog.SYMMETRIC_DEFAULT)
+    try:
+        return material.prepare(data, spec)
+    except material.MaterialError as exc:
+        raise KeyMaterialError(f"key material source {source}: {exc}") from None
 
 
 def check_key_material(plan: TargetPlan) -> list[str]:
     """Read the material of every import the plan makes, before any write: present,
-    readable, not empty, and of the length its key spec takes. A problem found only after
-    CreateKey would leave a key waiting in PendingImport. Messages name the source only."""
+    readable, decodable, and fit for its key spec (length of raw material; type and size of
+    a private key). A problem found only after CreateKey would leave a key waiting in
+    PendingImport. Messages name the source only."""
     problems = []
     for op in plan.operations:
         if op.kind is not OpKind.IMPORT_KEY_MATERIAL:
             continue
-        source = str(op.params["source"])
         try:
-            material = read_key_material(source, str(op.params.get("root", ".")))
+            _prepared(op.params)
         except KeyMaterialError as exc:
             problems.append(f"key '{op.key}': {exc}")
-            continue
-        spec = str(op.params.get("key_spec") or catalog.SYMMETRIC_DEFAULT)
-        size = catalog.IMPORTED_MATERIAL_BYTES.get(spec)
-        if size is not None and len(material) != size:
-            problems.append(
-                f"key '{op.key}': key material source {source} holds {len(material)} bytes; a "
-                f"{spec} key takes exactly {size} bytes of raw key material"
-            )
     return problems
-
-
-def _wrap(public_key_der: bytes, material: bytes) -> bytes:
-    public_key = load_der_public_key(public_key_der)
-    if not isinstance(public_key, rsa.RSAPublicKey):
-        raise KeyMaterialError("GetParametersForImport returned a public key that is not RSA")
-    oaep = padding.OAEP(
-        mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None
-    )
-    return public_key.encrypt(material, oaep)
 
 
 def _import_key_material(c: Call) -> None:
     """GetParametersForImport, wrap the material locally, ImportKeyMaterial.
 
+    The wrapping algorithm and wrapping key spec follow the key type (``material.prepare``).
     The material and the wrapped bytes stay in this function: no error, log line or event
     carries them (an exception from the crypto library is replaced by one naming the source).
     An error answering a resend is fine when the key is no longer waiting for material.
     """
     api, op, key_id = c.api, c.op, c.key_id
     source = str(op.params["source"])
-    material = read_key_material(source, str(op.params.get("root", ".")))
+    prepared = _prepared(op.params)
     params = api.call(
         "GetParametersForImport",
         settle=c.settle,
         KeyId=key_id,
-        WrappingAlgorithm=WRAPPING_ALGORITHM,
-        WrappingKeySpec=WRAPPING_KEY_SPEC,
+        WrappingAlgorithm=prepared.wrapping_algorithm,
+        WrappingKeySpec=prepared.wrapping_key_spec,
     )
     try:
-        wrapped = _wrap(params["PublicKey"], material)
-    except KeyMaterialError:
-        raise
+        wrapped = material.wrap(params["PublicKey"], prepared)
+    except material.MaterialError as exc:
+        raise KeyMaterialError(f"key material source {source}: {exc}") from None
     except Exception:
         raise KeyMaterialError(
             f"key material source {source}: cannot wrap it with the KMS import public key "
-            f"({WRAPPING_KEY_SPEC}, {WRAPPING_ALGORITHM}); is it 32 bytes of raw key material?"
+            f"({prepared.wrapping_key_spec}, {prepared.wrapping_algorithm})"
         ) from None
     call: dict[str, Any] = {
         "KeyId": key_id,
@@ -328,6 +326,18 @@ def _import_key_material(c: Call) -> None:
         raise KeyMaterialError(
             f"key material source {source}: ImportKeyMaterial refused its parameters"
         ) from None
+
+
+def _delete_imported_material(c: Call) -> None:
+    """DeleteImportedKeyMaterial. KMSInvalidStateException answering a resend is fine when
+    the key already waits for material (PendingImport): the first attempt deleted it."""
+    try:
+        c.api.call("DeleteImportedKeyMaterial", KeyId=c.key_id)
+    except botocore.exceptions.ClientError as exc:
+        if not _resolved(c, exc, ("KMSInvalidStateException",)):
+            raise
+        if _key_state(c).get("KeyState") != "PendingImport":
+            raise
 
 
 # One handler per operation; how each behaves when its first attempt's outcome is unknown
@@ -355,6 +365,7 @@ HANDLERS: Mapping[OpKind, Handler] = {
         "RevokeGrant", repeat_ok=("NotFoundException", "InvalidGrantIdException"), settles=False
     ),
     OpKind.DISABLE_KEY: _simple("DisableKey"),
+    OpKind.DELETE_IMPORTED_KEY_MATERIAL: _delete_imported_material,
     OpKind.DELETE_ALIAS: _simple(
         "DeleteAlias", key_param=None, repeat_ok=("NotFoundException",), settles=False
     ),

@@ -81,11 +81,52 @@ def key_spec_region_problem(key_spec: str, region: str) -> str | None:
 
 ORIGIN_AWS_KMS: Final = "AWS_KMS"
 ORIGIN_EXTERNAL: Final = "EXTERNAL"
-# The length of imported key material KMS accepts, by key spec (256-bit AES for symmetric
-# encryption keys); the tool checks it before CreateKey, so a bad file never leaves a key
-# waiting in PendingImport.
-IMPORTED_MATERIAL_BYTES: Final[Mapping[str, int]] = {"SYMMETRIC_DEFAULT": 32}
-ORIGINS: Final = (ORIGIN_AWS_KMS, ORIGIN_EXTERNAL)
+# Keys in a custom key store: an AWS CloudHSM key store (the key material lives in the
+# store's CloudHSM cluster) or an external key store (XKS: outside AWS, reached through the
+# store's proxy). Either needs CustomKeyStoreId at CreateKey (and an external store's key
+# the XksKeyId of its external key); both are symmetric encryption keys only, in one
+# Region, without automatic or on-demand rotation or imported material.
+ORIGIN_AWS_CLOUDHSM: Final = "AWS_CLOUDHSM"
+ORIGIN_EXTERNAL_KEY_STORE: Final = "EXTERNAL_KEY_STORE"
+CUSTOM_KEY_STORE_ORIGINS: Final = (ORIGIN_AWS_CLOUDHSM, ORIGIN_EXTERNAL_KEY_STORE)
+ORIGINS: Final = (ORIGIN_AWS_KMS, ORIGIN_EXTERNAL, *CUSTOM_KEY_STORE_ORIGINS)
+# Imported key material (origin EXTERNAL; reconciler.material checks and wraps it): raw
+# material lengths in bytes (inclusive) by key spec, the key specs whose material is a
+# private key (DER PKCS#8), and how material may be stored (key_material.encoding).
+RAW_MATERIAL_LENGTHS: Final[Mapping[str, tuple[int, int]]] = {
+    "SYMMETRIC_DEFAULT": (32, 32),
+    "HMAC_224": (28, 64),
+    "HMAC_256": (32, 64),
+    "HMAC_384": (48, 128),
+    "HMAC_512": (64, 128),
+}
+PRIVATE_KEY_MATERIAL_SPECS: Final = (
+    "RSA_2048",
+    "RSA_3072",
+    "RSA_4096",
+    "ECC_NIST_P256",
+    "ECC_NIST_P384",
+    "ECC_NIST_P521",
+    "ECC_SECG_P256K1",
+    "SM2",
+)
+IMPORTABLE_KEY_SPECS: Final = (*RAW_MATERIAL_LENGTHS, *PRIVATE_KEY_MATERIAL_SPECS)
+MATERIAL_ENCODINGS: Final = ("binary", "base64", "hex")
+
+
+def import_wrapping(key_spec: str) -> tuple[str, str]:
+    """(WrappingAlgorithm, WrappingKeySpec) for importing this key spec's material: RSA
+    private keys take only the RSA_AES family, and it fits every private key; raw material
+    fits one RSA_2048 OAEP block."""
+    if key_spec in PRIVATE_KEY_MATERIAL_SPECS:
+        return "RSA_AES_KEY_WRAP_SHA_256", "RSA_4096"
+    return "RSAES_OAEP_SHA_256", "RSA_2048"
+
+
+# CustomKeyStoreId ("cks-" and 17 hex digits in every ID KMS has shown; the API allows
+# 1-64 characters) and XksKeyId (1-128 of letters, digits, "-", "_", ".").
+CUSTOM_KEY_STORE_ID: Final = re.compile(r"cks-[0-9A-Za-z]{1,60}")
+XKS_KEY_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 def default_key_usage(key_spec: str) -> str | None:
@@ -123,6 +164,11 @@ DESCRIPTION_MAX: Final = 8192
 RETIRE_GUARD_DAYS: Final = 30
 UNUSED_AFTER_DAYS: Final = 90
 USAGE_DAYS_MAX: Final = 3650
+# Staged retirement: how long a key stays disabled, unused, before deletion is offered. At
+# least a week (a weekly job must get the chance to fail), at most a year.
+RETIRE_OBSERVE_DAYS_DEFAULT: Final = 30
+RETIRE_OBSERVE_DAYS_MIN: Final = 7
+RETIRE_OBSERVE_DAYS_MAX: Final = 365
 POLICY_MAX_BYTES: Final = 32768
 
 TAGS_MAX: Final = 50
@@ -255,6 +301,9 @@ KEY_NAME: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,126}[a-z0-9])?$")
 DEFAULT_IDENTITY_TAG: Final = "kms-reconciler:name"
 PROTECTION_TAG_SUFFIX: Final = ":deletion-protection"
 REPLICA_TAG_SUFFIX: Final = ":replica-of"
+# Staged retirement (a spec's ``retire:``): the tag the tool writes when it disables a key
+# to retire it, value the UTC time it did (ISO 8601); the observation counts from it.
+RETIRE_TAG_SUFFIX: Final = ":retire-disabled-on"
 
 # The apply lock (reconciler.lock), kept in each target account and Region itself: the
 # alias LOCK_ALIAS exists while a run writes; it points at the lock anchor, a key made
@@ -452,6 +501,9 @@ REQUEST_QUOTAS: Final[dict[str, float]] = {
     "ScheduleKeyDeletion": 15,
     "ImportKeyMaterial": 15,
     "GetParametersForImport": 1,
+    # Not in the quota table the tool was built from: assumed as low as the other writes
+    # that change a key's state (override it in request_quotas: when known).
+    "DeleteImportedKeyMaterial": 5,
     "CreateGrant": 50,
     "RevokeGrant": 50,
     "RetireGrant": 50,

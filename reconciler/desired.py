@@ -34,6 +34,7 @@ from reconciler.state import (
     Grant,
     KeyMaterial,
     KeyState,
+    Retirement,
     SourceRef,
     TargetInfo,
     Waiver,
@@ -342,6 +343,8 @@ def _desired_key(
         key_spec=key_spec,
         key_usage=key_usage,
         origin=origin,
+        custom_key_store_id=spec.custom_key_store_id,
+        xks_key_id=spec.xks_key_id,
         multi_region=bool(spec.multi_region),
         enabled=bool(enabled),
         rotation_enabled=rotation_enabled,
@@ -402,6 +405,11 @@ def _desired_key(
         key_material=_key_material(spec.key_material, inventory.root),
         replicas=replicas,
         primary_region=primary_region,
+        retire=None
+        if spec.retire is None
+        else Retirement(
+            spec.retire.disable_on, spec.retire.after_unused_days, spec.retire.observe_days
+        ),
     )
 
 
@@ -596,4 +604,11 @@ def _key_material(spec: KeyMaterialSpec | None, root: Path) -> KeyMaterial | Non
         valid_to = valid_to.replace(tzinfo=timezone.utc)
     # relative to the working directory when inside it, so a saved plan applies from
     # another checkout of the same repository (CI plans and applies on different runners)
-    return KeyMaterial(spec.source, spec.expiration_model, valid_to, display_path(root))
+    return KeyMaterial(
+        spec.source,
+        spec.expiration_model,
+        valid_to,
+        display_path(root),
+        spec.encoding,
+        deleted=spec.deleted,
+    )

@@ -11,20 +11,21 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from reconciler import catalog
+from reconciler import catalog, retire
 from reconciler.catalog import UNUSED_AFTER_DAYS
 from reconciler.findings import Rule, Severity
-from reconciler.plan import Action, FieldChange, KeyPlan
+from reconciler.plan import Action, FieldChange, KeyPlan, RetirementStatus
 from reconciler.planner import GrantDiff, PlanOptions, diff_grants, make_plan
 from reconciler.policy import (
     AccessChange,
     StatementChange,
     access_changes,
     deleted_principals,
+    replica_divergence,
     without_deleted_principals,
 )
 from reconciler.spec import IgnoreRule
@@ -63,6 +64,14 @@ RULES: Mapping[str, Rule] = {
             "every call under it fails until the material is imported.",
         ),
         Rule(
+            "key-material-present",
+            Severity.HIGH,
+            "Imported key material present although declared deleted",
+            "The inventory declares this EXTERNAL key's material deleted (key_material: "
+            "{deleted: true}), yet the key has material: someone imported it again, and "
+            "the key can be used.",
+        ),
+        Rule(
             "key-material-expiring",
             Severity.MEDIUM,
             "Imported key material expires soon",
@@ -74,6 +83,14 @@ RULES: Mapping[str, Rule] = {
             Severity.HIGH,
             "Managed key disabled",
             "Every use of a disabled key fails: an outage for its callers.",
+        ),
+        Rule(
+            "key-unavailable",
+            Severity.HIGH,
+            "Managed key unavailable (custom key store disconnected)",
+            "A key in a custom key store is Unavailable while its store is disconnected (or "
+            "its external key manager cannot be reached): every use fails until the store "
+            "is connected again. The tool manages keys, not stores; connect the store.",
         ),
         Rule(
             "key-enabled",
@@ -172,6 +189,23 @@ RULES: Mapping[str, Rule] = {
             "its policy there is outside review.",
         ),
         Rule(
+            "replica-policy-wider",
+            Severity.HIGH,
+            "Replica allows more than its primary",
+            "A member of a multi-Region key allows a request its primary's policy denies "
+            "(Region names aside), and the inventory does not declare that difference. The "
+            "members share key material: a principal the replica lets decrypt can decrypt "
+            "ciphertext made in every Region.",
+        ),
+        Rule(
+            "replica-policy-narrower",
+            Severity.MEDIUM,
+            "Replica allows less than its primary",
+            "A member of a multi-Region key denies a request its primary's policy allows "
+            "(Region names aside), and the inventory does not declare that difference: "
+            "callers in that Region fail.",
+        ),
+        Rule(
             "primary-region-changed",
             Severity.MEDIUM,
             "Primary Region of a multi-Region key moved",
@@ -222,6 +256,14 @@ RULES: Mapping[str, Rule] = {
             "KMS recorded no cryptographic use of this key for the inventory's "
             "unused_after_days (GetKeyLastUsage), yet it is billed every month: retire it "
             "(disable it first and watch for failures), or declare why it is kept.",
+        ),
+        Rule(
+            "retirement-used",
+            Severity.HIGH,
+            "Key used after it was disabled for retirement",
+            "KMS recorded a use of a key after the tool disabled it to retire it (the spec's "
+            "retire:): someone enabled it again and something still needs it. The retirement "
+            "stopped; no deletion is offered. Find the caller before retiring the key.",
         ),
         Rule(
             "key-unreadable",
@@ -316,23 +358,53 @@ def detect(
     unused_after_days: int = UNUSED_AFTER_DAYS,
 ) -> TargetDrift:
     now = now or datetime.now(timezone.utc)
-    plan = make_plan(desired, observed, PlanOptions(report_only=True))
+    plan = make_plan(
+        desired,
+        observed,
+        PlanOptions(report_only=True, usage=retire.by_key(list(usage)), now=now),
+    )
+    retiring = {r.key_id: r for r in plan.retirements}
     by_id = observed.by_id()
     wanted = {dk.name: dk.state.policy for dk in desired.keys}
     grants = {dk.name: dk.state.grants or () for dk in desired.keys}
     findings: list[Finding] = []
+    material_deleted = {
+        dk.name for dk in desired.keys if dk.key_material is not None and dk.key_material.deleted
+    }
     replica_policies = {
         (dk.name, r.region): r.state.policy for dk in desired.keys for r in dk.replicas
     }
     for key in plan.keys:
         ok = by_id.get(key.key_id or "")
-        findings.extend(_key_findings(key, ok, wanted.get(key.name)))
+        findings.extend(
+            _key_findings(
+                _without_retirement(key, retiring.get(key.key_id or "")), ok, wanted.get(key.name)
+            )
+        )
         for replica in key.replicas:
             member = ok.replicas.get(replica.region or "") if ok is not None else None
             policy = replica_policies.get((key.name, replica.region or ""))
             findings.extend(_key_findings(replica, member, policy))
         if ok is not None:
-            findings.extend(_material_findings(key, ok, now))
+            findings.extend(_material_findings(key, ok, now, key.name in material_deleted))
+            if ok.key_state == "Unavailable":
+                store = (
+                    f" in custom key store {ok.custom_key_store_id}"
+                    if ok.custom_key_store_id
+                    else ""
+                )
+                findings.append(
+                    _finding(
+                        "key-unavailable",
+                        f"{_label(key)} ({ok.key_id}{store}) is Unavailable: every use fails "
+                        "until its key store is connected",
+                        key=key.name,
+                        key_id=ok.key_id,
+                        file=key.source.file if key.source else None,
+                        line=key.source.line if key.source else None,
+                    )
+                )
+            findings.extend(_replica_findings(key, ok, desired, replica_policies, inventory_file))
         if key.action is not Action.CREATE and ok is not None and ok.grants is not None:
             findings.extend(_grant_findings(key, diff_grants(grants.get(key.name, ()), ok.grants)))
     for error in plan.errors:
@@ -388,8 +460,16 @@ def detect(
                 file=inventory_file,
             )
         )
+    findings.extend(_retirement_findings(plan.keys, plan.retirements))
     findings.extend(
-        _unused_findings(plan.keys, observed, usage, unused_after_days, desired, inventory_file)
+        _unused_findings(
+            plan.keys,
+            observed,
+            [u for u in usage if u.key_id not in retiring],  # retire: says what becomes of it
+            unused_after_days,
+            desired,
+            inventory_file,
+        )
     )
     findings.sort(key=lambda f: (-f.severity, f.key or "~", f.key_id or "", f.rule, f.message))
     rotation = tuple(
@@ -453,6 +533,46 @@ def _unused_findings(
                     f"{price['rotations_billed_max']} rotations ({rotated}); prices from "
                     f"{price['source']} as of {price['checked']}",
                 ),
+            )
+        )
+    return out
+
+
+def _without_retirement(key: KeyPlan, status: RetirementStatus | None) -> KeyPlan:
+    """The key's changes that are drift, not the retirement's own next step: the retire
+    tag, the deletion it offers, and the disabling that is due (stage 1). A key re-enabled
+    outside the tool while it is retired keeps its `enabled` change (key-enabled)."""
+    if status is None:
+        return key
+    due = {
+        retire.Stage.DISABLE.value: ("retirement", "enabled"),
+        retire.Stage.DELETE.value: ("retirement", "key_state"),
+    }.get(status.stage, ("retirement",))
+    changes = tuple(c for c in key.changes if c.field not in due)
+    action = Action.UPDATE if key.action is Action.DELETE else key.action
+    return replace(key, changes=changes, action=action)
+
+
+def _retirement_findings(
+    planned: Sequence[KeyPlan], retirements: Sequence[RetirementStatus]
+) -> list[Finding]:
+    """retirement-used: a key used after it was disabled for retirement."""
+    source = {k.key_id: k.source for k in planned if k.key_id}
+    out = []
+    for r in retirements:
+        if r.stage != retire.Stage.STOPPED.value:
+            continue
+        src = source.get(r.key_id)
+        out.append(
+            _finding(
+                "retirement-used",
+                f"key '{r.key}' ({r.key_id}): retirement {r.message}",
+                key=r.key,
+                key_id=r.key_id,
+                field="retire",
+                after=r.used_after.isoformat() if r.used_after else None,
+                file=src.file if src else None,
+                line=src.line if src else None,
             )
         )
     return out
@@ -549,11 +669,69 @@ def _key_findings(
     return out
 
 
+def _replica_findings(
+    key: KeyPlan,
+    observed: ObservedKey,
+    desired: DesiredTarget,
+    declared_replicas: Mapping[tuple[str, str], Mapping[str, Any] | None],
+    inventory_file: str,
+) -> list[Finding]:
+    """Undeclared members of a multi-Region key whose live policy allows other access than
+    the live primary's (Region names aside).
+
+    A declared member is compared with its own declaration (policy-widened, -narrowed),
+    and review compared that declaration with the primary's (KMS113): a live divergence
+    there always shows as drift of one of the two. An undeclared member has no declaration:
+    only its primary says what it should allow."""
+    out = []
+    home = desired.target.region
+    for region, member in sorted(observed.replicas.items()):
+        if member.policy is None or observed.policy is None:
+            continue
+        if (key.name, region) in declared_replicas:
+            continue
+        found = replica_divergence(
+            observed.policy,
+            member.policy,
+            primary_region=home,
+            replica_region=region,
+            partition=desired.target.partition,
+            account_id=desired.target.account_id,
+        )
+        if not found:
+            continue
+        wider = [c for c in found if c.gained]
+        lines = [
+            f"{c.principal} may call {', '.join(sorted(c.gained))} in {region}, not in {home}"
+            if c.gained
+            else f"{c.principal} may call {', '.join(sorted(c.lost))} in {home}, not in {region}"
+            for c in found
+        ]
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        out.append(
+            _finding(
+                "replica-policy-wider" if wider else "replica-policy-narrower",
+                f"key '{key.name}': the replica in {region} ({member.key_id}) allows "
+                f"{'more' if wider else 'less'} than the primary: {lines[0]}{more}",
+                key=key.name,
+                key_id=member.key_id,
+                file=key.source.file if key.source else inventory_file,
+                line=key.source.line if key.source else None,
+                region=region,
+                details=tuple([*lines, *(c.witness for c in found if c.witness)]),
+            )
+        )
+    return out
+
+
 MATERIAL_EXPIRY_WARNING = timedelta(days=30)
 
 
-def _material_findings(key: KeyPlan, observed: ObservedKey, now: datetime) -> list[Finding]:
-    """An EXTERNAL key without material (PendingImport), or whose material expires soon."""
+def _material_findings(
+    key: KeyPlan, observed: ObservedKey, now: datetime, deleted: bool = False
+) -> list[Finding]:
+    """An EXTERNAL key without material (PendingImport), or whose material expires soon;
+    with ``deleted`` (the inventory declares the material deleted) the other way round."""
     where = {
         "key": key.name,
         "key_id": key.key_id,
@@ -561,6 +739,18 @@ def _material_findings(key: KeyPlan, observed: ObservedKey, now: datetime) -> li
         "line": key.source.line if key.source else None,
         "region": key.region,
     }
+    if deleted:
+        if observed.needs_key_material or observed.origin != "EXTERNAL":
+            return []
+        return [
+            _finding(
+                "key-material-present",
+                f"{_label(key)} ({key.key_id}) has imported key material although the "
+                "inventory declares it deleted: the key can be used",
+                field="key_material",
+                **where,
+            )
+        ]
     if observed.needs_key_material:
         return [
             _finding(

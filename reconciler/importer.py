@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from reconciler import catalog
-from reconciler.state import ObservedKey, TargetInfo
+from reconciler.state import Grant, ObservedKey, TargetInfo
 
 IMPORT_DIR = "imported"
 _IMPORTABLE_STATES = ("Enabled", "Disabled")
@@ -93,6 +93,10 @@ def import_key(key: ObservedKey, name: str, target: TargetInfo, today: str) -> I
         spec["key_usage"] = key.key_usage
     if key.origin and key.origin != catalog.ORIGIN_AWS_KMS:
         spec["origin"] = key.origin
+    if key.custom_key_store_id:
+        spec["custom_key_store_id"] = key.custom_key_store_id
+    if key.xks_key_id:
+        spec["xks_key_id"] = key.xks_key_id
     if key.multi_region:
         spec["multi_region"] = True
         if key.primary_region and key.primary_region != target.region:
@@ -109,6 +113,9 @@ def import_key(key: ObservedKey, name: str, target: TargetInfo, today: str) -> I
     if tags:
         spec["tags"] = tags
     spec["policy"] = {"file": policy_file}
+    grants, left_out = _grants(key.grants or ())
+    if grants:
+        spec["grants"] = grants
     replicas, replica_policies = _replicas(key, name, tags)
     if replicas:
         spec["replicas"] = replicas
@@ -121,6 +128,7 @@ def import_key(key: ObservedKey, name: str, target: TargetInfo, today: str) -> I
     ]
     if key.creation_date is not None:
         header.insert(2, f"# The key was created on {key.creation_date:%Y-%m-%d}.")
+    header += left_out
     body = yaml.safe_dump({"keys": [spec]}, sort_keys=False, width=100, allow_unicode=True)
     assert key.policy is not None
     return ImportedKey(
@@ -133,6 +141,63 @@ def import_key(key: ObservedKey, name: str, target: TargetInfo, today: str) -> I
         policy_text=json.dumps(key.policy, indent=2) + "\n",
         replica_policies=tuple(replica_policies),
     )
+
+
+def _grant_entry(grant: Grant, name: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": name,
+        "grantee_principal": grant.grantee_principal,
+        "operations": list(grant.operations),
+    }
+    if grant.retiring_principal:
+        entry["retiring_principal"] = grant.retiring_principal
+    if grant.encryption_context_equals:
+        entry["constraints"] = {"encryption_context_equals": dict(grant.encryption_context_equals)}
+    elif grant.encryption_context_subset:
+        entry["constraints"] = {"encryption_context_subset": dict(grant.encryption_context_subset)}
+    return entry
+
+
+def _grants(grants: Iterable[Grant]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The key's grants as ``grants:`` entries, so the first plan and drift after the import
+    find every grant declared: by name where KMS has a valid unique one, else
+    ``imported-<grant ID prefix>``. Left out, with a header line saying why: the grants AWS
+    services make for their own resources (``Grant.for_aws_service``: never declared, never
+    revoked), a second grant that allows the same as one written (grants match by what they
+    allow), and a grant with both constraints (a spec declares one)."""
+    entries: list[dict[str, Any]] = []
+    notes: list[str] = []
+    written: list[Grant] = []
+    names: set[str] = set()
+    service = 0
+    for grant in sorted(grants, key=lambda g: (g.name, g.grant_id or "")):
+        if grant.for_aws_service:
+            service += 1
+            continue
+        if grant.encryption_context_equals and grant.encryption_context_subset:
+            notes.append(
+                f"# Grant {grant.label} is not written: it has both encryption context "
+                "constraints, a spec declares one (drift will report it)."
+            )
+            continue
+        if grant in written:
+            continue  # the same grantee, operations and constraints: one declaration matches both
+        name = grant.name if catalog.GRANT_NAME.fullmatch(grant.name) else ""
+        if not name or name in names:
+            stem = name or "imported-" + re.sub(r"[^A-Za-z0-9]", "", grant.grant_id or "")[:8]
+            name, n = stem, 1
+            while name in names:
+                n += 1
+                name = f"{stem}-{n}"
+        names.add(name)
+        written.append(grant)
+        entries.append(_grant_entry(grant, name))
+    if service:
+        notes.append(
+            f"# {service} grant(s) made by AWS services for their own resources are not "
+            "written: the tool never declares or revokes them."
+        )
+    return sorted(entries, key=lambda e: e["name"]), notes
 
 
 def _replicas(

@@ -24,7 +24,12 @@ that a multi-Region family converges there as it does in real KMS:
   GetKeyLastUsage answers as KMS documents it: ``KeyLastUsage`` only when the key was used,
   ``TrackingStartDate`` the later of ``TRACKING_BEGAN`` and the key's creation,
   ``KeyCreationDate``. Times come from ``clock`` (``set_clock`` in tests), and CreateKey
-  takes its CreationDate from the same clock, so a test can make a key "100 days old".
+  takes its CreationDate from the same clock, so a test can make a key "100 days old";
+- CreateKey in a custom key store (moto ignores CustomKeyStoreId and XksKeyId): checked as
+  KMS documents it (origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE with a store ID, XksKeyId
+  exactly for an external key store, SYMMETRIC_DEFAULT and single-Region only), kept on the
+  key and shown by DescribeKey (CustomKeyStoreId, XksKeyConfiguration). moto has no key
+  stores, so every store ID stands for a connected store.
 
 Where this differs from real KMS: moto has no GenerateDataKeyPair(WithoutPlaintext) or
 DeriveSharedSecret, so their use is never recorded; a failed call is never recorded
@@ -47,6 +52,8 @@ from contextlib import contextmanager
 from copy import copy
 from datetime import datetime, timezone
 from typing import Any
+
+from reconciler import moto_import
 
 SetAttr = Callable[[Any, str, Any], None]
 
@@ -297,6 +304,62 @@ def _created_by_clock(real: Callable[[Any], str]) -> Callable[[Any], str]:
     return handler
 
 
+_STORE_ORIGINS = ("AWS_CLOUDHSM", "EXTERNAL_KEY_STORE")
+
+
+def _in_custom_key_store(real: Callable[[Any], str]) -> Callable[[Any], str]:
+    """CreateKey with CustomKeyStoreId (and XksKeyId), checked as KMS documents it; moto
+    ignores both. No store exists in moto, so any store ID is taken as a connected store."""
+
+    def handler(self: Any) -> str:
+        store = self._get_param("CustomKeyStoreId")
+        xks = self._get_param("XksKeyId")
+        origin = self._get_param("Origin") or "AWS_KMS"
+        if origin in _STORE_ORIGINS and not store:
+            raise _error("ValidationException", f"Origin {origin} requires a CustomKeyStoreId")
+        if store and origin not in _STORE_ORIGINS:
+            raise _error(
+                "ValidationException",
+                "CustomKeyStoreId requires Origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE",
+            )
+        if (origin == "EXTERNAL_KEY_STORE") != bool(xks):
+            raise _error(
+                "ValidationException",
+                "Origin EXTERNAL_KEY_STORE needs XksKeyId, and only it takes one",
+            )
+        spec = self._get_param("KeySpec") or "SYMMETRIC_DEFAULT"
+        if store and (spec != "SYMMETRIC_DEFAULT" or self._get_param("MultiRegion")):
+            raise _error(
+                "UnsupportedOperationException",
+                "Keys in a custom key store are single-Region SYMMETRIC_DEFAULT keys",
+            )
+        body = json.loads(real(self))
+        if store:
+            key = self.kms_backend.keys[body["KeyMetadata"]["KeyId"]]
+            key.custom_key_store_id = store
+            key.xks_key_id = xks
+            body = key.to_dict()
+        return json.dumps(body)
+
+    return handler
+
+
+def _with_key_store(real: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
+    """Key.to_dict with CustomKeyStoreId and XksKeyConfiguration, as DescribeKey shows them."""
+
+    def to_dict(self: Any) -> dict[str, Any]:
+        out = real(self)
+        store = getattr(self, "custom_key_store_id", None)
+        if store:
+            out["KeyMetadata"]["CustomKeyStoreId"] = store
+            xks = getattr(self, "xks_key_id", None)
+            if xks:
+                out["KeyMetadata"]["XksKeyConfiguration"] = {"Id": xks}
+        return out
+
+    return to_dict
+
+
 def get_key_last_usage(self: Any) -> str:
     """GetKeyLastUsage, as the KMS API reference documents it."""
     ref = self._get_param("KeyId") or ""
@@ -327,7 +390,13 @@ def apply(setattr_: SetAttr) -> None:
     setattr_(KmsResponse, "replicate_key", replicate_key)
     setattr_(KmsResponse, "update_primary_region", update_primary_region)
     setattr_(KmsResponse, "get_key_last_usage", get_key_last_usage)
-    setattr_(KmsResponse, "create_key", _created_by_clock(KmsResponse.create_key))
+    setattr_(
+        KmsResponse,
+        "create_key",
+        _in_custom_key_store(_created_by_clock(KmsResponse.create_key)),
+    )
+    setattr_(Key, "to_dict", _with_key_store(Key.to_dict))
+    moto_import.apply(setattr_)  # GetParametersForImport, ImportKeyMaterial, ...
     for name, operation in TRACKED.items():
         setattr_(KmsResponse, name, _recording(getattr(KmsResponse, name), operation))
     setattr_(

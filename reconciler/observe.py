@@ -848,6 +848,8 @@ def _observed_key(
         # moto omits KeyUsage for keys created without one; real KMS always sends it.
         key_usage=info.get("KeyUsage"),
         origin=info.get("Origin"),
+        custom_key_store_id=info.get("CustomKeyStoreId"),
+        xks_key_id=(info.get("XksKeyConfiguration") or {}).get("Id"),
         multi_region=info.get("MultiRegion"),
         enabled=info.get("Enabled"),
         rotation_enabled=rotation[0] if rotation else None,
@@ -955,3 +957,29 @@ class KeyFinder:
                 return found
             sleep(min(4.0, 0.5 * 2**attempt))
         return None
+
+
+def read_grants(
+    api: KmsApi, key_ids: Iterable[str], workers: int = 16
+) -> tuple[dict[str, tuple[Grant, ...] | Unreadable], int]:
+    """ListGrants (paginated) for each key, side by side: the grants by key ID, or
+    ``Unreadable`` with the error code (AccessDeniedException: kms:ListGrants missing), and
+    the calls made. For keys read without their grants (``import --all-unmanaged`` learns
+    which keys it imports only once they are read)."""
+    refs = list(dict.fromkeys(key_ids))
+    before = api.total_calls
+
+    def one(key_id: str) -> tuple[Grant, ...] | Unreadable:
+        try:
+            listed = api.paginate("ListGrants", "Grants", KeyId=key_id, Limit=100)
+        except botocore.exceptions.ClientError as exc:
+            if retryable(exc):  # outlived the retries: the run's error, not the key's
+                raise
+            return Unreadable("ListGrants", error_code(exc))
+        return tuple(_grant(g) for g in listed)
+
+    if not refs:
+        return {}, 0
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(refs)))) as pool:
+        found = dict(zip(refs, pool.map(one, refs), strict=True))
+    return found, api.total_calls - before

@@ -47,6 +47,7 @@ class OpKind(str, Enum):
     CREATE_GRANT = "CreateGrant"
     REVOKE_GRANT = "RevokeGrant"
     DISABLE_KEY = "DisableKey"
+    DELETE_IMPORTED_KEY_MATERIAL = "DeleteImportedKeyMaterial"
     DELETE_ALIAS = "DeleteAlias"
     SCHEDULE_KEY_DELETION = "ScheduleKeyDeletion"
 
@@ -76,6 +77,8 @@ PHASES: Mapping[OpKind, int] = {
     OpKind.CREATE_GRANT: 9,
     OpKind.REVOKE_GRANT: 9,
     OpKind.DISABLE_KEY: 10,
+    # Like disabling, and after every other change of the key: its use fails from here on.
+    OpKind.DELETE_IMPORTED_KEY_MATERIAL: 10,
     OpKind.DELETE_ALIAS: 11,
     OpKind.SCHEDULE_KEY_DELETION: 12,
 }
@@ -149,6 +152,18 @@ class Orphan:
 
 
 @dataclass(frozen=True)
+class RetirementStatus:
+    """Where a key's staged retirement (its spec's ``retire:``) stands: the stage
+    (``reconciler.retire.Stage`` values) and one line for the plan."""
+
+    key: str
+    key_id: str
+    stage: str
+    message: str
+    used_after: datetime | None = None  # stopped: the use recorded after disabling
+
+
+@dataclass(frozen=True)
 class TargetPlan:
     target: TargetInfo
     keys: tuple[KeyPlan, ...]
@@ -166,6 +181,8 @@ class TargetPlan:
     # planning: see ``reconciler.usage``), and how many reads that took.
     usage: tuple[KeyUsage, ...] = ()
     usage_reads: int = 0
+    # Where the staged retirements of the keys with ``retire:`` stand.
+    retirements: tuple[RetirementStatus, ...] = ()
 
     def usage_of(self, key_id: str | None, region: str | None = None) -> KeyUsage | None:
         for u in self.usage:
@@ -277,6 +294,16 @@ def _target_to_dict(tp: TargetPlan) -> dict[str, Any]:
         "usage_reads": tp.usage_reads,
         "usage": [_usage_to_dict(u) for u in tp.usage],
         "keys": [_key_to_dict(k, tp) for k in tp.keys],
+        "retirements": [
+            {
+                "key": r.key,
+                "key_id": r.key_id,
+                "stage": r.stage,
+                "message": r.message,
+                "used_after": r.used_after.isoformat() if r.used_after else None,
+            }
+            for r in tp.retirements
+        ],
         "orphans": [{"name": o.name, "key_id": o.key_id, "reason": o.reason} for o in tp.orphans],
         "warnings": list(tp.warnings),
         "operations": [_op_to_dict(op) for op in tp.operations],
@@ -470,6 +497,16 @@ def _target_from_dict(data: Mapping[str, Any]) -> TargetPlan:
         ),
         usage=tuple(_usage_from_dict(u) for u in data.get("usage", ())),
         usage_reads=int(data.get("usage_reads", 0)),
+        retirements=tuple(
+            RetirementStatus(
+                key=r["key"],
+                key_id=r["key_id"],
+                stage=r["stage"],
+                message=r["message"],
+                used_after=_date(r.get("used_after")),
+            )
+            for r in data.get("retirements", ())
+        ),
         orphans=tuple(Orphan(o["name"], o["key_id"], o["reason"]) for o in data["orphans"]),
         warnings=tuple(data.get("warnings", [])),
         caller_arn=data.get("caller_arn", ""),

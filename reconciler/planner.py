@@ -8,10 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any
 
+from reconciler import catalog, retire
 from reconciler.errors import PlanError, Problem
-from reconciler.plan import Action, FieldChange, KeyPlan, Operation, OpKind, Orphan, TargetPlan
+from reconciler.plan import (
+    Action,
+    FieldChange,
+    KeyPlan,
+    Operation,
+    OpKind,
+    Orphan,
+    RetirementStatus,
+    TargetPlan,
+)
 from reconciler.policy import (
     Canonicals,
     can_manage_policy,
@@ -25,6 +36,7 @@ from reconciler.state import (
     DesiredTarget,
     Grant,
     KeyState,
+    KeyUsage,
     ObservedKey,
     ObservedTarget,
     RotationInfo,
@@ -32,10 +44,20 @@ from reconciler.state import (
     fingerprint,
     protection_tag,
     replica_tag,
+    retire_tag,
 )
 
 # Fields KMS cannot change on an existing key (DESIGN 5, "Field mutability, declared once").
-IMMUTABLE_FIELDS: tuple[str, ...] = ("key_spec", "key_usage", "origin", "multi_region")
+IMMUTABLE_FIELDS: tuple[str, ...] = (
+    "key_spec",
+    "key_usage",
+    "origin",
+    "custom_key_store_id",
+    "xks_key_id",
+    "multi_region",
+)
+# Read with the origin (DescribeKey): absent on a key read in full means "none".
+_ABSENT_MEANS_NONE = frozenset({"custom_key_store_id", "xks_key_id"})
 MUTABLE_FIELDS: tuple[str, ...] = (
     "description",
     "enabled",
@@ -61,6 +83,10 @@ class PlanOptions:
     # A partial plan (``--key``): only some specs are planned, so a managed key with no spec
     # among them is not an orphan.
     partial: bool = False
+    # Staged retirement (specs with ``retire:``): the last use of those keys, by key ID
+    # (read before planning: ``retire.usage_refs``), and the plan's clock (None: now).
+    usage: Mapping[str, KeyUsage] = field(default_factory=dict)
+    now: datetime | None = None
 
 
 @dataclass
@@ -74,6 +100,8 @@ class _Builder:
     operations: list[Operation] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     canonicals: Canonicals = field(default_factory=Canonicals)
+    retirements: list[RetirementStatus] = field(default_factory=list)
+    now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     def problem(self, key: DesiredKey, message: str, field_name: str | None = None) -> None:
         self.problems.append(
@@ -187,6 +215,8 @@ def make_plan(
     """The plan that makes ``observed`` match ``desired`` for one target."""
     options = options or PlanOptions()
     b = _Builder(desired, observed, options, canonicals=Canonicals(desired.target.partition))
+    if options.now is not None:
+        b.now = options.now
     identity = desired.identity_tag
     by_id = observed.by_id()
     managed = _managed_by_name(b)
@@ -250,6 +280,7 @@ def make_plan(
             for name, ok in sorted(matched.items())
             if ok.rotation_enabled is not None
         ),
+        retirements=tuple(b.retirements),
     )
 
 
@@ -321,6 +352,10 @@ def _plan_create(b: _Builder, dk: DesiredKey) -> KeyPlan:
         "Policy": dk.policy_text,
         "Tags": [{"TagKey": k, "TagValue": v} for k, v in tags.items()],
     }
+    if want.custom_key_store_id:
+        params["CustomKeyStoreId"] = want.custom_key_store_id
+    if want.xks_key_id:
+        params["XksKeyId"] = want.xks_key_id
     if dk.bypass_policy_lockout_safety_check:
         params["BypassPolicyLockoutSafetyCheck"] = True
     b.op(OpKind.CREATE_KEY, dk.name, None, f"create {want.key_spec} key", **params)
@@ -331,6 +366,10 @@ def _plan_create(b: _Builder, dk: DesiredKey) -> KeyPlan:
     ]
     if want.origin != "AWS_KMS":
         changes.append(FieldChange("origin", None, want.origin))
+    if want.custom_key_store_id:
+        changes.append(FieldChange("custom_key_store_id", None, want.custom_key_store_id))
+    if want.xks_key_id:
+        changes.append(FieldChange("xks_key_id", None, want.xks_key_id))
     if want.multi_region:
         changes.append(FieldChange("multi_region", None, True))
     if material_change is not None:
@@ -467,14 +506,16 @@ def _import_material(
     material: the applier reads it at apply time. A multi-Region key's replicas need the
     same material imported in their own Region."""
     km = dk.key_material
-    if km is None:
+    if km is None or km.deleted:
         return None
     params: dict[str, Any] = {
         "source": km.source,
         "root": km.root,
-        "key_spec": dk.state.key_spec,  # the material's length is checked before any write
+        "key_spec": dk.state.key_spec,  # the material is checked before any write
         "ExpirationModel": km.expiration_model,
     }
+    if km.encoding is not None:
+        params["encoding"] = km.encoding
     if km.valid_to is not None:
         params["ValidTo"] = km.valid_to.isoformat()
     b.op(
@@ -507,7 +548,7 @@ def _plan_existing(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> KeyPlan:
 
     for name in IMMUTABLE_FIELDS:
         before, after = getattr(have, name), getattr(want, name)
-        known = getattr(ok, name) is not None
+        known = getattr(ok, "origin" if name in _ABSENT_MEANS_NONE else name) is not None
         if known and before != after:
             b.problem(
                 dk,
@@ -517,6 +558,18 @@ def _plan_existing(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> KeyPlan:
                 name,
             )
 
+    decision = _retirement(b, dk, ok)
+    if decision is not None:
+        if decision.stage is retire.Stage.SCHEDULED:
+            return KeyPlan(dk.name, Action.NOOP, key_id, (), "", dk.source)
+        enabled = {
+            retire.Enabled.DECLARED: want.enabled,
+            retire.Enabled.DISABLED: False,
+            retire.Enabled.AS_IS: have.enabled,
+        }[decision.enabled]
+        dk = replace(dk, state=replace(want, enabled=enabled))
+        want = dk.state
+
     action = Action.UPDATE
     if ok.pending_deletion:
         action = Action.RECOVER
@@ -525,7 +578,28 @@ def _plan_existing(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> KeyPlan:
         # CancelKeyDeletion leaves the key Disabled; enabling is decided below.
         have = replace(have, enabled=False)
 
-    if ok.needs_key_material:
+    deleted = dk.key_material is not None and dk.key_material.deleted
+    if deleted and not ok.needs_key_material and ok.origin == catalog.ORIGIN_EXTERNAL:
+        changes.append(
+            FieldChange(
+                "key_material",
+                "imported",
+                "deleted",
+                destructive=True,
+                reason="every use fails until the material is imported again",
+            )
+        )
+        b.op(
+            OpKind.DELETE_IMPORTED_KEY_MATERIAL,
+            dk.name,
+            key_id,
+            "delete the imported key material",
+            destructive=True,
+        )
+        have = replace(have, enabled=want.enabled)  # PendingImport: KMS decides, not us
+    elif ok.needs_key_material and deleted:
+        have = replace(have, enabled=want.enabled)  # as declared: no material, not usable
+    elif ok.needs_key_material:
         if dk.key_material is not None:
             change = _import_material(b, dk, key_id)
             assert change is not None
@@ -545,14 +619,37 @@ def _plan_existing(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> KeyPlan:
 
     _diff_description(b, dk, ok, have, changes)
     _diff_policy(b, dk, ok, have, changes)
-    _diff_tags(b, dk, ok, changes)
+    _diff_tags(b, dk, ok, changes, retiring=decision.tag if decision is not None else None)
     _diff_rotation(
         b, dk, key_id, have, changes, action is Action.RECOVER, _primary_enabled(b, dk, ok, have)
     )
-    _diff_enabled(b, dk, ok, have, changes)
+    _diff_enabled(
+        b,
+        dk,
+        ok,
+        have,
+        changes,
+        reason=""
+        if decision is None
+        else "retirement stage 1"
+        if decision.stage is retire.Stage.DISABLE
+        else "retirement: it was enabled outside the tool",
+    )
     _diff_aliases(b, dk, ok, b.where(None), changes)
     _diff_grants(b, dk, ok, changes)
     replicas = _plan_family(b, dk, ok, changes) if want.multi_region and ok.multi_region else ()
+    if decision is not None and decision.schedules_deletion:
+        action = Action.DELETE
+        window = dk.deletion_window_days
+        b.op(
+            OpKind.SCHEDULE_KEY_DELETION,
+            dk.name,
+            key_id,
+            f"schedule deletion in {window} days (retired: no use recorded while disabled)",
+            destructive=True,
+            PendingWindowInDays=window,
+        )
+        changes.append(_deleted(ok, window, "retired: no use recorded while disabled"))
 
     if action is Action.UPDATE and not changes and all(r.action is Action.NOOP for r in replicas):
         action = Action.NOOP
@@ -565,6 +662,28 @@ def _plan_existing(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> KeyPlan:
         dk.source,
         replicas=tuple(r for r in replicas if r.action is not Action.NOOP),
     )
+
+
+def _retirement(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> retire.Decision | None:
+    """The retirement's decision for a key whose spec declares ``retire:`` (recorded for the
+    plan's retirement lines); None when there is none."""
+    if dk.retire is None:
+        return None
+    decision = retire.decide(
+        dk.retire,
+        ok,
+        b.desired.identity_tag,
+        b.options.usage.get(ok.key_id),
+        b.now,
+        dk.state.deletion_protection,
+    )
+    if decision is not None:
+        b.retirements.append(
+            RetirementStatus(
+                dk.name, ok.key_id, decision.stage.value, decision.message, decision.used_after
+            )
+        )
+    return decision
 
 
 def _primary_enabled(b: _Builder, dk: DesiredKey, ok: ObservedKey, have: KeyState) -> bool | None:
@@ -852,15 +971,20 @@ def _diff_tags(
     ok: ObservedKey,
     changes: list[FieldChange],
     region: str | None = None,
+    retiring: str | None = None,
 ) -> None:
-    """The key's tags plus the tool's own: the identity tag (and deletion protection) on
-    the key in the target's Region, the replica tag on a replica elsewhere."""
+    """The key's tags plus the tool's own: the identity tag (and deletion protection, and
+    the retire tag while a retirement runs: ``retiring``) on the key in the target's Region,
+    the replica tag on a replica elsewhere."""
     identity = replica_tag(b.desired.identity_tag) if region else b.desired.identity_tag
     protection = protection_tag(b.desired.identity_tag)
+    retired = retire_tag(b.desired.identity_tag)
     want = dict(dk.state.tags)
     want[identity] = dk.name
     if dk.state.deletion_protection and not region:
         want[protection] = "true"
+    if retiring is not None and not region:
+        want[retired] = retiring
     # aws:* tags (CloudFormation's, for example) belong to AWS: nobody can remove them.
     have = {k: v for k, v in ok.tags.items() if not k.lower().startswith("aws:")}
     set_tags = {k: v for k, v in want.items() if have.get(k) != v}
@@ -871,11 +995,26 @@ def _diff_tags(
             changes.append(FieldChange(f"tags.{k}", have.get(k), set_tags[k], reason=reason))
         elif k == protection:
             changes.append(FieldChange("deletion_protection", False, True))
+        elif k == retired:
+            changes.append(
+                FieldChange(
+                    "retirement", have.get(k), set_tags[k], reason=f"{k}: disabled to retire it"
+                )
+            )
         else:
             changes.append(FieldChange(f"tags.{k}", have.get(k), set_tags[k]))
     for k in remove:
         if k == protection:
             changes.append(FieldChange("deletion_protection", True, False))
+        elif k == retired:
+            changes.append(
+                FieldChange(
+                    "retirement",
+                    have[k],
+                    None,
+                    reason="retire: is no longer declared: the retirement is cancelled",
+                )
+            )
         else:
             changes.append(FieldChange(f"tags.{k}", have[k], None))
     if set_tags:
@@ -962,6 +1101,7 @@ def _diff_enabled(
     have: KeyState,
     changes: list[FieldChange],
     region: str | None = None,
+    reason: str = "",
 ) -> None:
     where = _in(region)
     if ok.key_state not in _ACTIVE_STATES and not ok.pending_deletion:
@@ -978,13 +1118,19 @@ def _diff_enabled(
         b.op(OpKind.ENABLE_KEY, dk.name, ok.key_id, "enable the key" + where, region=region)
     else:
         changes.append(
-            FieldChange("enabled", True, False, destructive=True, reason="blocks all use")
+            FieldChange(
+                "enabled",
+                True,
+                False,
+                destructive=True,
+                reason="blocks all use" + (f"; {reason}" if reason else ""),
+            )
         )
         b.op(
             OpKind.DISABLE_KEY,
             dk.name,
             ok.key_id,
-            "disable the key" + where,
+            "disable the key" + where + (f" ({reason})" if reason else ""),
             destructive=True,
             region=region,
         )

@@ -673,6 +673,43 @@ def removes_access(before: Policy | None, after: Policy | None, *, partition: st
     return any(change.lost for change in access_changes(before, after, partition=partition))
 
 
+def in_region(doc: Policy, region: str, as_region: str) -> Policy:
+    """The policy with every mention of ``region`` read as ``as_region``.
+
+    A multi-Region key's replica has its own policy, usually the primary's rendered for
+    the replica's Region (``kms:ViaService`` = ``s3.eu-west-1.amazonaws.com``, the key's own
+    ARN): read in the primary's Region, two such policies are equal."""
+    if region == as_region:
+        return doc
+    text = json.dumps(doc)
+    return dict(json.loads(text.replace(region, as_region)))
+
+
+def replica_divergence(
+    primary: Policy | None,
+    replica: Policy | None,
+    *,
+    primary_region: str,
+    replica_region: str,
+    partition: str = "aws",
+    account_id: str | None = None,
+) -> tuple[AccessChange, ...]:
+    """What a replica's policy allows beyond its primary's (``gained``) and what it no
+    longer allows (``lost``), Region names aside (``in_region``), proven by the engine.
+
+    The members of a multi-Region key share key material: a principal the replica allows
+    to decrypt can decrypt what was encrypted under the primary, in any Region."""
+    if primary is None or replica is None:
+        return ()
+    return access_changes(
+        primary,
+        in_region(replica, replica_region, primary_region),
+        partition=partition,
+        account_id=account_id,
+        region=primary_region,
+    )
+
+
 def deleted_principals(doc: Policy | None) -> list[tuple[str | None, list[str]]]:
     """(Sid, unique IDs) of each statement naming a deleted IAM role or user.
 

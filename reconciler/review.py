@@ -23,7 +23,7 @@ from reconciler.policy import (
     canonicalize,
     diff_statements,
 )
-from reconciler.state import DesiredKey, DesiredTarget, KeyState, TargetInfo, Waiver
+from reconciler.state import DesiredKey, DesiredTarget, Grant, KeyState, TargetInfo, Waiver
 
 # KeyState fields compared for "fields changed" (the policy is compared by access).
 _FIELDS = (
@@ -468,6 +468,58 @@ def _sorted(findings: Iterable[ReviewFinding]) -> tuple[ReviewFinding, ...]:
     )
 
 
+# -- grants that keep what the policy takes away ------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutlivingGrant:
+    """A grant on a key whose grantee loses, in the policy, operations the grant still
+    allows: KMS evaluates grants beside the key policy, so the grantee keeps them."""
+
+    grant: Grant
+    access: AccessChange  # the engine's proof of what the policy takes away
+    operations: tuple[str, ...]  # the grant's operations among the lost actions ("Decrypt")
+
+
+def _account(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 5 and parts[0] == "arn" and parts[4].isdigit() else None
+
+
+def _grantee_covered(principal: str, grant: Grant) -> bool:
+    """The access change's principal includes the grant's grantee: the same principal, its
+    account (root or account ID), or "*"."""
+    if principal == "*":
+        return True
+    if grant.grantee_service_principal and not grant.grantee_principal:
+        return principal == f"Service:{grant.grantee_service_principal}"
+    grantee = grant.grantee_principal
+    if principal.startswith("NotPrincipal:"):
+        return f"AWS:{grantee}" not in principal.removeprefix("NotPrincipal:").split(",")
+    value = principal.removeprefix("AWS:")
+    if value == grantee:
+        return True
+    account = value if value.isdigit() and len(value) == 12 else None
+    if value.endswith(":root"):
+        account = _account(value)
+    return account is not None and _account(grantee) == account
+
+
+def outliving_grants(
+    access: Iterable[AccessChange], grants: Iterable[Grant]
+) -> list[OutlivingGrant]:
+    """The grants whose grantee loses, by the policy, some operation the grant allows."""
+    out = []
+    lost = [a for a in access if a.lost]
+    for grant in grants:
+        for change in lost:
+            ops = tuple(op for op in grant.operations if f"kms:{op}" in change.lost)
+            if ops and _grantee_covered(change.principal, grant):
+                out.append(OutlivingGrant(grant, change, ops))
+                break
+    return out
+
+
 # -- --live: what merging would overwrite -------------------------------------------------
 
 LIVE_DRIFT_RULE = Rule(
@@ -479,26 +531,58 @@ LIVE_DRIFT_RULE = Rule(
         "it outside the repository. Applying this change would silently undo that."
     ),
 )
-_LIVE = {LIVE_DRIFT_RULE.id: LIVE_DRIFT_RULE}
+LIVE_GRANT_RULE = Rule(
+    id="KMS202",
+    severity=Severity.HIGH,
+    title="A live grant keeps access the change removes",
+    rationale=(
+        "KMS allows a request when the key policy, an IAM policy it delegates to, or a grant "
+        "allows it. The change takes an operation away from a principal in the key policy, "
+        "but a grant on the live key gives that operation to the same principal (or to one "
+        "in the account that loses it): after the merge the principal keeps it. Retire or "
+        "revoke the grant, declare it and set grants_purge so apply revokes what is not "
+        "declared, or say why it stays."
+    ),
+)
+_LIVE = {r.id: r for r in (LIVE_DRIFT_RULE, LIVE_GRANT_RULE)}
+
+
+def grants_to_read(changes: Sequence[KeyChange]) -> dict[str, frozenset[str]]:
+    """Per target, the keys whose live grants ``--live`` reads: those the change takes
+    policy access from (a replica ``NAME@REGION`` is read as its own key in its Region
+    only by drift; here the primary Region's key)."""
+    out: dict[str, set[str]] = {}
+    for change in changes:
+        pair = change.base is not None and change.head is not None and "@" not in change.name
+        if pair and any(a.lost for a in change.access):
+            out.setdefault(change.target.name, set()).add(change.name)
+    return {target: frozenset(names) for target, names in out.items()}
 
 
 def live_findings(
     changes: Sequence[KeyChange],
     live_policies: Mapping[tuple[str, str], Mapping[str, Any] | None],
     locate: Locate = _default_locate,
+    live_grants: Mapping[tuple[str, str], Sequence[Grant]] | None = None,
 ) -> list[ReviewFinding]:
-    """For keys the change touches: the live policy (by (target, key)) differs from base.
+    """For keys the change touches: the live policy (by (target, key)) differs from base
+    (KMS201), and a live grant keeps an operation the change takes away (KMS202).
 
     ``live_policies`` holds the managed keys read from KMS; a key absent from it does not
-    exist yet and has nothing to overwrite.
+    exist yet and has nothing to overwrite. ``live_grants`` holds the grants read for the
+    keys ``grants_to_read`` names.
     """
-    out = []
+    out = [
+        finding
+        for change in changes
+        for finding in _grant_findings(change, (live_grants or {}).get(key_of(change)), locate)
+    ]
     for change in changes:
         if change.base is None or change.head is None:
             continue
         if change.kind == "unchanged" and not change.policy_text_changed:
             continue  # the merge does not write this key's policy
-        live = live_policies.get((change.target.name, change.name))
+        live = live_policies.get(key_of(change))
         base_policy = change.base.state.policy
         if live is None or base_policy is None:
             continue
@@ -523,6 +607,49 @@ def live_findings(
                 file=file,
                 line=line,
                 details=tuple(details) or ("the difference does not change access",),
+            )
+        )
+    return out
+
+
+def key_of(change: KeyChange) -> tuple[str, str]:
+    return change.target.name, change.name
+
+
+def _grant_findings(
+    change: KeyChange, grants: Sequence[Grant] | None, locate: Locate
+) -> list[ReviewFinding]:
+    if not grants or change.head is None:
+        return []
+    declared = set(change.head.state.grants or ())
+    out = []
+    for found in outliving_grants(change.access, grants):
+        grant = found.grant
+        if grant not in declared and change.head.grants_purge:
+            continue  # apply revokes it: grants_purge is on and no spec declares it
+        why = (
+            "the head still declares it"
+            if grant in declared
+            else "no spec declares it and grants_purge is off, so apply leaves it"
+        )
+        file, line = locate(change, None)
+        out.append(
+            ReviewFinding(
+                rule=LIVE_GRANT_RULE,
+                severity=LIVE_GRANT_RULE.severity,
+                message=f"key {change.name}: the change takes {', '.join(found.operations)} "
+                f"away from {found.access.principal} in the policy, but live grant "
+                f"{grant.grant_id or grant.label} still allows it ({why})",
+                target=change.target.name,
+                key=change.name,
+                file=file,
+                line=line,
+                details=(
+                    f"grant {grant.grant_id or '?'}"
+                    + (f" '{grant.name}'" if grant.name else "")
+                    + f": {grant.text}",
+                    *([found.access.witness] if found.access.witness else []),
+                ),
             )
         )
     return out

@@ -9,8 +9,8 @@ applies is unconditional, no solver is asked.
 
 Modelled from the IAM policy evaluation logic, as it applies to a key policy evaluated on
 its own (IAM User Guide: "Policy evaluation logic", "IAM JSON policy elements: Condition
-operators", "Single-valued vs. multivalued context keys"; KMS Developer Guide: "Key
-policies", "AWS KMS condition keys"):
+operators", "Single-valued vs. multivalued context keys", "IAM policy elements: Variables
+and tags"; KMS Developer Guide: "Key policies", "AWS KMS condition keys"):
 
 - a request is (principal, action, resource, context); it is allowed when some Allow
   statement matches it and no Deny statement does: an explicit Deny wins, and a request
@@ -36,7 +36,10 @@ policies", "AWS KMS condition keys"):
   ArnNotEquals / ArnNotLike (each of the six colon-separated parts matched on its own),
   Null, the ``IfExists`` suffix and the ``ForAllValues:`` / ``ForAnyValue:`` prefixes;
 - condition key names are case-insensitive, values case-sensitive but for
-  ``*IgnoreCase``; Bool compares ``true`` / ``false`` case-insensitively;
+  ``*IgnoreCase``; Bool compares ``true`` / ``false`` case-insensitively; a key of type
+  Boolean (``_BOOLEAN_KEYS``) holds ``true`` or ``false``, any other key any text;
+- in a Version 2012-10-17 policy, ``${*}``, ``${?}`` and ``${$}`` in a condition value are
+  the characters themselves, never wildcards;
 - a key missing from the request: a positive operator does not match, a negated one
   (``...Not...``) does, ``...IfExists`` matches, ``Null: true`` matches;
   ``ForAllValues`` matches an empty or missing set, ``ForAnyValue`` does not. A key
@@ -50,12 +53,13 @@ policies", "AWS KMS condition keys"):
   "no value matches");
 - principal-bound keys (aws:PrincipalArn, aws:PrincipalAccount, kms:CallerAccount,
   aws:PrincipalType, aws:PrincipalIsAWSService, aws:PrincipalServiceName) take the named
-  principal's values.
+  principal's values; an unnamed principal (``"*"``, another principal of an account)
+  has none of the named principals' aws:PrincipalArn / aws:PrincipalServiceName.
 
 Left out: identity-based policies, grants, SCPs / RCPs, permission boundaries and session
-policies (the key policy is judged alone); policy variables (``${aws:username}``) and the
-``${*}`` escapes, which are compared as literal text; the link between a key's text and
-its number / date / IP reading (the solver may pick them independently); the exact rules
+policies (the key policy is judged alone); policy variables (``${aws:username}``), which
+are compared as literal text, and the escapes in Resource; the link between a key's text
+and its number / date / IP reading (the solver may pick them independently); the exact rules
 for which global keys a given caller or service sends (any known global key may be present
 or absent); aws:PrincipalOrgID and tags of named principals (free); NotPrincipal's
 session-ARN subtleties (a role is exempted by its role ARN).
@@ -140,6 +144,8 @@ _ACTION_KEY_PREFIXES: Final[Mapping[str, tuple[str, ...]]] = {
         "GenerateRandom",
     ),
 }
+# Keys that tell one named principal from every other.
+_IDENTITY_KEYS: Final = frozenset({"aws:principalarn", "aws:principalservicename"})
 # Keys whose value the principal fixes.
 _PRINCIPAL_KEYS: Final = frozenset(
     {
@@ -149,6 +155,22 @@ _PRINCIPAL_KEYS: Final = frozenset(
         "aws:principaltype",
         "aws:principalisawsservice",
         "aws:principalservicename",
+    }
+)
+
+# Keys of type Boolean (IAM global condition keys, KMS condition keys): a request carries
+# "true" or "false". Other keys hold any text, also under a Bool operator (which then
+# matches only the text "true" / "false").
+_BOOLEAN_KEYS: Final = frozenset(
+    {
+        "aws:multifactorauthpresent",
+        "aws:principalisawsservice",
+        "aws:securetransport",
+        "aws:viaawsservice",
+        "kms:bypasspolicylockoutsafetycheck",
+        "kms:grantisforawsresource",
+        "kms:multiregion",
+        "kms:reencryptonsamekey",
     }
 )
 
@@ -335,6 +357,7 @@ class _Statement:
     negated_resource: bool
     condition: Mapping[str, Mapping[str, tuple[str, ...]]]
     condition_json: str
+    variables: bool  # Version 2012-10-17: ${*} ${?} ${$} in condition values are * ? $
 
     @property
     def unconditional(self) -> bool:
@@ -347,7 +370,9 @@ class _Statement:
         return not covered if self.negated_principal else covered
 
 
-def _statement(index: int, raw: Mapping[str, Any], partition: str) -> _Statement | None:
+def _statement(
+    index: int, raw: Mapping[str, Any], partition: str, variables: bool = True
+) -> _Statement | None:
     effect = raw.get("Effect")
     if effect not in ("Allow", "Deny"):
         return None
@@ -393,6 +418,7 @@ def _statement(index: int, raw: Mapping[str, Any], partition: str) -> _Statement
         condition_json=json.dumps(condition, sort_keys=True, separators=(",", ":"))
         if condition
         else "",
+        variables=variables,
     )
 
 
@@ -401,10 +427,13 @@ def _statements(doc: Mapping[str, Any] | None, partition: str) -> list[_Statemen
         return []
     raw = doc.get("Statement", [])
     items = raw if isinstance(raw, (list, tuple)) else [raw]
+    # Policy variables (and so the escapes) exist only in Version 2012-10-17 (IAM User
+    # Guide, "IAM JSON policy elements: Version").
+    variables = doc.get("Version") == "2012-10-17"
     out = []
     for index, item in enumerate(items):
         if isinstance(item, Mapping):
-            parsed = _statement(index, item, partition)
+            parsed = _statement(index, item, partition, variables)
             if parsed is not None:
                 out.append(parsed)
     return out
@@ -472,34 +501,51 @@ def _literal(text: str, ignore_case: bool = False) -> z3.ReRef:
     return parts[0] if len(parts) == 1 else z3.Concat(*parts)
 
 
-def _glob(pattern: str, star: z3.ReRef = _ANY, one: z3.ReRef = _ANY_CHAR) -> z3.ReRef:
+_ESCAPES: Final = re.compile(r"\$\{([*?$])\}")
+
+
+def _unescape(text: str) -> str:
+    """``${*}``, ``${?}``, ``${$}``: the characters themselves (IAM User Guide, "IAM policy
+    elements: Variables and tags", special characters)."""
+    return _ESCAPES.sub(lambda m: m.group(1), text)
+
+
+def _glob(
+    pattern: str, star: z3.ReRef = _ANY, one: z3.ReRef = _ANY_CHAR, escapes: bool = False
+) -> z3.ReRef:
     parts: list[z3.ReRef] = []
     chunk = ""
-    for c in pattern:
-        if c in "*?":
-            if chunk:
-                parts.append(_literal(chunk))
-                chunk = ""
-            parts.append(star if c == "*" else one)
-        else:
-            chunk += c
+    pieces = _ESCAPES.split(pattern) if escapes else [pattern]
+    for i, piece in enumerate(pieces):
+        if i % 2:  # an escaped character: itself, never a wildcard
+            chunk += piece
+            continue
+        for c in piece:
+            if c in "*?":
+                if chunk:
+                    parts.append(_literal(chunk))
+                    chunk = ""
+                parts.append(star if c == "*" else one)
+            else:
+                chunk += c
     if chunk or not parts:
         parts.append(_literal(chunk))
     return parts[0] if len(parts) == 1 else z3.Concat(*parts)
 
 
-def _arn_re(pattern: str) -> z3.ReRef:
+def _arn_re(pattern: str, escapes: bool = False) -> z3.ReRef:
     segments = pattern.split(":", 5)
     if len(segments) != 6:
-        return _literal(pattern)  # not an ARN: only equal text matches
+        # not an ARN: only equal text matches
+        return _literal(_unescape(pattern) if escapes else pattern)
     parts: list[z3.ReRef] = []
     for i, seg in enumerate(segments):
         if i:
             parts.append(z3.Re(":"))
         if i < 5:
-            parts.append(_glob(seg, z3.Star(_NOT_COLON), _NOT_COLON))
+            parts.append(_glob(seg, z3.Star(_NOT_COLON), _NOT_COLON, escapes))
         else:
-            parts.append(_glob(seg))
+            parts.append(_glob(seg, escapes=escapes))
     return z3.Concat(*parts)
 
 
@@ -555,7 +601,6 @@ class _Context:
     def __init__(self, sizes: Mapping[str, int]) -> None:
         self.sizes = sizes
         self.elements: dict[str, list[_Element]] = {}
-        self.bool_keys: set[str] = set()
 
     def of(self, key: str) -> list[_Element]:
         if key not in self.elements:
@@ -577,7 +622,7 @@ class _Context:
         for key, elements in self.elements.items():
             for e in elements:
                 out.append(z3.And(e.ip >= 0, e.ip < _V6_BASE + 2**128))
-                if key in self.bool_keys:
+                if key in _BOOLEAN_KEYS:
                     out.append(z3.InRe(e.text, z3.Union(_literal("true"), _literal("false"))))
             if len(elements) > 1:  # a set: no element twice, present ones first
                 out += [
@@ -607,18 +652,19 @@ def _key_possible(key: str, action: str) -> bool:
     return True
 
 
-def _match(kind: str, e: _Element, values: Sequence[str]) -> z3.BoolRef:
+def _match(kind: str, e: _Element, values: Sequence[str], escapes: bool = False) -> z3.BoolRef:
     """The positive form of an operator on one element: any of ``values`` matches."""
     options: list[z3.BoolRef] = []
     for v in values:
         if kind == "eq":
-            options.append(z3.InRe(e.text, _literal(v)))
+            options.append(z3.InRe(e.text, _literal(_unescape(v) if escapes else v)))
         elif kind == "ieq":
-            options.append(z3.InRe(e.text, _literal(v, ignore_case=True)))
+            text = _unescape(v) if escapes else v
+            options.append(z3.InRe(e.text, _literal(text, ignore_case=True)))
         elif kind == "like":
-            options.append(z3.InRe(e.text, _glob(v)))
+            options.append(z3.InRe(e.text, _glob(v, escapes=escapes)))
         elif kind == "arn":
-            options.append(z3.InRe(e.text, _arn_re(v)))
+            options.append(z3.InRe(e.text, _arn_re(v, escapes)))
         elif kind == "bool":
             if v.lower() in ("true", "false"):
                 options.append(z3.InRe(e.text, _literal(v.lower())))
@@ -648,7 +694,14 @@ def _compare(op: str, var: z3.ArithRef, value: float) -> z3.BoolRef:
     }[op]
 
 
-def _atom(ctx: _Context, operator: str, key: str, values: Sequence[str], action: str) -> z3.BoolRef:
+def _atom(
+    ctx: _Context,
+    operator: str,
+    key: str,
+    values: Sequence[str],
+    action: str,
+    escapes: bool = False,
+) -> z3.BoolRef:
     """One (operator, key, values) of a Condition block, for a request for ``action``."""
     prefix, sep, rest = operator.partition(":")
     set_op = prefix if sep else ""
@@ -673,9 +726,8 @@ def _atom(ctx: _Context, operator: str, key: str, values: Sequence[str], action:
     if op not in _STRING_OPS:
         return z3.BoolVal(False)
     kind, negated = _STRING_OPS[op]
-    if kind == "bool":
-        ctx.bool_keys.add(key)
-    matches = [_match(kind, e, values) for e in elements]
+    escapes = escapes and kind in ("eq", "ieq", "like", "arn") and op != "BinaryEquals"
+    matches = [_match(kind, e, values, escapes) for e in elements]
     pairs = list(zip(present, matches, strict=True))
     if set_op == "ForAllValues":
         result = z3.And(*[z3.Implies(p, z3.Not(m) if negated else m) for p, m in pairs])
@@ -726,7 +778,7 @@ def _nnf(
 
 def _condition_formula(ctx: _Context, s: _Statement, action: str) -> z3.BoolRef:
     atoms = [
-        _atom(ctx, operator, key, values, action)
+        _atom(ctx, operator, key, values, action, s.variables)
         for operator, block in s.condition.items()
         for key, values in block.items()
     ]
@@ -771,7 +823,10 @@ def _signature(statements: Sequence[_Statement], action: str) -> tuple[str, ...]
         absent = sorted(
             key for block in s.condition.values() for key in block if not _key_possible(key, action)
         )
-        out.append(f"{s.effect}|{s.condition_json}|{s.resources}|{s.negated_resource}|{absent}")
+        out.append(
+            f"{s.effect}|{s.condition_json}|{s.resources}|{s.negated_resource}|{absent}"
+            f"|{s.variables}"
+        )
     return tuple(sorted(out))
 
 
@@ -892,9 +947,10 @@ def _solve_group(
     principal: str,
     action: str,
     prefix: str,
+    others: Sequence[tuple[str, str]] = (),
 ) -> list[_Found]:
     with _SOLVER_LOCK:
-        return _solve_group_locked(group, principal, action, prefix)
+        return _solve_group_locked(group, principal, action, prefix, others)
 
 
 def _solve_group_locked(
@@ -902,7 +958,11 @@ def _solve_group_locked(
     principal: str,
     action: str,
     prefix: str,
+    others: Sequence[tuple[str, str]] = (),
 ) -> list[_Found]:
+    """``others``: (key, value) of the named principals' identities (aws:PrincipalArn,
+    aws:PrincipalServiceName), which an unnamed principal (``"*"``, another principal of
+    an account) does not have."""
     everything = (*group.base_allow, *group.base_deny, *group.head_allow, *group.head_deny)
     ctx = _Context(_sizes(everything))
     resource = z3.String("resource")
@@ -922,6 +982,10 @@ def _solve_group_locked(
         if key in ctx.elements:
             element = ctx.of(key)[0]
             solver.add(element.present, element.text == z3.StringVal(value))
+    for key, value in others:
+        if key in ctx.elements:
+            element = ctx.of(key)[0]
+            solver.add(z3.Implies(element.present, element.text != z3.StringVal(value)))
     solver.add(*ctx.domain())
     found: list[_Found] = []
     resource_matters = any(s.resources is not None for s in everything)
@@ -1018,8 +1082,18 @@ def _compare_texts(
     # Actions that see the same condition keys as possible share every verdict.
     keys = {k for s in everything for block in s.condition.values() for k in block}
     profile = {a: frozenset(k for k in keys if not _key_possible(k, a)) for a in ALL_ACTIONS}
-    for principal in _candidates(everything, partition):
+    candidates = _candidates(everything, partition)
+    identities = tuple(
+        sorted(
+            (key, value)
+            for p in candidates
+            for key, value in _bindings(p).items()
+            if key in _IDENTITY_KEYS
+        )
+    )
+    for principal in candidates:
         bound = _bindings(principal)
+        unnamed = principal == EVERYONE or principal.endswith(_OTHER_SUFFIX)
         applies = [s for s in everything if s.applies_to(principal)]
         # The actions by the statements (of those that apply) that cover them.
         by_statements: dict[tuple[int, frozenset[str]], list[str]] = {}
@@ -1039,7 +1113,8 @@ def _compare_texts(
                 tuple(s for s in new if s.effect == "Allow"),
                 tuple(s for s in new if s.effect == "Deny"),
             )
-            for f in _group_result(group, principal, actions[0], bound, prefix, memo):
+            others = identities if unnamed else ()
+            for f in _group_result(group, principal, actions[0], bound, prefix, memo, others):
                 key = (principal, f.change, f.context, f.conditions, f.resource)
                 merged.setdefault(key, set()).update(actions)
     # What "*" (any principal) gains or loses, a named principal gains or loses in the same
@@ -1067,6 +1142,7 @@ def _same_statements(olds: Sequence[_Statement], news: Sequence[_Statement]) -> 
             s.resources,
             s.negated_resource,
             s.condition_json,
+            s.variables,
         )
 
     return sorted(map(shape, olds), key=repr) == sorted(map(shape, news), key=repr)
@@ -1079,6 +1155,7 @@ def _group_result(
     bound: Mapping[str, str],
     prefix: str,
     memo: dict[tuple[Any, ...], list[_Found]],
+    others: Sequence[tuple[str, str]] = (),
 ) -> list[_Found]:
     base_sig = (_signature(group.base_allow, action), _signature(group.base_deny, action))
     head_sig = (_signature(group.head_allow, action), _signature(group.head_deny, action))
@@ -1102,9 +1179,10 @@ def _group_result(
         base_sig,
         head_sig,
         tuple(sorted(bound.items())) if reads_principal else (),
+        tuple(others) if reads_principal else (),
     )
     if memo_key not in memo:
-        memo[memo_key] = _solve_group(group, principal, action, prefix)
+        memo[memo_key] = _solve_group(group, principal, action, prefix, others)
     return memo[memo_key]
 
 

@@ -521,18 +521,43 @@ class KeyMaterialSpec(Model):
             re.compile(r"[A-Za-z_][A-Za-z0-9_]*"), "'{value}' is not an environment variable name"
         ),
     ] = None
+    # How the bytes are stored: binary (a file's default), base64 (a variable's default,
+    # standard alphabet) or hex. A private key may be DER or PEM either way.
+    encoding: Annotated[
+        str | None, _one_of(catalog.MATERIAL_ENCODINGS, "'{value}' is not one of {values}")
+    ] = None
     expiration_model: Annotated[
         str, _one_of(EXPIRATION_MODELS, "'{value}' is not one of {values}")
     ] = "KEY_MATERIAL_DOES_NOT_EXPIRE"
     valid_to: datetime | date | None = None
+    # true: the key's imported material is deleted (DeleteImportedKeyMaterial) and stays
+    # deleted; the key waits in PendingImport. Alone: no file, env or expiry with it.
+    deleted: StrictFlag = False
 
     @model_validator(mode="after")
     def _check(self) -> KeyMaterialSpec:
+        if self.deleted:
+            extra = [
+                name
+                for name in ("file", "env", "encoding", "valid_to")
+                if getattr(self, name) is not None
+            ]
+            if extra:
+                raise ValueError(
+                    f"deleted: true declares that the key has no material; leave out "
+                    f"{', '.join(extra)}"
+                )
+            return self
         given = [name for name in ("file", "env") if getattr(self, name)]
         if len(given) != 1:
             raise ValueError(
                 "give exactly one of 'file' or 'env'"
                 + (f" (found {', '.join(given)})" if given else "")
+            )
+        if self.env is not None and self.encoding == "binary":
+            raise ValueError(
+                "encoding: an environment variable cannot hold binary key material; store it "
+                "as base64 (the default for env) or hex"
             )
         expires = self.expiration_model == "KEY_MATERIAL_EXPIRES"
         if expires and self.valid_to is None:
@@ -546,6 +571,8 @@ class KeyMaterialSpec(Model):
     @property
     def source(self) -> str:
         """The reference, as plans and messages show it: `file keys/app.bin` or `env APP_KEY`."""
+        if self.deleted:
+            return "none (deleted)"
         return f"file {self.file}" if self.file is not None else f"env {self.env}"
 
 
@@ -589,6 +616,46 @@ class ReplicaSpec(Model):
     aliases: Aliases | None = None
 
 
+def _strict_date(value: Any) -> Any:
+    """A calendar date: YAML's 2027-01-15 (read as a date) or the same text quoted; never a
+    number (pydantic would take it for Unix time) or a time of day."""
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"must be a date as YYYY-MM-DD, not {_yaml_text(value)}")
+
+
+class RetireSpec(Model):
+    """Staged retirement: `keys[i].retire`. Exactly one of `disable_on` (a date) or
+    `after_unused_days` (no recorded use for that many days) says when the key is disabled;
+    after `observe_days` disabled with no recorded use, plans offer its deletion."""
+
+    disable_on: Annotated[
+        date | None,
+        BeforeValidator(_strict_date),
+        WithJsonSchema({"anyOf": [{"type": "string", "format": "date"}, {"type": "null"}]}),
+    ] = None
+    after_unused_days: Annotated[Days, _between(1, catalog.USAGE_DAYS_MAX)] = None
+    observe_days: Annotated[
+        Annotated[int, BeforeValidator(_strict_int)],
+        _between(catalog.RETIRE_OBSERVE_DAYS_MIN, catalog.RETIRE_OBSERVE_DAYS_MAX),
+    ] = catalog.RETIRE_OBSERVE_DAYS_DEFAULT
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> RetireSpec:
+        given = [n for n in ("disable_on", "after_unused_days") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of 'disable_on' or 'after_unused_days'"
+                + (f" (found {', '.join(given)})" if given else "")
+            )
+        return self
+
+
 class KeySpec(Model):
     """One logical key: `keys[i]` of a key file."""
 
@@ -607,6 +674,24 @@ class KeySpec(Model):
         str | None, _one_of(catalog.ORIGINS, "'{value}' is not supported (one of {values})")
     ] = None
     key_material: KeyMaterialSpec | None = None
+    # A key in a custom key store (origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE): the store,
+    # and for an external key store the external key's ID. Immutable, like origin; the
+    # stores themselves are managed outside the inventory.
+    custom_key_store_id: Annotated[
+        str | None,
+        _matching(
+            catalog.CUSTOM_KEY_STORE_ID,
+            "'{value}' is not a custom key store ID (cks- and letters or digits, such as "
+            "cks-1234567890abcdef0)",
+        ),
+    ] = None
+    xks_key_id: Annotated[
+        str | None,
+        _matching(
+            catalog.XKS_KEY_ID,
+            "'{value}' is not an external key ID (1-128 letters, digits, '.', '_', '-')",
+        ),
+    ] = None
     multi_region: Flag = None
     # Multi-Region keys: the replicas in other Regions, and the Region of the primary key
     # (default: the target's own Region).
@@ -626,6 +711,7 @@ class KeySpec(Model):
     bypass_policy_lockout_safety_check: StrictFlag = False
     grants: list[GrantSpec] = []
     grants_purge: StrictFlag = False
+    retire: RetireSpec | None = None
 
     @model_validator(mode="after")
     def _cross_field(self) -> KeySpec:
@@ -644,10 +730,16 @@ class KeySpec(Model):
                 "it cannot be changed after the key is created"
             )
         origin = self.origin or catalog.ORIGIN_AWS_KMS
+        self._check_key_store(key_spec, origin)
         if self.key_material is not None and origin != catalog.ORIGIN_EXTERNAL:
             raise ValueError(
                 f"key_material: only keys with origin EXTERNAL take imported key material "
                 f"(this key's origin is {origin})"
+            )
+        if origin == catalog.ORIGIN_EXTERNAL and key_spec not in catalog.IMPORTABLE_KEY_SPECS:
+            raise ValueError(
+                f"origin: key material for {key_spec} keys cannot be imported (origin EXTERNAL "
+                f"takes {', '.join(catalog.IMPORTABLE_KEY_SPECS)})"
             )
         if (
             self.rotation is not None
@@ -658,9 +750,43 @@ class KeySpec(Model):
                 "rotation.enabled: automatic rotation exists only for SYMMETRIC_DEFAULT keys with "
                 f"origin AWS_KMS, not {key_spec}/{origin}"
             )
+        if self.retire is not None and self.multi_region:
+            raise ValueError(
+                "retire: staged retirement is not supported on multi-Region keys; remove the "
+                "spec and apply with --allow-destroy to delete the key and its replicas"
+            )
         self._check_replicas()
         self._check_grants(key_spec, self.key_usage or catalog.default_key_usage(key_spec))
         return self
+
+    def _check_key_store(self, key_spec: str, origin: str) -> None:
+        """A custom key store's key: the store named, a symmetric encryption key in one
+        Region, and an external key ID exactly when the store is an external one."""
+        in_store = origin in catalog.CUSTOM_KEY_STORE_ORIGINS
+        if in_store and self.custom_key_store_id is None:
+            raise ValueError(
+                f"custom_key_store_id: is required for origin {origin} (the ID of the "
+                "custom key store that holds the key material)"
+            )
+        if not in_store and self.custom_key_store_id is not None:
+            raise ValueError(
+                f"origin: a key in a custom key store has origin AWS_CLOUDHSM (CloudHSM key "
+                f"store) or EXTERNAL_KEY_STORE (external key store), not {origin}"
+            )
+        external = origin == catalog.ORIGIN_EXTERNAL_KEY_STORE
+        if external and self.xks_key_id is None:
+            raise ValueError(
+                "xks_key_id: is required for origin EXTERNAL_KEY_STORE (the ID of the "
+                "external key in the external key manager)"
+            )
+        if not external and self.xks_key_id is not None:
+            raise ValueError("xks_key_id: only keys with origin EXTERNAL_KEY_STORE have one")
+        if in_store and key_spec != catalog.SYMMETRIC_DEFAULT:
+            raise ValueError(
+                f"key_spec: keys in a custom key store are SYMMETRIC_DEFAULT only, not {key_spec}"
+            )
+        if in_store and self.multi_region:
+            raise ValueError("multi_region: keys in a custom key store cannot be multi-Region")
 
     def _check_replicas(self) -> None:
         """Replicas and a primary Region only for multi-Region keys, one replica per Region."""

@@ -174,6 +174,10 @@ class KeyState:
     deletion_protection: bool
     # Declared grants (desired) or every grant on the key (observed); None: not read.
     grants: tuple[Grant, ...] | None = None
+    # Keys in a custom key store (origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE): the store and,
+    # for an external key store, the external key's ID. Immutable, like origin.
+    custom_key_store_id: str | None = None
+    xks_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,8 @@ class KeyMaterial:
     expiration_model: str = "KEY_MATERIAL_DOES_NOT_EXPIRE"
     valid_to: datetime | None = None
     root: str = "."
+    encoding: str | None = None  # binary, base64 or hex; None: by the source's kind
+    deleted: bool = False  # the material is to be deleted (DeleteImportedKeyMaterial)
 
 
 @dataclass(frozen=True)
@@ -226,6 +232,24 @@ class DesiredReplica:
 
 
 @dataclass(frozen=True)
+class Retirement:
+    """A spec's ``retire:``: when to disable the key (on a date, or after so many days with
+    no recorded use), and how many days it stays disabled, unused, before plans offer its
+    deletion. Where a retirement stands is read from KMS (``reconciler.retire``)."""
+
+    disable_on: date | None = None
+    after_unused_days: int | None = None
+    observe_days: int = catalog.RETIRE_OBSERVE_DAYS_DEFAULT
+
+    @property
+    def trigger(self) -> str:
+        """How the spec says it, for plans: 'disable_on 2027-01-15', 'after_unused_days 90'."""
+        if self.disable_on is not None:
+            return f"disable_on {self.disable_on.isoformat()}"
+        return f"after_unused_days {self.after_unused_days}"
+
+
+@dataclass(frozen=True)
 class DesiredKey:
     state: KeyState
     deletion_window_days: int
@@ -239,6 +263,7 @@ class DesiredKey:
     key_material: KeyMaterial | None = None  # EXTERNAL keys: imported at apply time
     replicas: tuple[DesiredReplica, ...] = ()  # multi-Region keys: the other Regions
     primary_region: str | None = None  # multi-Region keys: where the primary key is
+    retire: Retirement | None = None  # staged retirement, when the spec declares it
 
     @property
     def name(self) -> str:
@@ -290,9 +315,22 @@ def replica_tag(identity_tag: str) -> str:
     return _tag_prefix(identity_tag) + catalog.REPLICA_TAG_SUFFIX
 
 
+def retire_tag(identity_tag: str) -> str:
+    """The tag the tool writes when it disables a key to retire it (value: when, as an ISO
+    8601 UTC time); the retirement's observation period counts from it."""
+    return _tag_prefix(identity_tag) + catalog.RETIRE_TAG_SUFFIX
+
+
 def tool_tags(identity_tag: str) -> frozenset[str]:
     """The tags the tool itself keeps on keys (never part of a spec's tags)."""
-    return frozenset({identity_tag, protection_tag(identity_tag), replica_tag(identity_tag)})
+    return frozenset(
+        {
+            identity_tag,
+            protection_tag(identity_tag),
+            replica_tag(identity_tag),
+            retire_tag(identity_tag),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -321,6 +359,9 @@ class ObservedKey:
     on_demand_rotations: int | None = None  # ListKeyRotations, when read
     rotations: int | None = None  # every rotation so far (ListKeyRotations), when read
     grants: tuple[Grant, ...] | None = None  # ListGrants (managed keys only), when read
+    # DescribeKey's CustomKeyStoreId and XksKeyConfiguration.Id (custom key store keys).
+    custom_key_store_id: str | None = None
+    xks_key_id: str | None = None
     # EXTERNAL keys: DescribeKey's ExpirationModel / ValidTo (moto omits them: unknown).
     expiration_model: str | None = None
     valid_to: datetime | None = None
@@ -366,6 +407,8 @@ class ObservedKey:
             policy=self.policy,
             deletion_protection=self.tags.get(protection_tag(identity_tag)) == "true",
             grants=self.grants,
+            custom_key_store_id=self.custom_key_store_id,
+            xks_key_id=self.xks_key_id,
         )
 
 

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from reconciler.plan import Operation, OpKind, TargetPlan
 from reconciler.state import KeyUsage
 
 # The operations that retire a key (apply guards them with retire_guard_days).
-RETIRING: frozenset[OpKind] = frozenset({OpKind.DISABLE_KEY, OpKind.SCHEDULE_KEY_DELETION})
+RETIRING: frozenset[OpKind] = frozenset(
+    {OpKind.DISABLE_KEY, OpKind.DELETE_IMPORTED_KEY_MATERIAL, OpKind.SCHEDULE_KEY_DELETION}
+)
 # The operations whose key's last use the plan shows: retiring it, or taking an alias or
 # access from it. PutKeyPolicy only when it removes access (marked destructive).
 SHOWN: frozenset[OpKind] = RETIRING | {OpKind.DELETE_ALIAS, OpKind.REVOKE_GRANT}
@@ -49,6 +51,12 @@ def needed(tp: TargetPlan) -> tuple[UsageRef, ...]:
 def annotate(tp: TargetPlan, usage: Iterable[KeyUsage], reads: int) -> TargetPlan:
     """The target plan with the usage read for it (replacing any it had)."""
     return replace(tp, usage=tuple(usage), usage_reads=reads)
+
+
+def as_of(found: Iterable[KeyUsage], now: datetime) -> tuple[KeyUsage, ...]:
+    """The usage read, as if read at ``now`` (a run whose clock is set: its idle days and
+    the guard are reckoned from that time)."""
+    return tuple(replace(u, read_at=now) for u in found)
 
 
 def in_use(tp: TargetPlan, guard_days: int) -> list[str]:

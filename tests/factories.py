@@ -67,6 +67,7 @@ def desired_key(name: str = "app", *, line: int = 1, **fields: Any) -> DesiredKe
             "allow_alias_takeover",
             "bypass_policy_lockout_safety_check",
             "grants_purge",
+            "retire",
         )
         if k in fields
     }

@@ -370,6 +370,69 @@ for id_, text, field_ in [
 ]:
     add("bad-target", id_, {"inventory.yaml": text}, INV, field_, plan=id_ == "region-bad")
 
+# -- custom key stores (keys[0] names the store as KMS requires) -------------------------------
+
+CKS = "custom_key_store_id: cks-1234567890abcdef0"
+for id_, text, field_ in [
+    ("cloudhsm-without-store", key("origin: AWS_CLOUDHSM"), "keys[0].custom_key_store_id"),
+    (
+        "xks-without-external-key",
+        key("origin: EXTERNAL_KEY_STORE", CKS),
+        "keys[0].xks_key_id",
+    ),
+    ("store-with-kms-origin", key(CKS), "keys[0].origin"),
+    (
+        "external-key-on-cloudhsm",
+        key("origin: AWS_CLOUDHSM", CKS, "xks_key_id: k1"),
+        "keys[0].xks_key_id",
+    ),
+    (
+        "store-rsa",
+        key("origin: AWS_CLOUDHSM", CKS, "key_spec: RSA_2048", "key_usage: SIGN_VERIFY"),
+        "keys[0].key_spec",
+    ),
+    (
+        "store-multi-region",
+        key("origin: AWS_CLOUDHSM", CKS, "multi_region: true"),
+        "keys[0].multi_region",
+    ),
+    (
+        "store-id-malformed",
+        key("origin: AWS_CLOUDHSM", "custom_key_store_id: my-store"),
+        "keys[0].custom_key_store_id",
+    ),
+    (
+        "external-key-id-malformed",
+        key("origin: EXTERNAL_KEY_STORE", CKS, "xks_key_id: 'a b'"),
+        "keys[0].xks_key_id",
+    ),
+]:
+    add("custom-key-store", id_, {"app.yaml": text}, F, field_)
+
+for id_, text, field_ in [
+    (
+        "deleted-with-file",
+        key_without_policy("origin: EXTERNAL", "key_material: {deleted: true, file: m.bin}"),
+        "keys[0].key_material",
+    ),
+    (
+        "env-binary",
+        key_without_policy("origin: EXTERNAL", "key_material: {env: K, encoding: binary}"),
+        "keys[0].key_material",
+    ),
+    (
+        "encoding-unknown",
+        key_without_policy("origin: EXTERNAL", "key_material: {env: K, encoding: pem}"),
+        "keys[0].key_material.encoding",
+    ),
+    (
+        "external-ml-dsa",
+        key_without_policy("origin: EXTERNAL", "key_spec: ML_DSA_44", "key_usage: SIGN_VERIFY"),
+        "keys[0].origin",
+    ),
+]:
+    add("key-material", id_, {"app.yaml": text}, F, field_)
+
 # -- unknown fields ---------------------------------------------------------------------------
 
 for id_, text, field_ in [

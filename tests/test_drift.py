@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -12,6 +12,7 @@ from reconciler.drift import RULES, DriftReport, detect
 from reconciler.findings import Severity
 from reconciler.formatters import drift as fmt
 from reconciler.spec import IgnoreRule
+from reconciler.state import KeyUsage, Retirement
 from tests.factories import (
     ACCOUNT,
     IDENTITY,
@@ -192,6 +193,34 @@ def test_pending_deletion_is_high_and_hides_the_state_it_implies() -> None:
     assert "2030-01-02 03:04 UTC" in finding.message
 
 
+def test_key_of_a_disconnected_custom_key_store_is_high_and_nothing_else() -> None:
+    # KMS shows a key whose custom key store is disconnected as Unavailable; the plan
+    # leaves its enabled state alone (EnableKey would fail), drift says why it fails.
+    store = "cks-1234567890abcdef0"
+    want = desired_key(
+        "app",
+        origin="AWS_CLOUDHSM",
+        custom_key_store_id=store,
+        rotation_enabled=None,
+        rotation_period_days=None,
+    )
+    ok = observed_key(
+        "app",
+        "a-1",
+        key_state="Unavailable",
+        origin="AWS_CLOUDHSM",
+        custom_key_store_id=store,
+        rotation_enabled=None,
+        rotation_period_days=None,
+    )
+    (finding,) = detect(desired(want), observed(ok)).findings
+    assert finding.rule == "key-unavailable" and finding.severity is Severity.HIGH
+    assert finding.message == (
+        f"key 'app' (a-1 in custom key store {store}) is Unavailable: every use fails until "
+        "its key store is connected"
+    )
+
+
 def test_missing_key_orphan_and_unmanaged_keys() -> None:
     stranger = observed_key(None, "stranger-1", aliases=frozenset({"alias/handmade"}))
     report = detect(
@@ -264,18 +293,37 @@ def test_protection_tag_is_not_reported_as_a_tag() -> None:
 
 def sample_report() -> DriftReport:
     stranger = observed_key(None, "5tranger-0000", description="made by hand")
+    # "old" was disabled for retirement on 2026-02-01, then enabled and used on 2026-02-10
+    retired_at = datetime(2026, 2, 1, 12, tzinfo=timezone.utc)
     target = detect(
         desired(
             desired_key("app", line=4),
             desired_key("logs", line=20),
             desired_key("quiet", line=30),
+            desired_key("old", line=40, retire=Retirement(disable_on=date(2026, 2, 1))),
         ),
         observed(
             observed_key("app", "a0000000-1", policy=policy_with(PUBLIC)),
             observed_key("logs", "b0000000-2", rotation_enabled=False, description="x"),
             observed_key("quiet", "c0000000-3"),
+            observed_key(
+                "old",
+                "d0000000-4",
+                tags={"Owner": "team", "kms-reconciler:retire-disabled-on": "2026-02-01T12:00:00Z"},
+            ),
             stranger,
         ),
+        now=retired_at + timedelta(days=20),
+        usage=[
+            KeyUsage(
+                "d0000000-4",
+                retired_at + timedelta(days=20),
+                operation="Decrypt",
+                last_used=retired_at + timedelta(days=9),
+                tracking_start=retired_at - timedelta(days=300),
+            )
+        ],
+        usage_reads=1,
     )
     return DriftReport((target,))
 

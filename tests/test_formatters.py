@@ -6,6 +6,7 @@ Regenerate after an intended change with ``pytest --update-golden`` and review t
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from reconciler import formatters
 from reconciler.plan import Plan, from_dict, to_dict
 from reconciler.planner import PlanOptions, make_plan
+from reconciler.state import Retirement
 from tests.factories import (
     USE_STATEMENT,
     desired,
@@ -42,7 +44,7 @@ def mixed_plan() -> Plan:
                 policy=policy_with(narrowed),
             ),
             desired_key("back", line=30),
-            desired_key("same", line=40),
+            desired_key("same", line=40, retire=Retirement(disable_on=date(2099, 1, 15))),
         ),
         observed(
             observed_key(

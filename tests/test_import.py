@@ -10,12 +10,14 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from reconciler.aws import sandbox_session
 from reconciler.cli import main
 from reconciler.importer import derive_name, import_key, importable
 from reconciler.loader import load_inventory
+from reconciler.state import Grant
 from tests.factories import IDENTITY, ROOT_POLICY, TARGET, observed_key
 
 ACCOUNT = "111122223333"
@@ -213,3 +215,30 @@ def test_import_of_one_key_by_alias_and_refusals(sandbox: Path) -> None:
     result = cli("import")
     assert result.exit_code == 1 and "--all-unmanaged" in result.output
     assert ROOT_POLICY  # the factories' default policy is untouched by imports
+
+
+def test_imported_grants_get_valid_unique_names_and_odd_ones_are_said_not_written() -> None:
+    role = f"arn:aws:iam::{ACCOUNT}:role/R"
+    grants = (
+        Grant.of(role, ["Decrypt"], name="dup", grant_id="aaaa1111"),
+        Grant.of(role, ["Encrypt"], name="dup", grant_id="bbbb2222"),  # a name KMS repeats
+        Grant.of(role, ["Sign"], name="not valid!", grant_id="cccc3333"),
+        Grant.of(role, ["Decrypt"], name="zz-again", grant_id="dddd4444"),  # same as "dup"
+        Grant.of(role, ["Verify"], grant_id="eeee5555", equals={"a": "1"}, subset={"b": "2"}),
+        Grant.of(role, ["Decrypt"], "logs.us-east-1.amazonaws.com", grant_id="ffff6666"),
+    )
+    key = observed_key(None, "1234abcd-0000-0000-0000-000000000000", grants=grants)
+    imported = import_key(key, "app", TARGET, "2026-11-29")
+    spec = imported.spec_text
+    lines = [line for line in spec.splitlines() if line.startswith("# ")]
+    assert (
+        "# Grant eeee5555 is not written: it has both encryption context constraints, "
+        "a spec declares one (drift will report it)." in lines
+    )
+    assert any(line.startswith("# 1 grant(s) made by AWS services") for line in lines)
+    (entry,) = yaml.safe_load(spec)["keys"]
+    assert [(g["name"], g["operations"]) for g in entry["grants"]] == [
+        ("dup", ["Decrypt"]),
+        ("dup-2", ["Encrypt"]),
+        ("imported-cccc3333", ["Sign"]),
+    ]

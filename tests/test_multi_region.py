@@ -1192,6 +1192,63 @@ def test_undeclared_replica_is_drift() -> None:
     assert "replica in ap-southeast-2" in finding.message
 
 
+def test_undeclared_replica_that_allows_more_than_its_primary_is_high_drift() -> None:
+    # The members share key material: an account the AP member lets decrypt can read
+    # what was encrypted in any Region.
+    seen = observed_family(family("app", member(EU), member(AP, policy=policy_with(PUBLIC))))
+    findings = {f.rule: f for f in _drift(desired(mr_key("app", replica(EU))), seen)}
+    assert set(findings) == {"replica-undeclared", "replica-policy-wider"}
+    wider = findings["replica-policy-wider"]
+    assert wider.severity is Severity.HIGH and wider.region == AP and wider.key_id == MRK
+    assert wider.message.startswith(
+        f"key 'app': the replica in {AP} ({MRK}) allows more than the primary: "
+        "AWS:arn:aws:iam::999999999999:root may call kms:Decrypt in ap-southeast-2, not in "
+        "us-east-1"
+    )
+    assert any(line.startswith("newly allowed:") for line in wider.details)
+
+
+def test_undeclared_replica_that_allows_less_is_medium_drift() -> None:
+    seen = observed_family(family("app", member(EU), member(AP), policy=policy_with(USE_STATEMENT)))
+    wanted = mr_key("app", replica(EU, policy=policy_with(USE_STATEMENT)))
+    wanted = replace(wanted, state=replace(wanted.state, policy=policy_with(USE_STATEMENT)))
+    findings = {f.rule: f for f in _drift(desired(wanted), seen)}
+    assert findings["replica-policy-narrower"].severity is Severity.MEDIUM
+    assert "role/App may call kms:Decrypt, kms:Encrypt in us-east-1, not in ap-southeast-2" in (
+        findings["replica-policy-narrower"].message
+    )
+
+
+def test_undeclared_replica_rendered_for_its_region_is_no_divergence() -> None:
+    def via(region: str) -> dict[str, Any]:
+        return {
+            **USE_STATEMENT,
+            "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+        }
+
+    seen = observed_family(
+        family(
+            "app",
+            member(EU),
+            member(AP, policy=policy_with(via(AP))),
+            policy=policy_with(via(HOME)),
+        )
+    )
+    wanted = mr_key("app", replica(EU))
+    wanted = replace(wanted, state=replace(wanted.state, policy=policy_with(via(HOME))))
+    rules = {f.rule for f in _drift(desired(wanted), seen)}
+    assert "replica-undeclared" in rules
+    assert not rules & {"replica-policy-wider", "replica-policy-narrower"}
+
+
+def test_declared_replica_drift_is_reported_once_against_its_declaration() -> None:
+    # A declared member that differs from the primary differs from its declaration too
+    # (or its declaration differs from the primary's: review's KMS113): one finding.
+    seen = observed_family(family("app", member(EU, policy=policy_with(PUBLIC))))
+    (finding,) = _drift(desired(mr_key("app", replica(EU))), seen)
+    assert finding.rule == "policy-widened"
+
+
 def test_moved_primary_is_drift() -> None:
     seen = observed_family(family("app", member(EU, primary=EU), primary=EU))
     (finding,) = _drift(desired(mr_key("app", replica(EU))), seen)

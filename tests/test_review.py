@@ -331,6 +331,91 @@ def test_live_review_flags_drift_the_change_would_overwrite(
     assert "HandAdded" in done.output
 
 
+def test_live_review_flags_a_grant_that_keeps_access_the_change_removes(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BackgroundJobRole loses Decrypt in the policy, but a grant made outside the
+    repository still gives it Decrypt: KMS allows what a grant allows (KMS202)."""
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("KMS_RECONCILER_SANDBOX_DIR", str(repo / ".kms-sandbox"))
+    runner = CliRunner()
+    applied = runner.invoke(main, ["apply", "--sandbox", "--auto-approve", "--target", "staging"])
+    assert applied.exit_code == 0, applied.output
+    job = "arn:aws:iam::444455556666:role/BackgroundJobRole"
+    with sandbox_session():
+        kms = boto3.client("kms", region_name="eu-west-1")
+        kms.meta.events.register(
+            "before-sign.*.*",
+            lambda request, **_: request.headers.__setitem__("x-moto-account-id", "444455556666"),
+        )
+        key_id = kms.describe_key(KeyId="alias/app-data-key")["KeyMetadata"]["KeyId"]
+        grant_id = kms.create_grant(
+            KeyId=key_id, GranteePrincipal=job, Operations=["Decrypt"], Name="by-hand"
+        )["GrantId"]
+    app = repo / "keyspecs/app.yaml"
+    app.write_text(
+        app.read_text().replace(
+            "user_roles: [WebApplicationRole, BackgroundJobRole]",
+            "user_roles: [WebApplicationRole]",
+        )
+    )
+    args = ["review", "--base", "main", "--sandbox", "--target", "staging", "--format", "json"]
+    offline = runner.invoke(main, args)
+    assert "KMS202" not in offline.stdout  # the grants exist only in KMS
+    done = runner.invoke(main, [*args, "--live"])
+    data = json.loads(done.stdout)
+    (finding,) = [f for f in data["findings"] if f["rule"] == "KMS202"]
+    assert finding["severity"] == "high" and finding["key"] == "app-data"
+    assert f"takes Decrypt away from AWS:{job}" in finding["message"]
+    assert grant_id in finding["message"] and "grants_purge is off" in finding["message"]
+    assert done.exit_code == 2
+    # The declared reporting grant's grantee loses nothing: no finding names it.
+    assert not any(
+        "ReportingRole" in f["message"] for f in data["findings"] if f["rule"] == "KMS202"
+    )
+
+
+def test_live_review_reports_drift_a_cosmetic_change_overwrites(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Sid renamed in the template changes no access, but applying it rewrites the
+    policy: the statement someone added by hand is lost (defect 4 of the policy issue)."""
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("KMS_RECONCILER_SANDBOX_DIR", str(repo / ".kms-sandbox"))
+    runner = CliRunner()
+    applied = runner.invoke(main, ["apply", "--sandbox", "--auto-approve", "--target", "staging"])
+    assert applied.exit_code == 0, applied.output
+    with sandbox_session():
+        kms = boto3.client("kms", region_name="eu-west-1")
+        kms.meta.events.register(
+            "before-sign.*.*",
+            lambda request, **_: request.headers.__setitem__("x-moto-account-id", "444455556666"),
+        )
+        key_id = kms.describe_key(KeyId="alias/app-data-key")["KeyMetadata"]["KeyId"]
+        live = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+        live["Statement"].append(allow(role("HandAdded", "444455556666"), "kms:Decrypt", sid="H"))
+        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(live))
+    template = repo / "keyspecs/policies/application.json.j2"
+    template.write_text(
+        template.read_text().replace(
+            '"Allow application role to use the key"', '"Application roles use the key"'
+        )
+    )
+    args = ["review", "--base", "main", "--sandbox", "--target", "staging", "--format", "json"]
+    quiet = runner.invoke(main, args)
+    offline = json.loads(quiet.stdout)
+    # cosmetic (KMS109) on every key of the template (KMS108, low): nothing blocks
+    assert {f["rule"] for f in offline["findings"] if f["introduced"]} == {"KMS108", "KMS109"}
+    assert quiet.exit_code == 0
+    done = runner.invoke(main, [*args, "--live"])
+    data = json.loads(done.stdout)
+    live_findings = [f for f in data["findings"] if f["rule"] == "KMS201"]
+    assert {(f["target"], f["key"]) for f in live_findings} == {("staging", "app-data")}
+    (finding,) = live_findings
+    assert any("HandAdded" in line for line in finding["details"])
+    assert done.exit_code == 2
+
+
 # -- multi-Region keys ----------------------------------------------------------------------
 
 

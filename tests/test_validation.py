@@ -212,8 +212,8 @@ KEY_FILE_CASES = [
     ),
     case(
         "unknown-origin",
-        key("origin: AWS_CLOUDHSM"),
-        [(f"{F}:3: keys[0].origin: ", "'AWS_CLOUDHSM' is not supported")],
+        key("origin: AWS_HSM"),
+        [(f"{F}:3: keys[0].origin: ", "'AWS_HSM' is not supported")],
     ),
     case(
         "enabled-as-string",

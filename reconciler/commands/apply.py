@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from reconciler import aws, formatters, usage
+from reconciler import aws, formatters, retire, usage
 from reconciler.applier import (
     ApplyResult,
     OpEvent,
@@ -304,6 +304,13 @@ def _load_saved_plan(run: Run, plan_file: Path, locks: Locks) -> tuple[Plan, dic
             raise StalePlanError(
                 f"the saved plan {plan_file} is stale: KMS in target '{tp.target.name}' changed "
                 "since it was made (observed state differs); nothing was changed. Run plan again."
+            )
+        late = retire.stale_retire_tags(tp, the_plan.identity_tag, run.now())
+        if late:
+            raise StalePlanError(
+                f"the saved plan {plan_file} disables key(s) {', '.join(late)} in target "
+                f"'{tp.target.name}' for retirement with a time more than a day old, which "
+                "would shorten their observation period; nothing was changed. Run plan again."
             )
     targets = tuple(with_usage(run, tp, connections[tp.target.name]) for tp in the_plan.targets)
     return replace(the_plan, targets=targets), connections

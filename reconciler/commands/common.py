@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from reconciler import usage
+from reconciler import retire, usage
 from reconciler.aws import (
     AwsOptions,
     Connection,
@@ -40,6 +41,7 @@ from reconciler.loader import Inventory, load_inventory_partial
 from reconciler.lock import Lock, acquire, holder_of
 from reconciler.observe import ObserveOptions, observe_target, read_usage
 from reconciler.plan import TargetPlan
+from reconciler.planner import PlanOptions
 from reconciler.shards import (
     DEFAULT_TARGETS_AT_ONCE,
     ShardRef,
@@ -49,6 +51,7 @@ from reconciler.shards import (
 )
 from reconciler.state import (
     DesiredTarget,
+    KeyUsage,
     LockStatus,
     ObservedTarget,
 )
@@ -57,6 +60,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 QUOTA_SCALE_ENV = "KMS_RECONCILER_QUOTA_SCALE"
+# The run's clock, instead of the system's: an ISO 8601 date or time. For tests (staged
+# retirement across simulated dates) and what-if plans ("what would the plan do on ...").
+NOW_ENV = "KMS_RECONCILER_NOW"
 
 
 _COLOURS = {
@@ -86,6 +92,11 @@ class Run:
     # the status line on a terminal (disabled elsewhere); every line printed while targets
     # are read or applied goes through progress.echo
     progress: StatusLine = field(default_factory=lambda: StatusLine(False))
+    clock: datetime | None = None  # KMS_RECONCILER_NOW (None: the system clock)
+
+    def now(self) -> datetime:
+        """The run's time: the system clock, unless KMS_RECONCILER_NOW sets it."""
+        return self.clock or datetime.now(timezone.utc)
 
     def style(self, text: str, colour: str) -> str:
         return click.style(text, **_COLOURS[colour]) if self.colour else text  # type: ignore[arg-type]
@@ -158,8 +169,14 @@ def common_options(func: F) -> F:
                 else colour,
                 verbosity=-1 if quiet else verbose,
                 progress=status_line(-1 if quiet else verbose),
+                clock=clock_of(os.environ),
             )
             configure_logging(run.verbosity, os.environ)
+            if run.clock is not None:
+                run.info(
+                    f"clock: {NOW_ENV}={run.clock.isoformat()}: dates are reckoned from that "
+                    "time, not from the system clock"
+                )
             context = click.get_current_context(silent=True)
             if context is not None:
                 context.color = run.colour  # --color keeps colour when piped (CI logs)
@@ -293,6 +310,25 @@ def colour_default(tty: bool, environ: Mapping[str, str]) -> bool:
     return tty and not environ.get("NO_COLOR") and environ.get("TERM") != "dumb"
 
 
+def clock_of(environ: Mapping[str, str]) -> datetime | None:
+    """``KMS_RECONCILER_NOW``: a date (its start, UTC) or a time (UTC unless it says)."""
+    raw = environ.get(NOW_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        if len(raw) == 10:
+            return datetime.combine(date.fromisoformat(raw), datetime.min.time(), timezone.utc)
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            Problem(
+                f"must be an ISO 8601 date or time (2027-01-15, 2027-01-15T09:30:00Z), not {raw!r}",
+                field=NOW_ENV,
+            )
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def _quota_scale() -> float:
     raw = os.environ.get(QUOTA_SCALE_ENV, "1")
     try:
@@ -412,13 +448,10 @@ def observe(
     return observed
 
 
-def with_usage(run: Run, tp: TargetPlan, conn: Connection) -> TargetPlan:
-    """The target plan with the last use of the keys it retires or restricts
-    (GetKeyLastUsage for those keys only: a plan without such a change reads nothing)."""
-    refs = usage.needed(tp)
-    if not refs:
-        return usage.annotate(tp, (), 0)
-    name = tp.target.name
+def _read_usage(
+    run: Run, name: str, conn: Connection, refs: Sequence[usage.UsageRef]
+) -> tuple[tuple[KeyUsage, ...], int]:
+    """GetKeyLastUsage for ``refs``, as of the run's clock."""
     try:
         found, calls = read_usage(
             conn.kms_in,
@@ -428,11 +461,53 @@ def with_usage(run: Run, tp: TargetPlan, conn: Connection) -> TargetPlan:
         )
     finally:
         run.progress.done(name)
+    if run.clock is not None:
+        found = usage.as_of(found, run.clock)
+    return found, calls
+
+
+def retiring_usage(
+    run: Run, dt: DesiredTarget, observed: ObservedTarget, conn: Connection
+) -> tuple[tuple[KeyUsage, ...], int]:
+    """The last use of the managed keys whose spec declares ``retire:`` (read before
+    planning: the retirement's stage depends on it); nothing when no spec does."""
+    refs = retire.usage_refs(dt, observed)
+    if not refs:
+        return (), 0
+    found, calls = _read_usage(run, dt.target.name, conn, refs)
+    run.info(
+        f"{dt.target.name}: read the last use of {len(found)} key(s) with retire: declared, "
+        f"with {calls} KMS calls"
+    )
+    return found, calls
+
+
+def retiring_options(options: PlanOptions, run: Run, known: Sequence[KeyUsage]) -> PlanOptions:
+    """Plan options with the retiring keys' usage and the run's clock."""
+    return replace(options, usage=retire.by_key(list(known)), now=run.now())
+
+
+def with_usage(
+    run: Run,
+    tp: TargetPlan,
+    conn: Connection,
+    known: Sequence[KeyUsage] = (),
+    known_reads: int = 0,
+) -> TargetPlan:
+    """The target plan with the last use of the keys it retires or restricts
+    (GetKeyLastUsage for those keys only: a plan without such a change reads nothing);
+    ``known``: what was read already (the keys with ``retire:``), not read again."""
+    have = {(u.key_id, u.region) for u in known}
+    refs = tuple(ref for ref in usage.needed(tp) if ref not in have)
+    if not refs:
+        return usage.annotate(tp, known, known_reads)
+    name = tp.target.name
+    found, calls = _read_usage(run, name, conn, refs)
     run.info(
         f"{name}: read the last use of {len(found)} key(s) the plan retires or restricts, "
         f"with {calls} KMS calls"
     )
-    return usage.annotate(tp, found, calls)
+    return usage.annotate(tp, (*known, *found), known_reads + calls)
 
 
 T = TypeVar("T")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import click
 
-from reconciler import aws
+from reconciler import aws, usage
 from reconciler.commands.common import (
     Run,
     common_options,
@@ -104,11 +104,14 @@ def drift(
             run.progress.done(name)
         if candidates:
             run.info(f"{name}: read the last use of {len(found)} key(s) with {calls} KMS calls")
+        if run.clock is not None:
+            found = usage.as_of(found, run.clock)
         return detect(
             dt,
             observed,
             inventory.settings.ignore,
             inventory.settings_source.file,
+            now=run.now(),
             usage=found,
             usage_reads=calls,
             unused_after_days=inventory.settings.unused_after_days,

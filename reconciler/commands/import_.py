@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import click
 
 from reconciler import aws
+from reconciler.aws import KmsApi
 from reconciler.commands.common import (
     Run,
     common_options,
@@ -23,7 +25,8 @@ from reconciler.errors import (
     InputError,
     Problem,
 )
-from reconciler.importer import plan_imports
+from reconciler.importer import importable, plan_imports
+from reconciler.observe import Unreadable, read_grants
 from reconciler.state import (
     DesiredTarget,
     ObservedKey,
@@ -56,9 +59,12 @@ def import_(run: Run, key_ids: tuple[str, ...], all_unmanaged: bool) -> int:
         raise InputError(Problem("give --key-id ID (repeatable) or --all-unmanaged"))
     inventory, desired = load(run)
 
+    apis: dict[str, KmsApi] = {}
+
     def one(dt: DesiredTarget) -> ObservedTarget:
         conn = aws.connect(dt.target, run.aws)
-        # import writes no grants: no ListGrants
+        apis[dt.target.name] = conn.kms
+        # The grants of the keys it imports are read once they are known (read_grants).
         return observe(run, dt, conn, wanted=key_ids, details_for_all=all_unmanaged, grants=False)
 
     observed_targets, failures = each_target(desired, one)
@@ -89,6 +95,7 @@ def import_(run: Run, key_ids: tuple[str, ...], all_unmanaged: bool) -> int:
             and not is_ignored(key, inventory.settings.ignore)
             and (o.target, key) not in candidates
         ]
+    candidates = _with_grants(run, candidates, apis, identity)
     taken = {k.spec.name for k in inventory.keys}
     adopted = {
         (o.target.name, resolved): dk.name
@@ -133,3 +140,40 @@ def import_(run: Run, key_ids: tuple[str, ...], all_unmanaged: bool) -> int:
         "it adopts each key (adds the identity tag) and changes nothing else."
     )
     return EXIT_OK
+
+
+def _with_grants(
+    run: Run,
+    candidates: list[tuple[TargetInfo, ObservedKey]],
+    apis: dict[str, KmsApi],
+    identity: str,
+) -> list[tuple[TargetInfo, ObservedKey]]:
+    """The candidates with their grants (ListGrants for the keys import will write), so
+    the first drift after a migration finds every grant declared. A key whose grants cannot
+    be read stops the import: a spec without them would make them undeclared grants."""
+    out = list(candidates)
+    problems: list[str] = []
+    for target_name, api in apis.items():
+        wanted = [
+            key.key_id
+            for target, key in candidates
+            if target.name == target_name and importable(key, identity) is None
+        ]
+        found, calls = read_grants(api, wanted, workers=run.aws.workers)
+        run.info(f"{target_name}: read the grants of {len(wanted)} key(s) with {calls} KMS calls")
+        for i, (target, key) in enumerate(out):
+            if target.name != target_name or key.key_id not in found:
+                continue
+            grants = found[key.key_id]
+            if isinstance(grants, Unreadable):
+                problems.append(
+                    f"{target_name}: cannot read the grants of {key.key_id} ({grants}); "
+                    "grant kms:ListGrants on it"
+                )
+            else:
+                out[i] = (target, replace(key, grants=grants))
+    if problems:
+        for line in problems:
+            click.echo(f"error: {line}", err=True)
+        raise AwsError("import needs the grants of every key it writes; nothing was written")
+    return out

@@ -23,6 +23,8 @@ from reconciler.commands.common import (
     parallelism_option,
     path_argument,
     report_failures,
+    retiring_options,
+    retiring_usage,
     shard_option,
     side_by_side,
     with_parallelism,
@@ -65,12 +67,14 @@ def make_plans(
             rotation_history=rotation_history,
             own_lock=own,
         )
+        known, known_reads = retiring_usage(run, dt, observed, conn)
         options = PlanOptions(
             allow_destroy=allow_destroy,
             not_ours=ignored_unreadable(observed, inventory.settings.ignore),
             partial=bool(keys),
         )
-        return with_usage(run, make_plan(dt, observed, options), conn), conn
+        tp = make_plan(dt, observed, retiring_options(options, run, known))
+        return with_usage(run, tp, conn, known, known_reads), conn
 
     results, failures = each_target(desired, one, side_by_side(run, len(desired)))
     plan = Plan(

@@ -43,6 +43,7 @@ from reconciler.review import (
     ReviewFinding,
     compare,
     context_for,
+    grants_to_read,
     live_findings,
     with_findings,
 )
@@ -211,21 +212,30 @@ def _live_findings(
         for c in changes
         if c.kind == "changed" or (c.base and c.head and c.policy_text_changed)
     }
+    # ListGrants only for the keys the change takes policy access from.
+    grants_for = grants_to_read(changes)
 
-    def one(dt: DesiredTarget) -> dict[tuple[str, str], Any]:
+    def one(dt: DesiredTarget) -> tuple[dict[tuple[str, str], Any], dict[tuple[str, str], Any]]:
         conn = aws.connect(dt.target, run.aws)
-        observed = observe(run, dt, conn, grants_for=frozenset())  # policies only
-        return {
-            (dt.target.name, name): key.policy
-            for key in observed.keys
-            if (name := key.name(dt.identity_tag)) is not None and not key.pending_deletion
-        }
+        wanted = grants_for.get(dt.target.name, frozenset())
+        observed = observe(run, dt, conn, grants_for=wanted)
+        policies, grants = {}, {}
+        for key in observed.keys:
+            name = key.name(dt.identity_tag)
+            if name is None or key.pending_deletion:
+                continue
+            policies[(dt.target.name, name)] = key.policy
+            if name in wanted and key.grants is not None:
+                grants[(dt.target.name, name)] = key.grants
+        return policies, grants
 
     live: dict[tuple[str, str], Any] = {}
+    live_grants: dict[tuple[str, str], Any] = {}
     found, failures = each_target([dt for dt in head if dt.target.name in touched], one)
     if failures:
         report_failures(failures)
         raise AwsError("--live could not read every target; the review is incomplete")
-    for policies in found:
+    for policies, grants in found:
         live.update(policies)
-    return live_findings(changes, live, locate)
+        live_grants.update(grants)
+    return live_findings(changes, live, locate, live_grants)

@@ -18,6 +18,7 @@ import shlex
 from datetime import date, datetime
 from typing import Any
 
+from reconciler import catalog
 from reconciler.plan import Operation, OpKind, Plan, TargetPlan
 
 # Parameters of the plan's operations that are the tool's, not the API's.
@@ -54,10 +55,14 @@ def aws_cli(op: Operation, tp: TargetPlan) -> str:
     """One operation as an ``aws kms`` command (or a comment, for an import)."""
     region = op.region or tp.target.region
     if op.kind is OpKind.IMPORT_KEY_MATERIAL:
+        algorithm, wrapping_key = catalog.import_wrapping(
+            str(op.params.get("key_spec") or catalog.SYMMETRIC_DEFAULT)
+        )
         return (
             f"# {op.key}: import key material from {op.params['source']} into "
-            f"{_key_ref(op, tp)} in {region} (GetParametersForImport, wrap the material "
-            "locally with RSAES_OAEP_SHA_256, then aws kms import-key-material): not one command"
+            f"{_key_ref(op, tp)} in {region} (GetParametersForImport with {wrapping_key}, "
+            f"wrap the material locally with {algorithm}, then aws kms import-key-material): "
+            "not one command"
         )
     words = ["aws", "kms", _kebab(op.kind.value), "--region", region]
     if op.kind in (OpKind.CREATE_ALIAS, OpKind.UPDATE_ALIAS):

@@ -34,6 +34,14 @@ ACTIONS: Mapping[Action, tuple[str, str, str]] = {
     Action.NOOP: (" ", "reset", "is up to date"),
 }
 _CHANGE_COLOUR = {"+": "green", "~": "yellow", "-": "red"}
+# a retirement's stage (``reconciler.retire.Stage`` values) -> colour; others dim
+_RETIREMENT_COLOUR = {
+    "disable": "yellow",
+    "delete": "red",
+    "stopped": "red",
+    "unknown": "yellow",
+    "protected": "magenta",
+}
 
 
 def summary_line(plan: Plan) -> str:
@@ -107,6 +115,9 @@ def _target_lines(tp: TargetPlan, style: Style) -> list[str]:
                 f'  ! key "{orphan.name}" ({orphan.key_id}) is orphaned: {orphan.reason}', "magenta"
             )
         )
+    for r in tp.retirements:
+        colour = _RETIREMENT_COLOUR.get(r.stage, "dim")
+        lines.append(style(f'  retirement of "{r.key}" ({r.key_id}): {r.message}', colour))
     for warning in tp.warnings:
         lines.append(style(f"  warning: {warning}", "yellow"))
     if tp.operations:

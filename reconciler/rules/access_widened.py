@@ -73,15 +73,21 @@ def check(subject: Subject) -> Iterable[Hit]:
         return
     partition = subject.context.partition
     gains: list[tuple[str, str, list[str]]] = []
+    witnesses: list[str] = []
     for item in change.access:
         # Proven by the policy-semantics engine: a request the base denied (a Deny
         # removed counts) that the head allows.
         actions = sorted(item.gained)
         if actions:
             gains.append((item.principal, item.conditions, actions))
+            if item.witness:
+                witnesses.append(item.witness)
     if not gains:
         return
-    lines = tuple(f"{p} gains {', '.join(a)}{_describe(c)}" for p, c, a in gains)
+    lines = (
+        *(f"{p} gains {', '.join(a)}{_describe(c)}" for p, c, a in gains),
+        *witnesses,  # the request that shows each gain
+    )
     principal, conditions, actions = gains[0]
     more = f", and {len(gains) - 1} more grant(s) widen (see details)" if len(gains) > 1 else ""
     sid = next(

@@ -258,6 +258,72 @@ def test_import_all_unmanaged_round_trip(
         assert tags_of(kms, key_id) == {**tags_before[label], IDENTITY_TAG: names[label]}
 
 
+def test_import_keeps_grants_so_the_first_drift_is_clean(
+    inventory: Inventory, server: MotoServer, run_cli: RunCli, kms: Any
+) -> None:
+    """The key's grants go into the spec (issue: import keeps grants); an AWS service's
+    grant (EBS attaching a volume) is left out, as the tool never declares or revokes one."""
+    key_id = _create(kms, Description="Orders", aliases=("alias/orders",))
+    reporting = f"arn:aws:iam::{ACCOUNT}:role/Reporting"
+    batch = f"arn:aws:iam::{ACCOUNT}:role/Batch"
+    kms.create_grant(
+        KeyId=key_id,
+        GranteePrincipal=reporting,
+        Operations=["Decrypt", "DescribeKey"],
+        Constraints={"EncryptionContextSubset": {"app": "orders"}},
+        Name="reporting-decrypt",
+    )
+    unnamed = kms.create_grant(
+        KeyId=key_id,
+        GranteePrincipal=batch,
+        Operations=["GenerateDataKey"],
+        RetiringPrincipal=reporting,
+    )["GrantId"]
+    # the same grant twice: one declaration matches both
+    kms.create_grant(KeyId=key_id, GranteePrincipal=batch, Operations=["Encrypt"], Name="enc")
+    kms.create_grant(KeyId=key_id, GranteePrincipal=batch, Operations=["Encrypt"], Name="enc")
+    kms.create_grant(
+        KeyId=key_id,
+        GranteePrincipal=f"arn:aws:sts::{ACCOUNT}:assumed-role/aws:ec2-infrastructure/i-0abc",
+        Operations=["Decrypt"],
+        Constraints={"EncryptionContextSubset": {"aws:ebs:id": "vol-0abc"}},
+        Name="ebs",
+    )
+    path = _empty_inventory(inventory)
+    server.recorder.clear()
+
+    imported = run_cli("import", "--key-id", "alias/orders")
+    assert imported.returncode == 0, imported
+    assert server.kms_operations().count("ListGrants") == 1
+    text = (path / "imported" / "orders.yaml").read_text(encoding="utf-8")
+    assert "# 1 grant(s) made by AWS services for their own resources are not written" in text
+    (spec,) = yaml.safe_load(text)["keys"]
+    assert spec["grants"] == [
+        {"name": "enc", "grantee_principal": batch, "operations": ["Encrypt"]},
+        {
+            "name": f"imported-{unnamed[:8]}",
+            "grantee_principal": batch,
+            "operations": ["GenerateDataKey"],
+            "retiring_principal": reporting,
+        },
+        {
+            "name": "reporting-decrypt",
+            "grantee_principal": reporting,
+            "operations": ["Decrypt", "DescribeKey"],
+            "constraints": {"encryption_context_subset": {"app": "orders"}},
+        },
+    ]
+
+    planned = run_cli("plan", "--detailed-exitcode")
+    assert planned.returncode == 2, planned
+    assert operations(planned.stdout) == [("TagResource", "orders", f"set tags {IDENTITY_TAG}")]
+    applied = run_cli("apply", "--auto-approve")
+    assert applied.returncode == 0, applied
+    drift = run_cli("drift", "--format", "json")
+    assert drift.returncode == 0, drift
+    assert json.loads(drift.stdout)["targets"][0]["findings"] == []
+
+
 @pytest.mark.parametrize("ref", ["key-id", "alias"])  # a key ARN: see the PendingDeletion test
 def test_import_one_key(ref: str, inventory: Inventory, run_cli: RunCli, kms: Any) -> None:
     wanted = _create(kms, Description="Orders", aliases=("alias/orders",))

@@ -104,7 +104,9 @@ def test_fires(case: tuple[dict[str, Any], dict[str, Any], str]) -> None:
     assert (hit.severity or access_widened.RULE.severity) is Severity.MEDIUM
     assert hit.message.startswith("key app widens access: ")
     assert expected in hit.message
-    assert len(hit.details) == 1 and expected in hit.details[0]
+    # what is gained, then the engine's witness: a request the head newly allows
+    assert len(hit.details) == 2 and expected in hit.details[0]
+    assert hit.details[1].startswith("newly allowed: ")
 
 
 @pytest.mark.parametrize("case", QUIET.values(), ids=QUIET.keys())
@@ -129,6 +131,8 @@ def test_details_list_who_gains_what() -> None:
     assert hit.details == (
         f"{APP} gains kms:Sign",
         f"AWS:{TRUSTED_ROOT} gains kms:Decrypt, kms:Encrypt",
+        f"newly allowed: {APP.removeprefix('AWS:')} may call kms:Sign (any request)",
+        f"newly allowed: {TRUSTED_ROOT} may call kms:Decrypt, kms:Encrypt (any request)",
     )
     assert hit.message == (
         f"key app widens access: {APP} gains kms:Sign, and 1 more grant(s) widen (see details)"
