@@ -733,7 +733,7 @@ def _detail_steps(
     steps: list[Callable[[], None]] = [lambda: _read_policy(api, key_id, info)]
     if grants:
 
-        def read_grants() -> None:
+        def list_grants() -> None:
             try:
                 listed = api.paginate("ListGrants", "Grants", KeyId=key_id, Limit=100)
             except botocore.exceptions.ClientError as exc:
@@ -742,7 +742,7 @@ def _detail_steps(
             else:
                 info["_grants"] = tuple(_grant(g) for g in listed)
 
-        steps.append(read_grants)
+        steps.append(list_grants)
     spec = info.get("KeySpec") or info.get("CustomerMasterKeySpec") or catalog.SYMMETRIC_DEFAULT
     origin = info.get("Origin") or catalog.ORIGIN_AWS_KMS
     if not catalog.can_rotate_automatically(spec, origin) or info.get("KeyState") not in (
@@ -960,7 +960,7 @@ class KeyFinder:
 
 
 def read_grants(
-    api: KmsApi, key_ids: Iterable[str], workers: int = 16
+    api: KmsApi, key_ids: Iterable[str], workers: int | None = 16
 ) -> tuple[dict[str, tuple[Grant, ...] | Unreadable], int]:
     """ListGrants (paginated) for each key, side by side: the grants by key ID, or
     ``Unreadable`` with the error code (AccessDeniedException: kms:ListGrants missing), and
@@ -980,6 +980,7 @@ def read_grants(
 
     if not refs:
         return {}, 0
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(refs)))) as pool:
+    in_flight = workers or MIN_READS_IN_FLIGHT  # None: as many as the reads' least
+    with ThreadPoolExecutor(max_workers=max(1, min(in_flight, len(refs)))) as pool:
         found = dict(zip(refs, pool.map(one, refs), strict=True))
     return found, api.total_calls - before
