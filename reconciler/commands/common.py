@@ -383,7 +383,8 @@ def expected_tags(desired: DesiredTarget) -> dict[str, dict[str, str]]:
     """Name -> the tags its key has when nothing is to change: the spec's tags, the identity
     tag, and the deletion protection tag when on (as the planner sets them). Tags from the
     tagging API are trusted only when they are exactly these (``observe``): a tag the
-    planner would want that this leaves out only costs a ListResourceTags, never a change."""
+    planner would want that this leaves out (a retiring key's retire tag) only costs a
+    ListResourceTags for that key, never a change."""
     out = {}
     for dk in desired.keys:
         tags = {**dk.state.tags, desired.identity_tag: dk.name}
