@@ -323,8 +323,10 @@ def test_progress_counts_keys_whose_reads_are_all_done() -> None:
 
 # -- discovery through the Resource Groups Tagging API ------------------------------------
 # moto 5.2 answers GetResources for KMS keys from the live KMS state: never stale, never
-# lagging. Real KMS's index is eventually consistent, so these tests make it lag with a
-# wrapper (``Index``) that leaves out keys or answers an older snapshot of their tags.
+# lagging (PendingDeletion keys included, tags as ListResourceTags has them; a page ends at
+# 100 tags as well as at ResourcesPerPage, where real KMS fills 100 resources; the last
+# page's PaginationToken is ""). The real index is eventually consistent, so these tests
+# make it lag with a wrapper (``Index``) that leaves out keys or answers older tags.
 
 
 class Index:
