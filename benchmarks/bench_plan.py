@@ -10,6 +10,15 @@ For each: apply from empty, a no-change plan, then drift, timed end to end (wall
 command, Python start-up included) with the KMS calls the tool reports on stderr.
 
     python benchmarks/bench_plan.py [--keys 200]
+    python benchmarks/bench_plan.py --proxy [--keys 1000] [--latency 0.025] [--parallelism N]
+
+``--proxy``: the no-op plan of N managed keys behind ``kms_proxy.KmsProxy`` (25 ms added to
+every KMS call, KMS's real per-second quotas enforced) with the tool's real pacing (no
+KMS_RECONCILER_QUOTA_SCALE); the keys are set up by an apply straight to moto_server. It
+prints the plan's wall time and KMS calls per key beside the floor: the tightest read
+family (GetKeyPolicy and GetKeyRotationStatus, 1,000 a second: N / 1,000 s) plus four
+dependent round trips (ListKeys, ListResourceTags, DescribeKey, GetKeyPolicy), and the
+floor at the tool's pacing (80% of each quota: ``aws.QUOTA_HEADROOM``).
 
 moto creates an RSA key for every CreateKey (about 50 ms); the benchmark defers that work
 (see ../shared/moto-kms-notes.md, section 8) so that set-up measures the tool, not moto.
@@ -24,6 +33,7 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -36,6 +46,8 @@ import moto.kms.models
 from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 class _LazyKey:
@@ -53,7 +65,11 @@ _generate = moto.kms.models.generate_private_key
 moto.kms.models.generate_private_key = _LazyKey  # type: ignore[assignment]
 
 
+CPU = {"last": 0.0}  # the CPU seconds (user + system) of the last command run
+
+
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str, str]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "reconciler", *args],
@@ -64,7 +80,10 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, st
         timeout=900,
         check=False,
     )
-    return time.perf_counter() - started, proc.returncode, proc.stdout, proc.stderr
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["last"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, proc.returncode, proc.stdout, proc.stderr
 
 
 def calls(stderr: str) -> int:
@@ -96,10 +115,103 @@ def scenario(name: str, folder: Path, env: dict[str, str]) -> None:
     )
 
 
+def big_inventory(folder: Path, keys: int, extra: str = "") -> None:
+    """An inventory of ``keys`` managed keys in one target (eu-central-1)."""
+    (folder / "keyspecs" / "policies").mkdir(parents=True)
+    shutil.copy(ROOT / "keyspecs/policies/application.json.j2", folder / "keyspecs/policies")
+    (folder / "keyspecs/inventory.yaml").write_text(
+        "targets:\n  - name: bench\n    account_id: '123456789012'\n"
+        "    region: eu-central-1\n"
+        "defaults:\n  tags: {ManagedBy: kms-reconciler}\n"
+        "  rotation: {enabled: true, period_days: 365}\n" + extra
+    )
+    for start in range(0, keys, 1000):  # a file holds at most 50,000 values
+        specs = "".join(
+            f"  - name: key-{i:05d}\n    description: bench key {i}\n"
+            f"    aliases: [alias/bench-{i:05d}]\n    tags: {{Owner: team-{i % 7}}}\n"
+            "    policy:\n      template: application.json.j2\n"
+            "      vars: {admin_roles: [KeyAdmin], user_roles: [App]}\n"
+            for i in range(start, min(keys, start + 1000))
+        )
+        (folder / f"keyspecs/keys-{start // 1000:02d}.yaml").write_text("keys:\n" + specs)
+
+
+def floors(keys: int, latency: float) -> tuple[float, float]:
+    """The no-op plan's floor at KMS's quotas, and at the tool's pacing (the headroom)."""
+    from reconciler.aws import QUOTA_HEADROOM
+    from reconciler.catalog import REQUEST_QUOTAS
+
+    tightest = min(REQUEST_QUOTAS["GetKeyPolicy"], REQUEST_QUOTAS["GetKeyRotationStatus"])
+    trips = 4 * latency
+    return keys / tightest + trips, keys / (tightest * QUOTA_HEADROOM) + trips
+
+
+def proxied(args: argparse.Namespace, endpoint: str, env: dict[str, str]) -> None:
+    """Set up N managed keys straight to moto, then time no-op plans through the proxy."""
+    from kms_proxy import KmsProxy, busiest_second
+
+    proxy = KmsProxy(endpoint, latency=args.latency)
+    proxy.start()
+    real = {
+        **{k: v for k, v in env.items() if not k.startswith("KMS_RECONCILER_")},
+        "AWS_ENDPOINT_URL": proxy.url,
+    }
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            extra = f"discovery: {args.discovery}\n" if args.discovery else ""
+            big_inventory(folder, args.keys, extra)
+            t_apply, rc, out, err = run(["apply", "--auto-approve", "-q"], folder, env)
+            assert rc == 0, f"apply failed ({rc}): {err}\n{out[-2000:]}"
+            floor, paced = floors(args.keys, args.latency)
+            print(
+                f"no-op plan of {args.keys} managed keys through the proxy "
+                f"({args.latency * 1000:.0f} ms, real quotas); set-up apply {t_apply:.1f} s"
+            )
+            print(f"  floor: {floor:.2f} s at KMS's quotas, {paced:.2f} s at the tool's pacing")
+            extra_args = ["--parallelism", str(args.parallelism)] if args.parallelism else []
+            for attempt in range(args.repeat):
+                proxy.reset()
+                t_plan, rc, out, err = run(
+                    ["plan", "--detailed-exitcode", "-v", *extra_args], folder, real
+                )
+                assert rc == 0 and "No changes." in out, f"plan ({rc}): {err}\n{out[-2000:]}"
+                seen = list(proxy.seen)
+                throttled = sum(1 for s in seen if s.throttled)
+                kms_calls = calls(err)
+                print(
+                    f"  run {attempt + 1}: {t_plan:6.2f} s = {t_plan / floor:.1f}x the floor "
+                    f"({t_plan / paced:.1f}x paced); {kms_calls} KMS calls = "
+                    f"{kms_calls / args.keys:.2f} per key; {throttled} throttled; the CLI's "
+                    f"CPU {CPU['last']:.1f} s ({CPU['last'] / max(1, kms_calls) * 1000:.2f} ms "
+                    "per call)"
+                )
+                for line in err.strip().splitlines():
+                    print(f"    {line}")
+                by_op: dict[str, list[float]] = {}
+                for s in seen:
+                    if not s.throttled:
+                        by_op.setdefault(s.operation, []).append(s.at)
+                for op, times in sorted(by_op.items(), key=lambda kv: min(kv[1])):
+                    print(
+                        f"    {op}: {len(times)} calls, {min(times):.2f}-{max(times):.2f} s, "
+                        f"busiest second {busiest_second(times)}"
+                    )
+    finally:
+        proxy.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--keys", type=int, default=200)
+    parser.add_argument("--keys", type=int, default=None, help="default 200, 1000 with --proxy")
+    parser.add_argument("--proxy", action="store_true", help="plan behind kms_proxy")
+    parser.add_argument("--latency", type=float, default=0.025)
+    parser.add_argument("--parallelism", type=int, default=None)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--discovery", default=None, help="the inventory's discovery setting")
     args = parser.parse_args()
+    if args.keys is None:
+        args.keys = 1000 if args.proxy else 200
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -115,6 +227,9 @@ def main() -> None:
         "KMS_RECONCILER_QUOTA_SCALE": "1000",
     }
     try:
+        if args.proxy:
+            proxied(args, endpoint, env)
+            return
         with tempfile.TemporaryDirectory() as tmp:
             sample = Path(tmp) / "sample"
             sample.mkdir()
@@ -122,22 +237,7 @@ def main() -> None:
             scenario("bundled inventory (2 targets, 13 keys)", sample, env)
 
             big = Path(tmp) / "big"
-            (big / "keyspecs" / "policies").mkdir(parents=True)
-            shutil.copy(ROOT / "keyspecs/policies/application.json.j2", big / "keyspecs/policies")
-            (big / "keyspecs/inventory.yaml").write_text(
-                "targets:\n  - name: bench\n    account_id: '123456789012'\n"
-                "    region: eu-central-1\n"
-                "defaults:\n  tags: {ManagedBy: kms-reconciler}\n"
-                "  rotation: {enabled: true, period_days: 365}\n"
-            )
-            keys = "".join(
-                f"  - name: key-{i:04d}\n    description: bench key {i}\n"
-                f"    aliases: [alias/bench-{i:04d}]\n    tags: {{Owner: team-{i % 7}}}\n"
-                "    policy:\n      template: application.json.j2\n"
-                "      vars: {admin_roles: [KeyAdmin], user_roles: [App]}\n"
-                for i in range(args.keys)
-            )
-            (big / "keyspecs/keys.yaml").write_text("keys:\n" + keys)
+            big_inventory(big, args.keys)
             kms = boto3.client(
                 "kms",
                 region_name="eu-central-1",

@@ -9,7 +9,8 @@ them: a call over the quota is answered ``400 ThrottlingException`` and never re
 moto. ``steal`` simulates another client of the same account using a share of an
 operation's quota (say CreateKey=0.5: half of the 5 a second is taken every second).
 
-Every KMS request is recorded (time, operation, throttled), so a benchmark can draw a
+A Resource Groups Tagging API request (``discovery: tagging-api``) gets the same latency
+and no quota. Every KMS request is recorded (time, operation, throttled), so a benchmark can draw a
 timeline per operation family and find the busiest one-second window.
 
     proxy = KmsProxy(upstream="http://127.0.0.1:5000", latency=0.025)
@@ -29,6 +30,7 @@ from urllib.parse import urlsplit
 from reconciler.catalog import REQUEST_QUOTAS
 
 KMS_PREFIX = "TrentService."
+TAGGING_PREFIX = "ResourceGroupsTaggingAPI_20170126."
 THROTTLED = b'{"__type":"ThrottlingException","message":"Rate exceeded"}'
 
 
@@ -37,6 +39,13 @@ class Seen:
     at: float  # seconds since the proxy started
     operation: str
     throttled: bool
+
+
+class _Server(ThreadingHTTPServer):
+    # http.server's listen backlog is 5: a client with a hundred reads in flight would see
+    # connections reset (ConnectionClosedError) that a real endpoint never resets.
+    request_queue_size = 512
+    daemon_threads = True
 
 
 class KmsProxy:
@@ -57,8 +66,7 @@ class KmsProxy:
         self._windows: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._started = time.monotonic()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._stealer: threading.Thread | None = None
         self._stop = threading.Event()
@@ -127,6 +135,8 @@ class KmsProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 target = self.headers.get("X-Amz-Target", "")
+                if target.startswith(TAGGING_PREFIX):
+                    time.sleep(proxy.latency)  # the tagging API is as far away; no quota here
                 if target.startswith(KMS_PREFIX):
                     time.sleep(proxy.latency)
                     if not proxy.admit(target[len(KMS_PREFIX) :]):

@@ -149,6 +149,8 @@ NO_SETTLE = Settle()
 NETWORK_ERRORS = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
 # Management quotas are shared with every other principal of the account: leave headroom.
 QUOTA_HEADROOM = 0.8
+# Reads in flight per target at most, when the tool sizes them (observe.reads_in_flight).
+MAX_READS_IN_FLIGHT = 128
 
 
 def error_code(exc: BaseException) -> str:
@@ -378,9 +380,11 @@ class AwsOptions:
     sandbox: bool = False
     quota_overrides: Mapping[str, float] = field(default_factory=dict)
     quota_scale: float = 1.0
-    workers: int = 16  # reads in flight per target
+    # reads in flight per target (--parallelism); None: sized from quota and latency
+    workers: int | None = None
     apply_workers: int = 8  # keys applied side by side per target
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    discovery: str = catalog.DISCOVERY_LIST_TAGS  # inventory.yaml discovery:
 
 
 @dataclass
@@ -394,6 +398,20 @@ class Connection:
     _regional: Callable[[str], KmsApi] | None = None
     _others: dict[str, KmsApi] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _tagging_client: Callable[[], KmsApi] | None = None
+    _tagging: KmsApi | None = None
+
+    def tagging(self) -> KmsApi:
+        """The Resource Groups Tagging API in the target's Region (``discovery:
+        tagging-api``), with the same credentials, retries and call counting as KMS. Its
+        endpoint is botocore's: ``AWS_ENDPOINT_URL_RESOURCE_GROUPS_TAGGING_API`` or
+        ``AWS_ENDPOINT_URL`` (``--endpoint-url`` points KMS only)."""
+        with self._lock:
+            if self._tagging is None:
+                if self._tagging_client is None:
+                    raise AwsError(f"target '{self.target.name}': no tagging API client")
+                self._tagging = self._tagging_client()
+            return self._tagging
 
     def kms_in(self, region: str | None) -> KmsApi:
         """The KMS client for ``region`` (None or the target's Region: ``kms``). Each Region
@@ -444,7 +462,7 @@ def _client_config(options: AwsOptions, *, botocore_retries: bool = False) -> Co
         # One HTTP request per botocore call: KmsApi retries, paced and counted. (botocore's
         # "max_attempts" counts retries after the first attempt, so 1 would still retry.)
         retries={"total_max_attempts": 1, "mode": "standard"},
-        max_pool_connections=max(10, options.workers * 2),
+        max_pool_connections=max(10, (options.workers or MAX_READS_IN_FLIGHT) * 2),
         connect_timeout=10,
         read_timeout=60,
         user_agent_extra="kms-reconciler",
@@ -510,7 +528,22 @@ def connect(target: TargetInfo, options: AwsOptions, *, write: bool = False) -> 
         )
         return KmsApi(client, limiter=limiter, max_attempts=options.max_attempts)
 
-    return Connection(target, kms_in(target.region), str(identity.get("Arn", "")), kms_in)
+    def tagging() -> KmsApi:
+        client = session.client(
+            "resourcegroupstaggingapi", region_name=target.region, config=config
+        )
+        if options.sandbox:
+            _sandbox_hook(client, target.account_id)
+        # GetResources has no quota in the KMS table: not paced, throttling retried.
+        return KmsApi(client, limiter=RateLimiter({}), max_attempts=options.max_attempts)
+
+    return Connection(
+        target,
+        kms_in(target.region),
+        str(identity.get("Arn", "")),
+        kms_in,
+        _tagging_client=tagging,
+    )
 
 
 def _assume_chain(

@@ -460,6 +460,13 @@ def known_condition_key(key: str) -> bool:
 
 # Default request quotas (requests per second, per account and Region). Adjustable per
 # account, so the inventory may override them (`request_quotas:` in inventory.yaml).
+# How observation finds the keys it owns (inventory.yaml ``discovery:``): one
+# ListResourceTags per customer key (the default), or the Resource Groups Tagging API's
+# GetResources first (100 keys a page), ListResourceTags then only where it cannot be trusted.
+DISCOVERY_LIST_TAGS: Final = "list-resource-tags"
+DISCOVERY_TAGGING_API: Final = "tagging-api"
+DISCOVERY_MODES: Final = (DISCOVERY_LIST_TAGS, DISCOVERY_TAGGING_API)
+
 REQUEST_QUOTAS: Final[dict[str, float]] = {
     "DescribeKey": 2000,
     "ListResourceTags": 2000,

@@ -1,6 +1,6 @@
 """KMS -> observed state. The only module that reads from AWS.
 
-Reads only what the plan needs, concurrently:
+Reads only what the plan needs:
 
 1. ListKeys and ListAliases, once per target (paginated), side by side;
 2. ListResourceTags for every customer key, to find the keys we own (identity tag);
@@ -14,6 +14,33 @@ Reads only what the plan needs, concurrently:
    them): DescribeKey, ListResourceTags and GetKeyPolicy there, and ListAliases once per
    other Region (the replica Regions the specs declare, and those where members are).
 
+Pipelined per key, with no barrier across keys: once the lists of step 1 are in, each
+key's next read starts as soon as the one it depends on returns (its tags, then
+DescribeKey, then its policy, rotation status, grants, rotation history and members side
+by side: they depend only on DescribeKey). The reads of all keys share one set of
+threads, one KMS call each; a waiting read deeper in its key's chain goes first, so the
+operation families (each paced to its own quota by ``KmsApi``) overlap in time instead of
+running one after the other. Calls in flight: ``workers`` (``--parallelism``), else
+Little's law (``reads_in_flight``): the paced rate of the tightest per-key read
+(GetKeyPolicy, GetKeyRotationStatus) x 4 calls a key x the round trip the list calls took,
+from 16 to ``aws.MAX_READS_IN_FLIGHT``. The first error that stops the target stops every
+other read too (no new call starts).
+
+Discovery through the Resource Groups Tagging API (``tagging``, inventory ``discovery:
+tagging-api``): GetResources (``kms:key``, filtered on the identity tag key, 100 a page),
+side by side with the lists of step 1, names the keys that carry the identity tag and
+their tags, so step 2 can skip their ListResourceTags. That index is eventually
+consistent, so it never decides identity alone:
+
+- ListKeys stays the list of keys: a listed key the index does not name is read with
+  ListResourceTags as on the default path, so lag only costs calls; a key the index names
+  that ListKeys does not list yet is read as well (the union, never the intersection);
+- indexed tags stand in for ListResourceTags only when they are exactly what that name's
+  spec wants (``expected_tags``: from them the planner plans no tag change); any other
+  key (stale tags after an apply re-tagged it, an orphan, an identity tag removed but
+  still indexed) is read with ListResourceTags, so a re-plan right after apply converges
+  and a stale index never names a key for a spec it does not carry the tags of.
+
 Keys that an ``alias/aws/*`` alias points at are AWS managed: never read further.
 
 Observation never guesses ownership. A key whose tags cannot be read (AccessDenied from
@@ -26,8 +53,11 @@ NotFound stops the target's observation with an error naming the key and the per
 
 from __future__ import annotations
 
+import heapq
 import json
+import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +68,14 @@ from typing import Any, TypeVar
 import botocore.exceptions
 
 from reconciler import catalog
-from reconciler.aws import KmsApi, error_code, error_message, retryable
+from reconciler.aws import (
+    MAX_READS_IN_FLIGHT,
+    QUOTA_HEADROOM,
+    KmsApi,
+    error_code,
+    error_message,
+    retryable,
+)
 from reconciler.errors import AwsError
 from reconciler.state import Grant, KeyUsage, ObservedKey, ObservedTarget, TargetInfo
 
@@ -64,10 +101,21 @@ class ObserveOptions:
     grants_for: frozenset[str] | None = None
     # Other Regions whose aliases the plan needs: where the specs declare replicas.
     regions: tuple[str, ...] = ()
-    workers: int = 16
+    # KMS calls in flight (``--parallelism``); None: sized from the quota and the latency
+    # of the first list call (``reads_in_flight``).
+    workers: int | None = None
+    # ``discovery: tagging-api``: the tags each managed key's spec wants (name -> tags, the
+    # tool's own included). A key's tags from the tagging API are used only when they are
+    # exactly these; any other key is read with ListResourceTags. None: never used.
+    expected_tags: Mapping[str, Mapping[str, str]] | None = None
     # Told (phase, done, total) as reads finish, from the reading threads: a status line.
     progress: Progress | None = None
 
+
+# Reads in flight when no parallelism is given: at least what the tool always used.
+MIN_READS_IN_FLIGHT = 16
+# The tagging API's page size (its maximum).
+TAGGING_PAGE = 100
 
 Regional = Callable[[str], KmsApi]
 Progress = Callable[[str, int, int], None]
@@ -111,6 +159,8 @@ CALLS: frozenset[str] = frozenset(
         "ListKeyRotations",
     }
 )
+# The Resource Groups Tagging API's, with ``discovery: tagging-api`` (IAM: tag:GetResources).
+TAGGING_CALLS: frozenset[str] = frozenset({"GetResources"})
 # GetKeyLastUsage (``read_usage``): plan and apply read it for the keys a plan retires or
 # restricts, drift for every customer key it reports (one call per key).
 USAGE_CALLS: frozenset[str] = frozenset({"GetKeyLastUsage"})
@@ -138,17 +188,114 @@ class KeyReadError(Exception):
         super().__init__(f"{key_id}: {self.operation}: {self.detail}")
 
 
+class _Reads:
+    """Read steps on ``workers`` threads, each step one KMS call (or one paginated list).
+
+    A step may add the steps that depend on it, so each key's reads follow one another as
+    soon as the previous one returns, with no barrier across keys. The waiting step
+    deepest in its key's chain runs first: keys finish their reads before new keys start,
+    so every operation family (each paced to its own quota) is busy at the same time
+    instead of one after the other. The first exception a step raises stops the rest (no
+    new step starts) and is raised by ``run``.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+        self._cond = threading.Condition()
+        self._queue: list[tuple[int, int, Callable[[], None]]] = []
+        self._pending = 0
+        self._seq = 0
+        self._error: BaseException | None = None
+
+    def add(self, depth: int, step: Callable[[], None]) -> None:
+        with self._cond:
+            if self._error is not None:
+                return
+            self._seq += 1
+            heapq.heappush(self._queue, (-depth, self._seq, step))
+            self._pending += 1
+            self._cond.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and self._pending and self._error is None:
+                    self._cond.wait()
+                if not self._queue or self._error is not None:
+                    return
+                step = heapq.heappop(self._queue)[2]
+            try:
+                step()
+            except BaseException as exc:  # raised again by run(), in the caller's thread
+                with self._cond:
+                    if self._error is None:
+                        self._error = exc
+                    self._queue.clear()
+            finally:
+                with self._cond:
+                    self._pending -= 1
+                    self._cond.notify_all()
+
+    def run(self) -> None:
+        """Run every step added so far and those they add; raise the first failure."""
+        threads = [
+            threading.Thread(target=self._work, name=f"observe-{i}", daemon=True)
+            for i in range(self.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            with self._cond:
+                while self._pending and self._error is None:
+                    self._cond.wait()
+        finally:
+            with self._cond:
+                if self._error is None and self._pending:  # interrupted: stop the others
+                    self._error = KeyboardInterrupt()
+                self._queue.clear()
+                self._cond.notify_all()
+            for thread in threads:
+                thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+def reads_in_flight(rate: float, latency: float, calls_per_key: float = 4.0) -> int:
+    """Little's law: the calls in flight that keep ``rate`` keys a second moving when each
+    key takes ``calls_per_key`` calls of ``latency`` seconds, with a quarter more for the
+    calls waiting on their operation's pacing; from 16 to ``MAX_READS_IN_FLIGHT``."""
+    needed = math.ceil(rate * calls_per_key * latency * 1.25)
+    return max(MIN_READS_IN_FLIGHT, min(MAX_READS_IN_FLIGHT, needed))
+
+
+# The family that bounds a plan's reads: one call per managed key at the lowest quota.
+_TIGHTEST = ("GetKeyPolicy", "GetKeyRotationStatus")
+
+
+def _paced_rate(api: KmsApi) -> float:
+    """Keys a second the tightest per-key read allows (its paced rate, or the quota less
+    the headroom without a limiter)."""
+    rates = []
+    for op in _TIGHTEST:
+        rate = api.limiter.rate(op) if api.limiter is not None else None
+        rates.append(rate if rate else catalog.REQUEST_QUOTAS[op] * QUOTA_HEADROOM)
+    return min(rates)
+
+
 def observe_target(
     api: KmsApi,
     target: TargetInfo,
     options: ObserveOptions,
     caller_arn: str = "",
     regional: Regional | None = None,
+    tagging: KmsApi | None = None,
 ) -> ObservedTarget:
     """Read one target. ``regional`` gives the KMS client of another Region (needed for
-    multi-Region keys; without it, members in other Regions are not read)."""
+    multi-Region keys; without it, members in other Regions are not read); ``tagging`` the
+    Resource Groups Tagging API client (``discovery: tagging-api``)."""
     used: dict[str, KmsApi] = {target.region: api}
     before: dict[str, int] = {target.region: api.total_calls}
+    tagging_before = tagging.total_calls if tagging is not None else 0
     lock = threading.Lock()
 
     def api_in(region: str) -> KmsApi:
@@ -162,121 +309,183 @@ def observe_target(
 
     other_regions = [r for r in options.regions if r != target.region]
     try:
-        with ThreadPoolExecutor(max_workers=options.workers) as pool:
+        # 1. The lists, side by side (they say which keys exist and which are AWS managed);
+        #    their round trip sizes the reads in flight when no parallelism is given.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            started = time.monotonic()
+            listed_before = api.calls["ListKeys"]
             keys_f = pool.submit(api.paginate, "ListKeys", "Keys", Limit=1000)
             aliases_f = pool.submit(_aliases, api)
-            region_aliases_f = {
-                region: pool.submit(_aliases, api_in(region)) for region in other_regions
-            }
             key_ids = [k["KeyId"] for k in keys_f.result()]
+            latency = (time.monotonic() - started) / max(1, api.calls["ListKeys"] - listed_before)
             aliases, aws_managed = aliases_f.result()
-            customer = [k for k in key_ids if k not in aws_managed]
+        workers = options.workers or reads_in_flight(_paced_rate(api), latency)
+        # never more threads than reads could be in flight (a key has at most a handful
+        # side by side; keys only the tagging API names are rare)
+        reads = _Reads(min(workers, 6 * len(key_ids) + len(other_regions) + 2))
+        region_aliases: dict[str, dict[str, str | None]] = {}
 
-            tags_of = _counted(options.progress, "tags", customer, lambda k: _tags(api, k))
-            read_tags = dict(zip(customer, pool.map(tags_of, customer), strict=True))
-            unreadable = {k: t for k, t in read_tags.items() if isinstance(t, Unreadable)}
-            tags_by_key = {k: t for k, t in read_tags.items() if not isinstance(t, Unreadable)}
-            wanted = _resolve_wanted(options.wanted, aliases)
-            for key_id in sorted(wanted & unreadable.keys()):
-                raise AwsError(
-                    f"target '{target.name}': cannot read key {key_id}, which the specs "
-                    f"adopt: {unreadable[key_id]} (the tool needs "
-                    f"kms:{unreadable[key_id].operation} on it)"
-                )
-            detailed = [
-                k
-                for k, tags in tags_by_key.items()
-                if tags is not None
-                and (options.details_for_all or options.identity_tag in tags or k in wanted)
-            ]
+        def read_aliases(region: str) -> None:
+            found = _aliases(api_in(region))[0]
+            with lock:
+                region_aliases[region] = found
 
-            def must_read(key_id: str) -> bool:
-                return key_id in wanted or options.identity_tag in (tags_by_key[key_id] or {})
+        def aliases_in(region: str) -> None:
+            with lock:
+                if region in asked:
+                    return
+                asked.add(region)
+            reads.add(DEPTH_MEMBER, lambda: read_aliases(region))
 
-            def details_of(key_id: str) -> dict[str, Any] | Unreadable | None:
-                try:
-                    return _details(api, key_id, history, key_id in with_grants)
-                except botocore.exceptions.ClientError as exc:
-                    if retryable(exc):  # outlived the retries: the run's error, not the key's
-                        raise
-                    if must_read(key_id):
-                        name = (tags_by_key[key_id] or {}).get(options.identity_tag)
-                        raise KeyReadError(key_id, name, exc) from None
-                    return Unreadable(exc.operation_name, error_code(exc))
+        asked: set[str] = set()
+        for region in other_regions:
+            aliases_in(region)
 
-            def describe_of(key_id: str) -> dict[str, Any] | Unreadable | None:
-                try:
-                    return _describe(api, key_id)
-                except botocore.exceptions.ClientError as exc:
-                    if retryable(exc):  # outlived the retries: the run's error, not the key's
-                        raise
-                    return Unreadable(exc.operation_name, error_code(exc))
+        # Every listed customer key, and every key the tagging API names that ListKeys
+        # does not list (yet): a key is never left out because one of the two lags.
+        customer = [k for k in key_ids if k not in aws_managed]
+        wanted = _resolve_wanted(options.wanted, aliases)
+        history = options.rotation_history
+        read_tags: dict[str, dict[str, str] | Unreadable | None] = {}
+        read_details: dict[str, dict[str, Any] | Unreadable | None] = {}
+        member_info: dict[tuple[str, str], tuple[dict[str, str], dict[str, Any]] | None] = {}
+        chains = _Chains(options.progress, "keys", len(customer))
+        begun: set[str] = set()
 
-            history = options.rotation_history
-            with_grants = {
-                k
-                for k in detailed
-                if options.grants
-                and (
-                    k in wanted
-                    or (
-                        options.identity_tag in (tags := tags_by_key[k] or {})
-                        and (
-                            options.grants_for is None
-                            or tags[options.identity_tag] in options.grants_for
-                        )
+        def owned(tags: Mapping[str, str] | None) -> bool:
+            return options.identity_tag in (tags or {})
+
+        def begin(key_id: str, indexed: dict[str, str] | None = None) -> None:
+            """Start a key's chain (once): from its indexed tags when they can be trusted,
+            else from ListResourceTags."""
+            with lock:
+                if key_id in begun:
+                    return
+                begun.add(key_id)
+            chains.add(reads, key_id, DEPTH_TAGS, lambda: key_tags(key_id, indexed))
+
+        def index_page(token: str) -> None:
+            """One page of the tagging API: the keys on it whose tags can be trusted start
+            at once; after the last page, every other key starts from ListResourceTags."""
+            page, token = _tag_page(tagging, options.identity_tag, token)  # type: ignore[arg-type]
+            for key_id, tags in page.items():
+                if key_id in aws_managed:
+                    continue
+                with lock:
+                    if key_id not in listed:
+                        listed.add(key_id)
+                        customer.append(key_id)
+                        chains.more(1)
+                if _trusted(tags, options):
+                    begin(key_id, tags)
+            if token:
+                reads.add(DEPTH_INDEX, lambda: index_page(token))
+                return
+            for key_id in list(customer):
+                begin(key_id)
+
+        def key_tags(key_id: str, indexed: dict[str, str] | None) -> None:
+            tags = indexed if indexed is not None else _tags(api, key_id)
+            with lock:
+                read_tags[key_id] = tags
+            if tags is None:
+                return  # gone since ListKeys
+            if isinstance(tags, Unreadable):
+                if key_id in wanted:
+                    raise AwsError(
+                        f"target '{target.name}': cannot read key {key_id}, which the specs "
+                        f"adopt: {tags} (the tool needs kms:{tags.operation} on it)"
                     )
-                )
-            }
-            read_details = dict(
-                zip(
-                    detailed,
-                    pool.map(
-                        _counted(options.progress, "key details", detailed, details_of), detailed
-                    ),
-                    strict=True,
-                )
+                return
+            if options.details_for_all or owned(tags) or key_id in wanted:
+                chains.add(reads, key_id, DEPTH_DESCRIBE, lambda: describe_full(key_id, tags))
+            elif options.describe_unmanaged:
+                chains.add(reads, key_id, DEPTH_DESCRIBE, lambda: describe_only(key_id))
+
+        def failed(key_id: str, tags: Mapping[str, str], exc: Exception) -> None:
+            """A detail read failed: the key is unreadable, or the run stops (a key the
+            tool must read)."""
+            if isinstance(exc, botocore.exceptions.ClientError):
+                if retryable(exc):  # outlived the retries: the run's error, not the key's
+                    raise exc
+                if key_id in wanted or owned(tags):
+                    raise KeyReadError(key_id, tags.get(options.identity_tag), exc) from None
+                with lock:
+                    read_details[key_id] = Unreadable(exc.operation_name, error_code(exc))
+                return
+            raise exc
+
+        def describe_only(key_id: str) -> None:
+            try:
+                meta = _describe(api, key_id)
+            except botocore.exceptions.ClientError as exc:
+                if retryable(exc):  # outlived the retries: the run's error, not the key's
+                    raise
+                meta = Unreadable(exc.operation_name, error_code(exc))  # type: ignore[assignment]
+            with lock:
+                read_details[key_id] = meta
+
+        def describe_full(key_id: str, tags: Mapping[str, str]) -> None:
+            try:
+                meta = _describe(api, key_id)
+            except botocore.exceptions.ClientError as exc:
+                failed(key_id, tags, exc)
+                return
+            with lock:
+                read_details[key_id] = meta
+            if meta is None or meta.get("KeyManager") == "AWS":
+                return  # gone since ListKeys, or AWS managed: no more reads
+            steps = _detail_steps(
+                api,
+                key_id,
+                meta,
+                history=history,
+                grants=options.grants and key_id in with_grants(key_id, tags),
             )
-            if options.describe_unmanaged:
-                described = [
-                    k
-                    for k, tags in tags_by_key.items()
-                    if tags is not None and k not in read_details
-                ]
-                describe = _counted(options.progress, "unmanaged keys", described, describe_of)
-                read_details.update(zip(described, pool.map(describe, described), strict=True))
-            for key_id, info in read_details.items():
-                if isinstance(info, Unreadable):
-                    unreadable[key_id] = info
-            details = {k: v for k, v in read_details.items() if not isinstance(v, Unreadable)}
-            detailed = [k for k in detailed if k in details]
-            # Multi-Region keys we own: their members in the other Regions.
-            members = [
-                (key_id, region)
-                for key_id, info in details.items()
-                if info is not None
-                and key_id in detailed
-                and (
-                    options.details_for_all
-                    or options.identity_tag in (tags_by_key[key_id] or {})
-                    or key_id in wanted
+            # Multi-Region keys we read in full: their members in the other Regions.
+            for region in _member_regions(meta):
+                if region != target.region:
+                    aliases_in(region)
+                    chains.add(
+                        reads,
+                        key_id,
+                        DEPTH_MEMBER,
+                        lambda region=region: member(key_id, region),  # type: ignore[misc]
+                    )
+            for step in steps:
+                chains.add(
+                    reads,
+                    key_id,
+                    DEPTH_DETAILS,
+                    lambda step=step: detail(key_id, tags, step),  # type: ignore[misc]
                 )
-                for region in _member_regions(info)
-                if region != target.region
-            ]
-            for region in {r for _, r in members}:
-                if region not in region_aliases_f:
-                    region_aliases_f[region] = pool.submit(_aliases, api_in(region))
-            member_info = dict(
-                zip(
-                    members,
-                    pool.map(lambda m: _member(api_in(m[1]), m[0]), members),
-                    strict=True,
-                )
-            )
-            region_aliases = {
-                region: future.result()[0] for region, future in region_aliases_f.items()
-            }
+
+        def with_grants(key_id: str, tags: Mapping[str, str]) -> set[str]:
+            if key_id in wanted:
+                return {key_id}
+            name = tags.get(options.identity_tag)
+            if name is not None and (options.grants_for is None or name in options.grants_for):
+                return {key_id}
+            return set()
+
+        def detail(key_id: str, tags: Mapping[str, str], step: Callable[[], None]) -> None:
+            try:
+                step()
+            except botocore.exceptions.ClientError as exc:
+                failed(key_id, tags, exc)
+
+        def member(key_id: str, region: str) -> None:
+            found = _member(api_in(region), key_id)
+            with lock:
+                member_info[(key_id, region)] = found
+
+        listed = set(customer)
+        if tagging is not None:
+            reads.add(DEPTH_INDEX, lambda: index_page(""))
+        else:
+            for key_id in customer:
+                begin(key_id)
+        reads.run()
     except KeyReadError as exc:
         named = f" ('{exc.name}')" if exc.name else ""
         raise AwsError(
@@ -286,11 +495,17 @@ def observe_target(
         ) from None
     except botocore.exceptions.ClientError as exc:
         raise AwsError(
-            f"target '{target.name}': reading KMS failed: {exc.operation_name}: "
+            f"target '{target.name}': reading {_service(exc)} failed: {exc.operation_name}: "
             f"{error_message(exc)}"
         ) from None
     except botocore.exceptions.BotoCoreError as exc:
         raise AwsError(f"target '{target.name}': cannot reach KMS: {exc}") from None
+
+    unreadable = {k: t for k, t in read_tags.items() if isinstance(t, Unreadable)}
+    for key_id, info in read_details.items():
+        if isinstance(info, Unreadable):
+            unreadable[key_id] = info
+    details = {k: v for k, v in read_details.items() if not isinstance(v, Unreadable)}
 
     by_key: dict[str, set[str]] = {}
     for name, target_id in aliases.items():
@@ -298,8 +513,9 @@ def observe_target(
             by_key.setdefault(target_id, set()).add(name)
 
     keys = []
-    for key_id, tags in tags_by_key.items():
-        if tags is None or key_id in unreadable:
+    for key_id in customer:
+        tags = read_tags.get(key_id)
+        if tags is None or isinstance(tags, Unreadable) or key_id in unreadable:
             continue  # deleted while we read, or unreadable (listed apart)
         info = details.get(key_id)
         if key_id in details and info is None:
@@ -309,7 +525,7 @@ def observe_target(
             continue
         key = _observed_key(key_id, tags, info, frozenset(by_key.get(key_id, ())), target)
         replicas = {}
-        for (member_id, region), found in member_info.items():
+        for (member_id, region), found in sorted(member_info.items()):
             if member_id != key_id or found is None:
                 continue
             member_tags, member_meta = found
@@ -325,6 +541,9 @@ def observe_target(
     stats: Counter[str] = Counter()
     for a in used.values():
         stats.update(a.calls)
+    if tagging is not None:
+        calls += tagging.total_calls - tagging_before
+        stats.update({f"tag:{op}": n for op, n in tagging.calls.items()})
     return ObservedTarget(
         target=target,
         keys=tuple(keys),
@@ -336,6 +555,57 @@ def observe_target(
         region_aliases=region_aliases,
         unreadable={k: str(v) for k, v in sorted(unreadable.items())},
     )
+
+
+# Step depths: the deeper a waiting step is in its key's chain, the sooner it runs.
+DEPTH_TAGS, DEPTH_DESCRIBE, DEPTH_DETAILS, DEPTH_MEMBER, DEPTH_INDEX = 0, 1, 2, 3, 4
+
+
+class _Chains:
+    """Counts each key's outstanding reads; tells ``progress`` when a key's are all done."""
+
+    def __init__(self, progress: Progress | None, phase: str, total: int) -> None:
+        self._progress = progress
+        self._phase = phase
+        self._total = total
+        self._open: Counter[str] = Counter()
+        self._done = 0
+        self._lock = threading.Lock()
+        if progress is not None:
+            progress(phase, 0, total)
+
+    def more(self, keys: int) -> None:
+        """Keys found after the count began (named only by the tagging API)."""
+        with self._lock:
+            self._total += keys
+
+    def add(self, reads: _Reads, key_id: str, depth: int, step: Callable[[], None]) -> None:
+        """Add ``step`` of ``key_id``'s chain to ``reads``: the key is done when every step
+        added for it has ended (a step adds the next ones before it ends)."""
+        with self._lock:
+            self._open[key_id] += 1
+
+        def run() -> None:
+            try:
+                step()
+            finally:
+                self._end(key_id)
+
+        reads.add(depth, run)
+
+    def _end(self, key_id: str) -> None:
+        with self._lock:
+            self._open[key_id] -= 1
+            if self._open[key_id]:
+                return
+            del self._open[key_id]
+            self._done += 1
+            if self._progress is not None:  # under the lock: the counts are told in order
+                self._progress(self._phase, self._done, self._total)
+
+
+def _service(exc: botocore.exceptions.ClientError) -> str:
+    return "the tagging API" if exc.operation_name == "GetResources" else "KMS"
 
 
 def _aliases(api: KmsApi) -> tuple[dict[str, str | None], set[str]]:
@@ -391,6 +661,43 @@ def _resolve_wanted(refs: Iterable[str], aliases: dict[str, str | None]) -> set[
     return out
 
 
+def _tag_page(
+    tagging: KmsApi, identity_tag: str, token: str
+) -> tuple[dict[str, dict[str, str]], str]:
+    """One page of the keys the Resource Groups Tagging API lists with the identity tag,
+    and their tags (GetResources, up to 100 a page); the next page's token, or "".
+    Eventually consistent: a hint, never the only word (see the module docstring)."""
+    request: dict[str, Any] = {
+        "ResourceTypeFilters": ["kms:key"],
+        "TagFilters": [{"Key": identity_tag}],
+        "ResourcesPerPage": TAGGING_PAGE,
+    }
+    if token:
+        request["PaginationToken"] = token
+    page = tagging.call("GetResources", **request)
+    found: dict[str, dict[str, str]] = {}
+    for resource in page.get("ResourceTagMappingList") or ():
+        arn = str(resource.get("ResourceARN") or "")
+        if ":key/" in arn:
+            found[arn.rsplit("/", 1)[-1]] = {
+                t["Key"]: t["Value"] for t in resource.get("Tags") or () if "Key" in t
+            }
+    return found, str(page.get("PaginationToken") or "")
+
+
+def _trusted(tags: Mapping[str, str], options: ObserveOptions) -> bool:
+    """Whether tags from the tagging API may stand for the key's tags: they carry the
+    identity tag and are exactly what that name's spec wants (``aws:`` tags aside, as the
+    planner leaves them aside), so the planner plans no tag change from them."""
+    if options.expected_tags is None:
+        return False
+    expected = options.expected_tags.get(tags.get(options.identity_tag, ""))
+    if expected is None:
+        return False
+    own = {k: v for k, v in tags.items() if not k.lower().startswith("aws:")}
+    return own == dict(expected)
+
+
 def _tags(api: KmsApi, key_id: str) -> dict[str, str] | Unreadable | None:
     """A key's tags; None when it is gone; ``Unreadable`` when they cannot be read (it may
     be ours: never taken for an unmanaged key)."""
@@ -415,43 +722,52 @@ def _describe(api: KmsApi, key_id: str) -> dict[str, Any] | None:
         raise
 
 
-def _details(
-    api: KmsApi, key_id: str, history: bool = False, grants: bool = False
-) -> dict[str, Any] | None:
-    """DescribeKey, then the policy and rotation status (skipped where they cannot apply),
-    with ``history`` the rotations so far (ListKeyRotations), with ``grants`` the grants."""
-    meta = _describe(api, key_id)
-    if meta is None:
-        return None
-    info: dict[str, Any] = meta
-    if meta.get("KeyManager") == "AWS":
-        return info
+def _detail_steps(
+    api: KmsApi, key_id: str, info: dict[str, Any], *, history: bool, grants: bool
+) -> list[Callable[[], None]]:
+    """The reads that follow DescribeKey (``info``), each filling its part of ``info``,
+    independent of one another: the policy; the rotation status (skipped where it cannot
+    apply), with ``history`` the rotations so far (ListKeyRotations); with ``grants`` the
+    grants (ListGrants only once DescribeKey has found the key: moto answers HTTP 500 for
+    a key that is gone)."""
+    steps: list[Callable[[], None]] = [lambda: _read_policy(api, key_id, info)]
     if grants:
-        try:
-            listed = api.paginate("ListGrants", "Grants", KeyId=key_id, Limit=100)
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE, "AccessDeniedException"):
-                raise
-        else:
-            info["_grants"] = tuple(_grant(g) for g in listed)
-    _read_policy(api, key_id, info)
-    spec = meta.get("KeySpec") or meta.get("CustomerMasterKeySpec") or catalog.SYMMETRIC_DEFAULT
-    origin = meta.get("Origin") or catalog.ORIGIN_AWS_KMS
-    if catalog.can_rotate_automatically(spec, origin) and meta.get("KeyState") in (
+
+        def list_grants() -> None:
+            try:
+                listed = api.paginate("ListGrants", "Grants", KeyId=key_id, Limit=100)
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE, "AccessDeniedException"):
+                    raise
+            else:
+                info["_grants"] = tuple(_grant(g) for g in listed)
+
+        steps.append(list_grants)
+    spec = info.get("KeySpec") or info.get("CustomerMasterKeySpec") or catalog.SYMMETRIC_DEFAULT
+    origin = info.get("Origin") or catalog.ORIGIN_AWS_KMS
+    if not catalog.can_rotate_automatically(spec, origin) or info.get("KeyState") not in (
         "Enabled",
         "Disabled",
     ):
+        return steps
+
+    def read_rotation() -> None:
         try:
             status = api.call("GetKeyRotationStatus", KeyId=key_id)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE):
+                raise
+        else:
             info["_rotation"] = (
                 bool(status.get("KeyRotationEnabled")),
                 status.get("RotationPeriodInDays"),
             )
             info["_next_rotation"] = status.get("NextRotationDate")
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE):
-                raise
-        if history:
+
+    steps.append(read_rotation)
+    if history:
+
+        def read_history() -> None:
             try:
                 rotations = api.paginate("ListKeyRotations", "Rotations", KeyId=key_id)
             except botocore.exceptions.ClientError as exc:
@@ -464,7 +780,9 @@ def _details(
                     1 for r in rotations if r.get("RotationType") == "ON_DEMAND"
                 )
                 info["_rotations"] = len(rotations)
-    return info
+
+        steps.append(read_history)
+    return steps
 
 
 def _read_policy(api: KmsApi, key_id: str, info: dict[str, Any]) -> None:
@@ -562,7 +880,7 @@ def _date(value: Any) -> datetime | None:
 def read_usage(
     api_in: Callable[[str | None], KmsApi],
     keys: Iterable[tuple[str, str | None]],
-    workers: int = 16,
+    workers: int | None = 16,
     progress: Progress | None = None,
 ) -> tuple[tuple[KeyUsage, ...], int]:
     """GetKeyLastUsage for each (key ID, Region: None for ``api_in(None)``'s), side by side;
@@ -595,7 +913,8 @@ def read_usage(
 
     if not refs:
         return (), 0
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(refs)))) as pool:
+    in_flight = workers or MIN_READS_IN_FLIGHT  # None: as many as the reads' least
+    with ThreadPoolExecutor(max_workers=max(1, min(in_flight, len(refs)))) as pool:
         found = tuple(pool.map(_counted(progress, "key usage", refs, one), refs))
     return found, sum(api.total_calls - before[r] for r, api in clients.items())
 
@@ -641,7 +960,7 @@ class KeyFinder:
 
 
 def read_grants(
-    api: KmsApi, key_ids: Iterable[str], workers: int = 16
+    api: KmsApi, key_ids: Iterable[str], workers: int | None = 16
 ) -> tuple[dict[str, tuple[Grant, ...] | Unreadable], int]:
     """ListGrants (paginated) for each key, side by side: the grants by key ID, or
     ``Unreadable`` with the error code (AccessDeniedException: kms:ListGrants missing), and
@@ -661,6 +980,7 @@ def read_grants(
 
     if not refs:
         return {}, 0
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(refs)))) as pool:
+    in_flight = workers or MIN_READS_IN_FLIGHT  # None: as many as the reads' least
+    with ThreadPoolExecutor(max_workers=max(1, min(in_flight, len(refs)))) as pool:
         found = dict(zip(refs, pool.map(one, refs), strict=True))
     return found, api.total_calls - before

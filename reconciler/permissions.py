@@ -1,9 +1,9 @@
 """The least IAM permissions each command needs, made from the calls the code makes.
 
 Each module that calls KMS declares its calls (``observe.CALLS``, ``applier.CALLS``,
-``applier.ROTATE_CALLS``, ``lock.CALLS``); a test checks those tables against the calls in
-the source and against what the commands really send. A command's permissions are the
-union of the modules it runs:
+``applier.ROTATE_CALLS``, ``lock.CALLS``; the tagging API's: ``observe.TAGGING_CALLS``); a
+test checks those tables against the calls in the source and against what the commands
+really send. A command's permissions are the union of the modules it runs:
 
 - read-only (``plan_role_arn``): plan, drift, import and review --live observe only;
 - writing (``role_arn``): apply, rotate and force-unlock also take the apply lock, and
@@ -57,8 +57,12 @@ def operations(command: str) -> frozenset[str]:
     return COMMANDS[command]
 
 
-def policy(command: str, accounts: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """The IAM policy document for ``command`` in the given (partition, account) pairs."""
+def policy(
+    command: str, accounts: Iterable[tuple[str, str]], *, tagging_api: bool = False
+) -> dict[str, Any]:
+    """The IAM policy document for ``command`` in the given (partition, account) pairs;
+    with ``tagging_api`` (``discovery: tagging-api``) also ``tag:GetResources`` for the
+    commands that observe (it takes no resource in IAM)."""
     ops = operations(command)
     pairs = sorted(set(accounts))
     keys = [f"arn:{partition}:kms:*:{account}:key/*" for partition, account in pairs]
@@ -75,4 +79,13 @@ def policy(command: str, accounts: Iterable[tuple[str, str]]) -> dict[str, Any]:
     allow("AccountWide", ops & UNSCOPED, "*")
     allow("Keys", ops - UNSCOPED - ALIAS_CALLS, keys)
     allow("Aliases", ops & ALIAS_CALLS, aliases + keys)
+    if tagging_api and ops & observe.CALLS == observe.CALLS:
+        statements.append(
+            {
+                "Sid": "TaggingDiscovery",
+                "Effect": "Allow",
+                "Action": sorted(f"tag:{name}" for name in observe.TAGGING_CALLS),
+                "Resource": "*",
+            }
+        )
     return {"Version": "2012-10-17", "Statement": statements}

@@ -1012,6 +1012,12 @@ class Settings(Model):
         dict[str, Annotated[float, BeforeValidator(_strict_number)]],
         _Rule(_known_operations, {"propertyNames": {"enum": list(catalog.REQUEST_QUOTAS)}}),
     ] = {}
+    # How plan, apply and drift find the keys the tool owns: a ListResourceTags per customer
+    # key, or the Resource Groups Tagging API first (tag:GetResources; README "Discovery").
+    discovery: Annotated[
+        str,
+        _one_of(catalog.DISCOVERY_MODES, "'{value}' is not a discovery mode (one of {values})"),
+    ] = catalog.DISCOVERY_LIST_TAGS
 
     @model_validator(mode="after")
     def _targets(self) -> Settings:

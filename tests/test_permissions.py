@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def literals(*sources: Any) -> set[str]:
 @pytest.mark.parametrize(
     ("module", "declared", "also"),
     [
-        (observe, observe.CALLS | observe.USAGE_CALLS, set()),
+        (observe, observe.CALLS | observe.USAGE_CALLS | observe.TAGGING_CALLS, set()),
         # the applier resolves a lost CreateKey with observe's KeyFinder
         (applier, applier.CALLS | applier.ROTATE_CALLS, {k.value for k in OpKind}),
         (lock, lock.CALLS, set()),
@@ -160,3 +161,43 @@ def test_readers_connect_with_the_read_only_role_and_writers_with_the_apply_role
     monkeypatch.setattr(aws, "connect", connect)
     cli_run(*args, "--sandbox", "--target", "staging")
     assert seen and set(seen) == {write}
+
+
+def test_tagging_discovery_adds_get_resources_and_plans_converge_with_it(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inventory = workdir / "keyspecs" / "inventory.yaml"
+    plain = json.loads(cli_run("permissions", "--for", "plan").stdout)
+    assert all(s["Sid"] != "TaggingDiscovery" for s in plain["Statement"])
+    inventory.write_text(inventory.read_text() + "\ndiscovery: tagging-api\n")
+    for command in ("plan", "drift", "apply", "import"):
+        document = json.loads(cli_run("permissions", "--for", command).stdout)
+        by_sid = {s["Sid"]: s for s in document["Statement"]}
+        assert by_sid["TaggingDiscovery"] == {
+            "Sid": "TaggingDiscovery",
+            "Effect": "Allow",
+            "Action": ["tag:GetResources"],
+            "Resource": "*",
+        }
+    unlock = json.loads(cli_run("permissions", "--for", "force-unlock").stdout)
+    assert all(s["Sid"] != "TaggingDiscovery" for s in unlock["Statement"])
+
+    sent: list[str] = []
+    real_call = KmsApi.call
+
+    def call(self: KmsApi, operation: str, *, settle: Settle = NO_SETTLE, **params: Any) -> Any:
+        sent.append(operation)
+        return real_call(self, operation, settle=settle, **params)
+
+    monkeypatch.setattr(KmsApi, "call", call)
+    applied = cli_run("apply", "--auto-approve", "--sandbox", "--target", "production")
+    assert applied.exit_code == 0, applied.output
+    sent.clear()
+    again = cli_run("plan", "--detailed-exitcode", "--sandbox", "--target", "production")
+    assert again.exit_code == 0 and "No changes." in again.stdout, again.output
+    made = Counter(sent)
+    assert made["GetResources"] == 1
+    assert set(made) - {"GetResources"} <= permissions.operations("plan")
+    # the managed keys' tags came from the tagging API: ListResourceTags only for the
+    # keys it does not name (the apply lock's anchor)
+    assert made["ListResourceTags"] < made["DescribeKey"]

@@ -25,6 +25,7 @@ from reconciler.aws import (
     retry_settings,
     sandbox_session,
 )
+from reconciler.catalog import DISCOVERY_TAGGING_API
 from reconciler.commands.progress import StatusLine, status_line
 from reconciler.desired import build_desired, select_targets, target_weights
 from reconciler.errors import (
@@ -242,10 +243,10 @@ parallelism_option = click.option(
     type=click.IntRange(1, 256),
     default=None,
     help="KMS calls in flight. One target: N reads in flight while reading, N keys changed "
-    "side by side while applying (default 16 and 8). Several targets (a --shard, or no "
-    "--target) share N: up to N/4 run side by side, each with an equal share of N (default: "
-    "up to 8 targets at once, each with 16 and 8). Every call is still paced to its "
-    "target's quota.",
+    "side by side while applying (default: reads sized from the read quota and the measured "
+    "round trip, 16 to 128; 8 keys). Several targets (a --shard, or no --target) share N: up "
+    "to N/4 run side by side, each with an equal share of N (default: up to 8 targets at "
+    "once). Every call is still paced to its target's quota.",
 )
 
 
@@ -372,9 +373,26 @@ def load(run: Run) -> tuple[Inventory, list[DesiredTarget]]:
 
 
 def _with_quotas(run: Run, inventory: Inventory) -> None:
+    """The inventory's settings for reaching AWS: request quotas, discovery."""
     quotas = inventory.settings.request_quotas
     if quotas:
         run.aws = replace(run.aws, quota_overrides=dict(quotas))
+    run.aws = replace(run.aws, discovery=inventory.settings.discovery)
+
+
+def expected_tags(desired: DesiredTarget) -> dict[str, dict[str, str]]:
+    """Name -> the tags its key has when nothing is to change: the spec's tags, the identity
+    tag, and the deletion protection tag when on (as the planner sets them). Tags from the
+    tagging API are trusted only when they are exactly these (``observe``): a tag the
+    planner would want that this leaves out (a retiring key's retire tag) only costs a
+    ListResourceTags for that key, never a change."""
+    out = {}
+    for dk in desired.keys:
+        tags = {**dk.state.tags, desired.identity_tag: dk.name}
+        if dk.state.deletion_protection:
+            tags[desired.protection_tag] = "true"
+        out[dk.name] = tags
+    return out
 
 
 def observe(
@@ -395,6 +413,7 @@ def observe(
 
     started = time.monotonic()
     wanted = wanted + tuple(dk.adopt for dk in desired.keys if dk.adopt)
+    by_tagging_api = run.aws.discovery == DISCOVERY_TAGGING_API
     try:
         observed = observe_target(
             conn.kms,
@@ -410,9 +429,11 @@ def observe(
                 regions=desired.replica_regions if regions is None else regions,
                 workers=run.aws.workers,
                 progress=functools.partial(run.progress.update, desired.target.name),
+                expected_tags=expected_tags(desired) if by_tagging_api else None,
             ),
             caller_arn=conn.caller_arn,
             regional=conn.kms_in,
+            tagging=conn.tagging() if by_tagging_api else None,
         )
     finally:
         run.progress.done(desired.target.name)

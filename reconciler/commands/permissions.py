@@ -10,7 +10,7 @@ import json
 
 import click
 
-from reconciler import permissions
+from reconciler import catalog, permissions
 from reconciler.commands.common import Run, common_options, load, path_argument
 from reconciler.errors import EXIT_OK
 
@@ -35,9 +35,10 @@ def permissions_(run: Run, command: str) -> int:
       kms-reconciler permissions --for plan > plan-role-policy.json
       kms-reconciler permissions --for apply --target production
     """
-    _, desired = load(run)
+    inventory, desired = load(run)
     accounts = [(dt.target.partition, dt.target.account_id) for dt in desired]
-    click.echo(json.dumps(permissions.policy(command, accounts), indent=2))
+    tagging_api = inventory.settings.discovery == catalog.DISCOVERY_TAGGING_API
+    click.echo(json.dumps(permissions.policy(command, accounts, tagging_api=tagging_api), indent=2))
     if command in permissions.USAGE_NOTES:
         run.info(f"note: {permissions.USAGE_NOTES[command]}")
     return EXIT_OK
