@@ -316,6 +316,9 @@ def _import_key_material(c: Call) -> None:
     }
     if op.params.get("ValidTo"):
         call["ValidTo"] = datetime.fromisoformat(str(op.params["ValidTo"]))
+    for name in ("ImportType", "KeyMaterialDescription"):
+        if op.params.get(name):
+            call[name] = op.params[name]
     try:
         api.call("ImportKeyMaterial", **call)
     except botocore.exceptions.ClientError as exc:
@@ -326,6 +329,16 @@ def _import_key_material(c: Call) -> None:
         raise KeyMaterialError(
             f"key material source {source}: ImportKeyMaterial refused its parameters"
         ) from None
+
+
+def _rotate_to_new_material(c: Call) -> None:
+    """RotateKeyOnDemand of an EXTERNAL key, after its new material was imported. A resend
+    answered ConflictException (no material pending) is fine: the first attempt rotated."""
+    try:
+        c.api.call("RotateKeyOnDemand", KeyId=c.key_id)
+    except botocore.exceptions.ClientError as exc:
+        if not _resolved(c, exc, ("ConflictException",)):
+            raise
 
 
 def _delete_imported_material(c: Call) -> None:
@@ -365,6 +378,7 @@ HANDLERS: Mapping[OpKind, Handler] = {
         "RevokeGrant", repeat_ok=("NotFoundException", "InvalidGrantIdException"), settles=False
     ),
     OpKind.DISABLE_KEY: _simple("DisableKey"),
+    OpKind.ROTATE_KEY_ON_DEMAND: _rotate_to_new_material,
     OpKind.DELETE_IMPORTED_KEY_MATERIAL: _delete_imported_material,
     OpKind.DELETE_ALIAS: _simple(
         "DeleteAlias", key_param=None, repeat_ok=("NotFoundException",), settles=False
@@ -375,11 +389,16 @@ HANDLERS: Mapping[OpKind, Handler] = {
 
 # Every KMS operation this module calls: one per operation kind, the import's parameters,
 # and the reads that resolve a lost answer (see ``reconciler.permissions``).
-CALLS: frozenset[str] = frozenset(
-    {kind.value for kind in OpKind}
-    | {"GetParametersForImport", "DescribeKey", "ListAliases", "ListKeys", "ListResourceTags"}
-)
+# RotateKeyOnDemand is not among them: apply rotates only keys whose spec names a new
+# imported material version, and ``permissions`` adds it for inventories that do.
 ROTATE_CALLS: frozenset[str] = frozenset({"RotateKeyOnDemand"})
+CALLS: frozenset[str] = (
+    frozenset(
+        {kind.value for kind in OpKind}
+        | {"GetParametersForImport", "DescribeKey", "ListAliases", "ListKeys", "ListResourceTags"}
+    )
+    - ROTATE_CALLS
+)
 
 
 def rotate_now(api: KmsApi, key_id: str) -> None:

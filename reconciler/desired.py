@@ -611,4 +611,5 @@ def _key_material(spec: KeyMaterialSpec | None, root: Path) -> KeyMaterial | Non
         display_path(root),
         spec.encoding,
         deleted=spec.deleted,
+        version=spec.version,
     )

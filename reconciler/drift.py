@@ -72,6 +72,15 @@ RULES: Mapping[str, Rule] = {
             "the key can be used.",
         ),
         Rule(
+            "key-material-version",
+            Severity.MEDIUM,
+            "Imported key material is not the declared version",
+            "An EXTERNAL key's current material (its KeyMaterialDescription) is not the "
+            "version the inventory declares: the rotation to it has not run, or someone "
+            "rotated the key to other material. Apply imports the declared version and "
+            "rotates to it.",
+        ),
+        Rule(
             "key-material-expiring",
             Severity.MEDIUM,
             "Imported key material expires soon",
@@ -854,6 +863,13 @@ def _change_finding(key: KeyPlan, change: FieldChange, where: dict[str, Any]) ->
         return _finding(
             "rotation-changed",
             f"{label}: rotation is {change.before}, the inventory says {change.after}",
+            **common,
+        )
+    if f == "key_material.version":
+        return _finding(
+            "key-material-version",
+            f"{label}: its current key material is version {change.before or 'unknown'}, "
+            f"the inventory declares {change.after} ({change.reason})",
             **common,
         )
     if f == "primary_region":

@@ -77,7 +77,14 @@ from reconciler.aws import (
     retryable,
 )
 from reconciler.errors import AwsError
-from reconciler.state import Grant, KeyUsage, ObservedKey, ObservedTarget, TargetInfo
+from reconciler.state import (
+    Grant,
+    KeyUsage,
+    MaterialVersion,
+    ObservedKey,
+    ObservedTarget,
+    TargetInfo,
+)
 
 _GONE = ("NotFoundException",)
 _NOT_APPLICABLE = (
@@ -441,6 +448,7 @@ def observe_target(
                 meta,
                 history=history,
                 grants=options.grants and key_id in with_grants(key_id, tags),
+                materials=owned(tags) or key_id in wanted,
             )
             # Multi-Region keys we read in full: their members in the other Regions.
             for region in _member_regions(meta):
@@ -723,13 +731,20 @@ def _describe(api: KmsApi, key_id: str) -> dict[str, Any] | None:
 
 
 def _detail_steps(
-    api: KmsApi, key_id: str, info: dict[str, Any], *, history: bool, grants: bool
+    api: KmsApi,
+    key_id: str,
+    info: dict[str, Any],
+    *,
+    history: bool,
+    grants: bool,
+    materials: bool = False,
 ) -> list[Callable[[], None]]:
     """The reads that follow DescribeKey (``info``), each filling its part of ``info``,
     independent of one another: the policy; the rotation status (skipped where it cannot
     apply), with ``history`` the rotations so far (ListKeyRotations); with ``grants`` the
     grants (ListGrants only once DescribeKey has found the key: moto answers HTTP 500 for
-    a key that is gone)."""
+    a key that is gone); with ``materials``, for an EXTERNAL key, its imported material
+    versions (ListKeyRotations with IncludeKeyMaterial ALL_KEY_MATERIAL)."""
     steps: list[Callable[[], None]] = [lambda: _read_policy(api, key_id, info)]
     if grants:
 
@@ -745,6 +760,34 @@ def _detail_steps(
         steps.append(list_grants)
     spec = info.get("KeySpec") or info.get("CustomerMasterKeySpec") or catalog.SYMMETRIC_DEFAULT
     origin = info.get("Origin") or catalog.ORIGIN_AWS_KMS
+    if origin == catalog.ORIGIN_EXTERNAL and materials:  # managed (or adopted) EXTERNAL keys
+
+        def read_materials() -> None:
+            try:
+                listed = api.paginate(
+                    "ListKeyRotations",
+                    "Rotations",
+                    KeyId=key_id,
+                    IncludeKeyMaterial="ALL_KEY_MATERIAL",
+                )
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE, "AccessDeniedException"):
+                    raise
+            else:
+                info["_materials"] = tuple(
+                    MaterialVersion(
+                        str(m["KeyMaterialId"]),
+                        m.get("KeyMaterialDescription"),
+                        str(m.get("KeyMaterialState") or ""),
+                        m.get("ImportState") != "PENDING_IMPORT",
+                        _date(m.get("ValidTo")),
+                        _date(m.get("RotationDate")),
+                    )
+                    for m in listed
+                    if m.get("KeyMaterialId")
+                )
+
+        steps.append(read_materials)
     if not catalog.can_rotate_automatically(spec, origin) or info.get("KeyState") not in (
         "Enabled",
         "Disabled",
@@ -865,6 +908,7 @@ def _observed_key(
         last_rotation_date=_date(info.get("_last_rotation")),
         on_demand_rotations=info.get("_on_demand_rotations"),
         rotations=info.get("_rotations"),
+        materials=info.get("_materials"),
         grants=info.get("_grants"),
         region=region,
         multi_region_type=config.get("MultiRegionKeyType"),

@@ -58,12 +58,19 @@ def operations(command: str) -> frozenset[str]:
 
 
 def policy(
-    command: str, accounts: Iterable[tuple[str, str]], *, tagging_api: bool = False
+    command: str,
+    accounts: Iterable[tuple[str, str]],
+    *,
+    tagging_api: bool = False,
+    material_versions: bool = False,
 ) -> dict[str, Any]:
     """The IAM policy document for ``command`` in the given (partition, account) pairs;
     with ``tagging_api`` (``discovery: tagging-api``) also ``tag:GetResources`` for the
-    commands that observe (it takes no resource in IAM)."""
+    commands that observe (it takes no resource in IAM); with ``material_versions`` (a spec
+    names ``key_material.version``) apply may also rotate keys on demand."""
     ops = operations(command)
+    if material_versions and command == "apply":
+        ops = ops | applier.ROTATE_CALLS
     pairs = sorted(set(accounts))
     keys = [f"arn:{partition}:kms:*:{account}:key/*" for partition, account in pairs]
     aliases = [f"arn:{partition}:kms:*:{account}:alias/*" for partition, account in pairs]

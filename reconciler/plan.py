@@ -42,6 +42,7 @@ class OpKind(str, Enum):
     UNTAG_RESOURCE = "UntagResource"
     ENABLE_KEY_ROTATION = "EnableKeyRotation"
     DISABLE_KEY_ROTATION = "DisableKeyRotation"
+    ROTATE_KEY_ON_DEMAND = "RotateKeyOnDemand"
     CREATE_ALIAS = "CreateAlias"
     UPDATE_ALIAS = "UpdateAlias"
     CREATE_GRANT = "CreateGrant"
@@ -72,6 +73,8 @@ PHASES: Mapping[OpKind, int] = {
     # After a primary move: rotation is set on the (new) primary only.
     OpKind.ENABLE_KEY_ROTATION: 7,
     OpKind.DISABLE_KEY_ROTATION: 7,
+    # An EXTERNAL key's new material version (imported in phase 1) becomes current.
+    OpKind.ROTATE_KEY_ON_DEMAND: 7,
     OpKind.CREATE_ALIAS: 8,
     OpKind.UPDATE_ALIAS: 8,
     OpKind.CREATE_GRANT: 9,

@@ -500,7 +500,12 @@ def _plan_new_replica(
 
 
 def _import_material(
-    b: _Builder, dk: DesiredKey, key_id: str | None, region: str | None = None
+    b: _Builder,
+    dk: DesiredKey,
+    key_id: str | None,
+    region: str | None = None,
+    *,
+    new_version: bool = False,
 ) -> FieldChange | None:
     """ImportKeyMaterial from the declared source. The params name the source, never the
     material: the applier reads it at apply time. A multi-Region key's replicas need the
@@ -516,18 +521,74 @@ def _import_material(
     }
     if km.encoding is not None:
         params["encoding"] = km.encoding
+    if km.version is not None:
+        params["KeyMaterialDescription"] = km.version
+    if new_version:
+        params["ImportType"] = "NEW_KEY_MATERIAL"
     if km.valid_to is not None:
         params["ValidTo"] = km.valid_to.isoformat()
+    what = f"new key material version {km.version}" if new_version else "key material"
     b.op(
         OpKind.IMPORT_KEY_MATERIAL,
         dk.name,
         key_id,
-        f"import key material from {km.source}" + (f" into {region}" if region else ""),
+        f"import {what} from {km.source}" + (f" into {region}" if region else ""),
         region=region,
         **params,
     )
     until = f" until {km.valid_to.isoformat()}" if km.valid_to is not None else ""
     return FieldChange("key_material", None, f"imported from {km.source}{until}")
+
+
+def _rotate_material(
+    b: _Builder, dk: DesiredKey, ok: ObservedKey, key_id: str, changes: list[FieldChange]
+) -> None:
+    """A new ``key_material.version`` of an EXTERNAL key in use: import the new material
+    (NEW_KEY_MATERIAL) and make it current (RotateKeyOnDemand); the old versions still
+    decrypt what they encrypted. Only symmetric encryption keys rotate imported material.
+    A version imported but not yet current (a run stopped between the two calls) only
+    needs the rotation."""
+    km = dk.key_material
+    if km is None or km.deleted or km.version is None or ok.materials is None:
+        return
+    if ok.needs_key_material or ok.pending_deletion:
+        return  # the material is imported again first (same version); rotation after
+    current = next((m for m in ok.materials if m.state == "CURRENT"), None)
+    if current is not None and current.version == km.version:
+        return
+    if dk.state.key_spec != catalog.SYMMETRIC_DEFAULT:
+        b.problem(
+            dk,
+            f"key_material.version: only symmetric encryption keys rotate imported key "
+            f"material; this {dk.state.key_spec} key holds version "
+            f"{current.label if current else 'unknown'} (a new version needs a new key)",
+            "key_material.version",
+        )
+        return
+    if ok.key_state != "Enabled":
+        b.warnings.append(
+            f"{dk.name}: key {key_id} is {ok.key_state}: its key material rotates to version "
+            f"{km.version} once it is enabled"
+        )
+        return
+    listed = ", ".join(f"{m.label} ({m.state.lower().replace('_', ' ')})" for m in ok.materials)
+    changes.append(
+        FieldChange(
+            "key_material.version",
+            current.label if current else None,
+            km.version,
+            reason=f"rotated on demand; older versions still decrypt (versions: {listed})",
+        )
+    )
+    pending = any(m.state == "PENDING_ROTATION" and m.version == km.version for m in ok.materials)
+    if not pending:
+        _import_material(b, dk, key_id, new_version=True)
+    b.op(
+        OpKind.ROTATE_KEY_ON_DEMAND,
+        dk.name,
+        key_id,
+        f"make key material version {km.version} current",
+    )
 
 
 def _rotation_text(state: KeyState) -> str:
@@ -612,6 +673,8 @@ def _plan_existing(b: _Builder, dk: DesiredKey, ok: ObservedKey) -> KeyPlan:
                 "key_material (file or env) to import it"
             )
             have = replace(have, enabled=want.enabled)  # KMS cannot enable it without material
+
+    _rotate_material(b, dk, ok, key_id, changes)
 
     if ok.name(b.desired.identity_tag) is None:
         via = f" (found by {dk.adopt})" if dk.adopt and dk.adopt != key_id else ""

@@ -533,13 +533,24 @@ class KeyMaterialSpec(Model):
     # true: the key's imported material is deleted (DeleteImportedKeyMaterial) and stays
     # deleted; the key waits in PendingImport. Alone: no file, env or expiry with it.
     deleted: StrictFlag = False
+    # A label of this material, kept by KMS as its KeyMaterialDescription. Naming a new
+    # version (with new material in file or env) rotates a symmetric key to it on demand:
+    # ImportKeyMaterial (NEW_KEY_MATERIAL), then RotateKeyOnDemand.
+    version: Annotated[
+        str | None,
+        _matching(
+            re.compile(r"[A-Za-z0-9 ._:/=+@-]{1,256}"),
+            "'{value}' is not a material version label (1-256 letters, digits, spaces and "
+            "._:/=+@-)",
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _check(self) -> KeyMaterialSpec:
         if self.deleted:
             extra = [
                 name
-                for name in ("file", "env", "encoding", "valid_to")
+                for name in ("file", "env", "encoding", "valid_to", "version")
                 if getattr(self, name) is not None
             ]
             if extra:

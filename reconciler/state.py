@@ -214,6 +214,25 @@ class KeyMaterial:
     root: str = "."
     encoding: str | None = None  # binary, base64 or hex; None: by the source's kind
     deleted: bool = False  # the material is to be deleted (DeleteImportedKeyMaterial)
+    version: str | None = None  # KeyMaterialDescription; a new one rotates (symmetric keys)
+
+
+@dataclass(frozen=True)
+class MaterialVersion:
+    """One version of an EXTERNAL key's imported material (ListKeyRotations with
+    IncludeKeyMaterial ALL_KEY_MATERIAL). ``version`` is its KeyMaterialDescription: the
+    tool writes the spec's ``key_material.version`` there."""
+
+    material_id: str
+    version: str | None
+    state: str  # CURRENT, NON_CURRENT or PENDING_ROTATION
+    imported: bool  # ImportState IMPORTED (False: PENDING_IMPORT, deleted or expired)
+    valid_to: datetime | None = None
+    rotated: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        return self.version or f"id {self.material_id[:12]}"
 
 
 @dataclass(frozen=True)
@@ -359,6 +378,8 @@ class ObservedKey:
     on_demand_rotations: int | None = None  # ListKeyRotations, when read
     rotations: int | None = None  # every rotation so far (ListKeyRotations), when read
     grants: tuple[Grant, ...] | None = None  # ListGrants (managed keys only), when read
+    # EXTERNAL keys: every version of the imported material, when read (ListKeyRotations).
+    materials: tuple[MaterialVersion, ...] | None = None
     # DescribeKey's CustomKeyStoreId and XksKeyConfiguration.Id (custom key store keys).
     custom_key_store_id: str | None = None
     xks_key_id: str | None = None

@@ -62,6 +62,23 @@ def test_the_read_only_commands_get_no_write_permission() -> None:
     assert "RotateKeyOnDemand" in permissions.operations("rotate")
 
 
+def test_apply_may_rotate_only_an_inventory_that_names_material_versions() -> None:
+    def actions(document: dict[str, Any]) -> set[str]:
+        found: set[str] = set()
+        for statement in document["Statement"]:
+            listed = statement["Action"]
+            found.update([listed] if isinstance(listed, str) else listed)
+        return found
+
+    accounts = [("aws", "111122223333")]
+    assert "kms:RotateKeyOnDemand" not in actions(permissions.policy("apply", accounts))
+    with_versions = permissions.policy("apply", accounts, material_versions=True)
+    assert "kms:RotateKeyOnDemand" in actions(with_versions)
+    assert "kms:RotateKeyOnDemand" not in actions(
+        permissions.policy("plan", accounts, material_versions=True)
+    )
+
+
 # -- through the command line ----------------------------------------------------------------
 
 

@@ -38,7 +38,15 @@ def permissions_(run: Run, command: str) -> int:
     inventory, desired = load(run)
     accounts = [(dt.target.partition, dt.target.account_id) for dt in desired]
     tagging_api = inventory.settings.discovery == catalog.DISCOVERY_TAGGING_API
-    click.echo(json.dumps(permissions.policy(command, accounts, tagging_api=tagging_api), indent=2))
+    versions = any(
+        dk.key_material is not None and dk.key_material.version is not None
+        for dt in desired
+        for dk in dt.keys
+    )
+    document = permissions.policy(
+        command, accounts, tagging_api=tagging_api, material_versions=versions
+    )
+    click.echo(json.dumps(document, indent=2))
     if command in permissions.USAGE_NOTES:
         run.info(f"note: {permissions.USAGE_NOTES[command]}")
     return EXIT_OK

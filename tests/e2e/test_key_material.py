@@ -18,8 +18,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from reconciler import material
+
 from .conftest import Inventory, RunCli
-from .helpers import NO_CHANGES, managed_keys
+from .helpers import NO_CHANGES, managed_keys, operations
 
 pytestmark = pytest.mark.e2e
 
@@ -217,3 +219,80 @@ def test_declared_deletion_of_material_is_destructive_guarded_and_reversible(
     inventory.write([KEYS[0]])
     assert run_cli("apply", "--auto-approve").returncode == 0
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"kept"
+
+
+def test_a_new_material_version_rotates_the_key_on_demand(
+    inventory: Inventory, run_cli: RunCli, kms: Any
+) -> None:
+    """key_material.version names the material (KeyMaterialDescription); a new version
+    with new material is imported as NEW_KEY_MATERIAL and made current by RotateKeyOnDemand
+    (KMS supports on-demand rotation of symmetric keys with imported material)."""
+    v1 = {**KEYS[0], "key_material": {"file": "material/aes.bin", "version": "2026-01"}}
+    path = inventory.write([v1])
+    (path / "material").mkdir()
+    (path / "material" / "aes.bin").write_bytes(AES)
+    assert run_cli("apply", "--auto-approve").returncode == 0
+    key_id = managed_keys(kms)["byok-aes"]
+
+    def versions() -> list[tuple[str, str]]:
+        listed = kms.list_key_rotations(KeyId=key_id, IncludeKeyMaterial="ALL_KEY_MATERIAL")
+        return [
+            (m.get("KeyMaterialDescription"), m["KeyMaterialState"]) for m in listed["Rotations"]
+        ]
+
+    assert versions() == [("2026-01", "CURRENT")]
+    assert run_cli("plan", "--detailed-exitcode").returncode == 0
+
+    (path / "material" / "aes-2.bin").write_bytes(bytes(reversed(AES)))
+    v2 = {**KEYS[0], "key_material": {"file": "material/aes-2.bin", "version": "2026-07"}}
+    inventory.write([v2])
+    drift = run_cli("drift", "--format", "text")
+    assert drift.returncode == 2 and "key-material-version" in drift.stdout, drift
+    planned = run_cli("plan", "--detailed-exitcode")
+    assert planned.returncode == 2, planned
+    assert [op[0] for op in operations(planned.stdout)] == [
+        "ImportKeyMaterial",
+        "RotateKeyOnDemand",
+    ]
+    shown = [" ".join(line.split()) for line in planned.stdout.splitlines()]
+    assert any(
+        line.startswith('~ key_material.version = "2026-01" -> "2026-07"') for line in shown
+    ), planned.stdout
+    assert run_cli("apply", "--auto-approve").returncode == 0
+    assert versions() == [("2026-01", "NON_CURRENT"), ("2026-07", "CURRENT")]
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    replanned = run_cli("plan", "--detailed-exitcode")
+    assert replanned.returncode == 0 and NO_CHANGES in replanned.stdout, replanned
+
+
+def test_a_rotation_stopped_between_import_and_rotate_finishes_with_the_rotation(
+    inventory: Inventory, run_cli: RunCli, kms: Any
+) -> None:
+    """A run that imported the new version but stopped before RotateKeyOnDemand leaves it
+    PENDING_ROTATION: the next plan only rotates (importing it again would be refused)."""
+    v1 = {**KEYS[0], "key_material": {"file": "material/aes.bin", "version": "v1"}}
+    path = inventory.write([v1])
+    (path / "material").mkdir()
+    (path / "material" / "aes.bin").write_bytes(AES)
+    assert run_cli("apply", "--auto-approve").returncode == 0
+    key_id = managed_keys(kms)["byok-aes"]
+    new = bytes(reversed(AES))
+    (path / "material" / "aes-2.bin").write_bytes(new)
+    # The first half of the rotation, as the interrupted run made it.
+    prepared = material.prepare(new, "SYMMETRIC_DEFAULT")
+    params = kms.get_parameters_for_import(
+        KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+    )
+    kms.import_key_material(
+        KeyId=key_id,
+        ImportToken=params["ImportToken"],
+        EncryptedKeyMaterial=material.wrap(params["PublicKey"], prepared),
+        ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+        ImportType="NEW_KEY_MATERIAL",
+        KeyMaterialDescription="v2",
+    )
+    inventory.write([{**KEYS[0], "key_material": {"file": "material/aes-2.bin", "version": "v2"}}])
+    planned = run_cli("plan", "--detailed-exitcode")
+    assert [op[0] for op in operations(planned.stdout)] == ["RotateKeyOnDemand"], planned
+    assert run_cli("apply", "--auto-approve").returncode == 0
+    assert run_cli("plan", "--detailed-exitcode").returncode == 0
