@@ -100,6 +100,14 @@ class Operation:
     # The Region the call goes to (None: the target's). A multi-Region key's replicas are
     # changed in their own Region; ReplicateKey and UpdatePrimaryRegion go to the primary's.
     region: str | None = None
+    # UpdateAlias: the key the alias points at now, which loses it (its last use is shown).
+    from_key_id: str | None = None
+
+    @property
+    def usage_key_id(self) -> str | None:
+        """The key whose last use this operation's entry shows: the key losing an alias
+        for UpdateAlias, else the key itself."""
+        return self.from_key_id if self.kind is OpKind.UPDATE_ALIAS else self.key_id
 
     @property
     def phase(self) -> int:
@@ -324,6 +332,8 @@ def _op_to_dict(op: Operation) -> dict[str, Any]:
     }
     if op.region is not None:
         out["region"] = op.region
+    if op.from_key_id is not None:
+        out["from_key_id"] = op.from_key_id
     return out
 
 
@@ -476,6 +486,7 @@ def _target_from_dict(data: Mapping[str, Any]) -> TargetPlan:
             summary=o.get("summary", ""),
             destructive=o.get("destructive", False),
             region=o.get("region"),
+            from_key_id=o.get("from_key_id"),
         )
         for o in data["operations"]
     )

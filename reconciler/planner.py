@@ -119,11 +119,21 @@ class _Builder:
         destructive: bool = False,
         *,
         region: str | None = None,
+        from_key_id: str | None = None,
         **params: Any,
     ) -> None:
         region = None if region == self.desired.target.region else region
         self.operations.append(
-            Operation(kind, key, key_id, params, summary, destructive, region=region)
+            Operation(
+                kind,
+                key,
+                key_id,
+                params,
+                summary,
+                destructive,
+                region=region,
+                from_key_id=from_key_id,
+            )
         )
 
     def where(self, region: str | None) -> _Where:
@@ -1271,6 +1281,7 @@ def _plan_alias(
         f"point {alias}{where.suffix} at this key ({reason})",
         destructive,
         region=where.region,
+        from_key_id=current,
         AliasName=alias,
     )
     return FieldChange("aliases", None, alias, destructive=destructive, reason=reason)

@@ -25,13 +25,17 @@ RETIRING: frozenset[OpKind] = frozenset(
 )
 # The operations whose key's last use the plan shows: retiring it, or taking an alias or
 # access from it. PutKeyPolicy only when it removes access (marked destructive).
-SHOWN: frozenset[OpKind] = RETIRING | {OpKind.DELETE_ALIAS, OpKind.REVOKE_GRANT}
+SHOWN: frozenset[OpKind] = RETIRING | {
+    OpKind.DELETE_ALIAS,
+    OpKind.UPDATE_ALIAS,  # the key the alias moves away from (Operation.usage_key_id)
+    OpKind.REVOKE_GRANT,
+}
 
 UsageRef = tuple[str, str | None]  # (key ID, Region: None for the target's)
 
 
 def shows_usage(op: Operation) -> bool:
-    if op.key_id is None:
+    if op.usage_key_id is None:
         return False  # a key this plan creates has no use yet
     if op.kind is OpKind.PUT_KEY_POLICY:
         return op.destructive
@@ -44,7 +48,7 @@ def needed(tp: TargetPlan) -> tuple[UsageRef, ...]:
     seen: dict[UsageRef, None] = {}
     for op in tp.operations:
         if shows_usage(op):
-            seen.setdefault((op.key_id or "", op.region), None)
+            seen.setdefault((op.usage_key_id or "", op.region), None)
     return tuple(seen)
 
 

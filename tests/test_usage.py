@@ -76,6 +76,33 @@ def test_a_plan_that_retires_nothing_needs_no_usage() -> None:
     assert tp.operations and usage.needed(tp) == ()
 
 
+def test_an_alias_moved_between_keys_shows_the_last_use_of_the_key_that_loses_it() -> None:
+    # alias/shared moves from "old" to "new": callers of the alias will reach another key,
+    # so the plan shows how recently the old key was used (by them, as far as KMS knows).
+    tp = make_plan(
+        desired(
+            desired_key("old", aliases=frozenset()),
+            desired_key("new", aliases=frozenset({"alias/shared"})),
+        ),
+        observed(
+            observed_key("old", GONE, aliases=frozenset({"alias/shared"})),
+            observed_key("new", SAME, aliases=frozenset()),
+        ),
+        PlanOptions(allow_destroy=True),
+    )
+    (moved,) = [op for op in tp.operations if op.kind.value == "UpdateAlias"]
+    assert (moved.key_id, moved.from_key_id) == (SAME, GONE)
+    assert usage.needed(tp) == ((GONE, None),)
+    the_plan = Plan(targets=(usage.annotate(tp, [used(GONE, 2)], 1),), allow_destroy=True)
+    line = next(
+        line for line in formatters.plan_text(the_plan).splitlines() if "UpdateAlias" in line
+    )
+    assert line.endswith(f"(key {GONE}: last used 2 days ago: Decrypt)")
+    assert f"(key {GONE}: last used 2 days ago: Decrypt)" in formatters.plan_markdown(the_plan)
+    again = from_dict(json.loads(json.dumps(to_dict(the_plan))))
+    assert again.targets[0].operations == tp.operations
+
+
 # -- how usage reads ----------------------------------------------------------------------
 
 

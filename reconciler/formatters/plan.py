@@ -14,7 +14,16 @@ from datetime import datetime
 from typing import Any
 
 from reconciler.catalog import ON_DEMAND_ROTATIONS_MAX
-from reconciler.plan import Action, FieldChange, KeyPlan, Operation, Plan, TargetPlan, to_dict
+from reconciler.plan import (
+    Action,
+    FieldChange,
+    KeyPlan,
+    Operation,
+    OpKind,
+    Plan,
+    TargetPlan,
+    to_dict,
+)
 from reconciler.policy import StatementChange
 from reconciler.state import RotationInfo
 
@@ -127,8 +136,9 @@ def _target_lines(tp: TargetPlan, style: Style) -> list[str]:
         for i, op in enumerate(tp.operations, 1):
             mark = style("  [destructive]", "red") if op.destructive else ""
             where = f" [{op.region}]" if op.region and op.region not in op.summary else ""
+            moved = _op_usage(tp, op) if op.kind is OpKind.UPDATE_ALIAS else ""
             lines.append(
-                f"    {i:>{width}}. {op.kind.value:<21} {op.key}{where}: {op.summary}{mark}"
+                f"    {i:>{width}}. {op.kind.value:<21} {op.key}{where}: {op.summary}{moved}{mark}"
             )
     unchanged = len(tp.keys) - len(changed)
     if not changed and not tp.orphans:
@@ -367,8 +377,11 @@ def _plan_markdown(plan: Plan, max_lines: int | None) -> str:
 
 
 def _op_usage(tp: TargetPlan, op: Operation) -> str:
-    used = tp.usage_of(op.key_id, op.region) if op.key_id else None
-    return f" ({used.describe()})" if used is not None else ""
+    used = tp.usage_of(op.usage_key_id, op.region) if op.usage_key_id else None
+    if used is None:
+        return ""
+    whose = f"key {op.from_key_id}: " if op.kind is OpKind.UPDATE_ALIAS else ""
+    return f" ({whose}{used.describe()})"
 
 
 def _diff_line(line: str) -> str:
