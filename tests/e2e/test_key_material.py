@@ -258,8 +258,15 @@ def test_a_new_material_version_rotates_the_key_on_demand(
     assert any(
         line.startswith('~ key_material.version = "2026-01" -> "2026-07"') for line in shown
     ), planned.stdout
-    assert run_cli("apply", "--auto-approve").returncode == 0
+    applied = run_cli("apply", "--auto-approve")
+    assert applied.returncode == 0, applied
     assert versions() == [("2026-01", "NON_CURRENT"), ("2026-07", "CURRENT")]
+    new = bytes(reversed(AES))
+    for output in (drift, planned, applied):
+        text = output.stdout + output.stderr
+        for secret in (AES, new):
+            for form in (secret.hex(), base64.b64encode(secret).decode(), repr(secret)):
+                assert form not in text
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
     replanned = run_cli("plan", "--detailed-exitcode")
     assert replanned.returncode == 0 and NO_CHANGES in replanned.stdout, replanned

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -234,8 +235,10 @@ def test_alias_retargeted_to_unmanaged_key_is_a_conflict(
         (
             "UpdateAlias",
             "alpha",
-            f"point alias/alpha at this key (takes over from unmanaged key {stranger_id})  "
-            "[destructive]",
+            f"point alias/alpha at this key (takes over from unmanaged key {stranger_id}) "
+            # the last use of the key that loses the alias (made by hand just now, unused)
+            f"(key {stranger_id}: no use recorded since its creation on "
+            f"{datetime.now(timezone.utc):%Y-%m-%d})  [destructive]",
         )
     ]
     applied = run_cli("apply", "--auto-approve", "--allow-destroy")
