@@ -110,8 +110,8 @@ _NOT_AN_OBJECT: Final = "(not an object)"
 # --------------------------------------------------------------------------- canonical form
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+# One encoder for every canonical text (json.dumps with options builds a new one per call).
+_dumps: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 def _copy(value: Any) -> Any:
@@ -208,17 +208,44 @@ def _raw_statements(doc: Policy) -> list[Any]:
 def _canonical_parts(doc: Policy, partition: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The top-level fields but Statement, and the unique canonical statements by their
     compact JSON (the sort key of the canonical statement list)."""
-    if not isinstance(doc, Mapping):
-        raise ValueError("a key policy must be a JSON object")
-    top: dict[str, Any] = {str(k): _copy(v) for k, v in doc.items() if k != "Statement"}
+    top = _top_level(doc)
     unique: dict[str, dict[str, Any]] = {}
     for statement in _raw_statements(doc):
-        if isinstance(statement, Mapping):
-            canonical = _canonical_statement(statement, partition)
-        else:
-            canonical = {_NOT_AN_OBJECT: _copy(statement)}
+        canonical = _canonical_any_statement(statement, partition)
         unique[_dumps(canonical)] = canonical
     return top, unique
+
+
+def _top_level(doc: Policy) -> dict[str, Any]:
+    if not isinstance(doc, Mapping):
+        raise ValueError("a key policy must be a JSON object")
+    return {str(k): _copy(v) for k, v in doc.items() if k != "Statement"}
+
+
+def _canonical_any_statement(statement: Any, partition: str) -> dict[str, Any]:
+    if isinstance(statement, Mapping):
+        return _canonical_statement(statement, partition)
+    return {_NOT_AN_OBJECT: _copy(statement)}
+
+
+# Canonical JSON of single statements, by the statement's repr and the partition. A
+# template renders the same statements (root delegation, administrators) into every key,
+# and a no-op plan's two sides hold the same statements: each is canonicalised once.
+# ``repr`` tells apart what JSON text would not (True / 1 / 1.0, "true" / true keys), so
+# equal keys mean equal statements. Bounded: cleared when full.
+_STATEMENT_MEMO_SIZE: Final = 8192
+_statement_memo: dict[tuple[str, str], str] = {}
+
+
+def _statement_json(statement: Any, partition: str) -> str:
+    key = (repr(statement), partition)
+    text = _statement_memo.get(key)
+    if text is None:
+        text = _dumps(_canonical_any_statement(statement, partition))
+        if len(_statement_memo) >= _STATEMENT_MEMO_SIZE:
+            _statement_memo.clear()
+        _statement_memo[key] = text
+    return text
 
 
 def canonicalize(doc: Policy, *, partition: str = "aws") -> dict[str, Any]:
@@ -240,13 +267,14 @@ def canonical_json(doc: Policy, *, partition: str = "aws") -> str:
     """The canonical form as compact JSON with sorted keys: equal strings = equal meaning.
 
     The same text as ``_dumps(canonicalize(doc))``, without encoding the statements twice:
-    their JSON (already made to sort them) is spliced into the top level's."""
-    top, unique = _canonical_parts(doc, partition)
+    each statement's JSON (memoised: ``_statement_json``) is spliced into the top level's."""
+    top = _top_level(doc)
+    statements = sorted({_statement_json(s, partition) for s in _raw_statements(doc)})
     top["Statement"] = _SPLICE
     text, marker = _dumps(top), _dumps(_SPLICE)
     if text.count(marker) != 1:  # a field holds the marker itself: no shortcut
         return _dumps(canonicalize(doc, partition=partition))
-    return text.replace(marker, "[" + ",".join(sorted(unique)) + "]", 1)
+    return text.replace(marker, "[" + ",".join(statements) + "]", 1)
 
 
 def policies_equal(a: Policy, b: Policy, *, partition: str = "aws") -> bool:

@@ -519,6 +519,31 @@ def test_canonical_json_is_the_canonical_form_as_json(doc: Doc) -> None:
     assert json.loads(canonical_json(doc)) == canonicalize(doc)
 
 
+def test_the_statement_memo_tells_apart_what_json_text_would_not() -> None:
+    # the memo of canonical statements is keyed by repr: true, 1 and "true" are one JSON
+    # token apart but IAM compares strings, so true == "true" != 1
+    def with_value(value: Any) -> Doc:
+        condition = {"Bool": {"aws:SecureTransport": value}}
+        return policy({**ROOT_STATEMENT, "Condition": condition})
+
+    texts = {repr(v): canonical_json(with_value(v)) for v in (True, 1, "true", 1.0, "1")}
+    assert texts["True"] == texts["'true'"]
+    assert texts["1"] == texts["'1'"]
+    assert texts["True"] != texts["1"]
+    assert texts["1.0"] not in (texts["1"], texts["True"])
+    for value in (True, 1, "true", 1.0, "1"):  # memo hits give the uncached text
+        expected = json.dumps(
+            canonicalize(with_value(value)), sort_keys=True, separators=(",", ":")
+        )
+        assert canonical_json(with_value(value)) == expected
+
+
+def test_the_statement_memo_is_per_partition() -> None:
+    doc = policy({**ROOT_STATEMENT, "Principal": {"AWS": "111122223333"}})
+    assert "arn:aws:iam::111122223333:root" in canonical_json(doc)
+    assert "arn:aws-cn:iam::111122223333:root" in canonical_json(doc, partition="aws-cn")
+
+
 def test_the_plan_canonicalises_each_policy_once(monkeypatch: pytest.MonkeyPatch) -> None:
     import reconciler.policy as policy_module
     from reconciler.planner import make_plan
