@@ -569,6 +569,10 @@ def tool_alias(alias: str) -> bool:
     return alias.startswith(catalog.TOOL_ALIAS_PREFIX)
 
 
+# The fingerprint's JSON (compact, sorted keys): one encoder for every piece of it.
+_FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
 def fingerprint(
     observed: ObservedTarget,
     identity_tag: str,
@@ -582,25 +586,34 @@ def fingerprint(
 
     A saved plan carries it; apply observes again and refuses the plan when it differs.
     ``canonicals``: the plan's memo of canonical policies (each is then computed once).
+
+    The digest is the SHA-256 of one JSON document (compact, sorted keys)::
+
+        {"account", "aliases", "managed": [one object per key, by key ID], "region",
+         "region_aliases"[, "unreadable"]}
+
+    hashed piece by piece, each key's object as it is made, so that no text of the whole
+    (about 1 KB a key) is ever held.
     """
     canon = canonicals or Canonicals(observed.target.partition)
     extra = set(also)
     with_grants = None if grants_for is None else set(grants_for)
+    encode = _FINGERPRINT_JSON
 
     def digest(key: ObservedKey) -> dict[str, Any]:
-        state = key.as_state(identity_tag)
+        name = key.tags.get(identity_tag, "")  # as ``as_state`` reads each of these
         return {
             "key_id": key.key_id,
             "key_state": key.key_state,
-            "name": state.name,
-            "description": state.description,
-            "enabled": state.enabled,
-            "rotation": [state.rotation_enabled, state.rotation_period_days],
+            "name": name,
+            "description": key.description or "",
+            "enabled": key.key_state == "Enabled" if key.key_state else bool(key.enabled),
+            "rotation": [key.rotation_enabled, key.rotation_period_days],
             "tags": dict(sorted(key.tags.items())),
-            "aliases": sorted(state.aliases),
-            "policy": canon.json(state.policy) if state.policy is not None else None,
+            "aliases": sorted(key.aliases),
+            "policy": canon.json(key.policy) if key.policy is not None else None,
             "grants": None
-            if key.grants is None or (with_grants is not None and state.name not in with_grants)
+            if key.grants is None or (with_grants is not None and name not in with_grants)
             else sorted(
                 [g.grant_id or "", g.name, g.text, g.grantee_service_principal or ""]
                 for g in key.grants
@@ -610,23 +623,24 @@ def fingerprint(
             "replicas": {region: digest(r) for region, r in sorted(key.replicas.items())},
         }
 
-    managed = [
-        digest(key)
-        for key in sorted(observed.keys, key=lambda k: k.key_id)
-        if identity_tag in key.tags or key.key_id in extra
-    ]
-    body = {
-        "account": observed.target.account_id,
-        "region": observed.target.region,
-        "managed": managed,
-        # the apply lock's aliases come and go with every apply: not part of the state
-        "aliases": {a: t for a, t in sorted(observed.aliases.items()) if not tool_alias(a)},
-        "region_aliases": {
-            region: dict(sorted(aliases.items()))
-            for region, aliases in sorted(observed.region_aliases.items())
-        },
+    managed = sorted(
+        (key for key in observed.keys if identity_tag in key.tags or key.key_id in extra),
+        key=lambda k: k.key_id,
+    )
+    # the apply lock's aliases come and go with every apply: not part of the state
+    aliases = {a: t for a, t in sorted(observed.aliases.items()) if not tool_alias(a)}
+    region_aliases = {
+        region: dict(sorted(aliases.items()))
+        for region, aliases in sorted(observed.region_aliases.items())
     }
+    hashed = hashlib.sha256(
+        f'{{"account":{encode(observed.target.account_id)},"aliases":{encode(aliases)},'
+        '"managed":['.encode()
+    )
+    for i, key in enumerate(managed):
+        hashed.update((("," if i else "") + encode(digest(key))).encode())
+    tail = f'],"region":{encode(observed.target.region)},"region_aliases":{encode(region_aliases)}'
     if observed.unreadable:  # a key that became unreadable may be one the plan would create
-        body["unreadable"] = sorted(observed.unreadable)
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        tail += f',"unreadable":{encode(sorted(observed.unreadable))}'
+    hashed.update((tail + "}").encode())
+    return "sha256:" + hashed.hexdigest()
