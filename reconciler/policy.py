@@ -228,23 +228,17 @@ def _canonical_any_statement(statement: Any, partition: str) -> dict[str, Any]:
     return {_NOT_AN_OBJECT: _copy(statement)}
 
 
-# Canonical JSON of single statements, by the statement's repr and the partition. A
-# template renders the same statements (root delegation, administrators) into every key,
-# and a no-op plan's two sides hold the same statements: each is canonicalised once.
-# ``repr`` tells apart what JSON text would not (True / 1 / 1.0, "true" / true keys), so
-# equal keys mean equal statements. Bounded: cleared when full.
-_STATEMENT_MEMO_SIZE: Final = 8192
-_statement_memo: dict[tuple[str, str], str] = {}
-
-
-def _statement_json(statement: Any, partition: str) -> str:
-    key = (repr(statement), partition)
-    text = _statement_memo.get(key)
+def _statement_json(statement: Any, partition: str, memo: dict[str, str] | None) -> str:
+    """One statement's canonical JSON; with ``memo`` (statement repr -> canonical JSON, of
+    one partition), each distinct statement is canonicalised once. ``repr`` tells apart
+    what JSON text would not (true / 1 / 1.0, "true" / true keys): equal keys mean equal
+    statements."""
+    if memo is None:
+        return _dumps(_canonical_any_statement(statement, partition))
+    key = repr(statement)
+    text = memo.get(key)
     if text is None:
-        text = _dumps(_canonical_any_statement(statement, partition))
-        if len(_statement_memo) >= _STATEMENT_MEMO_SIZE:
-            _statement_memo.clear()
-        _statement_memo[key] = text
+        text = memo[key] = _dumps(_canonical_any_statement(statement, partition))
     return text
 
 
@@ -263,13 +257,18 @@ def canonicalize(doc: Policy, *, partition: str = "aws") -> dict[str, Any]:
 _SPLICE: Final = "\x00statements\x00"
 
 
-def canonical_json(doc: Policy, *, partition: str = "aws") -> str:
+def canonical_json(
+    doc: Policy, *, partition: str = "aws", memo: dict[str, str] | None = None
+) -> str:
     """The canonical form as compact JSON with sorted keys: equal strings = equal meaning.
 
     The same text as ``_dumps(canonicalize(doc))``, without encoding the statements twice:
-    each statement's JSON (memoised: ``_statement_json``) is spliced into the top level's."""
+    each statement's JSON is spliced into the top level's. ``memo``: canonical statements
+    shared between calls (one partition's; ``Canonicals`` keeps one per plan): a template
+    renders the same statements (root delegation, administrators) into every key, and a
+    no-op plan's two sides hold the same statements."""
     top = _top_level(doc)
-    statements = sorted({_statement_json(s, partition) for s in _raw_statements(doc)})
+    statements = sorted({_statement_json(s, partition, memo) for s in _raw_statements(doc)})
     top["Statement"] = _SPLICE
     text, marker = _dumps(top), _dumps(_SPLICE)
     if text.count(marker) != 1:  # a field holds the marker itself: no shortcut
@@ -287,21 +286,24 @@ class Canonicals:
     planner compares each key's two policies and the plan's fingerprint digests the observed
     one, so without it every policy would be canonicalised up to three times.
 
-    Keyed by the document's identity; each entry holds its document, so an ``id`` is never
-    reused for another while the memo lives. Documents are never mutated once read or
-    rendered (the planner and the fingerprint only read them).
+    Keyed by the document's identity; the memo keeps each document it has seen alive, so an
+    ``id`` is never reused for another while the memo lives. Documents are never mutated
+    once read or rendered (the planner and the fingerprint only read them).
     """
 
     def __init__(self, partition: str = "aws") -> None:
         self.partition = partition
-        self._memo: dict[int, tuple[Policy, str]] = {}
+        self._memo: dict[int, str] = {}
+        self._seen: list[Policy] = []  # keeps every id in the memo taken
+        self._statements: dict[str, str] = {}  # canonical_json's memo
 
     def json(self, doc: Policy) -> str:
-        hit = self._memo.get(id(doc))
-        if hit is None or hit[0] is not doc:
-            hit = (doc, canonical_json(doc, partition=self.partition))
-            self._memo[id(doc)] = hit
-        return hit[1]
+        text = self._memo.get(id(doc))
+        if text is None:
+            text = canonical_json(doc, partition=self.partition, memo=self._statements)
+            self._memo[id(doc)] = text
+            self._seen.append(doc)
+        return text
 
     def equal(self, a: Policy, b: Policy) -> bool:
         return self.json(a) == self.json(b)

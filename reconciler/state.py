@@ -569,6 +569,36 @@ def tool_alias(alias: str) -> bool:
     return alias.startswith(catalog.TOOL_ALIAS_PREFIX)
 
 
+def _digest(
+    key: ObservedKey, identity_tag: str, with_grants: set[str] | None, canon: Canonicals
+) -> dict[str, Any]:
+    """One key (and its replicas) in the fingerprint: what ``as_state`` would give."""
+    name = key.tags.get(identity_tag, "")
+    return {
+        "key_id": key.key_id,
+        "key_state": key.key_state,
+        "name": name,
+        "description": key.description or "",
+        "enabled": key.key_state == "Enabled" if key.key_state else bool(key.enabled),
+        "rotation": [key.rotation_enabled, key.rotation_period_days],
+        "tags": dict(sorted(key.tags.items())),
+        "aliases": sorted(key.aliases),
+        "policy": canon.json(key.policy) if key.policy is not None else None,
+        "grants": None
+        if key.grants is None or (with_grants is not None and name not in with_grants)
+        else sorted(
+            [g.grant_id or "", g.name, g.text, g.grantee_service_principal or ""]
+            for g in key.grants
+        ),
+        "primary_region": key.primary_region,
+        "members": list(key.member_regions),
+        "replicas": {
+            region: _digest(r, identity_tag, with_grants, canon)
+            for region, r in sorted(key.replicas.items())
+        },
+    }
+
+
 # The fingerprint's JSON (compact, sorted keys): one encoder for every piece of it.
 _FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
 
@@ -600,29 +630,6 @@ def fingerprint(
     with_grants = None if grants_for is None else set(grants_for)
     encode = _FINGERPRINT_JSON
 
-    def digest(key: ObservedKey) -> dict[str, Any]:
-        name = key.tags.get(identity_tag, "")  # as ``as_state`` reads each of these
-        return {
-            "key_id": key.key_id,
-            "key_state": key.key_state,
-            "name": name,
-            "description": key.description or "",
-            "enabled": key.key_state == "Enabled" if key.key_state else bool(key.enabled),
-            "rotation": [key.rotation_enabled, key.rotation_period_days],
-            "tags": dict(sorted(key.tags.items())),
-            "aliases": sorted(key.aliases),
-            "policy": canon.json(key.policy) if key.policy is not None else None,
-            "grants": None
-            if key.grants is None or (with_grants is not None and name not in with_grants)
-            else sorted(
-                [g.grant_id or "", g.name, g.text, g.grantee_service_principal or ""]
-                for g in key.grants
-            ),
-            "primary_region": key.primary_region,
-            "members": list(key.member_regions),
-            "replicas": {region: digest(r) for region, r in sorted(key.replicas.items())},
-        }
-
     managed = sorted(
         (key for key in observed.keys if identity_tag in key.tags or key.key_id in extra),
         key=lambda k: k.key_id,
@@ -638,7 +645,8 @@ def fingerprint(
         '"managed":['.encode()
     )
     for i, key in enumerate(managed):
-        hashed.update((("," if i else "") + encode(digest(key))).encode())
+        digest = _digest(key, identity_tag, with_grants, canon)
+        hashed.update((("," if i else "") + encode(digest)).encode())
     tail = f'],"region":{encode(observed.target.region)},"region_aliases":{encode(region_aliases)}'
     if observed.unreadable:  # a key that became unreadable may be one the plan would create
         tail += f',"unreadable":{encode(sorted(observed.unreadable))}'
