@@ -914,7 +914,10 @@ def _diff_policy(
     # A deleted role or user shows as its unique ID and matches nobody: putting an ARN back
     # in its place takes no access away (not destructive).
     destructive = removes_access(
-        without_deleted_principals(have.policy), want.policy, partition=partition
+        without_deleted_principals(have.policy),
+        want.policy,
+        partition=partition,
+        canonicals=b.canonicals,
     )
     changes.append(
         FieldChange(

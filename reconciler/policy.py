@@ -665,9 +665,11 @@ def access_changes(
     partition: str = "aws",
     account_id: str | None = None,
     region: str | None = None,
+    canonicals: Canonicals | None = None,
 ) -> tuple[AccessChange, ...]:
     """Who gains and who loses which KMS actions from before to after, as proven by the
     policy-semantics engine (``reconciler.semantics``), each with a witness request.
+    ``canonicals``: a plan's memo of canonical policies (of ``partition``).
 
     One AccessChange per principal, direction and witness context; ``conditions`` is the
     canonical Condition of the Allow statement that grants the access (after's for a gain,
@@ -677,7 +679,12 @@ def access_changes(
     from reconciler import semantics  # semantics reads the canonical form from here
 
     found = semantics.compare(
-        before, after, partition=partition, account_id=account_id, region=region
+        before,
+        after,
+        partition=partition,
+        account_id=account_id,
+        region=region,
+        canonical=canonicals.json if canonicals is not None else None,
     )
     changes = [
         AccessChange(
@@ -694,13 +701,21 @@ def access_changes(
     )
 
 
-def removes_access(before: Policy | None, after: Policy | None, *, partition: str = "aws") -> bool:
+def removes_access(
+    before: Policy | None,
+    after: Policy | None,
+    *,
+    partition: str = "aws",
+    canonicals: Canonicals | None = None,
+) -> bool:
     """True when the change denies some request the before policy allowed, so a plan marks
     it destructive (the engine proves it: a Deny or a condition that takes nothing away
-    is not destructive). With no ``before`` policy nothing can be lost."""
+    is not destructive). With no ``before`` policy nothing can be lost. ``canonicals``: a
+    plan's memo of canonical policies (of ``partition``)."""
     if before is None:
         return False
-    return any(change.lost for change in access_changes(before, after, partition=partition))
+    changes = access_changes(before, after, partition=partition, canonicals=canonicals)
+    return any(change.lost for change in changes)
 
 
 def in_region(doc: Policy, region: str, as_region: str) -> Policy:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
 from reconciler import catalog
@@ -303,11 +304,13 @@ def _tag_prefix(identity_tag: str) -> str:
     return identity_tag.rsplit(":", 1)[0] if ":" in identity_tag else identity_tag
 
 
+@cache  # a pure function of the inventory's identity tag, asked per key
 def protection_tag(identity_tag: str) -> str:
     """The tag that records deletion protection on the key itself, beside the identity tag."""
     return _tag_prefix(identity_tag) + catalog.PROTECTION_TAG_SUFFIX
 
 
+@cache  # a pure function of the inventory's identity tag, asked per key
 def replica_tag(identity_tag: str) -> str:
     """The tag on a multi-Region key's members outside the target's Region (value: the
     key's name). Not the identity tag: a target of that Region must not take the member
@@ -315,12 +318,14 @@ def replica_tag(identity_tag: str) -> str:
     return _tag_prefix(identity_tag) + catalog.REPLICA_TAG_SUFFIX
 
 
+@cache  # a pure function of the inventory's identity tag, asked per key
 def retire_tag(identity_tag: str) -> str:
     """The tag the tool writes when it disables a key to retire it (value: when, as an ISO
     8601 UTC time); the retirement's observation period counts from it."""
     return _tag_prefix(identity_tag) + catalog.RETIRE_TAG_SUFFIX
 
 
+@cache  # a pure function of the inventory's identity tag, asked per key
 def tool_tags(identity_tag: str) -> frozenset[str]:
     """The tags the tool itself keeps on keys (never part of a spec's tags)."""
     return frozenset(
