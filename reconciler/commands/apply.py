@@ -43,7 +43,7 @@ from reconciler.commands.common import (
     with_shard,
     with_usage,
 )
-from reconciler.commands.plan import make_plans
+from reconciler.commands.plan import echo_chunks, make_plans
 from reconciler.errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -157,7 +157,7 @@ def _apply(
     else:
         the_plan, connections, failures = make_plans(run, allow_destroy, locks=locks, keys=keys)
     if the_plan.targets:
-        click.echo(formatters.plan_text(the_plan, run.style), nl=False, err=to_stderr)
+        echo_chunks(formatters.plan_chunks(the_plan, run.style), err=to_stderr)
     if failures:
         report_failures(failures)
         click.echo(

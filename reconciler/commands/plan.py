@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -153,6 +154,21 @@ def plan(
 
 def _print_plan(run: Run, the_plan: Plan, fmt: str, *, rotation: bool = False) -> None:
     if fmt == "text":
-        click.echo(formatters.plan_text(the_plan, run.style, rotation=rotation), nl=False)
+        echo_chunks(formatters.plan_chunks(the_plan, run.style, rotation=rotation))
     else:
         click.echo(formatters.PLAN_FORMATS[fmt](the_plan), nl=False)
+
+
+def echo_chunks(chunks: Iterable[str], err: bool = False, size: int = 1 << 16) -> None:
+    """Write text made piece by piece (``formatters.plan_chunks``) in writes of about
+    ``size`` characters: the whole text of a large plan is never held."""
+    pending: list[str] = []
+    held = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            click.echo("".join(pending), nl=False, err=err)
+            pending, held = [], 0
+    if pending:
+        click.echo("".join(pending), nl=False, err=err)
