@@ -76,8 +76,10 @@ def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[dict[str, fl
     """Run the CLI under /usr/bin/time: wall s, CPU s (user + system), peak RSS MB."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as out:
         proc = subprocess.run(
-            ["/usr/bin/time", "-o", out.name, "-f", "%M %U %S %e"]
-            + [sys.executable, "-m", "reconciler", *args],
+            [
+                *("/usr/bin/time", "-o", out.name, "-f", "%M %U %S %e"),
+                *(sys.executable, "-m", "reconciler", *args),
+            ],
             cwd=cwd,
             env=env,
             capture_output=True,
@@ -109,8 +111,8 @@ from reconciler.formatters import plan as plan_module
 def snapshot(name, real):
     def wrapper(*args, **kwargs):
         current, peak = tracemalloc.get_traced_memory()
-        print(f"at {{name}}: traced {{current / 2**20:.1f}} MB (peak so far {{peak / 2**20:.1f}} MB)",
-              file=sys.stderr)
+        print(f"at {{name}}: traced {{current / 2**20:.1f}} MB "
+              f"(peak so far {{peak / 2**20:.1f}} MB)", file=sys.stderr)
         for stat in tracemalloc.take_snapshot().statistics("lineno")[:15]:
             print(f"  {{stat.size / 2**20:7.1f}} MB {{stat.count:>8}} {{stat.traceback}}",
                   file=sys.stderr)
@@ -119,6 +121,8 @@ def snapshot(name, real):
 for name in ("plan_text", "plan_chunks"):
     if hasattr(plan_module, name):
         setattr(formatters, name, snapshot(name, getattr(plan_module, name)))
+import reconciler.commands.plan as command
+command.make_plan = snapshot("make_plan", command.make_plan)
 from reconciler.cli import main
 try:
     main(["plan", "-q"], standalone_mode=False)

@@ -60,6 +60,7 @@ __all__ = [
     "denied",
     "diff_statements",
     "expand_actions",
+    "only_widens",
     "policies_equal",
     "removes_access",
     "validate_policy",
@@ -714,8 +715,52 @@ def removes_access(
     plan's memo of canonical policies (of ``partition``)."""
     if before is None:
         return False
+    if after is not None and only_widens(before, after, partition=partition):
+        return False  # plainly so: the engine (milliseconds a policy) is not needed
     changes = access_changes(before, after, partition=partition, canonicals=canonicals)
     return any(change.lost for change in changes)
+
+
+def only_widens(before: Policy, after: Policy, *, partition: str = "aws") -> bool:
+    """True when ``after`` plainly allows every request ``before`` allows: the same
+    top-level fields (Version decides what a policy variable means), no statement but an
+    Allow that ``before`` lacks, and each Allow of ``before`` kept by an Allow of ``after``
+    that differs from it at most by more principals, actions or resources (or its Sid).
+    Adding to an Allow never denies a request (an explicit Deny decides first, and no Deny
+    was added). False means "not plainly so": ask the engine (``access_changes``)."""
+    try:
+        old_top, old = _canonical_parts(before, partition)
+        new_top, new = _canonical_parts(after, partition)
+    except ValueError:
+        return False
+    if old_top != new_top:
+        return False
+    if any(s.get("Effect") != "Allow" and text not in old for text, s in new.items()):
+        return False
+    allows = [s for s in new.values() if s.get("Effect") == "Allow"]
+    return all(
+        any(_covers(wide, s) for wide in allows) for s in old.values() if s.get("Effect") == "Allow"
+    )
+
+
+def _covers(wide: Mapping[str, Any], narrow: Mapping[str, Any]) -> bool:
+    """Canonical Allow statement ``wide`` matches every request ``narrow`` matches: the same
+    fields, each equal but Principal (a mapping), Action and Resource, which may only grow."""
+    if wide.keys() - {"Sid"} != narrow.keys() - {"Sid"}:
+        return False
+    for field, value in narrow.items():
+        other = wide[field]
+        if field == "Sid":
+            continue
+        if field in ("Action", "Resource") and isinstance(value, list):
+            if not isinstance(other, list) or not set(value) <= set(other):
+                return False
+        elif field == "Principal" and isinstance(value, Mapping) and isinstance(other, Mapping):
+            if any(not set(ids) <= set(other.get(kind, ())) for kind, ids in value.items()):
+                return False
+        elif value != other:
+            return False
+    return True
 
 
 def in_region(doc: Policy, region: str, as_region: str) -> Policy:
