@@ -16,7 +16,9 @@ test: run it by hand, on a quiet machine if you can).
 
 Inputs are built, then collected (``gc.collect``) before each timed call: a full collection
 of the freshly built inputs is the cost of building them, not the planner's. Collections
-during the call (all generations) count, and the table says how many were full ones.
+during the call (all generations) count, and the table says how many were full ones. The
+semantics engine's memo of verdicts is emptied before each call, as in a CLI run (one plan
+a process): otherwise the repeats of a drift case would not ask the engine at all.
 
     python benchmarks/bench_planner.py [--sizes 50,1000,5000,10000] [--repeat 3]
 """
@@ -31,6 +33,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from reconciler import semantics
 from reconciler.planner import make_plan
 from reconciler.state import (
     DesiredKey,
@@ -171,6 +174,8 @@ def measure(n: int, drift_every: int, repeat: int) -> tuple[float, float, int, i
     gc.callbacks.append(count_full)
     try:
         for _ in range(repeat):
+            # a CLI run plans once: no verdict of the semantics engine is remembered yet
+            semantics._compare_texts.cache_clear()
             gc.collect()
             full.clear()
             started = time.process_time()

@@ -387,7 +387,9 @@ def _plan_create(b: _Builder, dk: DesiredKey) -> KeyPlan:
             "policy",
             None,
             dk.source.policy_origin,
-            statements=diff_statements(None, want.policy, partition=b.desired.target.partition),
+            statements=diff_statements(
+                None, want.policy, partition=b.desired.target.partition, canonicals=b.canonicals
+            ),
         )
     )
     if want.rotation_enabled:
@@ -478,7 +480,9 @@ def _plan_new_replica(
             "policy",
             None,
             replica.policy_origin,
-            statements=diff_statements(None, want.policy, partition=b.desired.target.partition),
+            statements=diff_statements(
+                None, want.policy, partition=b.desired.target.partition, canonicals=b.canonicals
+            ),
         )
     )
     where = b.where(replica.region)
@@ -926,7 +930,9 @@ def _diff_policy(
             dk.source.policy_origin,
             destructive=destructive,
             reason="removes access" if destructive else "",
-            statements=diff_statements(have.policy, want.policy, partition=partition),
+            statements=diff_statements(
+                have.policy, want.policy, partition=partition, canonicals=b.canonicals
+            ),
         )
     )
     params: dict[str, Any] = {"PolicyName": "default", "Policy": dk.policy_text}
@@ -955,6 +961,7 @@ def _check_lockout(b: _Builder, dk: DesiredKey, region: str | None = None) -> No
         principals,
         account_id=b.desired.target.account_id,
         partition=b.desired.target.partition,
+        canonicals=b.canonicals,
     ):
         who = ", ".join(principals) or "the deploying principal"
         b.problem(

@@ -283,19 +283,22 @@ def policies_equal(a: Policy, b: Policy, *, partition: str = "aws") -> bool:
 
 
 class Canonicals:
-    """Canonical JSON computed once per policy document, for the life of one plan: the
+    """Canonical forms computed once per policy document, for the life of one plan: the
     planner compares each key's two policies and the plan's fingerprint digests the observed
-    one, so without it every policy would be canonicalised up to three times.
+    one, so without it every policy would be canonicalised up to three times (a changed
+    policy's diff, lockout check and access check read its canonical form again).
 
     Keyed by the document's identity; the memo keeps each document it has seen alive, so an
     ``id`` is never reused for another while the memo lives. Documents are never mutated
-    once read or rendered (the planner and the fingerprint only read them).
+    once read or rendered (the planner and the fingerprint only read them), nor are the
+    canonical forms it hands out (``form``): they are shared by every reader of the plan.
     """
 
     def __init__(self, partition: str = "aws") -> None:
         self.partition = partition
         self._memo: dict[int, str] = {}
-        self._seen: list[Policy] = []  # keeps every id in the memo taken
+        self._forms: dict[int, dict[str, Any]] = {}
+        self._seen: dict[int, Policy] = {}  # keeps every id in the memos taken
         self._statements: dict[str, str] = {}  # canonical_json's memo
 
     def json(self, doc: Policy) -> str:
@@ -303,16 +306,28 @@ class Canonicals:
         if text is None:
             text = canonical_json(doc, partition=self.partition, memo=self._statements)
             self._memo[id(doc)] = text
-            self._seen.append(doc)
+            self._seen[id(doc)] = doc
         return text
+
+    def form(self, doc: Policy) -> dict[str, Any]:
+        """``canonicalize(doc)``, shared: never change it."""
+        form = self._forms.get(id(doc))
+        if form is None:
+            form = self._forms[id(doc)] = canonicalize(doc, partition=self.partition)
+            self._seen[id(doc)] = doc
+        return form
 
     def equal(self, a: Policy, b: Policy) -> bool:
         return self.json(a) == self.json(b)
 
 
-def _canonical_or_empty(doc: Policy | None, partition: str) -> dict[str, Any]:
+def _canonical_or_empty(
+    doc: Policy | None, partition: str, canonicals: Canonicals | None = None
+) -> dict[str, Any]:
     if doc is None:
         return {"Statement": []}
+    if canonicals is not None:
+        return canonicals.form(doc)
     return canonicalize(doc, partition=partition)
 
 
@@ -395,7 +410,11 @@ def _statement_order(statement: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def diff_statements(
-    before: Policy | None, after: Policy | None, *, partition: str = "aws"
+    before: Policy | None,
+    after: Policy | None,
+    *,
+    partition: str = "aws",
+    canonicals: Canonicals | None = None,
 ) -> tuple[StatementChange, ...]:
     """Statement-level diff of two policies, compared in canonical form.
 
@@ -406,10 +425,10 @@ def diff_statements(
     is made. Order: the "(document)" entry (when both policies are given and their
     top-level fields such as Version / Id differ), then removed, changed, added, each
     sorted by Sid then JSON. With both policies given, the result is empty exactly when
-    ``policies_equal``.
+    ``policies_equal``. ``canonicals``: a plan's memo of canonical forms (of ``partition``).
     """
-    old = _canonical_or_empty(before, partition)
-    new = _canonical_or_empty(after, partition)
+    old = _canonical_or_empty(before, partition, canonicals)
+    new = _canonical_or_empty(after, partition, canonicals)
     changes: list[StatementChange] = []
 
     old_top = {k: v for k, v in old.items() if k != "Statement"}
@@ -715,32 +734,46 @@ def removes_access(
     plan's memo of canonical policies (of ``partition``)."""
     if before is None:
         return False
-    if after is not None and only_widens(before, after, partition=partition):
+    if after is not None and only_widens(before, after, partition=partition, canonicals=canonicals):
         return False  # plainly so: the engine (milliseconds a policy) is not needed
     changes = access_changes(before, after, partition=partition, canonicals=canonicals)
     return any(change.lost for change in changes)
 
 
-def only_widens(before: Policy, after: Policy, *, partition: str = "aws") -> bool:
+def only_widens(
+    before: Policy, after: Policy, *, partition: str = "aws", canonicals: Canonicals | None = None
+) -> bool:
     """True when ``after`` plainly allows every request ``before`` allows: the same
     top-level fields (Version decides what a policy variable means), no statement but an
     Allow that ``before`` lacks, and each Allow of ``before`` kept by an Allow of ``after``
     that differs from it at most by more principals, actions or resources (or its Sid).
     Adding to an Allow never denies a request (an explicit Deny decides first, and no Deny
-    was added). False means "not plainly so": ask the engine (``access_changes``)."""
+    was added). False means "not plainly so": ask the engine (``access_changes``).
+    ``canonicals``: a plan's memo of canonical forms (of ``partition``)."""
     try:
-        old_top, old = _canonical_parts(before, partition)
-        new_top, new = _canonical_parts(after, partition)
+        if canonicals is not None:
+            old, new = canonicals.form(before), canonicals.form(after)
+        else:
+            old, new = (
+                canonicalize(before, partition=partition),
+                canonicalize(after, partition=partition),
+            )
     except ValueError:
         return False
-    if old_top != new_top:
+    top = [{k: v for k, v in doc.items() if k != "Statement"} for doc in (old, new)]
+    if not _same(top[0], top[1]):
         return False
-    if any(s.get("Effect") != "Allow" and text not in old for text, s in new.items()):
+    olds, news = old["Statement"], new["Statement"]
+    kept = {_dumps(s) for s in olds if s.get("Effect") != "Allow"}
+    if any(s.get("Effect") != "Allow" and _dumps(s) not in kept for s in news):
         return False
-    allows = [s for s in new.values() if s.get("Effect") == "Allow"]
-    return all(
-        any(_covers(wide, s) for wide in allows) for s in old.values() if s.get("Effect") == "Allow"
-    )
+    allows = [s for s in news if s.get("Effect") == "Allow"]
+    return all(any(_covers(wide, s) for wide in allows) for s in olds if s.get("Effect") == "Allow")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON (``==`` alone takes true for 1)."""
+    return bool(a == b) and _dumps(a) == _dumps(b)
 
 
 def _covers(wide: Mapping[str, Any], narrow: Mapping[str, Any]) -> bool:
@@ -749,16 +782,16 @@ def _covers(wide: Mapping[str, Any], narrow: Mapping[str, Any]) -> bool:
     if wide.keys() - {"Sid"} != narrow.keys() - {"Sid"}:
         return False
     for field, value in narrow.items():
-        other = wide[field]
         if field == "Sid":
             continue
+        other = wide[field]
         if field in ("Action", "Resource") and isinstance(value, list):
             if not isinstance(other, list) or not set(value) <= set(other):
                 return False
         elif field == "Principal" and isinstance(value, Mapping) and isinstance(other, Mapping):
             if any(not set(ids) <= set(other.get(kind, ())) for kind, ids in value.items()):
                 return False
-        elif value != other:
+        elif not _same(value, other):
             return False
     return True
 
@@ -867,7 +900,12 @@ def without_deleted_principals(doc: Policy) -> Policy:
 
 
 def can_manage_policy(
-    doc: Policy, principals: Iterable[str], *, account_id: str, partition: str = "aws"
+    doc: Policy,
+    principals: Iterable[str],
+    *,
+    account_id: str,
+    partition: str = "aws",
+    canonicals: Canonicals | None = None,
 ) -> bool:
     """Lockout check: can someone who should still change this policy do so?
 
@@ -877,10 +915,13 @@ def can_manage_policy(
     ``principals``, and no unconditional Deny takes it away from that principal.
     ``principals`` may be IAM user / role ARNs or STS assumed-role ARNs; a role matches
     by account and final role name, so paths and session names do not matter.
+    ``canonicals``: a plan's memo of canonical forms (of ``partition``).
     """
     if isinstance(principals, str):
         principals = [principals]
-    canonical = canonicalize(doc, partition=partition)
+    canonical = (
+        canonicals.form(doc) if canonicals is not None else canonicalize(doc, partition=partition)
+    )
     root = _normalize_principal(account_id, partition)
     candidates = [root, *(_normalize_principal(p, partition) for p in principals)]
     entries: list[str] = []
