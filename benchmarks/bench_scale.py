@@ -62,14 +62,15 @@ def inventory(folder: Path, n: int) -> None:
         "defaults:\n  tags: {ManagedBy: kms-reconciler}\n"
         "  rotation: {enabled: true, period_days: 365}\n"
     )
-    keys = "".join(
-        f"  - name: key-{i:05d}\n    description: bench key {i}\n"
-        f"    aliases: [alias/bench-{i:05d}]\n    tags: {{Owner: team-{i % 7}}}\n"
-        "    policy:\n      template: application.json.j2\n"
-        "      vars: {admin_roles: [KeyAdmin], user_roles: [App]}\n"
-        for i in range(n)
-    )
-    (folder / "keyspecs/keys.yaml").write_text("keys:\n" + keys)
+    for start in range(0, n, 1000):  # the loader refuses files of more than 50,000 values
+        keys = "".join(
+            f"  - name: key-{i:05d}\n    description: bench key {i}\n"
+            f"    aliases: [alias/bench-{i:05d}]\n    tags: {{Owner: team-{i % 7}}}\n"
+            "    policy:\n      template: application.json.j2\n"
+            "      vars: {admin_roles: [KeyAdmin], user_roles: [App]}\n"
+            for i in range(start, min(n, start + 1000))
+        )
+        (folder / f"keyspecs/keys-{start // 1000:02d}.yaml").write_text("keys:\n" + keys)
 
 
 def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[dict[str, float], str, str]:

@@ -310,9 +310,13 @@ class Canonicals:
         return text
 
     def form(self, doc: Policy) -> dict[str, Any]:
-        """``canonicalize(doc)``, shared: never change it."""
+        """``canonicalize(doc)``, shared: never change it. Only the last few are kept (a
+        key's readers ask one after the other): 10,000 changed policies' forms held to the
+        plan's end cost a full garbage collection."""
         form = self._forms.get(id(doc))
         if form is None:
+            if len(self._forms) >= 8:
+                del self._forms[next(iter(self._forms))]
             form = self._forms[id(doc)] = canonicalize(doc, partition=self.partition)
             self._seen[id(doc)] = doc
         return form
