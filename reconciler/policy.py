@@ -311,8 +311,8 @@ class Canonicals:
 
     def form(self, doc: Policy) -> dict[str, Any]:
         """``canonicalize(doc)``, shared: never change it. Only the last few are kept (a
-        key's readers ask one after the other): 10,000 changed policies' forms held to the
-        plan's end cost a full garbage collection."""
+        key's readers ask one after the other), so the forms of 10,000 changed policies are
+        not all held to the plan's end."""
         form = self._forms.get(id(doc))
         if form is None:
             if len(self._forms) >= 8:
