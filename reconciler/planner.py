@@ -397,7 +397,9 @@ def _plan_create(b: _Builder, dk: DesiredKey) -> KeyPlan:
             "policy",
             None,
             dk.source.policy_origin,
-            statements=diff_statements(None, want.policy, partition=b.desired.target.partition),
+            statements=diff_statements(
+                None, want.policy, partition=b.desired.target.partition, canonicals=b.canonicals
+            ),
         )
     )
     if want.rotation_enabled:
@@ -488,7 +490,9 @@ def _plan_new_replica(
             "policy",
             None,
             replica.policy_origin,
-            statements=diff_statements(None, want.policy, partition=b.desired.target.partition),
+            statements=diff_statements(
+                None, want.policy, partition=b.desired.target.partition, canonicals=b.canonicals
+            ),
         )
     )
     where = b.where(replica.region)
@@ -987,7 +991,10 @@ def _diff_policy(
     # A deleted role or user shows as its unique ID and matches nobody: putting an ARN back
     # in its place takes no access away (not destructive).
     destructive = removes_access(
-        without_deleted_principals(have.policy), want.policy, partition=partition
+        without_deleted_principals(have.policy),
+        want.policy,
+        partition=partition,
+        canonicals=b.canonicals,
     )
     changes.append(
         FieldChange(
@@ -996,7 +1003,9 @@ def _diff_policy(
             dk.source.policy_origin,
             destructive=destructive,
             reason="removes access" if destructive else "",
-            statements=diff_statements(have.policy, want.policy, partition=partition),
+            statements=diff_statements(
+                have.policy, want.policy, partition=partition, canonicals=b.canonicals
+            ),
         )
     )
     params: dict[str, Any] = {"PolicyName": "default", "Policy": dk.policy_text}
@@ -1025,6 +1034,7 @@ def _check_lockout(b: _Builder, dk: DesiredKey, region: str | None = None) -> No
         principals,
         account_id=b.desired.target.account_id,
         partition=b.desired.target.partition,
+        canonicals=b.canonicals,
     ):
         who = ", ".join(principals) or "the deploying principal"
         b.problem(

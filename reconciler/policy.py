@@ -60,6 +60,7 @@ __all__ = [
     "denied",
     "diff_statements",
     "expand_actions",
+    "only_widens",
     "policies_equal",
     "removes_access",
     "validate_policy",
@@ -110,8 +111,8 @@ _NOT_AN_OBJECT: Final = "(not an object)"
 # --------------------------------------------------------------------------- canonical form
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+# One encoder for every canonical text (json.dumps with options builds a new one per call).
+_dumps: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 def _copy(value: Any) -> Any:
@@ -208,17 +209,38 @@ def _raw_statements(doc: Policy) -> list[Any]:
 def _canonical_parts(doc: Policy, partition: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The top-level fields but Statement, and the unique canonical statements by their
     compact JSON (the sort key of the canonical statement list)."""
-    if not isinstance(doc, Mapping):
-        raise ValueError("a key policy must be a JSON object")
-    top: dict[str, Any] = {str(k): _copy(v) for k, v in doc.items() if k != "Statement"}
+    top = _top_level(doc)
     unique: dict[str, dict[str, Any]] = {}
     for statement in _raw_statements(doc):
-        if isinstance(statement, Mapping):
-            canonical = _canonical_statement(statement, partition)
-        else:
-            canonical = {_NOT_AN_OBJECT: _copy(statement)}
+        canonical = _canonical_any_statement(statement, partition)
         unique[_dumps(canonical)] = canonical
     return top, unique
+
+
+def _top_level(doc: Policy) -> dict[str, Any]:
+    if not isinstance(doc, Mapping):
+        raise ValueError("a key policy must be a JSON object")
+    return {str(k): _copy(v) for k, v in doc.items() if k != "Statement"}
+
+
+def _canonical_any_statement(statement: Any, partition: str) -> dict[str, Any]:
+    if isinstance(statement, Mapping):
+        return _canonical_statement(statement, partition)
+    return {_NOT_AN_OBJECT: _copy(statement)}
+
+
+def _statement_json(statement: Any, partition: str, memo: dict[str, str] | None) -> str:
+    """One statement's canonical JSON; with ``memo`` (statement repr -> canonical JSON, of
+    one partition), each distinct statement is canonicalised once. ``repr`` tells apart
+    what JSON text would not (true / 1 / 1.0, "true" / true keys): equal keys mean equal
+    statements."""
+    if memo is None:
+        return _dumps(_canonical_any_statement(statement, partition))
+    key = repr(statement)
+    text = memo.get(key)
+    if text is None:
+        text = memo[key] = _dumps(_canonical_any_statement(statement, partition))
+    return text
 
 
 def canonicalize(doc: Policy, *, partition: str = "aws") -> dict[str, Any]:
@@ -236,17 +258,23 @@ def canonicalize(doc: Policy, *, partition: str = "aws") -> dict[str, Any]:
 _SPLICE: Final = "\x00statements\x00"
 
 
-def canonical_json(doc: Policy, *, partition: str = "aws") -> str:
+def canonical_json(
+    doc: Policy, *, partition: str = "aws", memo: dict[str, str] | None = None
+) -> str:
     """The canonical form as compact JSON with sorted keys: equal strings = equal meaning.
 
     The same text as ``_dumps(canonicalize(doc))``, without encoding the statements twice:
-    their JSON (already made to sort them) is spliced into the top level's."""
-    top, unique = _canonical_parts(doc, partition)
+    each statement's JSON is spliced into the top level's. ``memo``: canonical statements
+    shared between calls (one partition's; ``Canonicals`` keeps one per plan): a template
+    renders the same statements (root delegation, administrators) into every key, and a
+    no-op plan's two sides hold the same statements."""
+    top = _top_level(doc)
+    statements = sorted({_statement_json(s, partition, memo) for s in _raw_statements(doc)})
     top["Statement"] = _SPLICE
     text, marker = _dumps(top), _dumps(_SPLICE)
     if text.count(marker) != 1:  # a field holds the marker itself: no shortcut
         return _dumps(canonicalize(doc, partition=partition))
-    return text.replace(marker, "[" + ",".join(sorted(unique)) + "]", 1)
+    return text.replace(marker, "[" + ",".join(statements) + "]", 1)
 
 
 def policies_equal(a: Policy, b: Policy, *, partition: str = "aws") -> bool:
@@ -255,33 +283,55 @@ def policies_equal(a: Policy, b: Policy, *, partition: str = "aws") -> bool:
 
 
 class Canonicals:
-    """Canonical JSON computed once per policy document, for the life of one plan: the
+    """Canonical forms computed once per policy document, for the life of one plan: the
     planner compares each key's two policies and the plan's fingerprint digests the observed
-    one, so without it every policy would be canonicalised up to three times.
+    one, so without it every policy would be canonicalised up to three times (a changed
+    policy's diff, lockout check and access check read its canonical form again).
 
-    Keyed by the document's identity; each entry holds its document, so an ``id`` is never
-    reused for another while the memo lives. Documents are never mutated once read or
-    rendered (the planner and the fingerprint only read them).
+    Keyed by the document's identity; the memo keeps each document it has seen alive, so an
+    ``id`` is never reused for another while the memo lives. Documents are never mutated
+    once read or rendered (the planner and the fingerprint only read them), nor are the
+    canonical forms it hands out (``form``): they are shared by every reader of the plan.
     """
 
     def __init__(self, partition: str = "aws") -> None:
         self.partition = partition
-        self._memo: dict[int, tuple[Policy, str]] = {}
+        self._memo: dict[int, str] = {}
+        self._forms: dict[int, dict[str, Any]] = {}
+        self._seen: dict[int, Policy] = {}  # keeps every id in the memos taken
+        self._statements: dict[str, str] = {}  # canonical_json's memo
 
     def json(self, doc: Policy) -> str:
-        hit = self._memo.get(id(doc))
-        if hit is None or hit[0] is not doc:
-            hit = (doc, canonical_json(doc, partition=self.partition))
-            self._memo[id(doc)] = hit
-        return hit[1]
+        text = self._memo.get(id(doc))
+        if text is None:
+            text = canonical_json(doc, partition=self.partition, memo=self._statements)
+            self._memo[id(doc)] = text
+            self._seen[id(doc)] = doc
+        return text
+
+    def form(self, doc: Policy) -> dict[str, Any]:
+        """``canonicalize(doc)``, shared: never change it. Only the last few are kept (a
+        key's readers ask one after the other), so the forms of 10,000 changed policies are
+        not all held to the plan's end."""
+        form = self._forms.get(id(doc))
+        if form is None:
+            if len(self._forms) >= 8:
+                del self._forms[next(iter(self._forms))]
+            form = self._forms[id(doc)] = canonicalize(doc, partition=self.partition)
+            self._seen[id(doc)] = doc
+        return form
 
     def equal(self, a: Policy, b: Policy) -> bool:
         return self.json(a) == self.json(b)
 
 
-def _canonical_or_empty(doc: Policy | None, partition: str) -> dict[str, Any]:
+def _canonical_or_empty(
+    doc: Policy | None, partition: str, canonicals: Canonicals | None = None
+) -> dict[str, Any]:
     if doc is None:
         return {"Statement": []}
+    if canonicals is not None:
+        return canonicals.form(doc)
     return canonicalize(doc, partition=partition)
 
 
@@ -364,7 +414,11 @@ def _statement_order(statement: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def diff_statements(
-    before: Policy | None, after: Policy | None, *, partition: str = "aws"
+    before: Policy | None,
+    after: Policy | None,
+    *,
+    partition: str = "aws",
+    canonicals: Canonicals | None = None,
 ) -> tuple[StatementChange, ...]:
     """Statement-level diff of two policies, compared in canonical form.
 
@@ -375,10 +429,10 @@ def diff_statements(
     is made. Order: the "(document)" entry (when both policies are given and their
     top-level fields such as Version / Id differ), then removed, changed, added, each
     sorted by Sid then JSON. With both policies given, the result is empty exactly when
-    ``policies_equal``.
+    ``policies_equal``. ``canonicals``: a plan's memo of canonical forms (of ``partition``).
     """
-    old = _canonical_or_empty(before, partition)
-    new = _canonical_or_empty(after, partition)
+    old = _canonical_or_empty(before, partition, canonicals)
+    new = _canonical_or_empty(after, partition, canonicals)
     changes: list[StatementChange] = []
 
     old_top = {k: v for k, v in old.items() if k != "Statement"}
@@ -635,9 +689,11 @@ def access_changes(
     partition: str = "aws",
     account_id: str | None = None,
     region: str | None = None,
+    canonicals: Canonicals | None = None,
 ) -> tuple[AccessChange, ...]:
     """Who gains and who loses which KMS actions from before to after, as proven by the
     policy-semantics engine (``reconciler.semantics``), each with a witness request.
+    ``canonicals``: a plan's memo of canonical policies (of ``partition``).
 
     One AccessChange per principal, direction and witness context; ``conditions`` is the
     canonical Condition of the Allow statement that grants the access (after's for a gain,
@@ -647,7 +703,12 @@ def access_changes(
     from reconciler import semantics  # semantics reads the canonical form from here
 
     found = semantics.compare(
-        before, after, partition=partition, account_id=account_id, region=region
+        before,
+        after,
+        partition=partition,
+        account_id=account_id,
+        region=region,
+        canonical=canonicals.json if canonicals is not None else None,
     )
     changes = [
         AccessChange(
@@ -664,13 +725,79 @@ def access_changes(
     )
 
 
-def removes_access(before: Policy | None, after: Policy | None, *, partition: str = "aws") -> bool:
+def removes_access(
+    before: Policy | None,
+    after: Policy | None,
+    *,
+    partition: str = "aws",
+    canonicals: Canonicals | None = None,
+) -> bool:
     """True when the change denies some request the before policy allowed, so a plan marks
     it destructive (the engine proves it: a Deny or a condition that takes nothing away
-    is not destructive). With no ``before`` policy nothing can be lost."""
+    is not destructive). With no ``before`` policy nothing can be lost. ``canonicals``: a
+    plan's memo of canonical policies (of ``partition``)."""
     if before is None:
         return False
-    return any(change.lost for change in access_changes(before, after, partition=partition))
+    if after is not None and only_widens(before, after, partition=partition, canonicals=canonicals):
+        return False  # plainly so: the engine (milliseconds a policy) is not needed
+    changes = access_changes(before, after, partition=partition, canonicals=canonicals)
+    return any(change.lost for change in changes)
+
+
+def only_widens(
+    before: Policy, after: Policy, *, partition: str = "aws", canonicals: Canonicals | None = None
+) -> bool:
+    """True when ``after`` plainly allows every request ``before`` allows: the same
+    top-level fields (Version decides what a policy variable means), no statement but an
+    Allow that ``before`` lacks, and each Allow of ``before`` kept by an Allow of ``after``
+    that differs from it at most by more principals, actions or resources (or its Sid).
+    Adding to an Allow never denies a request (an explicit Deny decides first, and no Deny
+    was added). False means "not plainly so": ask the engine (``access_changes``).
+    ``canonicals``: a plan's memo of canonical forms (of ``partition``)."""
+    try:
+        if canonicals is not None:
+            old, new = canonicals.form(before), canonicals.form(after)
+        else:
+            old, new = (
+                canonicalize(before, partition=partition),
+                canonicalize(after, partition=partition),
+            )
+    except ValueError:
+        return False
+    top = [{k: v for k, v in doc.items() if k != "Statement"} for doc in (old, new)]
+    if not _same(top[0], top[1]):
+        return False
+    olds, news = old["Statement"], new["Statement"]
+    kept = {_dumps(s) for s in olds if s.get("Effect") != "Allow"}
+    if any(s.get("Effect") != "Allow" and _dumps(s) not in kept for s in news):
+        return False
+    allows = [s for s in news if s.get("Effect") == "Allow"]
+    return all(any(_covers(wide, s) for wide in allows) for s in olds if s.get("Effect") == "Allow")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON (``==`` alone takes true for 1)."""
+    return bool(a == b) and _dumps(a) == _dumps(b)
+
+
+def _covers(wide: Mapping[str, Any], narrow: Mapping[str, Any]) -> bool:
+    """Canonical Allow statement ``wide`` matches every request ``narrow`` matches: the same
+    fields, each equal but Principal (a mapping), Action and Resource, which may only grow."""
+    if wide.keys() - {"Sid"} != narrow.keys() - {"Sid"}:
+        return False
+    for field, value in narrow.items():
+        if field == "Sid":
+            continue
+        other = wide[field]
+        if field in ("Action", "Resource") and isinstance(value, list):
+            if not isinstance(other, list) or not set(value) <= set(other):
+                return False
+        elif field == "Principal" and isinstance(value, Mapping) and isinstance(other, Mapping):
+            if any(not set(ids) <= set(other.get(kind, ())) for kind, ids in value.items()):
+                return False
+        elif not _same(value, other):
+            return False
+    return True
 
 
 def in_region(doc: Policy, region: str, as_region: str) -> Policy:
@@ -777,7 +904,12 @@ def without_deleted_principals(doc: Policy) -> Policy:
 
 
 def can_manage_policy(
-    doc: Policy, principals: Iterable[str], *, account_id: str, partition: str = "aws"
+    doc: Policy,
+    principals: Iterable[str],
+    *,
+    account_id: str,
+    partition: str = "aws",
+    canonicals: Canonicals | None = None,
 ) -> bool:
     """Lockout check: can someone who should still change this policy do so?
 
@@ -787,10 +919,13 @@ def can_manage_policy(
     ``principals``, and no unconditional Deny takes it away from that principal.
     ``principals`` may be IAM user / role ARNs or STS assumed-role ARNs; a role matches
     by account and final role name, so paths and session names do not matter.
+    ``canonicals``: a plan's memo of canonical forms (of ``partition``).
     """
     if isinstance(principals, str):
         principals = [principals]
-    canonical = canonicalize(doc, partition=partition)
+    canonical = (
+        canonicals.form(doc) if canonicals is not None else canonicalize(doc, partition=partition)
+    )
     root = _normalize_principal(account_id, partition)
     candidates = [root, *(_normalize_principal(p, partition) for p in principals)]
     entries: list[str] = []

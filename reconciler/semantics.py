@@ -71,7 +71,7 @@ import ipaddress
 import json
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -1043,17 +1043,22 @@ def compare(
     partition: str = "aws",
     account_id: str | None = None,
     region: str | None = None,
+    canonical: Callable[[Mapping[str, Any]], str] | None = None,
 ) -> tuple[Difference, ...]:
     """Every difference in what the two key policies allow, per principal and action.
 
     ``None`` is no policy (nothing allowed). Sorted by principal, change, actions. Empty
     exactly when the policies allow the same requests (as far as this model goes, see the
     module docstring). ``account_id`` and ``region`` pin the key's ARN (the resource).
+    ``canonical``: a policy's canonical JSON in ``partition`` (a plan's memo, ``Canonicals.json``);
+    by default ``canonical_json``.
     """
     from reconciler.policy import canonical_json
 
     def text(doc: Mapping[str, Any] | None) -> str:
-        return "" if doc is None else canonical_json(doc, partition=partition)
+        if doc is None:
+            return ""
+        return canonical(doc) if canonical else canonical_json(doc, partition=partition)
 
     base_text, head_text = text(base), text(head)
     if base_text == head_text:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
 from reconciler import catalog
@@ -322,11 +323,13 @@ def _tag_prefix(identity_tag: str) -> str:
     return identity_tag.rsplit(":", 1)[0] if ":" in identity_tag else identity_tag
 
 
+@cache  # a pure function of the inventory's identity tag, asked per key
 def protection_tag(identity_tag: str) -> str:
     """The tag that records deletion protection on the key itself, beside the identity tag."""
     return _tag_prefix(identity_tag) + catalog.PROTECTION_TAG_SUFFIX
 
 
+@cache  # a pure function of the inventory's identity tag, asked per key
 def replica_tag(identity_tag: str) -> str:
     """The tag on a multi-Region key's members outside the target's Region (value: the
     key's name). Not the identity tag: a target of that Region must not take the member
@@ -334,12 +337,14 @@ def replica_tag(identity_tag: str) -> str:
     return _tag_prefix(identity_tag) + catalog.REPLICA_TAG_SUFFIX
 
 
+@cache  # a pure function of the inventory's identity tag, asked per key
 def retire_tag(identity_tag: str) -> str:
     """The tag the tool writes when it disables a key to retire it (value: when, as an ISO
     8601 UTC time); the retirement's observation period counts from it."""
     return _tag_prefix(identity_tag) + catalog.RETIRE_TAG_SUFFIX
 
 
+@cache  # a pure function of the inventory's identity tag, asked per key
 def tool_tags(identity_tag: str) -> frozenset[str]:
     """The tags the tool itself keeps on keys (never part of a spec's tags)."""
     return frozenset(
@@ -590,6 +595,40 @@ def tool_alias(alias: str) -> bool:
     return alias.startswith(catalog.TOOL_ALIAS_PREFIX)
 
 
+def _digest(
+    key: ObservedKey, identity_tag: str, with_grants: set[str] | None, canon: Canonicals
+) -> dict[str, Any]:
+    """One key (and its replicas) in the fingerprint: what ``as_state`` would give."""
+    name = key.tags.get(identity_tag, "")
+    return {
+        "key_id": key.key_id,
+        "key_state": key.key_state,
+        "name": name,
+        "description": key.description or "",
+        "enabled": key.key_state == "Enabled" if key.key_state else bool(key.enabled),
+        "rotation": [key.rotation_enabled, key.rotation_period_days],
+        "tags": dict(sorted(key.tags.items())),
+        "aliases": sorted(key.aliases),
+        "policy": canon.json(key.policy) if key.policy is not None else None,
+        "grants": None
+        if key.grants is None or (with_grants is not None and name not in with_grants)
+        else sorted(
+            [g.grant_id or "", g.name, g.text, g.grantee_service_principal or ""]
+            for g in key.grants
+        ),
+        "primary_region": key.primary_region,
+        "members": list(key.member_regions),
+        "replicas": {
+            region: _digest(r, identity_tag, with_grants, canon)
+            for region, r in sorted(key.replicas.items())
+        },
+    }
+
+
+# The fingerprint's JSON (compact, sorted keys): one encoder for every piece of it.
+_FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
 def fingerprint(
     observed: ObservedTarget,
     identity_tag: str,
@@ -603,51 +642,39 @@ def fingerprint(
 
     A saved plan carries it; apply observes again and refuses the plan when it differs.
     ``canonicals``: the plan's memo of canonical policies (each is then computed once).
+
+    The digest is the SHA-256 of one JSON document (compact, sorted keys)::
+
+        {"account", "aliases", "managed": [one object per key, by key ID], "region",
+         "region_aliases"[, "unreadable"]}
+
+    hashed piece by piece, each key's object as it is made, so that no text of the whole
+    (about 1 KB a key) is ever held.
     """
     canon = canonicals or Canonicals(observed.target.partition)
     extra = set(also)
     with_grants = None if grants_for is None else set(grants_for)
+    encode = _FINGERPRINT_JSON
 
-    def digest(key: ObservedKey) -> dict[str, Any]:
-        state = key.as_state(identity_tag)
-        return {
-            "key_id": key.key_id,
-            "key_state": key.key_state,
-            "name": state.name,
-            "description": state.description,
-            "enabled": state.enabled,
-            "rotation": [state.rotation_enabled, state.rotation_period_days],
-            "tags": dict(sorted(key.tags.items())),
-            "aliases": sorted(state.aliases),
-            "policy": canon.json(state.policy) if state.policy is not None else None,
-            "grants": None
-            if key.grants is None or (with_grants is not None and state.name not in with_grants)
-            else sorted(
-                [g.grant_id or "", g.name, g.text, g.grantee_service_principal or ""]
-                for g in key.grants
-            ),
-            "primary_region": key.primary_region,
-            "members": list(key.member_regions),
-            "replicas": {region: digest(r) for region, r in sorted(key.replicas.items())},
-        }
-
-    managed = [
-        digest(key)
-        for key in sorted(observed.keys, key=lambda k: k.key_id)
-        if identity_tag in key.tags or key.key_id in extra
-    ]
-    body = {
-        "account": observed.target.account_id,
-        "region": observed.target.region,
-        "managed": managed,
-        # the apply lock's aliases come and go with every apply: not part of the state
-        "aliases": {a: t for a, t in sorted(observed.aliases.items()) if not tool_alias(a)},
-        "region_aliases": {
-            region: dict(sorted(aliases.items()))
-            for region, aliases in sorted(observed.region_aliases.items())
-        },
+    managed = sorted(
+        (key for key in observed.keys if identity_tag in key.tags or key.key_id in extra),
+        key=lambda k: k.key_id,
+    )
+    # the apply lock's aliases come and go with every apply: not part of the state
+    aliases = {a: t for a, t in sorted(observed.aliases.items()) if not tool_alias(a)}
+    region_aliases = {
+        region: dict(sorted(aliases.items()))
+        for region, aliases in sorted(observed.region_aliases.items())
     }
+    hashed = hashlib.sha256(
+        f'{{"account":{encode(observed.target.account_id)},"aliases":{encode(aliases)},'
+        '"managed":['.encode()
+    )
+    for i, key in enumerate(managed):
+        digest = _digest(key, identity_tag, with_grants, canon)
+        hashed.update((("," if i else "") + encode(digest)).encode())
+    tail = f'],"region":{encode(observed.target.region)},"region_aliases":{encode(region_aliases)}'
     if observed.unreadable:  # a key that became unreadable may be one the plan would create
-        body["unreadable"] = sorted(observed.unreadable)
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        tail += f',"unreadable":{encode(sorted(observed.unreadable))}'
+    hashed.update((tail + "}").encode())
+    return "sha256:" + hashed.hexdigest()

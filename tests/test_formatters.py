@@ -155,3 +155,17 @@ def test_markdown_of_a_huge_plan_is_shortened_to_fit_a_github_comment() -> None:
     assert "left out to fit" in text
     assert "Plan: 1500 to create, 0 to update, 0 to delete." in text
     assert text.count("```") % 2 == 0
+
+
+def test_the_plan_text_comes_key_by_key() -> None:
+    # commands write a plan piece by piece: no piece holds more than one key's lines, and
+    # the pieces are the text (goldens check the text itself)
+    keys = [desired_key(f"key-{i:04d}", description=f"key number {i}") for i in range(300)]
+    plan = Plan(targets=(make_plan(desired(*keys), observed()),))
+    chunks = list(formatters.plan_chunks(plan))
+    assert "".join(chunks) == formatters.plan_text(plan)
+    assert all(chunk.endswith("\n") for chunk in chunks)
+    with_keys = [chunk for chunk in chunks if 'key "key-' in chunk]
+    assert len(with_keys) == 300
+    assert all(chunk.count('key "key-') == 1 for chunk in with_keys)
+    assert max(len(chunk) for chunk in chunks) < len(formatters.plan_text(plan)) / 10

@@ -519,6 +519,25 @@ def test_canonical_json_is_the_canonical_form_as_json(doc: Doc) -> None:
     assert json.loads(canonical_json(doc)) == canonicalize(doc)
 
 
+def test_the_statement_memo_tells_apart_what_json_text_would_not() -> None:
+    # the memo of canonical statements is keyed by repr: true, 1 and "true" are one JSON
+    # token apart but IAM compares strings, so true == "true" != 1
+    def with_value(value: Any) -> Doc:
+        condition = {"Bool": {"aws:SecureTransport": value}}
+        return policy({**ROOT_STATEMENT, "Condition": condition})
+
+    values = (True, 1, "true", 1.0, "1")
+    memo: dict[str, str] = {}
+    texts = {repr(v): canonical_json(with_value(v), memo=memo) for v in values}
+    assert texts["True"] == texts["'true'"]
+    assert texts["1"] == texts["'1'"]
+    assert texts["True"] != texts["1"]
+    assert texts["1.0"] not in (texts["1"], texts["True"])
+    assert len(memo) == len(values)  # one statement per value: none taken for another
+    for value in values:  # memo hits give the text without a memo
+        assert canonical_json(with_value(value), memo=memo) == canonical_json(with_value(value))
+
+
 def test_the_plan_canonicalises_each_policy_once(monkeypatch: pytest.MonkeyPatch) -> None:
     import reconciler.policy as policy_module
     from reconciler.planner import make_plan
@@ -527,9 +546,9 @@ def test_the_plan_canonicalises_each_policy_once(monkeypatch: pytest.MonkeyPatch
     calls: list[int] = []
     real = policy_module.canonical_json
 
-    def counting(doc: Doc, *, partition: str = "aws") -> str:
+    def counting(doc: Doc, *, partition: str = "aws", **memo: Any) -> str:
         calls.append(id(doc))
-        return real(doc, partition=partition)
+        return real(doc, partition=partition, **memo)
 
     monkeypatch.setattr(policy_module, "canonical_json", counting)
     names = [f"k{i}" for i in range(5)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -55,6 +56,10 @@ def make_plans(
     each target's apply lock is taken before it is read; with ``keys``, only those keys."""
     inventory, desired = load(run)
     desired = only_keys(desired, keys)
+    # The specs and their YAML line maps (about 5 MB a thousand keys) are not needed once
+    # the desired states are built: let them go before the observations come in.
+    settings = inventory.settings
+    del inventory
 
     def one(dt: DesiredTarget) -> tuple[TargetPlan, Connection]:
         conn = aws.connect(dt.target, run.aws, write=locks is not None)
@@ -70,7 +75,7 @@ def make_plans(
         known, known_reads = retiring_usage(run, dt, observed, conn)
         options = PlanOptions(
             allow_destroy=allow_destroy,
-            not_ours=ignored_unreadable(observed, inventory.settings.ignore),
+            not_ours=ignored_unreadable(observed, settings.ignore),
             partial=bool(keys),
         )
         tp = make_plan(dt, observed, retiring_options(options, run, known))
@@ -81,9 +86,9 @@ def make_plans(
         targets=tuple(tp for tp, _ in results),
         allow_destroy=allow_destroy,
         inventory=str(run.path),
-        identity_tag=inventory.settings.identity_tag,
+        identity_tag=settings.identity_tag,
         partial_keys=tuple(sorted(set(keys))),
-        retire_guard_days=inventory.settings.retire_guard_days,
+        retire_guard_days=settings.retire_guard_days,
     )
     return plan, {tp.target.name: conn for tp, conn in results}, failures
 
@@ -153,6 +158,21 @@ def plan(
 
 def _print_plan(run: Run, the_plan: Plan, fmt: str, *, rotation: bool = False) -> None:
     if fmt == "text":
-        click.echo(formatters.plan_text(the_plan, run.style, rotation=rotation), nl=False)
+        echo_chunks(formatters.plan_chunks(the_plan, run.style, rotation=rotation))
     else:
         click.echo(formatters.PLAN_FORMATS[fmt](the_plan), nl=False)
+
+
+def echo_chunks(chunks: Iterable[str], err: bool = False, size: int = 1 << 16) -> None:
+    """Write text made piece by piece (``formatters.plan_chunks``) in writes of about
+    ``size`` characters: the whole text of a large plan is never held."""
+    pending: list[str] = []
+    held = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            click.echo("".join(pending), nl=False, err=err)
+            pending, held = [], 0
+    if pending:
+        click.echo("".join(pending), nl=False, err=err)

@@ -9,7 +9,7 @@ Colour is applied through a ``Style`` function the caller passes (identity when 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -73,38 +73,55 @@ def summary_line(plan: Plan) -> str:
 
 def plan_text(plan: Plan, style: Style = no_style, *, rotation: bool = False) -> str:
     """The plan; with ``rotation``, each target's rotation details (last and next rotation,
-    on-demand count) after its operations."""
-    lines: list[str] = []
+    on-demand count) after its operations. The text of ``plan_chunks``, whole."""
+    return "".join(plan_chunks(plan, style, rotation=rotation))
+
+
+def plan_chunks(plan: Plan, style: Style = no_style, *, rotation: bool = False) -> Iterator[str]:
+    """``plan_text`` piece by piece (a key, a target's operations, ...; each piece whole
+    lines), so that a command can write a plan of 10,000 keys without holding its text."""
+
+    def text(lines: Iterable[str]) -> str:
+        return "".join(line + "\n" for line in lines)
+
     if plan.partial_keys:
-        lines += [
-            style(
-                f"Partial plan: only key(s) {', '.join(plan.partial_keys)} (--key); the other "
-                "keys, and keys no spec declares, are not planned.",
-                "yellow",
-            ),
-            "",
-        ]
+        yield text(
+            [
+                style(
+                    f"Partial plan: only key(s) {', '.join(plan.partial_keys)} (--key); the "
+                    "other keys, and keys no spec declares, are not planned.",
+                    "yellow",
+                ),
+                "",
+            ]
+        )
     for tp in plan.targets:
-        lines.extend(_target_lines(tp, style))
+        for block in _target_blocks(tp, style):
+            if block:
+                yield text(block)
         if rotation and tp.rotation:
-            lines.append("")
-            lines.append("  Rotation:")
-            lines.extend(f"    {rotation_line(r)}" for r in tp.rotation)
-        lines.append("")
+            yield text(["", "  Rotation:", *(f"    {rotation_line(r)}" for r in tp.rotation)])
+        yield "\n"
     destructive = plan.destructive_operations
     if destructive:
-        lines.append(
-            style(
-                f"{len(destructive)} destructive operation(s) marked [destructive]: apply "
-                "refuses them without --allow-destroy.",
-                "red",
-            )
+        yield text(
+            [
+                style(
+                    f"{len(destructive)} destructive operation(s) marked [destructive]: apply "
+                    "refuses them without --allow-destroy.",
+                    "red",
+                )
+            ]
         )
-    lines.append(style(summary_line(plan), "bold"))
-    return "\n".join(lines) + "\n"
+    yield text([style(summary_line(plan), "bold")])
 
 
 def _target_lines(tp: TargetPlan, style: Style) -> list[str]:
+    return [line for block in _target_blocks(tp, style) for line in block]
+
+
+def _target_blocks(tp: TargetPlan, style: Style) -> Iterator[list[str]]:
+    """A target's plan text as blocks of lines: its header, each changed key, the rest."""
     t = tp.target
     who = f" as {tp.caller_arn}" if tp.caller_arn else ""
     lines = [style(f"Target {t.name}: account {t.account_id}, {t.region}{who}", "bold")]
@@ -113,10 +130,13 @@ def _target_lines(tp: TargetPlan, style: Style) -> list[str]:
             f"  Key usage: {tp.usage_reads} read(s) (GetKeyLastUsage) for the "
             f"{len(tp.usage)} key(s) this plan retires or takes access or an alias from"
         )
-    changed = [k for k in tp.keys if k.action is not Action.NOOP]
-    for key in changed:
-        lines.append("")
-        lines.extend(_key_lines(key, style, tp))
+    yield lines
+    changed = 0
+    for key in tp.keys:
+        if key.action is not Action.NOOP:
+            changed += 1
+            yield ["", *_key_lines(key, style, tp)]
+    lines = []
     for orphan in tp.orphans:
         lines.append("")
         lines.append(
@@ -129,10 +149,11 @@ def _target_lines(tp: TargetPlan, style: Style) -> list[str]:
         lines.append(style(f'  retirement of "{r.key}" ({r.key_id}): {r.message}', colour))
     for warning in tp.warnings:
         lines.append(style(f"  warning: {warning}", "yellow"))
+    yield lines
     if tp.operations:
-        lines.append("")
-        lines.append(f"  Operations, in order ({sum(op.calls for op in tp.operations)} KMS calls):")
+        yield ["", f"  Operations, in order ({sum(op.calls for op in tp.operations)} KMS calls):"]
         width = len(str(len(tp.operations)))
+        lines = []
         for i, op in enumerate(tp.operations, 1):
             mark = style("  [destructive]", "red") if op.destructive else ""
             where = f" [{op.region}]" if op.region and op.region not in op.summary else ""
@@ -140,12 +161,15 @@ def _target_lines(tp: TargetPlan, style: Style) -> list[str]:
             lines.append(
                 f"    {i:>{width}}. {op.kind.value:<21} {op.key}{where}: {op.summary}{moved}{mark}"
             )
-    unchanged = len(tp.keys) - len(changed)
+            if len(lines) == 100:
+                yield lines
+                lines = []
+        yield lines
+    unchanged = len(tp.keys) - changed
     if not changed and not tp.orphans:
-        lines.append(f"  No changes: {unchanged} key(s) up to date.")
+        yield [f"  No changes: {unchanged} key(s) up to date."]
     elif unchanged:
-        lines.append(f"  {unchanged} key(s) up to date.")
-    return lines
+        yield [f"  {unchanged} key(s) up to date."]
 
 
 def _usage_line(tp: TargetPlan | None, key: KeyPlan, indent: str, style: Style) -> list[str]:
