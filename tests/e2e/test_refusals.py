@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +252,10 @@ def test_alias_held_by_unmanaged_key_blocks_creation_unless_takeover(
     assert ops[-1] == (
         "UpdateAlias",
         "alpha",
-        f"point alias/alpha at this key (takes over from unmanaged key {stranger})  [destructive]",
+        f"point alias/alpha at this key (takes over from unmanaged key {stranger}) "
+        # the last use of the key that loses the alias (made by hand just now, unused)
+        f"(key {stranger}: no use recorded since its creation on "
+        f"{datetime.now(timezone.utc):%Y-%m-%d})  [destructive]",
     )
 
     applied = run_cli("apply", "--auto-approve", "--allow-destroy")
