@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap_with_padding
 
 from reconciler import material
+from reconciler.moto_kms import _error, _key
 
 SetAttr = Callable[[Any, str, Any], None]
 _WRAPPING_BITS = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
@@ -55,22 +56,6 @@ _ALGORITHMS = (
 _wrapping_keys: dict[str, rsa.RSAPrivateKey] = {}
 _tokens: dict[bytes, tuple[str, str, rsa.RSAPrivateKey]] = {}  # token -> key, algorithm, pair
 _lock = threading.Lock()
-
-
-def _error(kind: str, message: str) -> Exception:
-    from moto.core.exceptions import JsonRESTError
-
-    return JsonRESTError(kind, message)
-
-
-def _key(response: Any) -> Any:
-    backend = response.kms_backend
-    key_id = backend.get_key_id(response._get_param("KeyId"))
-    if key_id not in backend.keys:
-        from moto.kms.exceptions import NotFoundException
-
-        raise NotFoundException(f"Key '{key_id}' does not exist")
-    return backend.keys[key_id]
 
 
 def _external(key: Any) -> None:

@@ -53,8 +53,6 @@ from copy import copy
 from datetime import datetime, timezone
 from typing import Any
 
-from reconciler import moto_import
-
 SetAttr = Callable[[Any, str, Any], None]
 
 
@@ -396,6 +394,8 @@ def apply(setattr_: SetAttr) -> None:
         _in_custom_key_store(_created_by_clock(KmsResponse.create_key)),
     )
     setattr_(Key, "to_dict", _with_key_store(Key.to_dict))
+    from reconciler import moto_import  # it uses this module's helpers
+
     moto_import.apply(setattr_)  # GetParametersForImport, ImportKeyMaterial, ...
     for name, operation in TRACKED.items():
         setattr_(KmsResponse, name, _recording(getattr(KmsResponse, name), operation))

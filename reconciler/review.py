@@ -110,13 +110,7 @@ class Context:
 
     def account_of(self, principal: str) -> str | None:
         """The account of an ``AWS:`` principal string (ARN or ID), else None."""
-        value = principal.removeprefix("AWS:")
-        if value.isdigit() and len(value) == 12:
-            return value
-        parts = value.split(":")
-        if len(parts) >= 5 and parts[0] == "arn" and parts[4].isdigit():
-            return parts[4]
-        return None
+        return account_of(principal)
 
     def is_inside(self, principal: str) -> bool:
         """An AWS principal of the target's or a trusted account. Services are not inside
@@ -481,9 +475,15 @@ class OutlivingGrant:
     operations: tuple[str, ...]  # the grant's operations among the lost actions ("Decrypt")
 
 
-def _account(arn: str) -> str | None:
-    parts = arn.split(":")
-    return parts[4] if len(parts) > 5 and parts[0] == "arn" and parts[4].isdigit() else None
+def account_of(principal: str) -> str | None:
+    """The account of an ``AWS:`` principal string (ARN or ID), else None."""
+    value = principal.removeprefix("AWS:")
+    if value.isdigit() and len(value) == 12:
+        return value
+    parts = value.split(":")
+    if len(parts) >= 5 and parts[0] == "arn" and parts[4].isdigit():
+        return parts[4]
+    return None
 
 
 def _grantee_covered(principal: str, grant: Grant) -> bool:
@@ -499,10 +499,9 @@ def _grantee_covered(principal: str, grant: Grant) -> bool:
     value = principal.removeprefix("AWS:")
     if value == grantee:
         return True
-    account = value if value.isdigit() and len(value) == 12 else None
-    if value.endswith(":root"):
-        account = _account(value)
-    return account is not None and _account(grantee) == account
+    # the account itself (its ID or root ARN) covers its principals; a role does not
+    account = account_of(value) if value.isdigit() or value.endswith(":root") else None
+    return account is not None and account_of(grantee) == account
 
 
 def outliving_grants(
