@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -283,20 +284,33 @@ def test_unknown_ref_is_a_clear_error(repo: Path) -> None:
     assert "'no-such-branch' is not a commit" in done.stderr
 
 
-def test_live_review_flags_drift_the_change_would_overwrite(
-    repo: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _applied_staging(repo: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """The sample's staging target applied in a sandbox of the repository's own."""
     monkeypatch.chdir(repo)
     monkeypatch.setenv("KMS_RECONCILER_SANDBOX_DIR", str(repo / ".kms-sandbox"))
     runner = CliRunner()
     applied = runner.invoke(main, ["apply", "--sandbox", "--auto-approve", "--target", "staging"])
     assert applied.exit_code == 0, applied.output
+    return runner
+
+
+@contextmanager
+def _staging_kms() -> Iterator[Any]:
+    """A KMS client of the sandbox, as the staging account (444455556666) in eu-west-1."""
     with sandbox_session():
         kms = boto3.client("kms", region_name="eu-west-1")
         kms.meta.events.register(
             "before-sign.*.*",
             lambda request, **_: request.headers.__setitem__("x-moto-account-id", "444455556666"),
         )
+        yield kms
+
+
+def test_live_review_flags_drift_the_change_would_overwrite(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = _applied_staging(repo, monkeypatch)
+    with _staging_kms() as kms:
         for k in kms.list_keys()["Keys"]:
             tags = {
                 t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=k["KeyId"])["Tags"]
@@ -336,18 +350,9 @@ def test_live_review_flags_a_grant_that_keeps_access_the_change_removes(
 ) -> None:
     """BackgroundJobRole loses Decrypt in the policy, but a grant made outside the
     repository still gives it Decrypt: KMS allows what a grant allows (KMS202)."""
-    monkeypatch.chdir(repo)
-    monkeypatch.setenv("KMS_RECONCILER_SANDBOX_DIR", str(repo / ".kms-sandbox"))
-    runner = CliRunner()
-    applied = runner.invoke(main, ["apply", "--sandbox", "--auto-approve", "--target", "staging"])
-    assert applied.exit_code == 0, applied.output
+    runner = _applied_staging(repo, monkeypatch)
     job = "arn:aws:iam::444455556666:role/BackgroundJobRole"
-    with sandbox_session():
-        kms = boto3.client("kms", region_name="eu-west-1")
-        kms.meta.events.register(
-            "before-sign.*.*",
-            lambda request, **_: request.headers.__setitem__("x-moto-account-id", "444455556666"),
-        )
+    with _staging_kms() as kms:
         key_id = kms.describe_key(KeyId="alias/app-data-key")["KeyMetadata"]["KeyId"]
         grant_id = kms.create_grant(
             KeyId=key_id, GranteePrincipal=job, Operations=["Decrypt"], Name="by-hand"
@@ -380,17 +385,8 @@ def test_live_review_reports_drift_a_cosmetic_change_overwrites(
 ) -> None:
     """A Sid renamed in the template changes no access, but applying it rewrites the
     policy: the statement someone added by hand is lost (defect 4 of the policy issue)."""
-    monkeypatch.chdir(repo)
-    monkeypatch.setenv("KMS_RECONCILER_SANDBOX_DIR", str(repo / ".kms-sandbox"))
-    runner = CliRunner()
-    applied = runner.invoke(main, ["apply", "--sandbox", "--auto-approve", "--target", "staging"])
-    assert applied.exit_code == 0, applied.output
-    with sandbox_session():
-        kms = boto3.client("kms", region_name="eu-west-1")
-        kms.meta.events.register(
-            "before-sign.*.*",
-            lambda request, **_: request.headers.__setitem__("x-moto-account-id", "444455556666"),
-        )
+    runner = _applied_staging(repo, monkeypatch)
+    with _staging_kms() as kms:
         key_id = kms.describe_key(KeyId="alias/app-data-key")["KeyMetadata"]["KeyId"]
         live = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
         live["Statement"].append(allow(role("HandAdded", "444455556666"), "kms:Decrypt", sid="H"))
