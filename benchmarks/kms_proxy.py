@@ -19,12 +19,15 @@ timeline per operation family and find the busiest one-second window.
 
 from __future__ import annotations
 
+import base64
 import http.client
+import json
 import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from reconciler.catalog import REQUEST_QUOTAS
@@ -39,6 +42,27 @@ class Seen:
     at: float  # seconds since the proxy started
     operation: str
     throttled: bool
+
+
+class Window:
+    """KMS's per-second quotas over a sliding one-second window, as KMS counts them
+    (``quotas``: operation -> calls a second; None: ``catalog.REQUEST_QUOTAS``)."""
+
+    def __init__(self, quotas: dict[str, float] | None = None) -> None:
+        self.quotas = dict(REQUEST_QUOTAS if quotas is None else quotas)
+        self.windows: dict[str, deque[float]] = defaultdict(deque)
+
+    def admit(self, operation: str, now: float | None = None) -> bool:
+        """Count one call; False when it would exceed the quota in the last second."""
+        quota = self.quotas.get(operation)
+        now = time.monotonic() if now is None else now
+        window = self.windows[operation]
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        allowed = quota is None or len(window) < quota
+        if allowed:
+            window.append(now)
+        return allowed
 
 
 class _Server(ThreadingHTTPServer):
@@ -56,6 +80,7 @@ class KmsProxy:
         latency: float = 0.025,
         quotas: dict[str, float] | None = None,
         steal: dict[str, float] | None = None,
+        record: bool = False,
     ) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -63,7 +88,11 @@ class KmsProxy:
         self.quotas = dict(REQUEST_QUOTAS if quotas is None else quotas)
         self.steal = dict(steal or {})
         self.seen: list[Seen] = []
-        self._windows: dict[str, deque[float]] = defaultdict(deque)
+        self._window = Window(self.quotas)
+        # (X-Amz-Target or path, request body) -> (status, content type, response body)
+        self.recording: dict[tuple[str, bytes], tuple[int, str, bytes]] | None = (
+            {} if record else None
+        )
         self._lock = threading.Lock()
         self._started = time.monotonic()
         self._server = _Server(("127.0.0.1", 0), self._handler())
@@ -91,22 +120,31 @@ class KmsProxy:
     def reset(self) -> None:
         with self._lock:
             self.seen = []
-            self._windows.clear()
+            self._window = Window(self.quotas)
             self._started = time.monotonic()
+
+    def save(self, path: Path) -> int:
+        """Write the recording (``record=True``) for ``fake_kms.py``; the requests saved."""
+        assert self.recording is not None, "KmsProxy(record=True) keeps a recording"
+        with path.open("w") as handle:
+            for (target, request), (status, content_type, response) in self.recording.items():
+                row = {
+                    "target": target,
+                    "request": base64.b64encode(request).decode(),
+                    "status": status,
+                    "content_type": content_type,
+                    "response": base64.b64encode(response).decode(),
+                }
+                handle.write(json.dumps(row) + "\n")
+        return len(self.recording)
 
     # -- quota --------------------------------------------------------------------------
 
     def admit(self, operation: str) -> bool:
         """Count one call; False when it would exceed the quota in the last second."""
-        quota = self.quotas.get(operation)
         now = time.monotonic()
         with self._lock:
-            window = self._windows[operation]
-            while window and window[0] <= now - 1.0:
-                window.popleft()
-            allowed = quota is None or len(window) < quota
-            if allowed:
-                window.append(now)
+            allowed = self._window.admit(operation, now)
             self.seen.append(Seen(now - self._started, operation, not allowed))
             return allowed
 
@@ -117,7 +155,7 @@ class KmsProxy:
                 calls = int(self.quotas.get(operation, 0) * share)
                 now = time.monotonic()
                 with self._lock:
-                    self._windows[operation].extend([now] * calls)
+                    self._window.windows[operation].extend([now] * calls)
             self._stop.wait(1.0)
 
     # -- HTTP ---------------------------------------------------------------------------
@@ -152,6 +190,14 @@ class KmsProxy:
                     connection.request(self.command, self.path, body=body, headers=headers)
                     response = connection.getresponse()
                     data = response.read()
+                    if proxy.recording is not None and response.status < 300:
+                        content_type = response.getheader("Content-Type") or ""
+                        with proxy._lock:
+                            proxy.recording[(target or self.path, body)] = (
+                                response.status,
+                                content_type,
+                                data,
+                            )
                     self.send_response(response.status)
                     for key, value in response.getheaders():
                         if key.lower() not in ("transfer-encoding", "connection", "content-length"):

@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -35,6 +36,8 @@ import botocore.exceptions
 if TYPE_CHECKING:  # boto3 and botocore.config cost ~0.1 s to import: only a connection needs them
     import boto3
     from botocore.config import Config
+
+    from reconciler.wire import Wire
 
 from reconciler import catalog
 from reconciler.errors import AccountMismatchError, AwsError, InputError, Problem
@@ -257,6 +260,8 @@ class KmsApi:
     # retries by "Operation (reason)", e.g. "CreateKey (ThrottlingException)"
     retries: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # The lean request path for this client's reads (``wire.wire_for``); None: botocore.
+    wire: Wire | None = None
 
     def call(
         self, operation: str, *, settle: Settle = NO_SETTLE, resend: bool = True, **params: Any
@@ -266,7 +271,7 @@ class KmsApi:
         ``max_attempts`` in all), and ``settle.codes`` ``settle.attempts`` times. With
         ``resend=False`` an attempt whose outcome is unknown is not repeated:
         ``AmbiguousOutcome`` is raised instead."""
-        method = getattr(self.client, _snake(operation))
+        send = self._sender(operation)
         attempt = 0
         settle_left = settle.attempts
         maybe_executed = False
@@ -277,7 +282,7 @@ class KmsApi:
             with self._lock:
                 self.calls[operation] += 1
             try:
-                response = self._send(method, operation, params, attempt)
+                response = self._send(send, operation, params, attempt)
             except botocore.exceptions.ClientError as exc:
                 code = error_code(exc)
                 if maybe_executed:
@@ -310,14 +315,28 @@ class KmsApi:
             self._retried(operation, reason)
             self.sleep(_backoff(attempt))
 
-    def _send(self, method: Any, operation: str, params: Mapping[str, Any], attempt: int) -> Any:
+    def _sender(self, operation: str) -> Callable[[Mapping[str, Any]], Any]:
+        """What sends one attempt of ``operation``: the lean path for a read it can take
+        (``reconciler.wire``), else the botocore client's method."""
+        if self.wire is not None and operation in self.wire.operations:
+            return partial(self.wire.send, operation)
+        method = getattr(self.client, _snake(operation))
+        return lambda params: method(**params)
+
+    def _send(
+        self,
+        send: Callable[[Mapping[str, Any]], Any],
+        operation: str,
+        params: Mapping[str, Any],
+        attempt: int,
+    ) -> Any:
         """One HTTP attempt, logged at DEBUG (never a parameter but the key it names)."""
         if not LOG.isEnabledFor(logging.DEBUG):
-            return method(**params)
+            return send(params)
         started = time.monotonic()
         outcome = "ok"
         try:
-            return method(**params)
+            return send(params)
         except botocore.exceptions.ClientError as exc:
             outcome = f"{error_code(exc) or 'error'} (HTTP {http_status(exc)})"
             raise
@@ -385,6 +404,9 @@ class AwsOptions:
     apply_workers: int = 8  # keys applied side by side per target
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     discovery: str = catalog.DISCOVERY_LIST_TAGS  # inventory.yaml discovery:
+    # Reads through the lean request path (``reconciler.wire``); False: every request
+    # through botocore (KMS_RECONCILER_REQUEST_PATH=botocore).
+    lean_reads: bool = True
 
 
 @dataclass
@@ -526,7 +548,12 @@ def connect(target: TargetInfo, options: AwsOptions, *, write: bool = False) -> 
             if options.sandbox
             else RateLimiter(quotas_for(options.quota_overrides, options.quota_scale))
         )
-        return KmsApi(client, limiter=limiter, max_attempts=options.max_attempts)
+        return KmsApi(client, limiter=limiter, max_attempts=options.max_attempts, wire=lean(client))
+
+    def lean(client: Any) -> Wire | None:
+        from reconciler.wire import wire_for
+
+        return wire_for(client) if options.lean_reads else None
 
     def tagging() -> KmsApi:
         client = session.client(
@@ -535,7 +562,12 @@ def connect(target: TargetInfo, options: AwsOptions, *, write: bool = False) -> 
         if options.sandbox:
             _sandbox_hook(client, target.account_id)
         # GetResources has no quota in the KMS table: not paced, throttling retried.
-        return KmsApi(client, limiter=RateLimiter({}), max_attempts=options.max_attempts)
+        return KmsApi(
+            client,
+            limiter=RateLimiter({}),
+            max_attempts=options.max_attempts,
+            wire=lean(client),
+        )
 
     return Connection(
         target,

@@ -61,6 +61,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 QUOTA_SCALE_ENV = "KMS_RECONCILER_QUOTA_SCALE"
+# "botocore": every request through botocore, none through the lean read path
+# (reconciler.wire); for comparing the two, or if a network setting needs botocore's.
+REQUEST_PATH_ENV = "KMS_RECONCILER_REQUEST_PATH"
 # The run's clock, instead of the system's: an ISO 8601 date or time. For tests (staged
 # retirement across simulated dates) and what-if plans ("what would the plan do on ...").
 NOW_ENV = "KMS_RECONCILER_NOW"
@@ -164,6 +167,7 @@ def common_options(func: F) -> F:
                     sandbox=sandbox,
                     quota_scale=_quota_scale(),
                     max_attempts=retry_settings(os.environ),
+                    lean_reads=_lean_reads(os.environ),
                 ),
                 colour=colour_default(sys.stdout.isatty(), os.environ)
                 if colour is None
@@ -339,6 +343,17 @@ def _quota_scale() -> float:
     if not 0 < value < float("inf"):
         raise InputError(Problem(f"must be a positive number, not {raw!r}", field=QUOTA_SCALE_ENV))
     return value
+
+
+def _lean_reads(environ: Mapping[str, str]) -> bool:
+    raw = environ.get(REQUEST_PATH_ENV, "").strip()
+    if raw not in ("", "lean", "botocore"):
+        raise InputError(
+            Problem(
+                f"must be 'lean' (the default) or 'botocore', not {raw!r}", field=REQUEST_PATH_ENV
+            )
+        )
+    return raw != "botocore"
 
 
 # A PATH that is not a folder is reported by the loader, in its one line.

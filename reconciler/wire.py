@@ -1,0 +1,348 @@
+"""A lean request path for the JSON-protocol reads of KMS and the tagging API.
+
+A no-op plan is thousands of small reads. Through botocore each costs about 1 ms of client
+CPU (request building, the event chain, urllib3, parsing), so at KMS's read quotas the
+client, not KMS, would bound a plan (``benchmarks/plan.md``). This path does the same
+request with less: the JSON body by hand; the **client's own request signer** (SigV4 with
+the client's credential chain, refreshed credentials included, its Region and its
+``before-sign`` hooks); the client's resolved endpoint (``--endpoint-url``,
+``AWS_ENDPOINT_URL_KMS``, FIPS and dual-stack settings: botocore's endpoint rules decide
+it, once per operation); its ``before-send`` hooks (moto's in-process mock answers there,
+as it does for botocore); one kept-alive ``http.client`` connection per thread, with the
+client's TLS verification settings and timeouts; and the answer parsed as botocore parses
+it, from the operation's output shape: only modelled members, nulls dropped, timestamps
+and blobs converted, ``ResponseMetadata`` added, errors raised as the client's own
+modelled ``ClientError`` classes with the same code, message and HTTP status.
+
+Used only for reads (``READS``): a read can be resent whatever happened to it, so the
+network failures here need no finer outcome than "retry" (``KmsApi`` retries them). Writes
+go through botocore. Not used where botocore does something this path does not: an HTTP
+proxy for the endpoint, a client certificate, a protocol other than JSON, an operation
+whose input has a blob or a timestamp, or a member serialised under another name.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import select
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import botocore.exceptions
+from botocore.awsrequest import AWSRequest
+from botocore.model import OperationModel, Shape
+from botocore.utils import parse_timestamp
+
+# The reads that may take this path (the rest of a client's operations go through
+# botocore): observe's, usage's and the tagging API's.
+READS = frozenset(
+    {
+        "ListKeys",
+        "ListAliases",
+        "ListResourceTags",
+        "DescribeKey",
+        "GetKeyPolicy",
+        "GetKeyRotationStatus",
+        "ListGrants",
+        "ListKeyRotations",
+        "GetKeyLastUsage",
+        "GetResources",
+    }
+)
+
+Convert = Callable[[Any], Any]
+
+
+class Wire:
+    """The lean path for one botocore client (KMS or the tagging API)."""
+
+    def __init__(self, client: Any, operations: frozenset[str], parse: _Parsers) -> None:
+        self.client = client
+        self.operations = operations
+        self._parse = parse
+        model = client.meta.service_model
+        self._prefix = model.metadata["targetPrefix"]
+        self._content_type = f"application/x-amz-json-{model.metadata.get('jsonVersion', '1.0')}"
+        self._event = model.service_id.hyphenize()
+        self._endpoints: dict[str, tuple[str, dict[str, str]]] = {}
+        self._local = threading.local()
+        session = client._endpoint.http_session
+        verify = session._verify
+        self._context: ssl.SSLContext | None = None
+        if verify is False:
+            self._context = ssl._create_unverified_context()
+        elif isinstance(verify, str):
+            self._context = ssl.create_default_context(cafile=verify)
+        else:
+            self._context = ssl.create_default_context()
+        config = client.meta.config
+        self._connect_timeout = config.connect_timeout
+        self._read_timeout = config.read_timeout
+
+    def send(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """One HTTP attempt of ``operation``: its parsed answer, or the ClientError, or a
+        botocore network error (for ``KmsApi`` to retry)."""
+        model = self.client.meta.service_model.operation_model(operation)
+        url, extra = self._endpoint(model)
+        headers = {
+            "X-Amz-Target": f"{self._prefix}.{operation}",
+            "Content-Type": self._content_type,
+            **extra,
+        }
+        request = AWSRequest(
+            method="POST", url=url, data=json.dumps(params).encode(), headers=headers
+        )
+        self.client._request_signer.sign(operation, request)
+        prepared = request.prepare()
+        answered = self.client.meta.events.emit_until_response(
+            f"before-send.{self._event}.{operation}", request=prepared
+        )[1]
+        if answered is not None:  # a before-send hook answered (moto's in-process mock)
+            status, reply_headers, body = (
+                answered.status_code,
+                dict(answered.headers),
+                answered.content,
+            )
+        else:
+            status, reply_headers, body = self._http(prepared.url, prepared.headers, prepared.body)
+        return self._parse(self.client, model, status, reply_headers, body)
+
+    def _endpoint(self, model: OperationModel) -> tuple[str, dict[str, str]]:
+        found = self._endpoints.get(model.name)
+        if found is None:
+            url, headers, _ = self.client._resolve_endpoint_ruleset(model, {}, {})
+            found = self._endpoints[model.name] = (url.rstrip("/") + "/", dict(headers))
+        return found
+
+    # -- HTTP -----------------------------------------------------------------------------
+
+    def _connection(self, url: str) -> http.client.HTTPConnection:
+        """This thread's connection to ``url``'s host, reused while the server keeps it."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname, parts.port)
+        connections: dict[tuple[Any, ...], http.client.HTTPConnection] = (
+            getattr(self._local, "connections", None) or {}
+        )
+        self._local.connections = connections
+        conn = connections.get(key)
+        if conn is not None and conn.sock is not None and _dropped(conn.sock):
+            conn.close()  # the server closed it while it was idle: connect again
+        if conn is None:
+            host = parts.hostname or ""
+            if parts.scheme == "https":
+                conn = http.client.HTTPSConnection(
+                    host, parts.port, timeout=self._connect_timeout, context=self._context
+                )
+            else:
+                conn = http.client.HTTPConnection(host, parts.port, timeout=self._connect_timeout)
+            connections[key] = conn
+        return conn
+
+    def _http(self, url: str, headers: Any, body: Any) -> tuple[int, dict[str, str], bytes]:
+        conn = self._connection(url)
+        path = urlsplit(url).path or "/"
+        try:
+            if conn.sock is None:
+                conn.connect()
+        except ssl.SSLError as exc:  # certificate not trusted, or no TLS at that address
+            conn.close()
+            raise botocore.exceptions.SSLError(endpoint_url=url, error=exc) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise botocore.exceptions.EndpointConnectionError(endpoint_url=url, error=exc) from exc
+        try:
+            conn.sock.settimeout(self._read_timeout)
+            conn.request("POST", path, body=body, headers=dict(headers.items()))
+            response = conn.getresponse()
+            data = response.read()
+        except TimeoutError as exc:
+            conn.close()
+            raise botocore.exceptions.ReadTimeoutError(endpoint_url=url, error=exc) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise botocore.exceptions.ConnectionClosedError(endpoint_url=url) from exc
+        if response.will_close:
+            conn.close()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+
+def _dropped(sock: Any) -> bool:
+    """A kept-alive socket the server has closed (readable with nothing to read), as
+    urllib3 checks before it reuses a pooled connection."""
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+# -- parsing, as botocore's JSON parser does ------------------------------------------------
+
+
+class _Parsers:
+    """Converters from each output shape, built once per (service, operation)."""
+
+    def __init__(self, timestamp: Convert) -> None:
+        self._timestamp = timestamp
+        self._built: dict[tuple[str, str], Convert] = {}
+        self._lock = threading.Lock()
+
+    def __call__(
+        self,
+        client: Any,
+        model: OperationModel,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> dict[str, Any]:
+        headers = {k.lower(): v for k, v in headers.items()}
+        metadata = {
+            "RequestId": headers.get("x-amzn-requestid", ""),
+            "HTTPStatusCode": status,
+            "HTTPHeaders": headers,
+            "RetryAttempts": 0,
+        }
+        if status >= 300:
+            raise _error(client, model.name, status, headers, body, metadata)
+        data = json.loads(body) if body else {}
+        parsed = self._converter(model)(data) if model.output_shape is not None else {}
+        parsed["ResponseMetadata"] = metadata
+        return dict(parsed)
+
+    def _converter(self, model: OperationModel) -> Convert:
+        key = (model.service_model.service_name, model.name)
+        found = self._built.get(key)
+        if found is None:
+            with self._lock:
+                found = self._built[key] = self._shape(model.output_shape)
+        return found
+
+    def _shape(self, shape: Shape) -> Convert:
+        kind = shape.type_name
+        if kind == "structure":
+            members = [(name, self._shape(member)) for name, member in shape.members.items()]
+
+            def structure(value: Any) -> dict[str, Any]:
+                return {
+                    name: convert(value[name])
+                    for name, convert in members
+                    if value.get(name) is not None
+                }
+
+            return structure
+        if kind == "list":
+            item = self._shape(shape.member)
+            return lambda value: [item(v) for v in value]
+        if kind == "map":
+            of = self._shape(shape.value)
+            return lambda value: {k: of(v) for k, v in value.items()}
+        if kind == "timestamp":
+            return self._timestamp
+        if kind == "blob":
+            return base64.b64decode
+        return _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _error(
+    client: Any,
+    operation: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    metadata: dict[str, Any],
+) -> botocore.exceptions.ClientError:
+    """The ClientError botocore raises for this answer (its JSON parser's rules): a 5xx
+    with no body or an HTML one is generic (the status and its reason); otherwise the code
+    is ``__type`` after its namespace, or the status, and the query-compatible header's
+    code wins; the exception is the client's modelled class for that code."""
+    error: dict[str, Any]
+    stripped = body.strip()
+    if status >= 500 and (not stripped or stripped.startswith(b"<html>")):
+        error = {"Code": str(status), "Message": http.client.responses.get(status, "")}
+    else:
+        data = _json_or_message(body)
+        error = {"Message": data.get("message", data.get("Message", "")), "Code": ""}
+        code = str(data.get("__type", status))
+        code = code.split(":", 1)[0].rsplit("#", 1)[-1]
+        query = headers.get("x-amzn-query-error", "").split(";")
+        if len(query) == 2 and query[0]:
+            error["QueryErrorCode"], error["Type"] = code, query[1]
+            code = query[0]
+        error["Code"] = code
+    if "x-amzn-requestid" not in headers:
+        metadata = {k: v for k, v in metadata.items() if k != "RequestId"}
+    response = {"Error": error, "ResponseMetadata": metadata}
+    cls = client.exceptions.from_code(error["Code"])
+    return cls(response, operation)
+
+
+def _json_or_message(body: bytes) -> dict[str, Any]:
+    if not body:
+        return {}
+    text = body.decode("utf-8")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {"message": text}
+    return data if isinstance(data, dict) else {}
+
+
+def _usable_operations(client: Any) -> frozenset[str]:
+    """The reads of ``client`` this path can send: JSON protocol, input with no blob or
+    timestamp, every member under its own name in both directions."""
+    model = client.meta.service_model
+    if model.protocol != "json" or "targetPrefix" not in model.metadata:
+        return frozenset()
+    usable = set()
+    for name in READS & set(model.operation_names):
+        operation = model.operation_model(name)
+        if _plain(operation.input_shape, inputs=True) and _plain(
+            operation.output_shape, inputs=False
+        ):
+            usable.add(name)
+    return frozenset(usable)
+
+
+def _plain(shape: Shape | None, *, inputs: bool, depth: int = 0) -> bool:
+    if shape is None:
+        return True
+    if depth > 20:  # a recursive shape: leave it to botocore
+        return False
+    kind = shape.type_name
+    if inputs and kind in ("blob", "timestamp"):
+        return False
+    if kind == "structure":
+        return all(
+            member.serialization.get("name", name) == name
+            and _plain(member, inputs=inputs, depth=depth + 1)
+            for name, member in shape.members.items()
+        )
+    if kind == "list":
+        return _plain(shape.member, inputs=inputs, depth=depth + 1)
+    if kind == "map":
+        return _plain(shape.value, inputs=inputs, depth=depth + 1)
+    return bool(kind != "document")
+
+
+def wire_for(client: Any) -> Wire | None:
+    """The lean path for ``client``, or None where botocore must do the requests."""
+    try:
+        operations = _usable_operations(client)
+        session = client._endpoint.http_session
+        url = client.meta.endpoint_url or ""
+        if not operations or session._proxy_config.proxy_url_for(url):
+            return None
+        if session._cert_file:  # a client certificate: botocore sends it
+            return None
+        parser = getattr(client._response_parser, "_timestamp_parser", None) or parse_timestamp
+        return Wire(client, operations, _Parsers(parser))
+    except (AttributeError, KeyError):  # a botocore without what this path reads
+        return None
