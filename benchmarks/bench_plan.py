@@ -201,6 +201,95 @@ def proxied(args: argparse.Namespace, endpoint: str, env: dict[str, str]) -> Non
         proxy.stop()
 
 
+def replayed(args: argparse.Namespace, endpoint: str, env: dict[str, str]) -> None:
+    """Set up N managed keys straight to moto, record one no-op plan's requests and moto's
+    answers (``KmsProxy(record=True)``), then time no-op plans against ``fake_kms.py``:
+    those answers, KMS's quotas and latency, at thousands of calls a second."""
+    from kms_proxy import KmsProxy, busiest_second
+
+    recorder = KmsProxy(endpoint, latency=0.0, quotas={}, record=True)
+    recorder.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(args.keep or tmp)
+        extra = f"discovery: {args.discovery}\n" if args.discovery else ""
+        big_inventory(folder, args.keys, extra)
+        t_apply, rc, out, err = run(["apply", "--auto-approve", "-q"], folder, env)
+        assert rc == 0, f"apply failed ({rc}): {err}\n{out[-2000:]}"
+        t_record, rc, out, err = run(
+            ["plan", "--detailed-exitcode"], folder, {**env, "AWS_ENDPOINT_URL": recorder.url}
+        )
+        assert rc == 0 and "No changes." in out, f"recording ({rc}): {err}\n{out[-2000:]}"
+        recorder.stop()
+        recording = folder / "recording.jsonl"
+        saved = recorder.save(recording)
+        fake = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).resolve().parent / "fake_kms.py"),
+                str(recording),
+                "--latency",
+                str(args.latency),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert fake.stdout is not None
+            url = fake.stdout.readline().split()[-1]
+            real = {
+                **{k: v for k, v in env.items() if not k.startswith("KMS_RECONCILER_")},
+                "AWS_ENDPOINT_URL": url,
+            }
+            if args.request_path:
+                real["KMS_RECONCILER_REQUEST_PATH"] = args.request_path
+            floor, paced = floors(args.keys, args.latency)
+            print(
+                f"no-op plan of {args.keys} managed keys against fake_kms "
+                f"({args.latency * 1000:.0f} ms, real quotas, {saved} recorded answers); "
+                f"set-up apply {t_apply:.1f} s, recording plan {t_record:.1f} s"
+            )
+            print(f"  floor: {floor:.2f} s at KMS's quotas, {paced:.2f} s at the tool's pacing")
+            extra_args = ["--parallelism", str(args.parallelism)] if args.parallelism else []
+            for attempt in range(args.repeat):
+                _control(url, "/_reset")
+                t_plan, rc, out, err = run(
+                    ["plan", "--detailed-exitcode", "-v", *extra_args], folder, real
+                )
+                stats = json.loads(_control(url, "/_stats"))
+                assert rc == 0 and "No changes." in out, f"plan ({rc}): {err}\n{out[-2000:]}"
+                assert stats["missing"] == 0, f"{stats['missing']} requests were not recorded"
+                throttled = sum(1 for _, _, t in stats["seen"] if t)
+                kms_calls = calls(err)
+                print(
+                    f"  run {attempt + 1}: {t_plan:6.2f} s = {t_plan / floor:.1f}x the floor "
+                    f"({t_plan / paced:.1f}x paced); {kms_calls} KMS calls = "
+                    f"{kms_calls / args.keys:.2f} per key; {throttled} throttled; the CLI's "
+                    f"CPU {CPU['last']:.1f} s ({CPU['last'] / max(1, kms_calls) * 1000:.2f} ms "
+                    "per call)"
+                )
+                for line in err.strip().splitlines():
+                    print(f"    {line}")
+                by_op: dict[str, list[float]] = {}
+                for at, op, was_throttled in stats["seen"]:
+                    if not was_throttled:
+                        by_op.setdefault(op, []).append(at)
+                for op, times in sorted(by_op.items(), key=lambda kv: min(kv[1])):
+                    print(
+                        f"    {op}: {len(times)} calls, {min(times):.2f}-{max(times):.2f} s, "
+                        f"busiest second {busiest_second(times)}"
+                    )
+        finally:
+            fake.terminate()
+            fake.wait()
+
+
+def _control(url: str, path: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url + path, data=b"" if path == "/_reset" else None) as answer:
+        return str(answer.read().decode())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--keys", type=int, default=None, help="default 200, 1000 with --proxy")
@@ -209,9 +298,20 @@ def main() -> None:
     parser.add_argument("--parallelism", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--discovery", default=None, help="the inventory's discovery setting")
+    parser.add_argument(
+        "--replay", action="store_true", help="plan against fake_kms.py (moto's answers, replayed)"
+    )
+    parser.add_argument(
+        "--keep",
+        default=None,
+        help="with --replay: the folder to keep the inventory and recording in",
+    )
+    parser.add_argument(
+        "--request-path", default=None, help="KMS_RECONCILER_REQUEST_PATH for the timed plans"
+    )
     args = parser.parse_args()
     if args.keys is None:
-        args.keys = 1000 if args.proxy else 200
+        args.keys = 1000 if args.proxy or args.replay else 200
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -227,6 +327,9 @@ def main() -> None:
         "KMS_RECONCILER_QUOTA_SCALE": "1000",
     }
     try:
+        if args.replay:
+            replayed(args, endpoint, env)
+            return
         if args.proxy:
             proxied(args, endpoint, env)
             return

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kms_proxy import KMS_PREFIX, TAGGING_PREFIX, THROTTLED, Window  # noqa: E402
+from kms_proxy import KMS_PREFIX, TAGGING_PREFIX, THROTTLED, Window
 
 Key = tuple[str, bytes]  # (X-Amz-Target, or the path for a query-protocol request; body)
 NO_RECORDING = b'{"__type":"NoRecording","message":"fake_kms has no recording of this request"}'

@@ -27,9 +27,11 @@ import base64
 import http.client
 import json
 import select
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,11 +71,11 @@ class Wire:
         self._prefix = model.metadata["targetPrefix"]
         self._content_type = f"application/x-amz-json-{model.metadata.get('jsonVersion', '1.0')}"
         self._event = model.service_id.hyphenize()
-        self._endpoints: dict[str, tuple[str, dict[str, str]]] = {}
+        self._endpoints: dict[str, _Endpoint] = {}
         self._local = threading.local()
         session = client._endpoint.http_session
         verify = session._verify
-        self._context: ssl.SSLContext | None = None
+        self._context: ssl.SSLContext
         if verify is False:
             self._context = ssl._create_unverified_context()
         elif isinstance(verify, str):
@@ -83,19 +85,22 @@ class Wire:
         config = client.meta.config
         self._connect_timeout = config.connect_timeout
         self._read_timeout = config.read_timeout
+        creator = getattr(client, "_user_agent_creator", None)
+        self._user_agent = creator.to_string() if creator is not None else config.user_agent
 
     def send(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """One HTTP attempt of ``operation``: its parsed answer, or the ClientError, or a
         botocore network error (for ``KmsApi`` to retry)."""
         model = self.client.meta.service_model.operation_model(operation)
-        url, extra = self._endpoint(model)
+        endpoint = self._endpoint(model)
         headers = {
+            "Host": endpoint.host,
             "X-Amz-Target": f"{self._prefix}.{operation}",
             "Content-Type": self._content_type,
-            **extra,
+            **endpoint.headers,
         }
         request = AWSRequest(
-            method="POST", url=url, data=json.dumps(params).encode(), headers=headers
+            method="POST", url=endpoint.url, data=json.dumps(params).encode(), headers=headers
         )
         self.client._request_signer.sign(operation, request)
         prepared = request.prepare()
@@ -109,75 +114,161 @@ class Wire:
                 answered.content,
             )
         else:
-            status, reply_headers, body = self._http(prepared.url, prepared.headers, prepared.body)
+            status, reply_headers, body = self._http(endpoint, prepared.headers, prepared.body)
         return self._parse(self.client, model, status, reply_headers, body)
 
-    def _endpoint(self, model: OperationModel) -> tuple[str, dict[str, str]]:
+    def _endpoint(self, model: OperationModel) -> _Endpoint:
         found = self._endpoints.get(model.name)
         if found is None:
             url, headers, _ = self.client._resolve_endpoint_ruleset(model, {}, {})
-            found = self._endpoints[model.name] = (url.rstrip("/") + "/", dict(headers))
+            found = self._endpoints[model.name] = _Endpoint.of(url, headers)
         return found
 
     # -- HTTP -----------------------------------------------------------------------------
 
-    def _connection(self, url: str) -> http.client.HTTPConnection:
-        """This thread's connection to ``url``'s host, reused while the server keeps it."""
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname, parts.port)
-        connections: dict[tuple[Any, ...], http.client.HTTPConnection] = (
-            getattr(self._local, "connections", None) or {}
+    def _http(
+        self, endpoint: _Endpoint, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request on this thread's kept-alive connection to the endpoint: written in
+        one piece (headers and body, TCP_NODELAY as urllib3 sets it), answered with its
+        status, lower-cased headers and body."""
+        connections: dict[tuple[str, str, int], _Connection] | None = getattr(
+            self._local, "connections", None
         )
-        self._local.connections = connections
-        conn = connections.get(key)
-        if conn is not None and conn.sock is not None and _dropped(conn.sock):
+        if connections is None:
+            connections = self._local.connections = {}
+        conn = connections.get(endpoint.key)
+        if conn is not None and conn.dropped():
             conn.close()  # the server closed it while it was idle: connect again
+            conn = None
         if conn is None:
-            host = parts.hostname or ""
-            if parts.scheme == "https":
-                conn = http.client.HTTPSConnection(
-                    host, parts.port, timeout=self._connect_timeout, context=self._context
-                )
-            else:
-                conn = http.client.HTTPConnection(host, parts.port, timeout=self._connect_timeout)
-            connections[key] = conn
-        return conn
-
-    def _http(self, url: str, headers: Any, body: Any) -> tuple[int, dict[str, str], bytes]:
-        conn = self._connection(url)
-        path = urlsplit(url).path or "/"
-        try:
-            if conn.sock is None:
-                conn.connect()
-        except ssl.SSLError as exc:  # certificate not trusted, or no TLS at that address
-            conn.close()
-            raise botocore.exceptions.SSLError(endpoint_url=url, error=exc) from exc
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise botocore.exceptions.EndpointConnectionError(endpoint_url=url, error=exc) from exc
+            try:
+                conn = _Connection.open(endpoint, self._context, self._connect_timeout)
+            except ssl.SSLError as exc:  # certificate not trusted, or no TLS at that address
+                raise botocore.exceptions.SSLError(endpoint_url=endpoint.url, error=exc) from exc
+            except OSError as exc:
+                raise botocore.exceptions.EndpointConnectionError(
+                    endpoint_url=endpoint.url, error=exc
+                ) from exc
+            connections[endpoint.key] = conn
+        head = [f"POST {endpoint.path} HTTP/1.1", f"User-Agent: {self._user_agent}"]
+        head.extend(f"{name}: {value}" for name, value in headers.items())
+        head.append(f"Content-Length: {len(body)}\r\n\r\n")
         try:
             conn.sock.settimeout(self._read_timeout)
-            conn.request("POST", path, body=body, headers=dict(headers.items()))
-            response = conn.getresponse()
-            data = response.read()
+            answer = conn.exchange("\r\n".join(head).encode("latin-1") + body)
         except TimeoutError as exc:
             conn.close()
-            raise botocore.exceptions.ReadTimeoutError(endpoint_url=url, error=exc) from exc
-        except (OSError, http.client.HTTPException) as exc:
+            del connections[endpoint.key]
+            raise botocore.exceptions.ReadTimeoutError(
+                endpoint_url=endpoint.url, error=exc
+            ) from exc
+        except (OSError, ValueError) as exc:
             conn.close()
-            raise botocore.exceptions.ConnectionClosedError(endpoint_url=url) from exc
-        if response.will_close:
+            del connections[endpoint.key]
+            raise botocore.exceptions.ConnectionClosedError(endpoint_url=endpoint.url) from exc
+        status, reply_headers, data, keep = answer
+        if not keep:
             conn.close()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+            del connections[endpoint.key]
+        return status, reply_headers, data
 
 
-def _dropped(sock: Any) -> bool:
-    """A kept-alive socket the server has closed (readable with nothing to read), as
-    urllib3 checks before it reuses a pooled connection."""
-    try:
-        return bool(select.select([sock], [], [], 0)[0])
-    except (OSError, ValueError):
-        return True
+@dataclass(frozen=True)
+class _Endpoint:
+    url: str
+    host: str  # the Host header, as botocore's signer writes it (the port if not default)
+    path: str
+    key: tuple[str, str, int]  # scheme, host name, port: what a connection is kept for
+    headers: dict[str, str]
+
+    @classmethod
+    def of(cls, url: str, headers: Mapping[str, str]) -> _Endpoint:
+        parts = urlsplit(url)
+        default = 443 if parts.scheme == "https" else 80
+        port = parts.port or default
+        name = parts.hostname or ""
+        host = name if port == default else f"{name}:{port}"
+        if ":" in name:  # an IPv6 literal keeps its brackets
+            host = f"[{name}]" if port == default else f"[{name}]:{port}"
+        path = parts.path or "/"  # botocore's request URL for a JSON operation ends in "/"
+        url = f"{parts.scheme}://{parts.netloc}{path}"
+        return cls(url, host, path, (parts.scheme, name, port), dict(headers))
+
+
+class _Connection:
+    """One kept-alive HTTP/1.1 connection (TLS for https), read through a buffer."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._reader = sock.makefile("rb")
+
+    @classmethod
+    def open(cls, endpoint: _Endpoint, context: ssl.SSLContext, timeout: float) -> _Connection:
+        scheme, host, port = endpoint.key
+        sock = socket.create_connection((host, port), timeout=timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if scheme == "https":
+                sock = context.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock)
+
+    def dropped(self) -> bool:
+        """Closed by the server while idle (readable with nothing to read), as urllib3
+        checks before it reuses a pooled connection."""
+        try:
+            return bool(select.select([self.sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
+
+    def close(self) -> None:
+        self._reader.close()
+        self.sock.close()
+
+    def exchange(self, request: bytes) -> tuple[int, dict[str, str], bytes, bool]:
+        """Send ``request``; the answer's status, headers, body, and whether the connection
+        may be used again."""
+        self.sock.sendall(request)
+        line = self._reader.readline(_LINE)
+        if not line:
+            raise ConnectionResetError("the server closed the connection without an answer")
+        version, status, *_ = line.split(None, 2)
+        headers: dict[str, str] = {}
+        while True:
+            line = self._reader.readline(_LINE)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        keep = version == b"HTTP/1.1" and headers.get("connection", "").lower() != "close"
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = self._chunked()
+        elif "content-length" in headers:
+            length = int(headers["content-length"])
+            body = self._reader.read(length)
+            if len(body) != length:
+                raise ConnectionResetError("the answer ended before its Content-Length")
+        else:  # the body runs to the end of the connection
+            body, keep = self._reader.read(), False
+        return int(status), headers, body, keep
+
+    def _chunked(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            size = int(self._reader.readline(_LINE).split(b";", 1)[0], 16)
+            if size == 0:
+                while self._reader.readline(_LINE) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(parts)
+            parts.append(self._reader.read(size))
+            self._reader.readline(_LINE)
+
+
+_LINE = 65537  # the longest status or header line read (as http.client)
 
 
 # -- parsing, as botocore's JSON parser does ------------------------------------------------
