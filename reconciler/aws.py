@@ -17,6 +17,7 @@ resent, and an error that a repeat itself causes (AlreadyExists, NotFound) carri
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -223,18 +224,23 @@ class RateLimiter:
             return None
         return quota * self._factor.get(operation, 1.0)
 
-    def acquire(self, operation: str) -> None:
+    def reserve(self, operation: str) -> float:
+        """Take the next slot of ``operation``'s pace: the seconds to wait before sending."""
         rate = self.rate(operation)
         if rate is None:
-            return
+            return 0.0
         capacity = max(1.0, rate * _BURST)
         with self._lock:
             now = self.clock()
             tokens, last = self._buckets.get(operation, (capacity, now))
             tokens = min(capacity, tokens + (now - last) * rate) - 1.0
             self._buckets[operation] = (tokens, now)
-        if tokens < 0:
-            self.sleep(-tokens / rate)  # the slot reserved for this call
+        return -tokens / rate if tokens < 0 else 0.0  # the slot reserved for this call
+
+    def acquire(self, operation: str) -> None:
+        wait = self.reserve(operation)
+        if wait > 0:
+            self.sleep(wait)
 
 
 # The burst a bucket holds, as a share of its rate: rate + burst = rate / QUOTA_HEADROOM.
@@ -272,48 +278,63 @@ class KmsApi:
         ``resend=False`` an attempt whose outcome is unknown is not repeated:
         ``AmbiguousOutcome`` is raised instead."""
         send = self._sender(operation)
-        attempt = 0
-        settle_left = settle.attempts
-        maybe_executed = False
+        attempts = _Attempts(self, operation, settle, resend)
         while True:
-            attempt += 1
             if self.limiter is not None:
                 self.limiter.acquire(operation)
-            with self._lock:
-                self.calls[operation] += 1
+            attempts.begin()
             try:
-                response = self._send(send, operation, params, attempt)
-            except botocore.exceptions.ClientError as exc:
-                code = error_code(exc)
-                if maybe_executed:
-                    setattr(exc, _RESENT, True)
-                if code in settle.codes and settle_left > 0:
-                    settle_left -= 1
-                    self._retried(operation, code)
-                    self.sleep(_backoff(settle.attempts - settle_left))
-                    attempt -= 1
-                    continue
-                if code in THROTTLING_CODES and self.limiter is not None:
-                    self.limiter.throttled(operation)
-                if not retryable(exc):
-                    raise
-                reason = code or str(http_status(exc))
-                failure: Exception = exc
-            except NETWORK_ERRORS as exc:
-                reason = type(exc).__name__
-                failure = exc
-            else:
-                if self.limiter is not None:
-                    self.limiter.succeeded(operation)
-                return response
-            if ambiguous(failure):
-                if not resend:
-                    raise AmbiguousOutcome(operation, reason) from failure
-                maybe_executed = True
-            if attempt >= self.max_attempts:
-                raise failure
-            self._retried(operation, reason)
-            self.sleep(_backoff(attempt))
+                response = self._send(send, operation, params, attempts.attempt)
+            except (botocore.exceptions.ClientError, *NETWORK_ERRORS) as exc:
+                self.sleep(attempts.failed(exc))
+                continue
+            attempts.succeeded()
+            return response
+
+    async def acall(self, operation: str, **params: Any) -> Any:
+        """``call`` on an event loop (observe's reads). A read the lean path can send runs
+        on the loop itself (``Wire.asend``), paced, counted and retried as ``call`` does;
+        anything else runs ``call`` in the loop's executor."""
+        if self.wire is None or operation not in self.wire.operations:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, partial(self.call, operation, **params))
+        attempts = _Attempts(self, operation, NO_SETTLE, resend=True)
+        while True:
+            if self.limiter is not None:
+                wait = self.limiter.reserve(operation)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            attempts.begin()
+            started = time.monotonic()
+            try:
+                response = await self.wire.asend(operation, params)
+            except (botocore.exceptions.ClientError, *NETWORK_ERRORS) as exc:
+                _log(operation, params, attempts.attempt, started, exc)
+                delay = attempts.failed(exc)
+                if self.sleep is time.sleep:
+                    await asyncio.sleep(delay)
+                else:  # a test's clock
+                    self.sleep(delay)
+                continue
+            _log(operation, params, attempts.attempt, started, None)
+            attempts.succeeded()
+            return response
+
+    async def apaginate(self, operation: str, items: str, **params: Any) -> list[Any]:
+        """``paginate`` on an event loop (``acall`` for each page)."""
+        out: list[Any] = []
+        marker: str | None = None
+        while True:
+            request = dict(params)
+            if marker:
+                request["Marker"] = marker
+            page = await self.acall(operation, **request)
+            out.extend(page.get(items, []))
+            if not page.get("Truncated"):
+                return out
+            marker = page.get("NextMarker")
+            if not marker:
+                return out
 
     def _sender(self, operation: str) -> Callable[[Mapping[str, Any]], Any]:
         """What sends one attempt of ``operation``: the lean path for a read it can take
@@ -334,25 +355,13 @@ class KmsApi:
         if not LOG.isEnabledFor(logging.DEBUG):
             return send(params)
         started = time.monotonic()
-        outcome = "ok"
         try:
-            return send(params)
-        except botocore.exceptions.ClientError as exc:
-            outcome = f"{error_code(exc) or 'error'} (HTTP {http_status(exc)})"
-            raise
+            response = send(params)
         except Exception as exc:
-            outcome = type(exc).__name__
+            _log(operation, params, attempt, started, exc)
             raise
-        finally:
-            named = " ".join(f"{k}={params[k]}" for k in _LOGGED_PARAMS if k in params)
-            LOG.debug(
-                "%s%s attempt %d: %s in %.0f ms",
-                operation,
-                f" {named}" if named else "",
-                attempt,
-                outcome,
-                (time.monotonic() - started) * 1000,
-            )
+        _log(operation, params, attempt, started, None)
+        return response
 
     def _retried(self, operation: str, reason: str) -> None:
         with self._lock:
@@ -377,6 +386,87 @@ class KmsApi:
     @property
     def total_calls(self) -> int:
         return sum(self.calls.values())
+
+
+class _Attempts:
+    """One call's attempts: counting and the retry decision, shared by ``call`` and
+    ``acall`` (which differ only in how they wait and send)."""
+
+    def __init__(self, api: KmsApi, operation: str, settle: Settle, resend: bool) -> None:
+        self.api = api
+        self.operation = operation
+        self.settle = settle
+        self.resend = resend
+        self.attempt = 0
+        self.settle_left = settle.attempts
+        self.maybe_executed = False
+
+    def begin(self) -> None:
+        self.attempt += 1
+        with self.api._lock:
+            self.api.calls[self.operation] += 1
+
+    def succeeded(self) -> None:
+        if self.api.limiter is not None:
+            self.api.limiter.succeeded(self.operation)
+
+    def failed(self, exc: Exception) -> float:
+        """The backoff before the next attempt, or raises: ``exc`` when it is not worth
+        another attempt, or ``AmbiguousOutcome`` when it may have been executed and must
+        not be resent. Retried: throttling, HTTP 5xx and network errors (up to
+        ``max_attempts`` in all), and ``settle.codes`` ``settle.attempts`` times."""
+        api, operation = self.api, self.operation
+        if isinstance(exc, botocore.exceptions.ClientError):
+            code = error_code(exc)
+            if self.maybe_executed:
+                setattr(exc, _RESENT, True)
+            if code in self.settle.codes and self.settle_left > 0:
+                self.settle_left -= 1
+                api._retried(operation, code)
+                self.attempt -= 1
+                return _backoff(self.settle.attempts - self.settle_left)
+            if code in THROTTLING_CODES and api.limiter is not None:
+                api.limiter.throttled(operation)
+            if not retryable(exc):
+                raise exc
+            reason = code or str(http_status(exc))
+        else:
+            reason = type(exc).__name__
+        if ambiguous(exc):
+            if not self.resend:
+                raise AmbiguousOutcome(operation, reason) from exc
+            self.maybe_executed = True
+        if self.attempt >= api.max_attempts:
+            raise exc
+        api._retried(operation, reason)
+        return _backoff(self.attempt)
+
+
+def _log(
+    operation: str,
+    params: Mapping[str, Any],
+    attempt: int,
+    started: float,
+    failure: BaseException | None,
+) -> None:
+    """One HTTP attempt at DEBUG: never a parameter but the key, alias or grant it names."""
+    if not LOG.isEnabledFor(logging.DEBUG):
+        return
+    if failure is None:
+        outcome = "ok"
+    elif isinstance(failure, botocore.exceptions.ClientError):
+        outcome = f"{error_code(failure) or 'error'} (HTTP {http_status(failure)})"
+    else:
+        outcome = type(failure).__name__
+    named = " ".join(f"{k}={params[k]}" for k in _LOGGED_PARAMS if k in params)
+    LOG.debug(
+        "%s%s attempt %d: %s in %.0f ms",
+        operation,
+        f" {named}" if named else "",
+        attempt,
+        outcome,
+        (time.monotonic() - started) * 1000,
+    )
 
 
 def _backoff(attempt: int) -> float:

@@ -17,10 +17,12 @@ Reads only what the plan needs:
 Pipelined per key, with no barrier across keys: once the lists of step 1 are in, each
 key's next read starts as soon as the one it depends on returns (its tags, then
 DescribeKey, then its policy, rotation status, grants, rotation history and members side
-by side: they depend only on DescribeKey). The reads of all keys share one set of
-threads, one KMS call each; a waiting read deeper in its key's chain goes first, so the
-operation families (each paced to its own quota by ``KmsApi``) overlap in time instead of
-running one after the other. Calls in flight: ``workers`` (``--parallelism``), else
+by side: they depend only on DescribeKey). The reads of all keys run on one event loop
+(``KmsApi.acall``: the lean request path of ``reconciler.wire`` sends them from that one
+thread, with no thread per call; a client without it reads in the loop's executor), one
+KMS call a step; a waiting read deeper in its key's chain goes first, so the operation
+families (each paced to its own quota by ``KmsApi``) overlap in time instead of running
+one after the other. Calls in flight: ``workers`` (``--parallelism``), else
 Little's law (``reads_in_flight``): the paced rate of the tightest per-key read
 (GetKeyPolicy, GetKeyRotationStatus) x 4 calls a key x the round trip the list calls took,
 from 16 to ``aws.MAX_READS_IN_FLIGHT``. The first error that stops the target stops every
@@ -53,13 +55,14 @@ NotFound stops the target's observation with an error naming the key and the per
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import json
 import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -115,7 +118,7 @@ class ObserveOptions:
     # tool's own included). A key's tags from the tagging API are used only when they are
     # exactly these; any other key is read with ListResourceTags. None: never used.
     expected_tags: Mapping[str, Mapping[str, str]] | None = None
-    # Told (phase, done, total) as reads finish, from the reading threads: a status line.
+    # Told (phase, done, total) as reads finish, from the reading loop: a status line.
     progress: Progress | None = None
 
 
@@ -196,73 +199,70 @@ class KeyReadError(Exception):
 
 
 class _Reads:
-    """Read steps on ``workers`` threads, each step one KMS call (or one paginated list).
+    """Read steps on one event loop, at most ``workers`` at a time, each step one KMS call
+    (or one paginated list).
 
     A step may add the steps that depend on it, so each key's reads follow one another as
-    soon as the previous one returns, with no barrier across keys. The waiting step
-    deepest in its key's chain runs first: keys finish their reads before new keys start,
-    so every operation family (each paced to its own quota) is busy at the same time
-    instead of one after the other. The first exception a step raises stops the rest (no
-    new step starts) and is raised by ``run``.
+    soon as the previous one returns, with no barrier across keys. When a step ends, the
+    waiting step deepest in its key's chain takes its place: keys finish their reads before
+    new keys start, so every operation family (each paced to its own quota) is busy at the
+    same time instead of one after the other. The first exception a step raises stops the
+    rest (the others are cancelled, no new step starts) and is raised by ``run``.
     """
 
     def __init__(self, workers: int) -> None:
         self.workers = max(1, workers)
-        self._cond = threading.Condition()
-        self._queue: list[tuple[int, int, Callable[[], None]]] = []
-        self._pending = 0
+        self._free = self.workers
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self._seq = 0
         self._error: BaseException | None = None
+        self._idle = asyncio.Event()
 
-    def add(self, depth: int, step: Callable[[], None]) -> None:
-        with self._cond:
-            if self._error is not None:
-                return
+    def add(self, depth: int, step: Callable[[], Awaitable[None]]) -> None:
+        if self._error is not None:
+            return
+        task = asyncio.get_running_loop().create_task(self._run(depth, step))
+        self._tasks.add(task)
+        self._idle.clear()
+        task.add_done_callback(self._done)
+
+    async def _run(self, depth: int, step: Callable[[], Awaitable[None]]) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+        else:
             self._seq += 1
-            heapq.heappush(self._queue, (-depth, self._seq, step))
-            self._pending += 1
-            self._cond.notify()
-
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and self._pending and self._error is None:
-                    self._cond.wait()
-                if not self._queue or self._error is not None:
-                    return
-                step = heapq.heappop(self._queue)[2]
-            try:
-                step()
-            except BaseException as exc:  # raised again by run(), in the caller's thread
-                with self._cond:
-                    if self._error is None:
-                        self._error = exc
-                    self._queue.clear()
-            finally:
-                with self._cond:
-                    self._pending -= 1
-                    self._cond.notify_all()
-
-    def run(self) -> None:
-        """Run every step added so far and those they add; raise the first failure."""
-        threads = [
-            threading.Thread(target=self._work, name=f"observe-{i}", daemon=True)
-            for i in range(self.workers)
-        ]
-        for thread in threads:
-            thread.start()
+            turn = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiting, (-depth, self._seq, turn))
+            await turn  # a finished step handed its place to this one
         try:
-            with self._cond:
-                while self._pending and self._error is None:
-                    self._cond.wait()
+            await step()
         finally:
-            with self._cond:
-                if self._error is None and self._pending:  # interrupted: stop the others
-                    self._error = KeyboardInterrupt()
-                self._queue.clear()
-                self._cond.notify_all()
-            for thread in threads:
-                thread.join()
+            while self._waiting:
+                turn = heapq.heappop(self._waiting)[2]
+                if not turn.done():
+                    turn.set_result(None)
+                    break
+            else:
+                self._free += 1
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._error is None:
+            self._error = task.exception()
+            for other in self._tasks:
+                other.cancel()
+        if not self._tasks:
+            self._idle.set()
+
+    async def run(self) -> None:
+        """Wait for every step added so far and those they add; raise the first failure."""
+        try:
+            if self._tasks:
+                await self._idle.wait()
+        finally:
+            for task in self._tasks:  # interrupted: stop the others
+                task.cancel()
         if self._error is not None:
             raise self._error
 
@@ -300,48 +300,64 @@ def observe_target(
     """Read one target. ``regional`` gives the KMS client of another Region (needed for
     multi-Region keys; without it, members in other Regions are not read); ``tagging`` the
     Resource Groups Tagging API client (``discovery: tagging-api``)."""
+    return asyncio.run(_observe(api, target, options, caller_arn, regional, tagging))
+
+
+async def _observe(
+    api: KmsApi,
+    target: TargetInfo,
+    options: ObserveOptions,
+    caller_arn: str,
+    regional: Regional | None,
+    tagging: KmsApi | None,
+) -> ObservedTarget:
+    """``observe_target`` on its own event loop: every read is a step of one ``_Reads``;
+    the lean path's reads run on the loop itself, any other read (a client without it)
+    in the loop's executor, as many threads as reads in flight."""
     used: dict[str, KmsApi] = {target.region: api}
     before: dict[str, int] = {target.region: api.total_calls}
     tagging_before = tagging.total_calls if tagging is not None else 0
-    lock = threading.Lock()
+    loop = asyncio.get_running_loop()
 
     def api_in(region: str) -> KmsApi:
-        with lock:
-            if region not in used:
-                if regional is None:
-                    raise AwsError(f"target '{target.name}': cannot read KMS in {region}")
-                used[region] = regional(region)
-                before[region] = used[region].total_calls
-            return used[region]
+        if region not in used:
+            if regional is None:
+                raise AwsError(f"target '{target.name}': cannot read KMS in {region}")
+            used[region] = regional(region)
+            before[region] = used[region].total_calls
+        return used[region]
 
     other_regions = [r for r in options.regions if r != target.region]
+    lists = ThreadPoolExecutor(max_workers=2, thread_name_prefix="observe-lists")
+    loop.set_default_executor(lists)
     try:
         # 1. The lists, side by side (they say which keys exist and which are AWS managed);
         #    their round trip sizes the reads in flight when no parallelism is given.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            started = time.monotonic()
-            listed_before = api.calls["ListKeys"]
-            keys_f = pool.submit(api.paginate, "ListKeys", "Keys", Limit=1000)
-            aliases_f = pool.submit(_aliases, api)
-            key_ids = [k["KeyId"] for k in keys_f.result()]
-            latency = (time.monotonic() - started) / max(1, api.calls["ListKeys"] - listed_before)
-            aliases, aws_managed = aliases_f.result()
+        started = time.monotonic()
+        listed_before = api.calls["ListKeys"]
+        listed_keys, (aliases, aws_managed) = await asyncio.gather(
+            api.apaginate("ListKeys", "Keys", Limit=1000), _aliases(api)
+        )
+        key_ids = [k["KeyId"] for k in listed_keys]
+        latency = (time.monotonic() - started) / max(1, api.calls["ListKeys"] - listed_before)
         workers = options.workers or reads_in_flight(_paced_rate(api), latency)
-        # never more threads than reads could be in flight (a key has at most a handful
-        # side by side; keys only the tagging API names are rare)
+        # never more reads in flight than there could be (a key has at most a handful side
+        # by side; keys only the tagging API names are rare)
         reads = _Reads(min(workers, 6 * len(key_ids) + len(other_regions) + 2))
+        # a read through botocore (a client without the lean path) takes a thread
+        loop.set_default_executor(
+            ThreadPoolExecutor(max_workers=reads.workers, thread_name_prefix="observe")
+        )
+        lists.shutdown(wait=False)
         region_aliases: dict[str, dict[str, str | None]] = {}
 
-        def read_aliases(region: str) -> None:
-            found = _aliases(api_in(region))[0]
-            with lock:
-                region_aliases[region] = found
+        async def read_aliases(region: str) -> None:
+            region_aliases[region] = (await _aliases(api_in(region)))[0]
 
         def aliases_in(region: str) -> None:
-            with lock:
-                if region in asked:
-                    return
-                asked.add(region)
+            if region in asked:
+                return
+            asked.add(region)
             reads.add(DEPTH_MEMBER, lambda: read_aliases(region))
 
         asked: set[str] = set()
@@ -365,24 +381,23 @@ def observe_target(
         def begin(key_id: str, indexed: dict[str, str] | None = None) -> None:
             """Start a key's chain (once): from its indexed tags when they can be trusted,
             else from ListResourceTags."""
-            with lock:
-                if key_id in begun:
-                    return
-                begun.add(key_id)
+            if key_id in begun:
+                return
+            begun.add(key_id)
             chains.add(reads, key_id, DEPTH_TAGS, lambda: key_tags(key_id, indexed))
 
-        def index_page(token: str) -> None:
+        async def index_page(token: str) -> None:
             """One page of the tagging API: the keys on it whose tags can be trusted start
             at once; after the last page, every other key starts from ListResourceTags."""
-            page, token = _tag_page(tagging, options.identity_tag, token)  # type: ignore[arg-type]
+            assert tagging is not None
+            page, token = await _tag_page(tagging, options.identity_tag, token)
             for key_id, tags in page.items():
                 if key_id in aws_managed:
                     continue
-                with lock:
-                    if key_id not in listed:
-                        listed.add(key_id)
-                        customer.append(key_id)
-                        chains.more(1)
+                if key_id not in listed:
+                    listed.add(key_id)
+                    customer.append(key_id)
+                    chains.more(1)
                 if _trusted(tags, options):
                     begin(key_id, tags)
             if token:
@@ -391,10 +406,9 @@ def observe_target(
             for key_id in list(customer):
                 begin(key_id)
 
-        def key_tags(key_id: str, indexed: dict[str, str] | None) -> None:
-            tags = indexed if indexed is not None else _tags(api, key_id)
-            with lock:
-                read_tags[key_id] = tags
+        async def key_tags(key_id: str, indexed: dict[str, str] | None) -> None:
+            tags = indexed if indexed is not None else await _tags(api, key_id)
+            read_tags[key_id] = tags
             if tags is None:
                 return  # gone since ListKeys
             if isinstance(tags, Unreadable):
@@ -417,29 +431,26 @@ def observe_target(
                     raise exc
                 if key_id in wanted or owned(tags):
                     raise KeyReadError(key_id, tags.get(options.identity_tag), exc) from None
-                with lock:
-                    read_details[key_id] = Unreadable(exc.operation_name, error_code(exc))
+                read_details[key_id] = Unreadable(exc.operation_name, error_code(exc))
                 return
             raise exc
 
-        def describe_only(key_id: str) -> None:
+        async def describe_only(key_id: str) -> None:
             try:
-                meta = _describe(api, key_id)
+                meta = await _describe(api, key_id)
             except botocore.exceptions.ClientError as exc:
                 if retryable(exc):  # outlived the retries: the run's error, not the key's
                     raise
                 meta = Unreadable(exc.operation_name, error_code(exc))  # type: ignore[assignment]
-            with lock:
-                read_details[key_id] = meta
+            read_details[key_id] = meta
 
-        def describe_full(key_id: str, tags: Mapping[str, str]) -> None:
+        async def describe_full(key_id: str, tags: Mapping[str, str]) -> None:
             try:
-                meta = _describe(api, key_id)
+                meta = await _describe(api, key_id)
             except botocore.exceptions.ClientError as exc:
                 failed(key_id, tags, exc)
                 return
-            with lock:
-                read_details[key_id] = meta
+            read_details[key_id] = meta
             if meta is None or meta.get("KeyManager") == "AWS":
                 return  # gone since ListKeys, or AWS managed: no more reads
             steps = _detail_steps(
@@ -476,16 +487,16 @@ def observe_target(
                 return {key_id}
             return set()
 
-        def detail(key_id: str, tags: Mapping[str, str], step: Callable[[], None]) -> None:
+        async def detail(
+            key_id: str, tags: Mapping[str, str], step: Callable[[], Awaitable[None]]
+        ) -> None:
             try:
-                step()
+                await step()
             except botocore.exceptions.ClientError as exc:
                 failed(key_id, tags, exc)
 
-        def member(key_id: str, region: str) -> None:
-            found = _member(api_in(region), key_id)
-            with lock:
-                member_info[(key_id, region)] = found
+        async def member(key_id: str, region: str) -> None:
+            member_info[(key_id, region)] = await _member(api_in(region), key_id)
 
         listed = set(customer)
         if tagging is not None:
@@ -493,7 +504,7 @@ def observe_target(
         else:
             for key_id in customer:
                 begin(key_id)
-        reads.run()
+        await reads.run()
     except KeyReadError as exc:
         named = f" ('{exc.name}')" if exc.name else ""
         raise AwsError(
@@ -508,6 +519,10 @@ def observe_target(
         ) from None
     except botocore.exceptions.BotoCoreError as exc:
         raise AwsError(f"target '{target.name}': cannot reach KMS: {exc}") from None
+    finally:
+        for client in (*used.values(), tagging):
+            if client is not None and client.wire is not None:
+                await client.wire.aclose()
 
     unreadable = {k: t for k, t in read_tags.items() if isinstance(t, Unreadable)}
     for key_id, info in read_details.items():
@@ -578,50 +593,48 @@ class _Chains:
         self._total = total
         self._open: Counter[str] = Counter()
         self._done = 0
-        self._lock = threading.Lock()
         if progress is not None:
             progress(phase, 0, total)
 
     def more(self, keys: int) -> None:
         """Keys found after the count began (named only by the tagging API)."""
-        with self._lock:
-            self._total += keys
+        self._total += keys
 
-    def add(self, reads: _Reads, key_id: str, depth: int, step: Callable[[], None]) -> None:
+    def add(
+        self, reads: _Reads, key_id: str, depth: int, step: Callable[[], Awaitable[None]]
+    ) -> None:
         """Add ``step`` of ``key_id``'s chain to ``reads``: the key is done when every step
         added for it has ended (a step adds the next ones before it ends)."""
-        with self._lock:
-            self._open[key_id] += 1
+        self._open[key_id] += 1
 
-        def run() -> None:
+        async def run() -> None:
             try:
-                step()
+                await step()
             finally:
                 self._end(key_id)
 
         reads.add(depth, run)
 
     def _end(self, key_id: str) -> None:
-        with self._lock:
-            self._open[key_id] -= 1
-            if self._open[key_id]:
-                return
-            del self._open[key_id]
-            self._done += 1
-            if self._progress is not None:  # under the lock: the counts are told in order
-                self._progress(self._phase, self._done, self._total)
+        self._open[key_id] -= 1
+        if self._open[key_id]:
+            return
+        del self._open[key_id]
+        self._done += 1
+        if self._progress is not None:
+            self._progress(self._phase, self._done, self._total)
 
 
 def _service(exc: botocore.exceptions.ClientError) -> str:
     return "the tagging API" if exc.operation_name == "GetResources" else "KMS"
 
 
-def _aliases(api: KmsApi) -> tuple[dict[str, str | None], set[str]]:
+async def _aliases(api: KmsApi) -> tuple[dict[str, str | None], set[str]]:
     """Every alias of the account in the client's Region (ListAliases, paginated), and the
     keys that ``alias/aws/*`` aliases point at (AWS managed)."""
     aliases: dict[str, str | None] = {}
     aws_managed: set[str] = set()
-    for alias in api.paginate("ListAliases", "Aliases", Limit=100):
+    for alias in await api.apaginate("ListAliases", "Aliases", Limit=100):
         name, target_id = alias["AliasName"], alias.get("TargetKeyId")
         if name.startswith(catalog.ALIAS_RESERVED_PREFIX):
             if target_id:
@@ -639,13 +652,13 @@ def _member_regions(info: Mapping[str, Any]) -> list[str]:
     return [r for r in [primary, *replicas] if r]
 
 
-def _member(api: KmsApi, key_id: str) -> tuple[dict[str, str], dict[str, Any]] | None:
+async def _member(api: KmsApi, key_id: str) -> tuple[dict[str, str], dict[str, Any]] | None:
     """A multi-Region key's member in another Region: DescribeKey, then its tags and policy
     (None when it is gone). Rotation is shared by the family: read at home only."""
-    meta = _describe(api, key_id)
+    meta = await _describe(api, key_id)
     if meta is None:
         return None
-    tags = _tags(api, key_id)
+    tags = await _tags(api, key_id)
     if tags is None:
         return None
     if isinstance(tags, Unreadable):
@@ -653,7 +666,7 @@ def _member(api: KmsApi, key_id: str) -> tuple[dict[str, str], dict[str, Any]] |
             f"cannot read the tags of managed key {key_id}'s replica ({tags}); the tool "
             f"needs kms:{tags.operation} on every key it manages"
         )
-    _read_policy(api, key_id, meta)
+    await _read_policy(api, key_id, meta)
     return tags, meta
 
 
@@ -669,7 +682,7 @@ def _resolve_wanted(refs: Iterable[str], aliases: dict[str, str | None]) -> set[
     return out
 
 
-def _tag_page(
+async def _tag_page(
     tagging: KmsApi, identity_tag: str, token: str
 ) -> tuple[dict[str, dict[str, str]], str]:
     """One page of the keys the Resource Groups Tagging API lists with the identity tag,
@@ -682,7 +695,7 @@ def _tag_page(
     }
     if token:
         request["PaginationToken"] = token
-    page = tagging.call("GetResources", **request)
+    page = await tagging.acall("GetResources", **request)
     found: dict[str, dict[str, str]] = {}
     for resource in page.get("ResourceTagMappingList") or ():
         arn = str(resource.get("ResourceARN") or "")
@@ -706,11 +719,11 @@ def _trusted(tags: Mapping[str, str], options: ObserveOptions) -> bool:
     return own == dict(expected)
 
 
-def _tags(api: KmsApi, key_id: str) -> dict[str, str] | Unreadable | None:
+async def _tags(api: KmsApi, key_id: str) -> dict[str, str] | Unreadable | None:
     """A key's tags; None when it is gone; ``Unreadable`` when they cannot be read (it may
     be ours: never taken for an unmanaged key)."""
     try:
-        tags = api.paginate("ListResourceTags", "Tags", KeyId=key_id, Limit=50)
+        tags = await api.apaginate("ListResourceTags", "Tags", KeyId=key_id, Limit=50)
     except botocore.exceptions.ClientError as exc:
         code = error_code(exc)
         if code in _GONE:
@@ -721,9 +734,9 @@ def _tags(api: KmsApi, key_id: str) -> dict[str, str] | Unreadable | None:
     return {t["TagKey"]: t["TagValue"] for t in tags}
 
 
-def _describe(api: KmsApi, key_id: str) -> dict[str, Any] | None:
+async def _describe(api: KmsApi, key_id: str) -> dict[str, Any] | None:
     try:
-        return dict(api.call("DescribeKey", KeyId=key_id)["KeyMetadata"])
+        return dict((await api.acall("DescribeKey", KeyId=key_id))["KeyMetadata"])
     except botocore.exceptions.ClientError as exc:
         if error_code(exc) in _GONE:
             return None
@@ -738,19 +751,19 @@ def _detail_steps(
     history: bool,
     grants: bool,
     materials: bool = False,
-) -> list[Callable[[], None]]:
+) -> list[Callable[[], Awaitable[None]]]:
     """The reads that follow DescribeKey (``info``), each filling its part of ``info``,
     independent of one another: the policy; the rotation status (skipped where it cannot
     apply), with ``history`` the rotations so far (ListKeyRotations); with ``grants`` the
     grants (ListGrants only once DescribeKey has found the key: moto answers HTTP 500 for
     a key that is gone); with ``materials``, for an EXTERNAL key, its imported material
     versions (ListKeyRotations with IncludeKeyMaterial ALL_KEY_MATERIAL)."""
-    steps: list[Callable[[], None]] = [lambda: _read_policy(api, key_id, info)]
+    steps: list[Callable[[], Awaitable[None]]] = [lambda: _read_policy(api, key_id, info)]
     if grants:
 
-        def list_grants() -> None:
+        async def list_grants() -> None:
             try:
-                listed = api.paginate("ListGrants", "Grants", KeyId=key_id, Limit=100)
+                listed = await api.apaginate("ListGrants", "Grants", KeyId=key_id, Limit=100)
             except botocore.exceptions.ClientError as exc:
                 if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE, "AccessDeniedException"):
                     raise
@@ -762,9 +775,9 @@ def _detail_steps(
     origin = info.get("Origin") or catalog.ORIGIN_AWS_KMS
     if origin == catalog.ORIGIN_EXTERNAL and materials:  # managed (or adopted) EXTERNAL keys
 
-        def read_materials() -> None:
+        async def read_materials() -> None:
             try:
-                listed = api.paginate(
+                listed = await api.apaginate(
                     "ListKeyRotations",
                     "Rotations",
                     KeyId=key_id,
@@ -794,9 +807,9 @@ def _detail_steps(
     ):
         return steps
 
-    def read_rotation() -> None:
+    async def read_rotation() -> None:
         try:
-            status = api.call("GetKeyRotationStatus", KeyId=key_id)
+            status = await api.acall("GetKeyRotationStatus", KeyId=key_id)
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE):
                 raise
@@ -810,9 +823,9 @@ def _detail_steps(
     steps.append(read_rotation)
     if history:
 
-        def read_history() -> None:
+        async def read_history() -> None:
             try:
-                rotations = api.paginate("ListKeyRotations", "Rotations", KeyId=key_id)
+                rotations = await api.apaginate("ListKeyRotations", "Rotations", KeyId=key_id)
             except botocore.exceptions.ClientError as exc:
                 if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE):
                     raise
@@ -828,10 +841,11 @@ def _detail_steps(
     return steps
 
 
-def _read_policy(api: KmsApi, key_id: str, info: dict[str, Any]) -> None:
+async def _read_policy(api: KmsApi, key_id: str, info: dict[str, Any]) -> None:
     """GetKeyPolicy into ``info["_policy"]``; left out when it cannot be read."""
     try:
-        text = api.call("GetKeyPolicy", KeyId=key_id, PolicyName="default")["Policy"]
+        answer = await api.acall("GetKeyPolicy", KeyId=key_id, PolicyName="default")
+        text = answer["Policy"]
         info["_policy"] = _parse_policy(text)
     except botocore.exceptions.ClientError as exc:
         if error_code(exc) not in (*_GONE, *_NOT_APPLICABLE, "AccessDeniedException"):

@@ -23,6 +23,7 @@ whose input has a blob or a timestamp, or a member serialised under another name
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http.client
 import json
@@ -73,6 +74,7 @@ class Wire:
         self._event = model.service_id.hyphenize()
         self._endpoints: dict[str, _Endpoint] = {}
         self._local = threading.local()
+        self._pools: dict[asyncio.AbstractEventLoop, _Pool] = {}
         session = client._endpoint.http_session
         verify = session._verify
         self._context: ssl.SSLContext
@@ -91,6 +93,32 @@ class Wire:
     def send(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """One HTTP attempt of ``operation``: its parsed answer, or the ClientError, or a
         botocore network error (for ``KmsApi`` to retry)."""
+        model, endpoint, prepared = self._prepare(operation, params)
+        answered = self._hooked(operation, prepared)
+        if answered is None:
+            answered = self._http(endpoint, prepared)
+        return self._parse(self.client, model, *answered)
+
+    async def asend(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``send`` on an event loop: the request goes out on one of this loop's kept-alive
+        connections (``_Pool``), so thousands of reads share one thread."""
+        model, endpoint, prepared = self._prepare(operation, params)
+        answered = self._hooked(operation, prepared)
+        if answered is None:
+            answered = await self._pool().exchange(endpoint, self._head(endpoint, prepared))
+        return self._parse(self.client, model, *answered)
+
+    async def aclose(self) -> None:
+        """Close the running loop's connections (at the end of the loop's reads)."""
+        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close()
+
+    def _prepare(
+        self, operation: str, params: Mapping[str, Any]
+    ) -> tuple[OperationModel, _Endpoint, Any]:
+        """The signed request: the JSON body, the endpoint's URL and headers, signed by the
+        client's own signer (its credentials and ``before-sign`` hooks)."""
         model = self.client.meta.service_model.operation_model(operation)
         endpoint = self._endpoint(model)
         headers = {
@@ -103,19 +131,33 @@ class Wire:
             method="POST", url=endpoint.url, data=json.dumps(params).encode(), headers=headers
         )
         self.client._request_signer.sign(operation, request)
-        prepared = request.prepare()
+        return model, endpoint, request.prepare()
+
+    def _hooked(self, operation: str, prepared: Any) -> tuple[int, dict[str, str], bytes] | None:
+        """The answer of a ``before-send`` hook, as botocore asks them (moto's in-process
+        mock answers there); None: send it."""
         answered = self.client.meta.events.emit_until_response(
             f"before-send.{self._event}.{operation}", request=prepared
         )[1]
-        if answered is not None:  # a before-send hook answered (moto's in-process mock)
-            status, reply_headers, body = (
-                answered.status_code,
-                dict(answered.headers),
-                answered.content,
+        if answered is None:
+            return None
+        return answered.status_code, dict(answered.headers), answered.content
+
+    def _head(self, endpoint: _Endpoint, prepared: Any) -> bytes:
+        """The request as written: request line, headers, Content-Length, body."""
+        head = [f"POST {endpoint.path} HTTP/1.1", f"User-Agent: {self._user_agent}"]
+        head.extend(f"{name}: {value}" for name, value in prepared.headers.items())
+        head.append(f"Content-Length: {len(prepared.body)}\r\n\r\n")
+        return "\r\n".join(head).encode("latin-1") + bytes(prepared.body)
+
+    def _pool(self) -> _Pool:
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            pool = self._pools[loop] = _Pool(
+                self._context, self._connect_timeout, self._read_timeout
             )
-        else:
-            status, reply_headers, body = self._http(endpoint, prepared.headers, prepared.body)
-        return self._parse(self.client, model, status, reply_headers, body)
+        return pool
 
     def _endpoint(self, model: OperationModel) -> _Endpoint:
         found = self._endpoints.get(model.name)
@@ -126,9 +168,7 @@ class Wire:
 
     # -- HTTP -----------------------------------------------------------------------------
 
-    def _http(
-        self, endpoint: _Endpoint, headers: Mapping[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
+    def _http(self, endpoint: _Endpoint, prepared: Any) -> tuple[int, dict[str, str], bytes]:
         """One request on this thread's kept-alive connection to the endpoint: written in
         one piece (headers and body, TCP_NODELAY as urllib3 sets it), answered with its
         status, lower-cased headers and body."""
@@ -151,12 +191,10 @@ class Wire:
                     endpoint_url=endpoint.url, error=exc
                 ) from exc
             connections[endpoint.key] = conn
-        head = [f"POST {endpoint.path} HTTP/1.1", f"User-Agent: {self._user_agent}"]
-        head.extend(f"{name}: {value}" for name, value in headers.items())
-        head.append(f"Content-Length: {len(body)}\r\n\r\n")
+        request = self._head(endpoint, prepared)
         try:
             conn.sock.settimeout(self._read_timeout)
-            answer = conn.exchange("\r\n".join(head).encode("latin-1") + body)
+            answer = conn.exchange(request)
         except TimeoutError as exc:
             conn.close()
             del connections[endpoint.key]
@@ -232,40 +270,142 @@ class _Connection:
         """Send ``request``; the answer's status, headers, body, and whether the connection
         may be used again."""
         self.sock.sendall(request)
-        line = self._reader.readline(_LINE)
-        if not line:
+        lines = [self._reader.readline(_LINE)]
+        if not lines[0]:
             raise ConnectionResetError("the server closed the connection without an answer")
-        version, status, *_ = line.split(None, 2)
-        headers: dict[str, str] = {}
-        while True:
-            line = self._reader.readline(_LINE)
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            name, value = name.strip().lower(), value.strip()
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        keep = version == b"HTTP/1.1" and headers.get("connection", "").lower() != "close"
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            body = self._chunked()
-        elif "content-length" in headers:
-            length = int(headers["content-length"])
-            body = self._reader.read(length)
-            if len(body) != length:
-                raise ConnectionResetError("the answer ended before its Content-Length")
-        else:  # the body runs to the end of the connection
+        while lines[-1] not in (b"\r\n", b"\n", b""):
+            lines.append(self._reader.readline(_LINE))
+        status, headers, keep = _head(b"".join(lines))
+        framing = _framing(headers)
+        if framing == "chunked":
+            body = b""
+            while size := _chunk_size(self._reader.readline(_LINE)):
+                body += self._reader.read(size)
+                self._reader.readline(_LINE)
+            while self._reader.readline(_LINE) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+        elif framing == "close":  # the body runs to the end of the connection
             body, keep = self._reader.read(), False
-        return int(status), headers, body, keep
+        else:
+            body = self._reader.read(int(framing))
+            if len(body) != framing:
+                raise ConnectionResetError("the answer ended before its Content-Length")
+        return status, headers, body, keep
 
-    def _chunked(self) -> bytes:
-        parts: list[bytes] = []
-        while True:
-            size = int(self._reader.readline(_LINE).split(b";", 1)[0], 16)
-            if size == 0:
-                while self._reader.readline(_LINE) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(parts)
-            parts.append(self._reader.read(size))
-            self._reader.readline(_LINE)
+
+class _Pool:
+    """Kept-alive connections on one event loop, each carrying one request at a time."""
+
+    def __init__(self, context: ssl.SSLContext, connect_timeout: float, read_timeout: float):
+        self._context = context
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+        self._idle: dict[tuple[str, str, int], list[Stream]] = {}
+
+    async def exchange(
+        self, endpoint: _Endpoint, request: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        idle = self._idle.setdefault(endpoint.key, [])
+        while idle:
+            reader, writer = idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                break
+            writer.close()  # the server closed it while it was idle
+        else:
+            reader, writer = await self._open(endpoint)
+        try:
+            writer.write(request)
+            status, headers, body, keep = await asyncio.wait_for(
+                _read_answer(reader), self._read_timeout
+            )
+        except asyncio.TimeoutError as exc:
+            writer.close()
+            raise botocore.exceptions.ReadTimeoutError(
+                endpoint_url=endpoint.url, error=exc
+            ) from exc
+        except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            writer.close()
+            raise botocore.exceptions.ConnectionClosedError(endpoint_url=endpoint.url) from exc
+        if keep:
+            idle.append((reader, writer))
+        else:
+            writer.close()
+        return status, headers, body
+
+    async def _open(self, endpoint: _Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        scheme, host, port = endpoint.key
+        tls = scheme == "https"
+        try:
+            return await asyncio.wait_for(  # asyncio sets TCP_NODELAY on TCP connections
+                asyncio.open_connection(
+                    host,
+                    port,
+                    ssl=self._context if tls else None,
+                    server_hostname=host if tls else None,
+                ),
+                self._connect_timeout,
+            )
+        except ssl.SSLError as exc:  # certificate not trusted, or no TLS at that address
+            raise botocore.exceptions.SSLError(endpoint_url=endpoint.url, error=exc) from exc
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise botocore.exceptions.EndpointConnectionError(
+                endpoint_url=endpoint.url, error=exc
+            ) from exc
+
+    async def close(self) -> None:
+        for streams in self._idle.values():
+            for _, writer in streams:
+                writer.close()
+        self._idle.clear()
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes, bool]:
+    raw = await reader.readuntil(b"\r\n\r\n")
+    status, headers, keep = _head(raw)
+    framing = _framing(headers)
+    if framing == "chunked":
+        body = b""
+        while size := _chunk_size(await reader.readline()):
+            body += await reader.readexactly(size)
+            await reader.readline()
+        while await reader.readline() not in (b"\r\n", b"\n", b""):
+            pass  # trailers
+    elif framing == "close":
+        body, keep = await reader.read(), False
+    else:
+        body = await reader.readexactly(int(framing))
+    return status, headers, body, keep
+
+
+def _head(raw: bytes) -> tuple[int, dict[str, str], bool]:
+    """The status line and headers of an answer: status, lower-cased headers (repeated
+    ones joined with ", "), and whether the connection may be kept."""
+    lines = raw.decode("latin-1").split("\r\n") if b"\r\n" in raw else raw.decode().split("\n")
+    version, status, *_ = lines[0].split(None, 2)
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line.strip():
+            continue
+        name, _, value = line.partition(":")
+        name, value = name.strip().lower(), value.strip()
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+    return int(status), headers, keep
+
+
+def _framing(headers: Mapping[str, str]) -> int | str:
+    """How the body ends: "chunked", its Content-Length, or "close" (at the end of the
+    connection)."""
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        return "chunked"
+    if "content-length" in headers:
+        return int(headers["content-length"])
+    return "close"
+
+
+def _chunk_size(line: bytes) -> int:
+    return int(line.split(b";", 1)[0].strip() or b"0", 16)
 
 
 _LINE = 65537  # the longest status or header line read (as http.client)

@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from reconciler import applier, aws, lock, observe, permissions
-from reconciler.aws import NO_SETTLE, KmsApi, Settle, sandbox_session
+from reconciler.aws import sandbox_session
 from reconciler.cli import main
 from reconciler.plan import OpKind
 
 REPO = Path(__file__).resolve().parent.parent
-LITERAL = re.compile(r"""(?:\.call|\.paginate|_simple)\(\s*["'](\w+)["']""")
+LITERAL = re.compile(r"""(?:\.a?call|\.a?paginate|_simple)\(\s*["'](\w+)["']""")
 
 
 def literals(*sources: Any) -> set[str]:
@@ -110,17 +110,24 @@ def test_permissions_prints_a_policy_for_the_targets_accounts(workdir: Path) -> 
     ]
 
 
+def sent_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every KMS request the tool sends from now on, by operation: each attempt is begun in
+    ``aws._Attempts`` whether ``KmsApi.call`` or ``acall`` (observe's loop) sends it."""
+    sent: list[str] = []
+    real_begin = aws._Attempts.begin
+
+    def begin(self: Any) -> None:
+        sent.append(self.operation)
+        real_begin(self)
+
+    monkeypatch.setattr(aws._Attempts, "begin", begin)
+    return sent
+
+
 def test_every_call_a_command_makes_is_in_its_policy(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent: list[str] = []
-    real_call = KmsApi.call
-
-    def call(self: KmsApi, operation: str, *, settle: Settle = NO_SETTLE, **params: Any) -> Any:
-        sent.append(operation)
-        return real_call(self, operation, settle=settle, **params)
-
-    monkeypatch.setattr(KmsApi, "call", call)
+    sent = sent_calls(monkeypatch)
 
     def calls_of(*args: str) -> set[str]:
         sent.clear()
@@ -199,14 +206,7 @@ def test_tagging_discovery_adds_get_resources_and_plans_converge_with_it(
     unlock = json.loads(cli_run("permissions", "--for", "force-unlock").stdout)
     assert all(s["Sid"] != "TaggingDiscovery" for s in unlock["Statement"])
 
-    sent: list[str] = []
-    real_call = KmsApi.call
-
-    def call(self: KmsApi, operation: str, *, settle: Settle = NO_SETTLE, **params: Any) -> Any:
-        sent.append(operation)
-        return real_call(self, operation, settle=settle, **params)
-
-    monkeypatch.setattr(KmsApi, "call", call)
+    sent = sent_calls(monkeypatch)
     applied = cli_run("apply", "--auto-approve", "--sandbox", "--target", "production")
     assert applied.exit_code == 0, applied.output
     sent.clear()

@@ -9,7 +9,9 @@ never sends: namespaced ``__type``, a bare 503, the query-compatible header), an
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,7 +24,7 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
-from reconciler.aws import KmsApi, _snake
+from reconciler.aws import KmsApi, RateLimiter, _snake
 from reconciler.wire import READS, wire_for
 
 ACCOUNT = "111122223333"
@@ -309,3 +311,162 @@ def test_a_client_certificate_leaves_every_request_to_botocore(fake_credentials:
     client = client_for("https://kms.eu-west-1.amazonaws.com", client_cert="/nonexistent.pem")
     assert client._endpoint.http_session._cert_file == "/nonexistent.pem"
     assert wire_for(client) is None
+
+
+# -- the event loop's path (observe's reads): Wire.asend and KmsApi.acall ------------------
+
+
+def on_loop(coroutine: Any, wire: Any) -> Any:
+    """Run ``coroutine`` on a new event loop, then close ``wire``'s connections on it."""
+
+    async def run() -> Any:
+        try:
+            return await coroutine
+        finally:
+            await wire.aclose()
+
+    return asyncio.run(run())
+
+
+def loop_wire(client: Any) -> Any:
+    wire = wire_for(client)
+    assert wire is not None
+    return wire
+
+
+def test_asend_answers_as_send_does_over_http(canned: Canned) -> None:
+    key = b'{"KeyMetadata":{"KeyId":"k","CreationDate":1.5e9,"Arn":null,"Unknown":1}}'
+    canned.answers = [(200, JSON, key), (200, JSON, key)]
+    wire = loop_wire(client_for(canned.url))
+    sync = wire.send("DescribeKey", {"KeyId": "k"})
+    on_loop_answer = on_loop(wire.asend("DescribeKey", {"KeyId": "k"}), wire)
+    assert without_metadata(on_loop_answer) == without_metadata(sync)
+    assert on_loop_answer["KeyMetadata"] == {"KeyId": "k", "CreationDate": ANY_DATETIME}
+    assert canned.requests[0][1] == canned.requests[1][1]  # the same body
+
+
+class _AnyDatetime:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, datetime)
+
+
+ANY_DATETIME = _AnyDatetime()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (500, JSON, b'{"__type":"com.amazonaws.kms#KMSInternalException","message":"boom"}'),
+        (503, {"Content-Type": "text/html"}, b"<html>Service Unavailable</html>"),
+        (400, JSON, b'{"__type":"NotFoundException","message":"gone"}'),
+    ],
+    ids=["namespaced-500", "bare-503", "not-found"],
+)
+def test_asend_errors_are_botocores(
+    canned: Canned, answer: tuple[int, dict[str, str], bytes]
+) -> None:
+    canned.answers = [answer, answer]
+    client = client_for(canned.url)
+    botocore_error = both(client, "DescribeKey", KeyId="k")[0]
+    canned.answers = [answer]
+    wire = loop_wire(client)
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        on_loop(wire.asend("DescribeKey", {"KeyId": "k"}), wire)
+    assert type(raised.value) is type(botocore_error)
+    assert raised.value.response["Error"] == botocore_error.response["Error"]
+
+
+def test_the_loop_keeps_its_connections_alive_and_reads_side_by_side(canned: Canned) -> None:
+    wire = loop_wire(client_for(canned.url))
+
+    async def reads() -> None:
+        for _ in range(3):  # three rounds of four reads side by side
+            await asyncio.gather(*(wire.asend("DescribeKey", {"KeyId": "k"}) for _ in range(4)))
+
+    on_loop(reads(), wire)
+    assert len(canned.requests) == 12
+    assert canned.connections == 4  # one per read in flight, kept for the next rounds
+
+
+@pytest.mark.parametrize(
+    "framing",
+    ["chunked", "close"],
+)
+def test_chunked_and_close_delimited_bodies(fake_credentials: None, framing: str) -> None:
+    """Answers framed without Content-Length, as a proxy may send them."""
+    body = b'{"KeyRotationEnabled":true,"RotationPeriodInDays":365}'
+    if framing == "chunked":
+        wire_body = b"10\r\n" + body[:16] + b"\r\n" + f"{len(body) - 16:x}\r\n".encode()
+        wire_body += body[16:] + b"\r\n0\r\n\r\n"
+        head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    else:
+        wire_body, head = body, b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n"
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = server.accept()
+            conn.recv(65536)
+            conn.sendall(head + wire_body)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    client = client_for(f"http://127.0.0.1:{server.getsockname()[1]}")
+    wire = loop_wire(client)
+    expected = {"KeyRotationEnabled": True, "RotationPeriodInDays": 365}
+    assert without_metadata(wire.send("GetKeyRotationStatus", {"KeyId": "k"})) == expected
+    answer = on_loop(wire.asend("GetKeyRotationStatus", {"KeyId": "k"}), wire)
+    assert without_metadata(answer) == expected
+    server.close()
+
+
+def test_acall_retries_a_dropped_connection_and_counts_it(canned: Canned) -> None:
+    canned.answers = [None, (200, JSON, b'{"KeyMetadata":{"KeyId":"k"}}')]
+    client = client_for(canned.url)
+    api = KmsApi(client, wire=loop_wire(client), sleep=lambda s: None)
+    answer = on_loop(api.acall("DescribeKey", KeyId="k"), api.wire)
+    assert answer["KeyMetadata"]["KeyId"] == "k"
+    assert api.calls["DescribeKey"] == 2
+    assert api.retries == {"DescribeKey (ConnectionClosedError)": 1}
+
+
+def test_acall_gives_up_after_max_attempts(canned: Canned) -> None:
+    throttled = (400, JSON, b'{"__type":"ThrottlingException","message":"Rate exceeded"}')
+    canned.answers = [throttled] * 3
+    client = client_for(canned.url)
+    limiter = RateLimiter({"DescribeKey": 1000.0})
+    api = KmsApi(client, limiter=limiter, wire=loop_wire(client), sleep=lambda s: None)
+    api.max_attempts = 3
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        on_loop(api.acall("DescribeKey", KeyId="k"), api.wire)
+    assert raised.value.response["Error"]["Code"] == "ThrottlingException"
+    assert api.calls["DescribeKey"] == 3
+    assert limiter.rate("DescribeKey") == 500.0  # halved once: one congestion event
+
+
+def test_acall_sends_a_write_through_botocore_in_the_executor(canned: Canned) -> None:
+    client = client_for(canned.url)
+    api = KmsApi(client, wire=loop_wire(client))
+    threads: list[str] = []
+    client.meta.events.register(
+        "before-send.kms.*", lambda **_: threads.append(threading.current_thread().name)
+    )
+
+    async def both_ways() -> None:
+        await api.acall("TagResource", KeyId="k", Tags=[{"TagKey": "a", "TagValue": "b"}])
+        await api.acall("DescribeKey", KeyId="k")
+
+    on_loop(both_ways(), api.wire)
+    main = threading.current_thread().name
+    assert threads[0] != main  # botocore's call ran in the loop's executor
+    assert threads[1] == main  # the read ran on the loop's own thread
+
+
+def test_a_refused_connection_on_the_loop_is_an_endpoint_error(canned: Canned) -> None:
+    url = canned.url
+    canned.close()
+    client = client_for(url)
+    api = KmsApi(client, wire=loop_wire(client), sleep=lambda s: None, max_attempts=2)
+    with pytest.raises(botocore.exceptions.EndpointConnectionError):
+        on_loop(api.acall("DescribeKey", KeyId="k"), api.wire)
+    assert api.retries == {"DescribeKey (EndpointConnectionError)": 1}
