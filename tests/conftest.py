@@ -29,7 +29,12 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     embedded sandbox's state kept there too, and no retry settings from the environment."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KMS_RECONCILER_SANDBOX_DIR", str(tmp_path / ".kms-sandbox"))
-    for name in ("AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "KMS_RECONCILER_QUOTA_SCALE"):
+    for name in (
+        "AWS_MAX_ATTEMPTS",
+        "AWS_RETRY_MODE",
+        "KMS_RECONCILER_QUOTA_SCALE",
+        "KMS_RECONCILER_REQUEST_PATH",
+    ):
         monkeypatch.delenv(name, raising=False)
     shutil.copytree(REPO / "keyspecs", tmp_path / "keyspecs")
     yield tmp_path

@@ -80,8 +80,9 @@ def test_a_path_that_is_a_file_is_an_input_error(workdir: Path, args: list[str])
         ({"KMS_RECONCILER_QUOTA_SCALE": "-1"}, "KMS_RECONCILER_QUOTA_SCALE"),
         ({"AWS_MAX_ATTEMPTS": "many"}, "AWS_MAX_ATTEMPTS"),
         ({"AWS_RETRY_MODE": "legacy"}, "AWS_RETRY_MODE"),
+        ({"KMS_RECONCILER_REQUEST_PATH": "urllib3"}, "KMS_RECONCILER_REQUEST_PATH"),
     ],
-    ids=["quota-scale-word", "quota-scale-negative", "max-attempts", "retry-mode"],
+    ids=["quota-scale-word", "quota-scale-negative", "max-attempts", "retry-mode", "request-path"],
 )
 def test_bad_settings_in_the_environment_exit_1(
     workdir: Path, env: dict[str, str], field: str

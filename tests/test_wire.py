@@ -470,3 +470,18 @@ def test_a_refused_connection_on_the_loop_is_an_endpoint_error(canned: Canned) -
     with pytest.raises(botocore.exceptions.EndpointConnectionError):
         on_loop(api.acall("DescribeKey", KeyId="k"), api.wire)
     assert api.retries == {"DescribeKey (EndpointConnectionError)": 1}
+
+
+@pytest.mark.parametrize(("lean", "expected"), [(True, True), (False, False)], ids=["lean", "off"])
+def test_connect_gives_each_client_the_lean_path_unless_turned_off(
+    fake_credentials: None, lean: bool, expected: bool
+) -> None:
+    from reconciler.aws import AwsOptions, connect
+    from reconciler.state import TargetInfo
+
+    target = TargetInfo("t", "123456789012", "eu-west-1")
+    with mock_aws():
+        connection = connect(target, AwsOptions(lean_reads=lean))
+        assert (connection.kms.wire is not None) is expected
+        assert (connection.kms_in("us-east-1").wire is not None) is expected
+        assert (connection.tagging().wire is not None) is expected

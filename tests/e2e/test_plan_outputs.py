@@ -196,3 +196,27 @@ def test_plan_json_and_markdown(converge: Converge, run_cli: RunCli, kms: Any) -
     assert "**Plan: 0 to create, 2 to update, 0 to delete.**" in as_markdown.stdout
     assert f"| test | {ACCOUNT} | {REGION} | 0 | 2 | 0 | 0 | 0 |" in as_markdown.stdout
     assert "```diff" in as_markdown.stdout
+
+
+def test_the_lean_read_path_plans_and_reports_as_botocore_does(
+    converge: Converge, run_cli: RunCli, kms: Any, server: MotoServer
+) -> None:
+    """The same plan and drift report, byte for byte, whether observe's reads take the
+    lean path (the default) or botocore (KMS_RECONCILER_REQUEST_PATH=botocore), with
+    drift to show: a changed description, an extra tag, rotation off, and a hand-made key."""
+    keys = converge()
+    kms.update_key_description(KeyId=keys["alpha"], Description="edited")
+    kms.tag_resource(KeyId=keys["beta"], Tags=[{"TagKey": "Extra", "TagValue": "x"}])
+    kms.disable_key_rotation(KeyId=keys["alpha"])
+    kms.create_key(Description="hand-made")
+    outputs = {}
+    for path in ("lean", "botocore"):
+        env = {"KMS_RECONCILER_REQUEST_PATH": path}
+        before = len(server.kms_operations())
+        plan = run_cli("plan", "--format", "json", env_extra=env)
+        drift = run_cli("drift", "--format", "json", env_extra=env)
+        assert plan.returncode == 0 and drift.returncode == 2, (plan, drift)
+        outputs[path] = (plan.stdout, drift.stdout, sorted(server.kms_operations()[before:]))
+    assert outputs["lean"] == outputs["botocore"]
+    changes = json.loads(outputs["lean"][0])["summary"]
+    assert changes["update"] == 2
