@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import http.client
 import json
 import select
@@ -75,20 +76,22 @@ class Wire:
         self._endpoints: dict[str, _Endpoint] = {}
         self._local = threading.local()
         self._pools: dict[asyncio.AbstractEventLoop, _Pool] = {}
-        session = client._endpoint.http_session
-        verify = session._verify
-        self._context: ssl.SSLContext
-        if verify is False:
-            self._context = ssl._create_unverified_context()
-        elif isinstance(verify, str):
-            self._context = ssl.create_default_context(cafile=verify)
-        else:
-            self._context = ssl.create_default_context()
+        self._verify = client._endpoint.http_session._verify
         config = client.meta.config
         self._connect_timeout = config.connect_timeout
         self._read_timeout = config.read_timeout
         creator = getattr(client, "_user_agent_creator", None)
         self._user_agent = creator.to_string() if creator is not None else config.user_agent
+
+    @functools.cached_property
+    def _context(self) -> ssl.SSLContext:
+        """TLS as the client verifies it (its CA bundle, or none with verify=False); made
+        on the first https connection (loading a CA bundle takes tens of milliseconds)."""
+        if self._verify is False:
+            return ssl._create_unverified_context()
+        if isinstance(self._verify, str):
+            return ssl.create_default_context(cafile=self._verify)
+        return ssl.create_default_context()
 
     def send(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """One HTTP attempt of ``operation``: its parsed answer, or the ClientError, or a
@@ -155,7 +158,7 @@ class Wire:
         pool = self._pools.get(loop)
         if pool is None:
             pool = self._pools[loop] = _Pool(
-                self._context, self._connect_timeout, self._read_timeout
+                lambda: self._context, self._connect_timeout, self._read_timeout
             )
         return pool
 
@@ -183,7 +186,7 @@ class Wire:
             conn = None
         if conn is None:
             try:
-                conn = _Connection.open(endpoint, self._context, self._connect_timeout)
+                conn = _Connection.open(endpoint, lambda: self._context, self._connect_timeout)
             except ssl.SSLError as exc:  # certificate not trusted, or no TLS at that address
                 raise botocore.exceptions.SSLError(endpoint_url=endpoint.url, error=exc) from exc
             except OSError as exc:
@@ -242,13 +245,15 @@ class _Connection:
         self._reader = sock.makefile("rb")
 
     @classmethod
-    def open(cls, endpoint: _Endpoint, context: ssl.SSLContext, timeout: float) -> _Connection:
+    def open(
+        cls, endpoint: _Endpoint, context: Callable[[], ssl.SSLContext], timeout: float
+    ) -> _Connection:
         scheme, host, port = endpoint.key
         sock = socket.create_connection((host, port), timeout=timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if scheme == "https":
-                sock = context.wrap_socket(sock, server_hostname=host)
+                sock = context().wrap_socket(sock, server_hostname=host)
         except BaseException:
             sock.close()
             raise
@@ -296,7 +301,9 @@ class _Connection:
 class _Pool:
     """Kept-alive connections on one event loop, each carrying one request at a time."""
 
-    def __init__(self, context: ssl.SSLContext, connect_timeout: float, read_timeout: float):
+    def __init__(
+        self, context: Callable[[], ssl.SSLContext], connect_timeout: float, read_timeout: float
+    ):
         self._context = context
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
@@ -341,7 +348,7 @@ class _Pool:
                 asyncio.open_connection(
                     host,
                     port,
-                    ssl=self._context if tls else None,
+                    ssl=self._context() if tls else None,
                     server_hostname=host if tls else None,
                 ),
                 self._connect_timeout,

@@ -10,12 +10,15 @@ never sends: namespaced ``__type``, a bare 503, the query-compatible header), an
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -485,3 +488,72 @@ def test_connect_gives_each_client_the_lean_path_unless_turned_off(
         assert (connection.kms.wire is not None) is expected
         assert (connection.kms_in("us-east-1").wire is not None) is expected
         assert (connection.tagging().wire is not None) is expected
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (and its key), as a private CA bundle would hold it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_tls_with_the_clients_ca_bundle_and_refused_without_it(
+    canned: Canned, tmp_path: Path
+) -> None:
+    cert_file, key_file = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    canned.server.socket = context.wrap_socket(canned.server.socket, server_side=True)
+    url = canned.url.replace("http://", "https://")
+    answer = (200, JSON, b'{"KeyMetadata":{"KeyId":"k"}}')
+    canned.answers = [answer, answer]
+
+    trusting = wire_for(
+        boto3.client(
+            "kms",
+            region_name="eu-west-1",
+            endpoint_url=url,
+            verify=str(cert_file),
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+    )
+    assert trusting is not None
+    assert trusting.send("DescribeKey", {"KeyId": "k"})["KeyMetadata"] == {"KeyId": "k"}
+    on_loop_answer = on_loop(trusting.asend("DescribeKey", {"KeyId": "k"}), trusting)
+    assert on_loop_answer["KeyMetadata"] == {"KeyId": "k"}
+
+    untrusting = loop_wire(client_for(url))  # the system's CAs: the certificate is unknown
+    with pytest.raises(botocore.exceptions.SSLError):
+        untrusting.send("DescribeKey", {"KeyId": "k"})
+    with pytest.raises(botocore.exceptions.SSLError):
+        on_loop(untrusting.asend("DescribeKey", {"KeyId": "k"}), untrusting)
