@@ -1,16 +1,15 @@
-"""Benchmark: the client's CPU per KMS read, botocore against a lean JSON request path.
+"""Benchmark: the client's CPU per KMS read, botocore against the tool's lean request path.
 
-Measures what a lean request path for KMS's JSON protocol would save before building it
-into the tool (issue 11: client CPU is the limit once the reads are pipelined). moto_server
-and ``kms_proxy.KmsProxy`` (25 ms, no quotas) on 127.0.0.1; the client runs in its own
-process, 64 DescribeKey calls in flight, and reports its CPU time (user + system) per call:
+``fake_kms.py`` answers (moto's answers for 300 keys, recorded once through
+``kms_proxy.KmsProxy``; 25 ms of latency, no quota), so the server is not the limit. The
+client runs in its own process, 64 DescribeKey calls in flight, and reports its CPU time
+(user + system) per call and the calls a second:
 
-- ``botocore``: ``client.describe_key``;
-- ``lean``: the JSON body by hand, signed by the same client's request signer (SigV4, its
-  credentials, its ``before-sign`` hooks), sent through its own HTTP session (endpoint,
-  TLS, pool, timeouts), the answer parsed with ``json.loads`` and its timestamp converted.
+- ``botocore``: ``client.describe_key`` on 64 threads (what the tool did before);
+- ``wire``: ``reconciler.wire.Wire.send`` on 64 threads (apply's reads);
+- ``loop``: ``Wire.asend`` on one event loop, 64 in flight (observe's reads, plan and drift).
 
-    python benchmarks/bench_request_path.py [--calls 900]
+    python benchmarks/bench_request_path.py [--calls 3000]
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import argparse
 import logging
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import boto3
@@ -29,40 +29,48 @@ import bench_plan  # noqa: F401  (defers moto's RSA key per CreateKey)
 from kms_proxy import KmsProxy
 
 CLIENT = r"""
-import json, sys, time
+import asyncio, sys, time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
-from botocore.awsrequest import AWSRequest
 from botocore.config import Config
-from botocore.utils import parse_timestamp
+from reconciler.wire import wire_for
 
 url, ids = sys.argv[1], sys.argv[2].split(",")
 config = Config(max_pool_connections=128, retries={"total_max_attempts": 1})
 client = boto3.client("kms", region_name="eu-central-1", endpoint_url=url,
                       aws_access_key_id="bench", aws_secret_access_key="bench", config=config)
+wire = wire_for(client)
 client.list_keys()
 
 
-def lean(key_id):
-    request = AWSRequest(
-        method="POST", url=client.meta.endpoint_url + "/",
-        data=json.dumps({"KeyId": key_id}).encode(),
-        headers={"X-Amz-Target": "TrentService.DescribeKey",
-                 "Content-Type": "application/x-amz-json-1.1"},
-    )
-    client._request_signer.sign("DescribeKey", request)
-    response = client._endpoint.http_session.send(request.prepare())
-    data = json.loads(response.content)
-    data["KeyMetadata"]["CreationDate"] = parse_timestamp(data["KeyMetadata"]["CreationDate"])
-    return data
-
-
-paths = {"botocore": lambda k: client.describe_key(KeyId=k), "lean": lean}
-for name in ("botocore", "lean", "botocore", "lean"):
-    cpu, wall = time.process_time(), time.perf_counter()
+def threads(read):
     with ThreadPoolExecutor(64) as pool:
-        list(pool.map(paths[name], ids))
+        list(pool.map(read, ids))
+
+
+def loop():
+    async def reads():
+        queue = list(ids)
+
+        async def one_at_a_time():
+            while queue:
+                await wire.asend("DescribeKey", {"KeyId": queue.pop()})
+
+        await asyncio.gather(*(one_at_a_time() for _ in range(64)))
+        await wire.aclose()
+
+    asyncio.run(reads())
+
+
+paths = {
+    "botocore": lambda: threads(lambda k: client.describe_key(KeyId=k)),
+    "wire": lambda: threads(lambda k: wire.send("DescribeKey", {"KeyId": k})),
+    "loop": loop,
+}
+for name in ("botocore", "wire", "loop") * 2:
+    cpu, wall = time.process_time(), time.perf_counter()
+    paths[name]()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     print(f"  {name:8s} {cpu / len(ids) * 1000:.2f} ms client CPU per call, "
           f"{len(ids) / wall:.0f} calls/s")
@@ -71,30 +79,54 @@ for name in ("botocore", "lean", "botocore", "lean"):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=900)
+    parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--latency", type=float, default=0.025)
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    proxy = KmsProxy(f"http://{host}:{port}", latency=args.latency, quotas={})
-    proxy.start()
-    try:
-        kms = boto3.client(
-            "kms",
-            region_name="eu-central-1",
-            endpoint_url=f"http://{host}:{port}",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
+    recorder = KmsProxy(f"http://{host}:{port}", latency=0.0, quotas={}, record=True)
+    recorder.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            kms = boto3.client(
+                "kms",
+                region_name="eu-central-1",
+                endpoint_url=recorder.url,
+                aws_access_key_id="bench",
+                aws_secret_access_key="bench",
+            )
+            kms.list_keys()
+            keys = [kms.create_key()["KeyMetadata"]["KeyId"] for _ in range(300)]
+            for key_id in keys:
+                kms.describe_key(KeyId=key_id)
+            recording = Path(tmp) / "recording.jsonl"
+            recorder.save(recording)
+        finally:
+            recorder.stop()
+            server.stop()
+        fake = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).resolve().parent / "fake_kms.py"),
+                str(recording),
+                "--latency",
+                str(args.latency),
+                "--no-quotas",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        keys = [kms.create_key()["KeyMetadata"]["KeyId"] for _ in range(300)]
-        ids = (keys * (args.calls // len(keys) + 1))[: args.calls]
-        print(f"{args.calls} DescribeKey through the proxy ({args.latency * 1000:.0f} ms):")
-        subprocess.run([sys.executable, "-c", CLIENT, proxy.url, ",".join(ids)], check=True)
-    finally:
-        proxy.stop()
-        server.stop()
+        try:
+            assert fake.stdout is not None
+            url = fake.stdout.readline().split()[-1]
+            ids = (keys * (args.calls // len(keys) + 1))[: args.calls]
+            print(f"{args.calls} DescribeKey against fake_kms ({args.latency * 1000:.0f} ms):")
+            subprocess.run([sys.executable, "-c", CLIENT, url, ",".join(ids)], check=True)
+        finally:
+            fake.terminate()
+            fake.wait()
 
 
 if __name__ == "__main__":
