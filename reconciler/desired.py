@@ -6,6 +6,7 @@ fields; mappings (tags) merge key by key.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -546,6 +547,7 @@ def _render_policy(
     if policy_source is None:
         document = default_policy(target.account_id, partition)
         origin_text, policy_file = "default key policy", None
+        policy_text, messages = _formatted(json.dumps(document))
     else:
         try:
             rendered = renderer.render(policy_source, context)
@@ -557,9 +559,9 @@ def _render_policy(
                 policy_problem(exc.message, *path, per_key=False)
             return None
         document, origin_text, policy_file = rendered.document, rendered.origin, rendered.file
-    policy_text = json.dumps(document, indent=2)
+        policy_text, messages = _formatted(rendered.text)
     from_text = f" (from {policy_file})" if policy_file else ""
-    for message in validate_policy(document):
+    for message in messages:
         statement = _STATEMENT.match(message)
         if policy_source is not None and policy_source.document is not None and statement:
             # An inline document: point at the statement's own line.
@@ -573,6 +575,15 @@ def _render_policy(
             f"{catalog.POLICY_MAX_BYTES}{from_text}"
         )
     return document, policy_text, origin_text, policy_file
+
+
+@functools.lru_cache(maxsize=256)
+def _formatted(text: str) -> tuple[str, tuple[str, ...]]:
+    """A rendered policy's text as it is sent to KMS (two-space indents) and its problems:
+    both depend on the document alone, and most keys share a few documents (json.dumps
+    with an indent is pure Python: about 0.15 ms a policy)."""
+    document = json.loads(text)
+    return json.dumps(document, indent=2), tuple(validate_policy(document))
 
 
 def _key_material_file_problem(name: str, root: Path) -> str | None:

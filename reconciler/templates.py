@@ -15,13 +15,13 @@ import string
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from json.decoder import scanstring  # type: ignore[attr-defined]  # (not in typeshed)
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2 import nodes
+from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
@@ -425,6 +425,10 @@ class PolicyRenderer:
         self._inside: set[tuple[str, str]] = set()  # (name, kind) found inside policies/
         # per template file: its source's tag spans and line starts, for the line map
         self._marks: dict[str, tuple[str, list[tuple[int, int]], list[int]]] = {}
+        # per template: the context names it reads (``_reads``); rendered policies by
+        # template and the values of those names
+        self._names: dict[str, tuple[str, ...] | None] = {}
+        self._rendered: dict[tuple[str, str], RenderedPolicy] = {}
 
     def render(self, source: PolicySource, context: Mapping[str, Any]) -> RenderedPolicy:
         if source.template is not None:
@@ -457,6 +461,55 @@ class PolicyRenderer:
 
     def _render_template(self, name: str, context: Mapping[str, Any]) -> RenderedPolicy:
         self._check_inside(name, "template")
+        used = self._reads(name)
+        memo_key = None
+        if used is not None:
+            memo_key = (name, repr([(n, context.get(n, _ABSENT)) for n in used]))
+            found = self._rendered.get(memo_key)
+            if found is not None:  # the same text; its own parsed document
+                return replace(found, document=_parse(found.text, found.file or ""))
+        rendered = self._render_anew(name, context)
+        if memo_key is not None:
+            self._rendered[memo_key] = rendered
+        return rendered
+
+    def _reads(self, name: str) -> tuple[str, ...] | None:
+        """The context names a template (with what it includes or imports) can read, when
+        its output depends on nothing else: then two keys that give it the same values get
+        the same text, rendered once (most keys of an inventory share a template and its
+        vars, and differ in names it does not read). None: render every time (a template
+        whose includes cannot be told before rendering, or that draws random values)."""
+        if name in self._names:
+            return self._names[name]
+        names: set[str] | None = set()
+        seen: set[str] = set()
+        todo = [name]
+        try:
+            while todo and names is not None:
+                current = todo.pop()
+                if current in seen:
+                    continue
+                seen.add(current)
+                source = self.loader.get_source(self.env, current)[0]
+                tree = self.env.parse(source)
+                filters = {f.name for f in tree.find_all(nodes.Filter)}
+                globals_ = {n.name for n in tree.find_all(nodes.Name)} & _RANDOM_GLOBALS
+                if filters & _RANDOM_FILTERS or globals_:
+                    names = None
+                    break
+                names |= meta.find_undeclared_variables(tree)  # (env globals not among them)
+                for referenced in meta.find_referenced_templates(tree):
+                    if referenced is None:  # a name computed while rendering
+                        names = None
+                        break
+                    todo.append(referenced)
+        except (jinja2.TemplateError, TemplateUnreadable, OSError):
+            names = None  # rendering reports it, at its line
+        used = tuple(sorted(names)) if names is not None else None
+        self._names[name] = used
+        return used
+
+    def _render_anew(self, name: str, context: Mapping[str, Any]) -> RenderedPolicy:
         shown = self._shown(name)
         try:
             template = self.env.get_template(name)
@@ -585,6 +638,11 @@ class PolicyRenderer:
         text = read_text_bounded(path, "the policy file", lambda m: TemplateError(m, shown))
         return RenderedPolicy(_parse(text, shown), text, f"file {name}", shown)
 
+
+# What makes a template's output differ between two renders of the same values.
+_RANDOM_FILTERS = frozenset({"random", "shuffle"})
+_RANDOM_GLOBALS = frozenset({"lipsum"})
+_ABSENT = object()
 
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 

@@ -308,6 +308,93 @@ def test_template_context_has_nothing_else(tmp_path: Path) -> None:
         renderer.render(PolicySource(template="t.json.j2"), {"target": {"vars": {}}})
 
 
+# -- one render for the keys that give a template the same values -------------------------
+
+SHARED = (
+    """{"Version": "2012-10-17", "Id": "{{ account_id }}-{{ vars.team }}", "Statement": []}\n"""
+)
+PER_KEY = """{"Version": "2012-10-17", "Id": "{{ key.name }}", "Statement": []}\n"""
+
+
+def key_context(name: str, account: str = "111122223333", team: str = "web") -> dict[str, Any]:
+    return {
+        "account_id": account,
+        "partition": "aws",
+        "region": "us-east-1",
+        "target": {"name": "prod", "vars": {}},
+        "key": {"name": name, "aliases": [f"alias/{name}"], "tags": {}},
+        "team": team,
+    }
+
+
+def render(renderer: PolicyRenderer, name: str, context: dict[str, Any]) -> RenderedPolicy:
+    source = PolicySource(template=name, vars={"team": context.pop("team")})
+    return renderer.render(source, context)
+
+
+def test_keys_that_give_a_template_the_same_values_share_one_render(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "shared.json.j2").write_text(SHARED, encoding="utf-8")
+    renderer = PolicyRenderer(tmp_path)
+    renders: list[str] = []
+    real = renderer._render_anew
+
+    def counted(name: str, context: Mapping[str, Any]) -> RenderedPolicy:
+        renders.append(name)
+        return real(name, context)
+
+    monkeypatch.setattr(renderer, "_render_anew", counted)
+    first = render(renderer, "shared.json.j2", key_context("a"))
+    second = render(renderer, "shared.json.j2", key_context("b"))  # reads no key.* name
+    assert first.text == second.text and first.document == second.document
+    assert first.document is not second.document  # each key its own document
+    second.document["Id"] = "changed"
+    assert first.document["Id"] == "111122223333-web"
+    assert len(renders) == 1
+    other_team = render(renderer, "shared.json.j2", key_context("c", team="db"))
+    other_account = render(renderer, "shared.json.j2", key_context("d", account="444455556666"))
+    assert other_team.document["Id"] == "111122223333-db"
+    assert other_account.document["Id"] == "444455556666-web"
+    assert len(renders) == 3
+
+
+def test_a_template_that_reads_the_key_renders_for_each_key(tmp_path: Path) -> None:
+    (tmp_path / "per-key.json.j2").write_text(PER_KEY, encoding="utf-8")
+    (tmp_path / "outer.json.j2").write_text('{% include "per-key.json.j2" %}', encoding="utf-8")
+    renderer = PolicyRenderer(tmp_path)
+    for template in ("per-key.json.j2", "outer.json.j2"):  # the include reads key.name too
+        ids = [render(renderer, template, key_context(n)).document["Id"] for n in "ab"]
+        assert ids == ["a", "b"], template
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{"Id": "{{ [1, 2, 3] | random }}", "Statement": []}',
+        '{"Id": "{{ lipsum(1, false, 2, 3) | trim }}", "Statement": []}',
+        '{% set t = "per-key" %}{% include t ~ ".json.j2" %}',
+    ],
+    ids=["random-filter", "lipsum", "computed-include"],
+)
+def test_templates_whose_output_cannot_be_told_from_their_values_render_every_time(
+    tmp_path: Path, template: str
+) -> None:
+    (tmp_path / "t.json.j2").write_text(template, encoding="utf-8")
+    (tmp_path / "per-key.json.j2").write_text(PER_KEY, encoding="utf-8")
+    renderer = PolicyRenderer(tmp_path)
+    assert renderer._reads("t.json.j2") is None
+    assert renderer._reads("per-key.json.j2") == ("key",)
+
+
+def test_a_template_error_is_reported_for_every_key_that_renders_it(tmp_path: Path) -> None:
+    (tmp_path / "t.json.j2").write_text('{"Id": "{{ vars.missing }}"}', encoding="utf-8")
+    renderer = PolicyRenderer(tmp_path)
+    for name in "ab":
+        with pytest.raises(TemplateError, match="undefined"):
+            render(renderer, "t.json.j2", key_context(name))
+
+
 # -- where a rendered policy that is not JSON went wrong ------------------------------------
 
 LOOP_TEMPLATE = """\
