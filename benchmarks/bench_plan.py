@@ -162,7 +162,7 @@ def floors(keys: int, latency: float) -> tuple[float, float]:
 
 def proxied(args: argparse.Namespace, endpoint: str, env: dict[str, str]) -> None:
     """Set up N managed keys straight to moto, then time no-op plans through the proxy."""
-    from kms_proxy import KmsProxy, busiest_second
+    from kms_proxy import KmsProxy
 
     proxy = KmsProxy(endpoint, latency=args.latency)
     proxy.start()
@@ -189,36 +189,51 @@ def proxied(args: argparse.Namespace, endpoint: str, env: dict[str, str]) -> Non
                     ["plan", "--detailed-exitcode", "-v", *extra_args], folder, real
                 )
                 assert rc == 0 and "No changes." in out, f"plan ({rc}): {err}\n{out[-2000:]}"
-                seen = list(proxy.seen)
-                throttled = sum(1 for s in seen if s.throttled)
-                kms_calls = calls(err)
-                print(
-                    f"  run {attempt + 1}: {t_plan:6.2f} s = {t_plan / floor:.1f}x the floor "
-                    f"({t_plan / paced:.1f}x paced); {kms_calls} KMS calls = "
-                    f"{kms_calls / args.keys:.2f} per key; {throttled} throttled; the CLI's "
-                    f"CPU {CPU['last']:.1f} s ({CPU['last'] / max(1, kms_calls) * 1000:.2f} ms "
-                    "per call)"
-                )
-                for line in err.strip().splitlines():
-                    print(f"    {line}")
-                by_op: dict[str, list[float]] = {}
-                for s in seen:
-                    if not s.throttled:
-                        by_op.setdefault(s.operation, []).append(s.at)
-                for op, times in sorted(by_op.items(), key=lambda kv: min(kv[1])):
-                    print(
-                        f"    {op}: {len(times)} calls, {min(times):.2f}-{max(times):.2f} s, "
-                        f"busiest second {busiest_second(times)}"
-                    )
+                seen = [(s.at, s.operation, s.throttled) for s in proxy.seen]
+                report(attempt, t_plan, floor, paced, calls(err), args.keys, err, seen)
     finally:
         proxy.stop()
+
+
+def report(
+    attempt: int,
+    seconds: float,
+    floor: float,
+    paced: float,
+    kms_calls: int,
+    keys: int,
+    stderr: str,
+    seen: list[tuple[float, str, bool]],
+) -> None:
+    """One timed plan beside its floors, the CLI's summary, and a line per operation family
+    (its calls, first and last second, busiest second) from the server's log."""
+    from kms_proxy import busiest_second
+
+    throttled = sum(1 for _, _, was in seen if was)
+    print(
+        f"  run {attempt + 1}: {seconds:6.2f} s = {seconds / floor:.1f}x the floor "
+        f"({seconds / paced:.1f}x paced); {kms_calls} KMS calls = "
+        f"{kms_calls / keys:.2f} per key; {throttled} throttled; the CLI's "
+        f"CPU {CPU['last']:.1f} s ({CPU['last'] / max(1, kms_calls) * 1000:.2f} ms per call)"
+    )
+    for line in stderr.strip().splitlines():
+        print(f"    {line}")
+    by_op: dict[str, list[float]] = {}
+    for at, op, was_throttled in seen:
+        if not was_throttled:
+            by_op.setdefault(op, []).append(at)
+    for op, times in sorted(by_op.items(), key=lambda kv: min(kv[1])):
+        print(
+            f"    {op}: {len(times)} calls, {min(times):.2f}-{max(times):.2f} s, "
+            f"busiest second {busiest_second(times)}"
+        )
 
 
 def replayed(args: argparse.Namespace, endpoint: str, env: dict[str, str]) -> None:
     """Set up N managed keys straight to moto, record one no-op plan's requests and moto's
     answers (``KmsProxy(record=True)``), then time no-op plans against ``fake_kms.py``:
     those answers, KMS's quotas and latency, at thousands of calls a second."""
-    from kms_proxy import KmsProxy, busiest_second
+    from kms_proxy import KmsProxy
 
     recorder = KmsProxy(endpoint, latency=0.0, quotas={}, record=True)
     recorder.start()
@@ -270,26 +285,7 @@ def replayed(args: argparse.Namespace, endpoint: str, env: dict[str, str]) -> No
                 stats = json.loads(_control(url, "/_stats"))
                 assert rc == 0 and "No changes." in out, f"plan ({rc}): {err}\n{out[-2000:]}"
                 assert stats["missing"] == 0, f"{stats['missing']} requests were not recorded"
-                throttled = sum(1 for _, _, t in stats["seen"] if t)
-                kms_calls = calls(err)
-                print(
-                    f"  run {attempt + 1}: {t_plan:6.2f} s = {t_plan / floor:.1f}x the floor "
-                    f"({t_plan / paced:.1f}x paced); {kms_calls} KMS calls = "
-                    f"{kms_calls / args.keys:.2f} per key; {throttled} throttled; the CLI's "
-                    f"CPU {CPU['last']:.1f} s ({CPU['last'] / max(1, kms_calls) * 1000:.2f} ms "
-                    "per call)"
-                )
-                for line in err.strip().splitlines():
-                    print(f"    {line}")
-                by_op: dict[str, list[float]] = {}
-                for at, op, was_throttled in stats["seen"]:
-                    if not was_throttled:
-                        by_op.setdefault(op, []).append(at)
-                for op, times in sorted(by_op.items(), key=lambda kv: min(kv[1])):
-                    print(
-                        f"    {op}: {len(times)} calls, {min(times):.2f}-{max(times):.2f} s, "
-                        f"busiest second {busiest_second(times)}"
-                    )
+                report(attempt, t_plan, floor, paced, calls(err), args.keys, err, stats["seen"])
         finally:
             fake.terminate()
             fake.wait()

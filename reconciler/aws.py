@@ -323,18 +323,10 @@ class KmsApi:
     async def apaginate(self, operation: str, items: str, **params: Any) -> list[Any]:
         """``paginate`` on an event loop (``acall`` for each page)."""
         out: list[Any] = []
-        marker: str | None = None
-        while True:
-            request = dict(params)
-            if marker:
-                request["Marker"] = marker
-            page = await self.acall(operation, **request)
-            out.extend(page.get(items, []))
-            if not page.get("Truncated"):
-                return out
-            marker = page.get("NextMarker")
-            if not marker:
-                return out
+        request: dict[str, Any] | None = dict(params)
+        while request is not None:
+            request = _next_page(params, await self.acall(operation, **request), items, out)
+        return out
 
     def _sender(self, operation: str) -> Callable[[Mapping[str, Any]], Any]:
         """What sends one attempt of ``operation``: the lean path for a read it can take
@@ -370,22 +362,26 @@ class KmsApi:
     def paginate(self, operation: str, items: str, **params: Any) -> list[Any]:
         """Every item of a KMS list operation, following ``NextMarker`` while ``Truncated``."""
         out: list[Any] = []
-        marker: str | None = None
-        while True:
-            request = dict(params)
-            if marker:
-                request["Marker"] = marker
-            page = self.call(operation, **request)
-            out.extend(page.get(items, []))
-            if not page.get("Truncated"):
-                return out
-            marker = page.get("NextMarker")
-            if not marker:
-                return out
+        request: dict[str, Any] | None = dict(params)
+        while request is not None:
+            request = _next_page(params, self.call(operation, **request), items, out)
+        return out
 
     @property
     def total_calls(self) -> int:
         return sum(self.calls.values())
+
+
+def _next_page(
+    params: Mapping[str, Any], page: Mapping[str, Any], items: str, out: list[Any]
+) -> dict[str, Any] | None:
+    """Add ``page``'s items to ``out``; the request for the next page, or None after the
+    last (not ``Truncated``, or no ``NextMarker``)."""
+    out.extend(page.get(items, []))
+    marker = page.get("NextMarker")
+    if not page.get("Truncated") or not marker:
+        return None
+    return {**params, "Marker": marker}
 
 
 class _Attempts:
