@@ -421,6 +421,10 @@ class PolicyRenderer:
             trim_blocks=True,
             lstrip_blocks=True,
             auto_reload=False,  # templates do not change during a run: parse each once
+            # No optimizer pass: it tries to fold every constant sub-expression at compile
+            # time, ~0.6 ms of a template's ~5 ms compile (validate's start-up compiles
+            # every template, benchmarks/sandbox.md), and renders are no faster with it.
+            optimized=False,
         )
         self._inside: set[tuple[str, str]] = set()  # (name, kind) found inside policies/
         # per template file: its source's tag spans and line starts, for the line map

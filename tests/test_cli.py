@@ -238,9 +238,10 @@ def test_the_group_help_is_the_commands_own_and_imports_none_of_them() -> None:
 
 
 def test_only_a_whole_process_run_freezes_its_imports() -> None:
-    """``gc.freeze()`` after the command's imports saves start-up CPU (benchmarks/sandbox.md);
-    a run inside another process (a test's CliRunner) must not freeze that process's
-    objects, garbage included, for good."""
+    """``gc.freeze()`` after the command's imports saves start-up CPU (benchmarks/sandbox.md),
+    and so does the collector being off while they are imported; it is on again for the
+    command itself. A run inside another process (a test's CliRunner) must not freeze that
+    process's objects, garbage included, for good, nor leave its collector off."""
     import gc
 
     from click.testing import CliRunner
@@ -250,18 +251,29 @@ def test_only_a_whole_process_run_freezes_its_imports() -> None:
     before = gc.get_freeze_count()
     assert CliRunner().invoke(main, ["validate", str(REPO / "keyspecs")]).exit_code == 0
     assert gc.get_freeze_count() == before
+    assert gc.isenabled()
     code = (
         "import atexit, gc, sys\n"
-        "atexit.register(lambda: print('frozen', gc.get_freeze_count()))\n"
+        "passes = {'importing': 0, 'running': 0}\n"
+        "started = False\n"
+        "def count(phase, info):\n"
+        "    if started and phase == 'start':\n"
+        "        passes['running' if gc.get_freeze_count() else 'importing'] += 1\n"
+        "gc.callbacks.append(count)\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count(), passes))\n"
         f"sys.argv = ['kms-reconciler', 'validate', {str(REPO / 'keyspecs')!r}]\n"
         "from reconciler.cli import main\n"
+        "started = True\n"
         "main()\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    frozen = int(done.stdout.split("frozen ")[-1])
-    assert frozen > 10_000, done.stdout  # pydantic's, jinja2's and click's objects
+    frozen, passes = done.stdout.split("frozen ")[-1].split(" ", 1)
+    assert int(frozen) > 10_000, done.stdout  # pydantic's, jinja2's and click's objects
+    # none while the command's modules are imported; some while templates are compiled
+    assert passes.startswith("{'importing': 0, 'running': "), done.stdout
+    assert not passes.strip().endswith("'running': 0}"), done.stdout
 
 
 def test_validate_imports_nothing_that_talks_to_aws() -> None:
