@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -11,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from reconciler.aws import MAX_READS_IN_FLIGHT, KmsApi, RateLimiter
 from reconciler.commands.common import expected_tags
@@ -24,6 +26,7 @@ from reconciler.observe import (
 from reconciler.plan import OpKind
 from reconciler.planner import make_plan
 from reconciler.state import DesiredTarget
+from reconciler.wire import wire_for
 from tests.factories import IDENTITY, TARGET, desired, desired_key
 from tests.fakes import FakeKms, client_error
 
@@ -502,3 +505,39 @@ def test_keys_on_an_index_page_are_read_before_the_next_page_arrives() -> None:
     assert paged.requests[0]["ResourceTypeFilters"] == ["kms:key"]
     # only the key the index does not name had its tags read from KMS
     assert [p["KeyId"] for op, p in fake.calls if op == "ListResourceTags"] == ["other"]
+
+
+def test_the_lean_paths_reads_on_the_loop_keep_to_the_parallelism(
+    fake_credentials: None,
+) -> None:
+    """Over HTTP (moto_server on 127.0.0.1), every read on the observe loop's lean path:
+    at most ``workers`` in flight, and that many reached."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        client = boto3.client("kms", region_name="us-east-1", endpoint_url=f"http://{host}:{port}")
+        for i in range(12):
+            make_key(client, f"n{i}", f"alias/n{i}")
+        api = KmsApi(client, wire=wire_for(client))
+        assert api.wire is not None
+        now = most = 0
+        real = api.wire.asend
+
+        async def counted(operation: str, params: Any) -> Any:
+            nonlocal now, most
+            now += 1
+            most = max(most, now)
+            try:
+                await asyncio.sleep(0.005)  # a round trip long enough to overlap
+                return await real(operation, params)
+            finally:
+                now -= 1
+
+        api.wire.asend = counted  # type: ignore[method-assign]
+        obs = observe_target(api, TARGET, ObserveOptions(IDENTITY, workers=3))
+    finally:
+        server.stop()
+    assert len(obs.keys) == 12 and all(k.policy for k in obs.keys)
+    assert api.calls["DescribeKey"] == 12
+    assert most == 3
