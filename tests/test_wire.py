@@ -557,3 +557,11 @@ def test_tls_with_the_clients_ca_bundle_and_refused_without_it(
         untrusting.send("DescribeKey", {"KeyId": "k"})
     with pytest.raises(botocore.exceptions.SSLError):
         on_loop(untrusting.asend("DescribeKey", {"KeyId": "k"}), untrusting)
+
+
+def test_the_lean_reads_are_exactly_the_reads_observe_declares() -> None:
+    """``wire.READS`` may only hold reads (a write must keep botocore's path), and every
+    read the tool makes should take it: the same set as observe's declared calls."""
+    from reconciler import observe
+
+    assert READS == observe.CALLS | observe.USAGE_CALLS | observe.TAGGING_CALLS
