@@ -30,8 +30,7 @@ from pathlib import Path
 from moto.server import ThreadedMotoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-# bench_plan, on import, defers moto's RSA key per CreateKey (~50 ms): set-up measures the tool
-import bench_plan  # noqa: F401
+from _common import defer_moto_private_keys
 from kms_proxy import KmsProxy, busiest_second
 
 from reconciler.catalog import REQUEST_QUOTAS
@@ -113,6 +112,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.025)
     parser.add_argument("--steal", default="", help="OPERATION=share, e.g. CreateKey=0.5")
     args = parser.parse_args()
+    defer_moto_private_keys()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -42,27 +42,14 @@ import time
 from pathlib import Path
 
 import boto3
-import moto.kms.models
 from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import big_inventory, defer_moto_private_keys  # noqa: E402
 
-
-class _LazyKey:
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
-        self._key: object | None = None
-
-    def __getattr__(self, name: str) -> object:
-        if self._key is None:
-            self._key = _generate(self.spec)
-        return getattr(self._key, name)
-
-
-_generate = moto.kms.models.generate_private_key
-moto.kms.models.generate_private_key = _LazyKey  # type: ignore[assignment]
+defer_moto_private_keys()
 
 
 CPU = {"last": 0.0}  # the CPU seconds (user + system) of the last command run
@@ -113,27 +100,6 @@ def scenario(name: str, folder: Path, env: dict[str, str]) -> None:
         f"  drift:            {t_drift:6.2f} s, {findings['read_calls']} KMS read calls, "
         f"{findings['findings']} finding(s), exit {rc_drift}"
     )
-
-
-def big_inventory(folder: Path, keys: int, extra: str = "") -> None:
-    """An inventory of ``keys`` managed keys in one target (eu-central-1)."""
-    (folder / "keyspecs" / "policies").mkdir(parents=True)
-    shutil.copy(ROOT / "keyspecs/policies/application.json.j2", folder / "keyspecs/policies")
-    (folder / "keyspecs/inventory.yaml").write_text(
-        "targets:\n  - name: bench\n    account_id: '123456789012'\n"
-        "    region: eu-central-1\n"
-        "defaults:\n  tags: {ManagedBy: kms-reconciler}\n"
-        "  rotation: {enabled: true, period_days: 365}\n" + extra
-    )
-    for start in range(0, keys, 1000):  # a file holds at most 50,000 values
-        specs = "".join(
-            f"  - name: key-{i:05d}\n    description: bench key {i}\n"
-            f"    aliases: [alias/bench-{i:05d}]\n    tags: {{Owner: team-{i % 7}}}\n"
-            "    policy:\n      template: application.json.j2\n"
-            "      vars: {admin_roles: [KeyAdmin], user_roles: [App]}\n"
-            for i in range(start, min(keys, start + 1000))
-        )
-        (folder / f"keyspecs/keys-{start // 1000:02d}.yaml").write_text("keys:\n" + specs)
 
 
 def set_up(folder: Path, env: dict[str, str], attempts: int = 3) -> float:

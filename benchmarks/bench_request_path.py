@@ -25,7 +25,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_plan  # noqa: F401  (defers moto's RSA key per CreateKey)
+from _common import defer_moto_private_keys
 from kms_proxy import KmsProxy
 
 CLIENT = r"""
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--latency", type=float, default=0.025)
     args = parser.parse_args()
+    defer_moto_private_keys()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

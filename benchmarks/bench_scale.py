@@ -22,55 +22,26 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import boto3
-import moto.kms.models
 from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import big_inventory, defer_moto_private_keys  # noqa: E402
+
 MB = 1024 * 1024
 
 
-class _LazyKey:
-    """moto makes an RSA key for every CreateKey (about 50 ms); defer it until used."""
-
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
-        self._key: object | None = None
-
-    def __getattr__(self, name: str) -> object:
-        if self._key is None:
-            self._key = _generate(self.spec)
-        return getattr(self._key, name)
-
-
-_generate = moto.kms.models.generate_private_key
-moto.kms.models.generate_private_key = _LazyKey  # type: ignore[assignment]
+defer_moto_private_keys()
 
 
 def inventory(folder: Path, n: int) -> None:
-    (folder / "keyspecs" / "policies").mkdir(parents=True)
-    shutil.copy(ROOT / "keyspecs/policies/application.json.j2", folder / "keyspecs/policies")
-    (folder / "keyspecs/inventory.yaml").write_text(
-        "targets:\n  - name: bench\n    account_id: '123456789012'\n"
-        "    region: eu-central-1\n"
-        "defaults:\n  tags: {ManagedBy: kms-reconciler}\n"
-        "  rotation: {enabled: true, period_days: 365}\n"
-    )
-    for start in range(0, n, 1000):  # the loader refuses files of more than 50,000 values
-        keys = "".join(
-            f"  - name: key-{i:05d}\n    description: bench key {i}\n"
-            f"    aliases: [alias/bench-{i:05d}]\n    tags: {{Owner: team-{i % 7}}}\n"
-            "    policy:\n      template: application.json.j2\n"
-            "      vars: {admin_roles: [KeyAdmin], user_roles: [App]}\n"
-            for i in range(start, min(n, start + 1000))
-        )
-        (folder / f"keyspecs/keys-{start // 1000:02d}.yaml").write_text("keys:\n" + keys)
+    big_inventory(folder, n)
 
 
 def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[dict[str, float], str, str]:

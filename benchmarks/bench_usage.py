@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -26,28 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import moto.kms.models
 import yaml
 from click.testing import CliRunner
 from moto.server import ThreadedMotoServer
 
 from reconciler import moto_kms
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import defer_moto_private_keys
+
 from reconciler.cli import main as cli_main
-
-_generate = moto.kms.models.generate_private_key
-
-
-class _LazyKey:
-    """moto makes an RSA key for every CreateKey (~50 ms): made on first use instead."""
-
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
-        self._key: object | None = None
-
-    def __getattr__(self, name: str) -> object:
-        if self._key is None:
-            self._key = _generate(self.spec)
-        return getattr(self._key, name)
 
 
 class Counting:
@@ -102,7 +91,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=200)
     options = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    moto.kms.models.generate_private_key = _LazyKey  # type: ignore[assignment]
+    defer_moto_private_keys()
     with moto_kms.patched():
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
