@@ -128,59 +128,6 @@ def reference_state(server: MotoServer, tmp_path: Path, cli_home: Path, kms: Any
     return _reference["state"]
 
 
-def converge_under_faults(
-    plan: FaultPlan,
-    inventory: Inventory,
-    server: MotoServer,
-    faults: FaultInjector,
-    run_retrying: RunCli,
-    kms: Any,
-    tmp_path: Path,
-    cli_home: Path,
-) -> dict[str, Any]:
-    inventory.write(fleet())
-    expected = reference_state(server, tmp_path, cli_home, kms)
-    faults.clear()
-    faults.set_plan(plan)
-    runs: list[Any] = []
-    started = time.monotonic()
-
-    def figures() -> dict[str, Any]:
-        return {
-            "seed": plan.seed,
-            "runs": len(runs),
-            "exits": [r.returncode for r in runs],
-            "faults": faults.by_kind(),
-            "createkey_after_execution": len(faults.ambiguous("CreateKey")),
-            "createalias_after_execution": len(faults.ambiguous("CreateAlias")),
-            "createkey_executed": faults.executed("CreateKey"),
-            "requests": len(faults.seen),
-        }
-
-    for _ in range(MAX_RUNS):
-        applied = run_retrying("apply", "--auto-approve")
-        runs.append(applied)
-        # Never two keys for one name, at any point (a later plan could not go on).
-        found = duplicates(kms, IDENTITY_TAG)
-        assert found == {}, f"duplicates {found} after run {len(runs)}; {figures()}\n{applied}"
-        if applied.returncode == 0:
-            break
-    faults.set_plan(None)
-    report("fault", {**figures(), "seconds": round(time.monotonic() - started, 1)})
-    assert runs[-1].returncode == 0, (
-        f"no apply exited 0 in {MAX_RUNS} runs; {figures()}\n" + "\n".join(map(str, runs[-2:]))
-    )
-
-    replanned = run_retrying("plan", "--detailed-exitcode")
-    assert replanned.returncode == 0, replanned
-    assert NO_CHANGES in replanned.stdout, replanned
-    counts = identity_counts(kms, IDENTITY_TAG)
-    assert sorted(counts) == FLEET_NAMES
-    assert set(counts.values()) == {1}, counts
-    assert state_diff(end_state(kms, IDENTITY_TAG), expected) == []
-    return figures()
-
-
 def mixed(seed: int) -> FaultPlan:
     return FaultPlan(seed=seed, rate=RATE)
 
@@ -223,7 +170,46 @@ def test_repeated_applies_converge_under_faults(
     tmp_path: Path,
     cli_home: Path,
 ) -> None:
-    converge_under_faults(plan, inventory, server, faults, run_retrying, kms, tmp_path, cli_home)
+    inventory.write(fleet())
+    expected = reference_state(server, tmp_path, cli_home, kms)
+    faults.clear()
+    faults.set_plan(plan)
+    runs: list[Any] = []
+    started = time.monotonic()
+
+    def figures() -> dict[str, Any]:
+        return {
+            "seed": plan.seed,
+            "runs": len(runs),
+            "exits": [r.returncode for r in runs],
+            "faults": faults.by_kind(),
+            "createkey_after_execution": len(faults.ambiguous("CreateKey")),
+            "createalias_after_execution": len(faults.ambiguous("CreateAlias")),
+            "createkey_executed": faults.executed("CreateKey"),
+            "requests": len(faults.seen),
+        }
+
+    for _ in range(MAX_RUNS):
+        applied = run_retrying("apply", "--auto-approve")
+        runs.append(applied)
+        # Never two keys for one name, at any point (a later plan could not go on).
+        found = duplicates(kms, IDENTITY_TAG)
+        assert found == {}, f"duplicates {found} after run {len(runs)}; {figures()}\n{applied}"
+        if applied.returncode == 0:
+            break
+    faults.set_plan(None)
+    report("fault", {**figures(), "seconds": round(time.monotonic() - started, 1)})
+    assert runs[-1].returncode == 0, (
+        f"no apply exited 0 in {MAX_RUNS} runs; {figures()}\n" + "\n".join(map(str, runs[-2:]))
+    )
+
+    replanned = run_retrying("plan", "--detailed-exitcode")
+    assert replanned.returncode == 0, replanned
+    assert NO_CHANGES in replanned.stdout, replanned
+    counts = identity_counts(kms, IDENTITY_TAG)
+    assert sorted(counts) == FLEET_NAMES
+    assert set(counts.values()) == {1}, counts
+    assert state_diff(end_state(kms, IDENTITY_TAG), expected) == []
 
 
 # -- the harness itself -------------------------------------------------------------------
