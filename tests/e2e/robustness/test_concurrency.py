@@ -16,6 +16,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,35 @@ def applies_at_once(tmp_path: Path, cli_home: Path, url: str, *extra: str) -> li
     return results
 
 
+Race = Callable[..., list[CliResult]]
+
+
+@pytest.fixture
+def race(
+    inventory: Inventory,
+    server: MotoServer,
+    faults: FaultInjector,
+    kms: Any,
+    tmp_path: Path,
+    cli_home: Path,
+) -> Race:
+    """``race(*extra)``: KEYS written and every write slowed down, ``applies_at_once``.
+    Whatever the two exit, no name may have two keys."""
+
+    def race_(*extra: str) -> list[CliResult]:
+        inventory.write(KEYS)
+        faults.write_delay = WRITE_DELAY
+
+        results = applies_at_once(tmp_path, cli_home, server.url, *extra)
+        faults.write_delay = 0.0
+
+        counts = identity_counts(kms, IDENTITY_TAG)
+        assert set(counts.values()) == {1}, (counts, *results)
+        return results
+
+    return race_
+
+
 def caller_arn(server: MotoServer) -> str:
     sts = boto3.client(
         "sts",
@@ -98,22 +128,10 @@ def assert_one_key_per_name(kms: Any, run_cli: RunCli) -> None:
 
 
 def test_two_applies_at_once_one_refused_by_the_lock(
-    inventory: Inventory,
-    server: MotoServer,
-    faults: FaultInjector,
-    run_cli: RunCli,
-    kms: Any,
-    tmp_path: Path,
-    cli_home: Path,
+    race: Race, server: MotoServer, faults: FaultInjector, run_cli: RunCli, kms: Any
 ) -> None:
-    inventory.write(KEYS)
-    faults.write_delay = WRITE_DELAY
+    results = race()
 
-    results = applies_at_once(tmp_path, cli_home, server.url)
-    faults.write_delay = 0.0
-
-    counts = identity_counts(kms, IDENTITY_TAG)
-    assert set(counts.values()) == {1}, (counts, *results)
     assert sorted(r.returncode for r in results) == [0, 1], results
     winner, loser = sorted(range(2), key=lambda i: results[i].returncode)
     assert "lock" in results[loser].stderr.lower(), results[loser]
@@ -127,22 +145,10 @@ def test_two_applies_at_once_one_refused_by_the_lock(
 
 
 def test_two_applies_at_once_the_second_waits_for_the_lock(
-    inventory: Inventory,
-    server: MotoServer,
-    faults: FaultInjector,
-    run_cli: RunCli,
-    kms: Any,
-    tmp_path: Path,
-    cli_home: Path,
+    race: Race, faults: FaultInjector, run_cli: RunCli, kms: Any
 ) -> None:
-    inventory.write(KEYS)
-    faults.write_delay = WRITE_DELAY
+    results = race("--lock-timeout", "60")
 
-    results = applies_at_once(tmp_path, cli_home, server.url, "--lock-timeout", "60")
-    faults.write_delay = 0.0
-
-    counts = identity_counts(kms, IDENTITY_TAG)
-    assert set(counts.values()) == {1}, (counts, *results)
     assert [r.returncode for r in results] == [0, 0], results
     # One created every key; the other waited, then found nothing left to create.
     created = creates_by_runner(faults)
