@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,20 @@ def reference(
     return _reference["r"]
 
 
+@pytest.fixture
+def expected(
+    inventory: Inventory,
+    server: MotoServer,
+    faults: FaultInjector,
+    kms: Any,
+    tmp_path: Path,
+    cli_home: Path,
+) -> Reference:
+    """KEYS written, and what an uninterrupted apply of them writes and leaves."""
+    inventory.write(KEYS)
+    return reference(server, faults, kms, tmp_path, cli_home)
+
+
 def start_apply(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "reconciler", "apply", "--auto-approve"],
@@ -162,46 +177,67 @@ def kill_at(
     return outcome
 
 
-def sweep(points: list[tuple[int, bool]], **kwargs: Any) -> None:
-    converged, failed = [], []
-    for k, after in points:
-        try:
-            converged.append(kill_at(k, after, **kwargs))
-        except AssertionError as exc:
-            failed.append(f"k={k} {'after' if after else 'before'}: {str(exc)[:1500]}")
-    report(
-        "kill",
-        {
-            "points": len(points),
-            "converged": len(converged),
-            "lock_left": sum(1 for c in converged if c["lock_left"]),
-            "writes_killed": sorted({str(c["write"]) for c in converged}),
-            "at": [f"{c['k']}{'a' if c['after'] else 'b'}:{c['write']}" for c in converged],
-            "failed": [f.split(":", 1)[0] for f in failed],
-        },
-    )
-    assert not failed, f"{len(failed)} of {len(points)} kill points did not converge:\n" + (
-        "\n".join(failed)
-    )
+Sweep = Callable[[list[tuple[int, bool]]], None]
 
 
-def all_points(writes: list[Seen]) -> list[tuple[int, bool]]:
-    return [(k, after) for k in range(1, len(writes) + 1) for after in (False, True)]
-
-
-def test_kill_at_seeded_writes_then_converge(
-    inventory: Inventory,
+@pytest.fixture
+def sweep(
+    expected: Reference,
     server: MotoServer,
     faults: FaultInjector,
     run_cli: RunCli,
     kms: Any,
     tmp_path: Path,
     cli_home: Path,
-) -> None:
+) -> Sweep:
+    """``sweep(points)``: ``kill_at`` each point in turn; report, then fail naming every
+    point that did not converge."""
+    env = cli_env(cli_home, server.url)
+
+    def sweep_(points: list[tuple[int, bool]]) -> None:
+        converged, failed = [], []
+        for k, after in points:
+            try:
+                converged.append(
+                    kill_at(
+                        k,
+                        after,
+                        server=server,
+                        faults=faults,
+                        run_cli=run_cli,
+                        kms=kms,
+                        tmp_path=tmp_path,
+                        env=env,
+                        expected=expected,
+                    )
+                )
+            except AssertionError as exc:
+                failed.append(f"k={k} {'after' if after else 'before'}: {str(exc)[:1500]}")
+        report(
+            "kill",
+            {
+                "points": len(points),
+                "converged": len(converged),
+                "lock_left": sum(1 for c in converged if c["lock_left"]),
+                "writes_killed": sorted({str(c["write"]) for c in converged}),
+                "at": [f"{c['k']}{'a' if c['after'] else 'b'}:{c['write']}" for c in converged],
+                "failed": [f.split(":", 1)[0] for f in failed],
+            },
+        )
+        assert not failed, f"{len(failed)} of {len(points)} kill points did not converge:\n" + (
+            "\n".join(failed)
+        )
+
+    return sweep_
+
+
+def all_points(writes: list[Seen]) -> list[tuple[int, bool]]:
+    return [(k, after) for k in range(1, len(writes) + 1) for after in (False, True)]
+
+
+def test_kill_at_seeded_writes_then_converge(expected: Reference, sweep: Sweep) -> None:
     """The fast subset: killed just after moto created the first key (its reply lost),
     and seeded other points."""
-    inventory.write(KEYS)
-    expected = reference(server, faults, kms, tmp_path, cli_home)
     # Killed just after moto created an inventory key (its reply lost); just after the
     # lock's CreateAlias (a lock left with no holder recorded); one seeded other point.
     created = [created_names([w], IDENTITY_TAG) for w in expected.writes]
@@ -215,38 +251,10 @@ def test_kill_at_seeded_writes_then_converge(
     chosen = [(first_create, True), (lock_alias, True)]
     others = [p for p in all_points(expected.writes) if p not in chosen]
     points = chosen + random.Random(SEED).sample(others, FAST_POINTS - len(chosen))
-    sweep(
-        points,
-        server=server,
-        faults=faults,
-        run_cli=run_cli,
-        kms=kms,
-        tmp_path=tmp_path,
-        env=cli_env(cli_home, server.url),
-        expected=expected,
-    )
+    sweep(points)
 
 
 @pytest.mark.slow
-def test_kill_at_every_write_then_converge(
-    inventory: Inventory,
-    server: MotoServer,
-    faults: FaultInjector,
-    run_cli: RunCli,
-    kms: Any,
-    tmp_path: Path,
-    cli_home: Path,
-) -> None:
+def test_kill_at_every_write_then_converge(expected: Reference, sweep: Sweep) -> None:
     """Every write of the apply, each before and after moto executed it."""
-    inventory.write(KEYS)
-    expected = reference(server, faults, kms, tmp_path, cli_home)
-    sweep(
-        all_points(expected.writes),
-        server=server,
-        faults=faults,
-        run_cli=run_cli,
-        kms=kms,
-        tmp_path=tmp_path,
-        env=cli_env(cli_home, server.url),
-        expected=expected,
-    )
+    sweep(all_points(expected.writes))
