@@ -46,6 +46,13 @@ def moto_clock() -> Iterator[list[datetime]]:
         moto_kms.set_clock(None)
 
 
+@pytest.fixture
+def beta(converge: Converge, moto_clock: list[datetime]) -> str:
+    """alpha and beta applied, made at T0 by moto's clock: beta's key id (the key each
+    test retires)."""
+    return converge([ALPHA, BETA])["beta"]
+
+
 def at(run_cli: RunCli, when: datetime, *args: str) -> CliResult:
     """The CLI as of ``when`` (its clock; moto's is the test's business)."""
     return run_cli(*args, env_extra={"KMS_RECONCILER_NOW": when.isoformat()})
@@ -61,15 +68,13 @@ def _retirement_line(text: str) -> str:
 
 
 def test_disable_on_then_observe_then_delete_across_simulated_dates(
-    converge: Converge,
+    beta: str,
     inventory: Inventory,
     run_cli: RunCli,
     kms: Any,
     server: MotoServer,
     moto_clock: list[datetime],
 ) -> None:
-    keys = converge([ALPHA, BETA])
-    beta = keys["beta"]
     moto_clock[0] = day(1)
     blob = kms.encrypt(KeyId=beta, Plaintext=b"payroll")["CiphertextBlob"]
     kms.decrypt(CiphertextBlob=blob)
@@ -153,15 +158,12 @@ def test_disable_on_then_observe_then_delete_across_simulated_dates(
 
 
 def test_a_use_after_disabling_stops_the_retirement_and_drift_reports_it(
-    converge: Converge,
+    beta: str,
     inventory: Inventory,
     run_cli: RunCli,
     kms: Any,
-    server: MotoServer,
     moto_clock: list[datetime],
 ) -> None:
-    keys = converge([ALPHA, BETA])
-    beta = keys["beta"]
     inventory.write([ALPHA, {**BETA, "retire": {"after_unused_days": 20, "observe_days": 7}}])
 
     waiting = at(run_cli, day(19.5), "plan", "--detailed-exitcode")
@@ -206,15 +208,8 @@ def test_a_use_after_disabling_stops_the_retirement_and_drift_reports_it(
 
 
 def test_without_get_key_last_usage_the_retirement_waits_and_apply_refuses(
-    converge: Converge,
-    inventory: Inventory,
-    run_cli: RunCli,
-    kms: Any,
-    server: MotoServer,
-    moto_clock: list[datetime],
+    beta: str, inventory: Inventory, run_cli: RunCli, kms: Any, server: MotoServer
 ) -> None:
-    keys = converge([ALPHA, BETA])
-    beta = keys["beta"]
     with install(server) as faults:
         faults.deny("GetKeyLastUsage", beta)
         inventory.write([ALPHA, {**BETA, "retire": {"after_unused_days": 5}}])
