@@ -88,6 +88,16 @@ def _leaked_forms() -> list[str]:
     return forms
 
 
+def _apply_aes(inventory: Inventory, run_cli: RunCli, kms: Any, spec: dict[str, Any]) -> str:
+    """``spec`` (byok-aes) the only key, AES its material in material/aes.bin, applied:
+    the key's ID."""
+    path = inventory.write([spec])
+    (path / "material").mkdir()
+    (path / "material" / "aes.bin").write_bytes(AES)
+    assert run_cli("apply", "--auto-approve").returncode == 0
+    return managed_keys(kms)["byok-aes"]
+
+
 def test_byok_keys_of_every_type_import_and_use_their_material(
     inventory: Inventory, run_cli: RunCli, kms: Any
 ) -> None:
@@ -133,11 +143,7 @@ def test_byok_keys_of_every_type_import_and_use_their_material(
 def test_material_deleted_out_of_band_is_imported_again(
     inventory: Inventory, run_cli: RunCli, kms: Any
 ) -> None:
-    path = inventory.write([KEYS[0]])
-    (path / "material").mkdir()
-    (path / "material" / "aes.bin").write_bytes(AES)
-    assert run_cli("apply", "--auto-approve").returncode == 0
-    key_id = managed_keys(kms)["byok-aes"]
+    key_id = _apply_aes(inventory, run_cli, kms, KEYS[0])
     blob = kms.encrypt(KeyId=key_id, Plaintext=b"kept")["CiphertextBlob"]
 
     kms.delete_imported_key_material(KeyId=key_id)
@@ -185,11 +191,7 @@ def test_material_that_does_not_fit_stops_apply_before_any_write(
 def test_declared_deletion_of_material_is_destructive_guarded_and_reversible(
     inventory: Inventory, run_cli: RunCli, kms: Any
 ) -> None:
-    path = inventory.write([KEYS[0]])
-    (path / "material").mkdir()
-    (path / "material" / "aes.bin").write_bytes(AES)
-    assert run_cli("apply", "--auto-approve").returncode == 0
-    key_id = managed_keys(kms)["byok-aes"]
+    key_id = _apply_aes(inventory, run_cli, kms, KEYS[0])
     blob = kms.encrypt(KeyId=key_id, Plaintext=b"kept")["CiphertextBlob"]  # a use, just now
 
     inventory.write([{**KEYS[0], "key_material": {"deleted": True}}])
@@ -228,11 +230,7 @@ def test_a_new_material_version_rotates_the_key_on_demand(
     with new material is imported as NEW_KEY_MATERIAL and made current by RotateKeyOnDemand
     (KMS supports on-demand rotation of symmetric keys with imported material)."""
     v1 = {**KEYS[0], "key_material": {"file": "material/aes.bin", "version": "2026-01"}}
-    path = inventory.write([v1])
-    (path / "material").mkdir()
-    (path / "material" / "aes.bin").write_bytes(AES)
-    assert run_cli("apply", "--auto-approve").returncode == 0
-    key_id = managed_keys(kms)["byok-aes"]
+    key_id = _apply_aes(inventory, run_cli, kms, v1)
 
     def versions() -> list[tuple[str, str]]:
         listed = kms.list_key_rotations(KeyId=key_id, IncludeKeyMaterial="ALL_KEY_MATERIAL")
@@ -243,7 +241,7 @@ def test_a_new_material_version_rotates_the_key_on_demand(
     assert versions() == [("2026-01", "CURRENT")]
     assert run_cli("plan", "--detailed-exitcode").returncode == 0
 
-    (path / "material" / "aes-2.bin").write_bytes(bytes(reversed(AES)))
+    (inventory.path / "material" / "aes-2.bin").write_bytes(bytes(reversed(AES)))
     v2 = {**KEYS[0], "key_material": {"file": "material/aes-2.bin", "version": "2026-07"}}
     inventory.write([v2])
     drift = run_cli("drift", "--format", "text")
@@ -278,13 +276,9 @@ def test_a_rotation_stopped_between_import_and_rotate_finishes_with_the_rotation
     """A run that imported the new version but stopped before RotateKeyOnDemand leaves it
     PENDING_ROTATION: the next plan only rotates (importing it again would be refused)."""
     v1 = {**KEYS[0], "key_material": {"file": "material/aes.bin", "version": "v1"}}
-    path = inventory.write([v1])
-    (path / "material").mkdir()
-    (path / "material" / "aes.bin").write_bytes(AES)
-    assert run_cli("apply", "--auto-approve").returncode == 0
-    key_id = managed_keys(kms)["byok-aes"]
+    key_id = _apply_aes(inventory, run_cli, kms, v1)
     new = bytes(reversed(AES))
-    (path / "material" / "aes-2.bin").write_bytes(new)
+    (inventory.path / "material" / "aes-2.bin").write_bytes(new)
     # The first half of the rotation, as the interrupted run made it.
     prepared = material.prepare(new, "SYMMETRIC_DEFAULT")
     params = kms.get_parameters_for_import(
