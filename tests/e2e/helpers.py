@@ -1,4 +1,5 @@
-"""Helpers shared by the end-to-end tests: the standard keys, plan-text parsing, KMS reads."""
+"""Helpers shared by the end-to-end tests: the standard keys, plan-text parsing, KMS reads
+and a cosmetic policy rewrite."""
 
 from __future__ import annotations
 
@@ -158,6 +159,31 @@ def kms_snapshot(kms: Any) -> dict[str, Any]:
             "rotation": (rotation["KeyRotationEnabled"], rotation.get("RotationPeriodInDays")),
         }
     return {"keys": keys, "aliases": aliases(kms)}
+
+
+# -- an out-of-band change (boto3) --------------------------------------------------------
+
+
+def cosmetic_policy_rewrite(kms: Any, key_id: str) -> None:
+    """Same statements in another form: order, scalar vs list, account ID, whitespace
+    (test_drift and test_out_of_band: neither drift nor plan may see a change)."""
+    policy = policy_of(kms, key_id)
+    statements = []
+    for statement in reversed(policy["Statement"]):
+        statement = dict(reversed(list(statement.items())))  # other key order
+        principal = statement["Principal"]["AWS"]
+        if principal == f"arn:aws:iam::{ACCOUNT}:root":
+            statement["Principal"] = {"AWS": ACCOUNT}  # account ID == its root ARN
+        elif isinstance(principal, str):
+            statement["Principal"] = {"AWS": [principal]}  # scalar == one-element list
+        actions = statement["Action"]
+        statement["Action"] = [actions] if isinstance(actions, str) else list(reversed(actions))
+        statement["Resource"] = ["*"]
+        statements.append(statement)
+    rewritten = {"Statement": statements, "Id": policy["Id"], "Version": policy["Version"]}
+    text = json.dumps(rewritten, indent=7, separators=(" ,", " :  "))
+    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=text)
+    assert policy_of(kms, key_id) != policy  # really stored differently
 
 
 # -- policies, compared by meaning (independently of reconciler.policy) -------------------

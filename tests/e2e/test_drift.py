@@ -41,7 +41,15 @@ from .conftest import (
     make_run_cli_in_process,
     patch_moto,
 )
-from .helpers import ACCOUNT, ALPHA, BETA, REGION, managed_keys, policy_of
+from .helpers import (
+    ACCOUNT,
+    ALPHA,
+    BETA,
+    REGION,
+    cosmetic_policy_rewrite,
+    managed_keys,
+    policy_of,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -65,27 +73,6 @@ def _policy_statement_added(kms: Any, key_id: str) -> None:
         }
     )
     kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(policy))
-
-
-def cosmetic_policy_rewrite(kms: Any, key_id: str) -> None:
-    """Same statements in another form: order, scalar vs list, account ID, whitespace."""
-    policy = policy_of(kms, key_id)
-    statements = []
-    for statement in reversed(policy["Statement"]):
-        statement = dict(reversed(list(statement.items())))  # other key order
-        principal = statement["Principal"]["AWS"]
-        if principal == f"arn:aws:iam::{ACCOUNT}:root":
-            statement["Principal"] = {"AWS": ACCOUNT}  # account ID == its root ARN
-        elif isinstance(principal, str):
-            statement["Principal"] = {"AWS": [principal]}  # scalar == one-element list
-        actions = statement["Action"]
-        statement["Action"] = [actions] if isinstance(actions, str) else list(reversed(actions))
-        statement["Resource"] = ["*"]
-        statements.append(statement)
-    rewritten = {"Statement": statements, "Id": policy["Id"], "Version": policy["Version"]}
-    text = json.dumps(rewritten, indent=7, separators=(" ,", " :  "))
-    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=text)
-    assert policy_of(kms, key_id) != policy  # really stored differently
 
 
 def _rotation_period(kms: Any, key_id: str) -> None:

@@ -29,6 +29,7 @@ from .helpers import (
     NEW_KEY_UNUSED,
     NO_CHANGES,
     aliases,
+    cosmetic_policy_rewrite,
     field_lines,
     listed_keys,
     managed_keys,
@@ -255,23 +256,7 @@ def test_cosmetic_policy_rewrite_is_no_change(
 ) -> None:
     """Same statements, other form: reordered, scalar vs list, account ID, whitespace."""
     keys = converge()
-    policy = policy_of(kms, keys["alpha"])
-    statements = []
-    for statement in reversed(policy["Statement"]):
-        statement = dict(reversed(list(statement.items())))  # other key order
-        principal = statement["Principal"]["AWS"]
-        if principal == f"arn:aws:iam::{ACCOUNT}:root":
-            statement["Principal"] = {"AWS": ACCOUNT}  # account ID == its root ARN
-        elif isinstance(principal, str):
-            statement["Principal"] = {"AWS": [principal]}  # scalar == one-element list
-        actions = statement["Action"]
-        statement["Action"] = [actions] if isinstance(actions, str) else list(reversed(actions))
-        statement["Resource"] = ["*"]
-        statements.append(statement)
-    rewritten = {"Statement": statements, "Id": policy["Id"], "Version": policy["Version"]}
-    text = json.dumps(rewritten, indent=7, separators=(" ,", " :  "))
-    kms.put_key_policy(KeyId=keys["alpha"], PolicyName="default", Policy=text)
-    assert policy_of(kms, keys["alpha"]) != policy  # really stored differently
+    cosmetic_policy_rewrite(kms, keys["alpha"])
 
     planned = run_cli("plan", "--detailed-exitcode")
     assert planned.returncode == 0, planned
