@@ -42,12 +42,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
-from botocore.config import Config
 
-from .helpers import ACCOUNT, ALPHA, BETA, REGION, managed_keys
+from .helpers import ACCOUNT, ALPHA, BETA, REGION, kms_client, managed_keys
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_KEYSPECS = REPO / "keyspecs"
@@ -276,14 +274,7 @@ def run_cli(server: MotoServer, tmp_path: Path, cli_home: Path) -> RunCli:
 @pytest.fixture(scope="session")
 def _kms_client(moto_server: MotoServer) -> Any:
     # One client per worker: building a client parses botocore's service model (~0.2 s).
-    return boto3.client(
-        "kms",
-        endpoint_url=moto_server.url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"max_attempts": 1}),
-    )
+    return kms_client(moto_server.url)
 
 
 @pytest.fixture

@@ -7,6 +7,9 @@ import json
 import re
 from typing import Any
 
+import boto3
+from botocore.config import Config
+
 ACCOUNT = "123456789012"  # moto's default account: GetCallerIdentity returns it
 REGION = "us-east-1"
 IDENTITY_TAG = "kms-reconciler:name"
@@ -99,6 +102,19 @@ def field_lines(plan_text: str, key: str) -> list[str]:
 
 
 # -- KMS reads (boto3, out of band) -------------------------------------------------------
+
+
+def kms_client(url: str, region: str = REGION, retries: dict[str, Any] | None = None) -> Any:
+    """A boto3 KMS client on the moto_server at ``url``, with the dummy credentials;
+    ``retries`` is botocore's retries config (by default ``{"max_attempts": 1}``)."""
+    return boto3.client(
+        "kms",
+        endpoint_url=url,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries=retries or {"max_attempts": 1}),
+    )
 
 
 def tags_of(kms: Any, key_id: str) -> dict[str, str]:

@@ -10,11 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from .conftest import MotoServer, RunCli
+from .helpers import kms_client
 
 pytestmark = pytest.mark.e2e
 
@@ -45,14 +44,7 @@ def write(root: Path, extra_target: str = "") -> None:
 
 
 def kms_in(server: MotoServer, account: str, region: str) -> Any:
-    client = boto3.client(
-        "kms",
-        endpoint_url=server.url,
-        region_name=region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"max_attempts": 1}),
-    )
+    client = kms_client(server.url, region)
     client.meta.events.register(
         "before-sign.*.*",
         lambda request, **_: request.headers.__setitem__("x-moto-account-id", account),

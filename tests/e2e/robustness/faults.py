@@ -497,20 +497,16 @@ def run_bounded(cwd: Path, env: dict[str, str], *args: str, timeout: float) -> A
 # -- reading the end state back (boto3, out of band) --------------------------------------
 
 
+# botocore's retries config of a client that sees each fault as it came: one attempt.
+ONE_ATTEMPT = {"total_max_attempts": 1, "mode": "standard"}
+
+
 def reader(endpoint_url: str, region: str) -> Any:
     """A boto3 KMS client for the test's own reads and writes: the injector lets its
     requests through untouched and unrecorded (the conftest's recorder still sees them)."""
-    import boto3
-    from botocore.config import Config
+    from ..helpers import kms_client
 
-    client = boto3.client(
-        "kms",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
-    )
+    client = kms_client(endpoint_url, region, ONE_ATTEMPT)
 
     def exempt(request: Any, **_: Any) -> None:
         request.headers[EXEMPT_HEADER] = "off"

@@ -23,10 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.exceptions
 import pytest
-from botocore.config import Config
 
 from ..conftest import (
     Converge,
@@ -37,9 +35,10 @@ from ..conftest import (
     make_run_cli,
     make_run_cli_in_process,
 )
-from ..helpers import ACCOUNT, ALPHA, BETA, IDENTITY_TAG, NO_CHANGES, REGION
+from ..helpers import ACCOUNT, ALPHA, BETA, IDENTITY_TAG, NO_CHANGES, kms_client
 from .faults import (
     FAULT_KINDS,
+    ONE_ATTEMPT,
     PHASES,
     FaultInjector,
     FaultPlan,
@@ -224,14 +223,7 @@ def test_injector_answers_each_fault_kind(
     kind: str, phase: str, server: MotoServer, faults: FaultInjector, kms: Any
 ) -> None:
     """What a client sees of each fault, and whether moto executed the request."""
-    client = boto3.client(
-        "kms",
-        endpoint_url=server.url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
-    )
+    client = kms_client(server.url, retries=ONE_ATTEMPT)
     faults.set_plan(FaultPlan(seed=0, rate=1.0, kinds=(kind,), phases=(phase,)))
     with pytest.raises(Exception) as raised:
         client.create_key(Description="x", Tags=[{"TagKey": IDENTITY_TAG, "TagValue": "x"}])
