@@ -15,8 +15,12 @@ exits 1 when a case's 10k / 1k ratio of make_plan CPU is over 12 (a benchmark, n
 test: run it by hand, on a quiet machine if you can).
 
 Inputs are built, then collected (``gc.collect``) before each timed call: a full collection
-of the freshly built inputs is the cost of building them, not the planner's. Collections
-during the call (all generations) count, and the table says how many were full ones. The
+of the freshly built inputs is the cost of building them, not the planner's. Then they are
+frozen (``gc.freeze``), as the CLI does when it is the whole process (``reconciler.commands.
+common.freeze_inputs``, called by plan, apply and drift right before ``make_plan``: the
+inputs live until exit) and unfrozen after the call. Collections during the call (all
+generations) count, a full one walking what the plan made, and the table says how many were
+full ones. The
 semantics engine's memo of verdicts is emptied before each call, as in a CLI run (one plan
 a process): otherwise the repeats of a drift case would not ask the engine at all.
 
@@ -179,10 +183,12 @@ def measure(n: int, drift_every: int, repeat: int) -> tuple[float, float, int, i
             # a CLI run plans once: no verdict of the semantics engine is remembered yet
             semantics._compare_texts.cache_clear()
             gc.collect()
+            gc.freeze()  # as the CLI's freeze_inputs() before make_plan
             full.clear()
             started = time.process_time()
             plan = make_plan(desired, observed)
             took = time.process_time() - started
+            gc.unfreeze()
             if took < best_plan:
                 best_plan, full_gcs, full_s = took, len(full) // 2, sum(full)
             operations = len(plan.operations)
