@@ -320,7 +320,8 @@ class Canonicals:
     def __init__(self, partition: str = "aws") -> None:
         self.partition = partition
         self._memo: dict[int, str] = {}
-        self._forms: dict[int, dict[str, Any]] = {}
+        # a form and its statements' JSON, in order (the last few)
+        self._forms: dict[int, tuple[dict[str, Any], list[str]]] = {}
         self._seen: dict[int, Policy] = {}  # keeps every id in the memos taken
         self._statements: dict[str, str] = {}  # canonical_json's memo
         # statement repr -> canonical statement, least recently used first
@@ -341,20 +342,28 @@ class Canonicals:
         """``canonicalize(doc)``, shared: never change it. Only the last few are kept (a
         key's readers ask one after the other), so the forms of 10,000 changed policies are
         not all held to the plan's end."""
-        form = self._forms.get(id(doc))
-        if form is None:
+        return self._form(doc)[0]
+
+    def texts(self, doc: Policy) -> list[str]:
+        """The JSON of each statement of ``form(doc)``, in the same order."""
+        return self._form(doc)[1]
+
+    def _form(self, doc: Policy) -> tuple[dict[str, Any], list[str]]:
+        made = self._forms.get(id(doc))
+        if made is None:
             if len(self._forms) >= 8:
                 del self._forms[next(iter(self._forms))]
-            form = self._forms[id(doc)] = self._canonicalize(doc)
+            made = self._forms[id(doc)] = self._canonicalize(doc)
             self._seen[id(doc)] = doc
-        return form
+        return made
 
-    def _canonicalize(self, doc: Policy) -> dict[str, Any]:
-        """``canonicalize(doc)``, each statement canonicalised at most once a plan while it
-        is recent, its JSON (the sort key) taken from ``json``'s memo. Keyed, as that memo,
-        by the statement's ``repr``: equal keys are the same statement, down to its keys'
-        order and the types of its values, so the canonical statement is the same dict
-        (``canonicalize`` keeps the input's key order, and the plan's JSON shows it)."""
+    def _canonicalize(self, doc: Policy) -> tuple[dict[str, Any], list[str]]:
+        """``canonicalize(doc)`` and its statements' JSON, each statement canonicalised at
+        most once a plan while it is recent, its JSON (the sort key) taken from ``json``'s
+        memo. Keyed, as that memo, by the statement's ``repr``: equal keys are the same
+        statement, down to its keys' order and the types of its values, so the canonical
+        statement is the same dict (``canonicalize`` keeps the input's key order, and the
+        plan's JSON shows it)."""
         top = _top_level(doc)
         unique: dict[str, dict[str, Any]] = {}
         recent = self._statement_forms
@@ -370,8 +379,9 @@ class Canonicals:
             if text is None:
                 text = self._statements[key] = _dumps(canonical)
             unique[text] = canonical
-        top["Statement"] = [unique[text] for text in sorted(unique)]
-        return top
+        texts = sorted(unique)
+        top["Statement"] = [unique[text] for text in texts]
+        return top, texts
 
     def equal(self, a: Policy, b: Policy) -> bool:
         """``json(a) == json(b)``, without canonicalising ``b`` when it is ``a`` again (a
@@ -406,6 +416,15 @@ def _only_strings(value: Any) -> bool:
         elif kind is not str:
             return False
     return True
+
+
+def _statement_texts(
+    doc: Policy | None, form: Mapping[str, Any], canonicals: Canonicals | None
+) -> list[str]:
+    """The JSON of each statement of ``form``, ``doc``'s canonical form, in order."""
+    if doc is not None and canonicals is not None:
+        return canonicals.texts(doc)
+    return [_dumps(s) for s in form["Statement"]]
 
 
 def _canonical_or_empty(
@@ -520,8 +539,12 @@ def diff_statements(
         details = _mapping_details(old_top, new_top)
         changes.append(StatementChange("changed", DOCUMENT_SID, old_top, new_top, details))
 
-    # each statement's JSON once: what matches it across the two, and its sort key
-    text = {id(s): _dumps(s) for s in (*old["Statement"], *new["Statement"])}
+    # each statement's JSON (what matches it across the two, and its sort key), once
+    text = {
+        id(s): t
+        for doc, form in ((before, old), (after, new))
+        for s, t in zip(form["Statement"], _statement_texts(doc, form, canonicals), strict=True)
+    }
 
     def order(statement: Mapping[str, Any]) -> tuple[str, str]:
         return (_sid(statement) or "", text[id(statement)])
@@ -859,10 +882,11 @@ def only_widens(
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal as JSON (``==`` alone takes true for 1)."""
-    if isinstance(a, str):  # only a string equals a string: no JSON needed (Effect, Sid)
-        return bool(a == b)
-    return bool(a == b) and _dumps(a) == _dumps(b)
+    """Equal as JSON (``==`` alone takes true for 1). Only the same strings in the same
+    places equal a value of only strings (``Canonicals.equal``): then no JSON is needed."""
+    if a != b:
+        return False
+    return _only_strings(a) or _dumps(a) == _dumps(b)
 
 
 def _covers(wide: Mapping[str, Any], narrow: Mapping[str, Any]) -> bool:

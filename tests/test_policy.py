@@ -611,8 +611,12 @@ def test_a_plans_canonical_forms_are_canonicalize_exactly(
     for doc in docs[: len(docs) // 2]:  # json's memo knows half of them first
         canonicals.json(doc)
     for doc in docs + docs[::-1]:
-        form = canonicals._canonicalize(doc)
-        assert repr(form) == repr(canonicalize(doc)), doc
+        form, texts = canonicals._canonicalize(doc)
+        expected = canonicalize(doc)
+        assert repr(form) == repr(expected), doc
+        assert texts == [
+            json.dumps(s, sort_keys=True, separators=(",", ":")) for s in expected["Statement"]
+        ]
         assert canonicals.json(doc) == canonical_json(doc)
     assert len(canonicals._statement_forms) <= recent
 
