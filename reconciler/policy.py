@@ -129,14 +129,17 @@ def _as_text(value: Any) -> str:
 
 def _text_list(value: Any) -> list[str]:
     """Scalar or list -> sorted, de-duplicated list of strings."""
+    if type(value) is str:  # the usual scalar ("Resource": "*"): nothing to convert
+        return [value]
     items = value if isinstance(value, (list, tuple)) else [value]
-    return sorted({_as_text(item) for item in items})
+    return sorted({item if type(item) is str else _as_text(item) for item in items})
 
 
 def _root_arn(account_id: str, partition: str) -> str:
     return f"arn:{partition}:iam::{account_id}:root"
 
 
+@lru_cache(maxsize=4096)  # a pure function of one string; policies repeat their actions
 def _canonical_action(action: str) -> str:
     service, sep, name = action.partition(":")
     if not sep:
@@ -150,14 +153,17 @@ def _canonical_action(action: str) -> str:
 def _canonical_principal(value: Any, partition: str) -> Any:
     if value == "*":
         return "*"
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):  # the ABC check is slow
         return _copy(value)  # malformed; kept so that a change to it is still seen
     out: dict[str, list[str]] = {}
     for ptype, ids in value.items():
         values = _text_list(ids)
         if ptype == "AWS":
             values = sorted(
-                {_root_arn(v, partition) if _ACCOUNT_ID.fullmatch(v) else v for v in values}
+                {
+                    _root_arn(v, partition) if len(v) == 12 and _ACCOUNT_ID.fullmatch(v) else v
+                    for v in values
+                }
             )
         out[str(ptype)] = values
     if set(out) == {"AWS"} and "*" in out["AWS"]:
@@ -166,11 +172,11 @@ def _canonical_principal(value: Any, partition: str) -> Any:
 
 
 def _canonical_condition(value: Any) -> Any:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         return _copy(value)
     out: dict[str, Any] = {}
     for operator, block in value.items():
-        if not isinstance(block, Mapping):
+        if type(block) is not dict and not isinstance(block, Mapping):
             out[str(operator)] = _copy(block)
             continue
         keys: dict[str, set[str]] = {}
@@ -218,13 +224,13 @@ def _canonical_parts(doc: Policy, partition: str) -> tuple[dict[str, Any], dict[
 
 
 def _top_level(doc: Policy) -> dict[str, Any]:
-    if not isinstance(doc, Mapping):
+    if type(doc) is not dict and not isinstance(doc, Mapping):
         raise ValueError("a key policy must be a JSON object")
     return {str(k): _copy(v) for k, v in doc.items() if k != "Statement"}
 
 
 def _canonical_any_statement(statement: Any, partition: str) -> dict[str, Any]:
-    if isinstance(statement, Mapping):
+    if type(statement) is dict or isinstance(statement, Mapping):
         return _canonical_statement(statement, partition)
     return {_NOT_AN_OBJECT: _copy(statement)}
 
