@@ -317,11 +317,11 @@ class Canonicals:
     delegation and administrators statements are in every key's).
     """
 
-    # Canonical statements kept for ``form``, the most recently made or used: ``json``
-    # makes them when the planner compares a key's two policies, and a changed policy's
-    # readers ask for its two forms right after; the statements a template renders into
-    # every key come back with every changed key.
-    RECENT_STATEMENTS = 256
+    # Canonical statements kept for ``form``, those made lately: ``json`` makes them when
+    # the planner compares a key's two policies, and a changed policy's readers ask for its
+    # two forms right after. When full, it is emptied (cheaper than evicting one by one;
+    # the statements a template renders into every key are made again once).
+    RECENT_STATEMENTS = 128
 
     def __init__(self, partition: str = "aws") -> None:
         self.partition = partition
@@ -330,16 +330,16 @@ class Canonicals:
         self._forms: dict[int, tuple[dict[str, Any], list[str]]] = {}
         self._seen: dict[int, Policy] = {}  # keeps every id in the memos taken
         self._statements: dict[str, str] = {}  # canonical_json's memo
-        # statement repr -> canonical statement, least recently used first
+        # statement repr -> canonical statement, the recent ones
         self._statement_forms: dict[str, dict[str, Any]] = {}
 
     def json(self, doc: Policy) -> str:
         text = self._memo.get(id(doc))
         if text is None:
             recent = self._statement_forms
+            if len(recent) >= self.RECENT_STATEMENTS:
+                recent.clear()
             text = canonical_json(doc, partition=self.partition, memo=self._statements, made=recent)
-            while len(recent) > self.RECENT_STATEMENTS:
-                del recent[next(iter(recent))]
             self._memo[id(doc)] = text
             self._seen[id(doc)] = doc
         return text
@@ -375,12 +375,12 @@ class Canonicals:
         recent = self._statement_forms
         for statement in _raw_statements(doc):
             key = repr(statement)
-            canonical = recent.pop(key, None)
+            canonical = recent.get(key)
             if canonical is None:
                 canonical = _canonical_any_statement(statement, self.partition)
                 if len(recent) >= self.RECENT_STATEMENTS:
-                    del recent[next(iter(recent))]
-            recent[key] = canonical
+                    recent.clear()
+                recent[key] = canonical
             text = self._statements.get(key)
             if text is None:
                 text = self._statements[key] = _dumps(canonical)
