@@ -16,13 +16,15 @@ test: run it by hand, on a quiet machine if you can).
 
 Inputs are built, then collected (``gc.collect``) before each timed call: a full collection
 of the freshly built inputs is the cost of building them, not the planner's. Then they are
-frozen (``gc.freeze``), as the CLI does when it is the whole process (``reconciler.commands.
-common.freeze_inputs``, called by plan, apply and drift right before ``make_plan``: the
-inputs live until exit) and unfrozen after the call. Collections during the call (all
-generations) count, a full one walking what the plan made, and the table says how many were
-full ones. The
-semantics engine's memo of verdicts is emptied before each call, as in a CLI run (one plan
-a process): otherwise the repeats of a drift case would not ask the engine at all.
+frozen (``gc.freeze``), exactly as the CLI freezes them when it is the whole process
+(``reconciler.commands.common.freeze_inputs``, called by plan, apply and drift right before
+``make_plan``: the inputs live until exit), and unfrozen after the call. Collections during
+the call (all generations) count, a full one walking what the plan made, and the table says
+how many were full ones. The standalone fingerprint (what ``apply --plan`` computes, which
+freezes nothing) is timed unfrozen. The semantics engine's memo of verdicts is emptied
+before each call, as in a CLI run (one plan a process), and so is the memo of canonical
+action names: what a repeat would find memoised is paid each time (the drift case's
+changes only widen: ``only_widens`` decides them, and none reaches the engine).
 
     python benchmarks/bench_planner.py [--sizes 50,1000,5000,10000] [--repeat 3]
 """
@@ -38,7 +40,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from reconciler import semantics
+from reconciler import policy, semantics
 from reconciler.planner import make_plan
 from reconciler.state import (
     DesiredKey,
@@ -180,8 +182,10 @@ def measure(n: int, drift_every: int, repeat: int) -> tuple[float, float, int, i
     gc.callbacks.append(count_full)
     try:
         for _ in range(repeat):
-            # a CLI run plans once: no verdict of the semantics engine is remembered yet
+            # a CLI run plans once: no verdict of the semantics engine is remembered yet,
+            # nor any canonical action
             semantics._compare_texts.cache_clear()
+            policy._canonical_action.cache_clear()
             gc.collect()
             gc.freeze()  # as the CLI's freeze_inputs() before make_plan
             full.clear()
