@@ -15,10 +15,16 @@ exits 1 when a case's 10k / 1k ratio of make_plan CPU is over 12 (a benchmark, n
 test: run it by hand, on a quiet machine if you can).
 
 Inputs are built, then collected (``gc.collect``) before each timed call: a full collection
-of the freshly built inputs is the cost of building them, not the planner's. Collections
-during the call (all generations) count, and the table says how many were full ones. The
-semantics engine's memo of verdicts is emptied before each call, as in a CLI run (one plan
-a process): otherwise the repeats of a drift case would not ask the engine at all.
+of the freshly built inputs is the cost of building them, not the planner's. Then they are
+frozen (``gc.freeze``), exactly as the CLI freezes them when it is the whole process
+(``reconciler.commands.common.freeze_inputs``, called by plan, apply and drift right before
+``make_plan``: the inputs live until exit), and unfrozen after the call. Collections during
+the call (all generations) count, a full one walking what the plan made, and the table says
+how many were full ones. The standalone fingerprint (what ``apply --plan`` computes, which
+freezes nothing) is timed unfrozen. The semantics engine's memo of verdicts is emptied
+before each call, as in a CLI run (one plan a process), and so is the memo of canonical
+action names: what a repeat would find memoised is paid each time (the drift case's
+changes only widen: ``only_widens`` decides them, and none reaches the engine).
 
     python benchmarks/bench_planner.py [--sizes 50,1000,5000,10000] [--repeat 3]
 """
@@ -34,7 +40,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from reconciler import semantics
+from reconciler import policy, semantics
 from reconciler.planner import make_plan
 from reconciler.state import (
     DesiredKey,
@@ -176,13 +182,17 @@ def measure(n: int, drift_every: int, repeat: int) -> tuple[float, float, int, i
     gc.callbacks.append(count_full)
     try:
         for _ in range(repeat):
-            # a CLI run plans once: no verdict of the semantics engine is remembered yet
+            # a CLI run plans once: no verdict of the semantics engine is remembered yet,
+            # nor any canonical action
             semantics._compare_texts.cache_clear()
+            policy._canonical_action.cache_clear()
             gc.collect()
+            gc.freeze()  # as the CLI's freeze_inputs() before make_plan
             full.clear()
             started = time.process_time()
             plan = make_plan(desired, observed)
             took = time.process_time() - started
+            gc.unfreeze()
             if took < best_plan:
                 best_plan, full_gcs, full_s = took, len(full) // 2, sum(full)
             operations = len(plan.operations)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 from reconciler import catalog, retire
@@ -141,31 +142,16 @@ class _Builder:
         spec declares each alias there."""
         region = None if region == self.desired.target.region else region
         if region not in self._where:
-            identity = self.desired.identity_tag
             if region is None:
                 aliases = self.observed.aliases
-                owners = {k.key_id: name for k in self.observed.keys if (name := k.name(identity))}
-                declared = {a: dk.name for dk in self.desired.keys for a in dk.state.aliases}
             else:
                 aliases = self.observed.region_aliases.get(region, {})
-                owners = {
-                    k.key_id: name
-                    for k in self.observed.keys
-                    if (name := k.name(identity)) and region in k.replicas
-                }
-                declared = {
-                    a: dk.name
-                    for dk in self.desired.keys
-                    for r in dk.replicas
-                    if r.region == region
-                    for a in r.state.aliases
-                }
             on_key: dict[str, set[str]] = {}
             for alias, key_id in aliases.items():
                 if key_id is not None:
                     on_key.setdefault(key_id, set()).add(alias)
             frozen = {key_id: frozenset(names) for key_id, names in on_key.items()}
-            self._where[region] = _Where(region, aliases, owners, declared, frozen)
+            self._where[region] = _Where(region, aliases, frozen, self.desired, self.observed)
         return self._where[region]
 
 
@@ -206,17 +192,43 @@ def _in(region: str | None) -> str:
 
 @dataclass(frozen=True)
 class _Where:
-    """One Region's alias facts, for the keys (or replicas) planned there."""
+    """One Region's alias facts, for the keys (or replicas) planned there. ``owners`` and
+    ``declared`` are made when first read (only an alias that is taken over or deleted
+    needs them): each is a pass over every key, which a plan of keys whose aliases are
+    in place need not make."""
 
     region: str | None  # None: the target's Region
     aliases: Mapping[str, str | None]  # alias -> key ID
-    owners: Mapping[str, str]  # key ID -> name of the managed key it is (or a replica of)
-    declared: Mapping[str, str]  # alias -> the spec that declares it in this Region
     on_key: Mapping[str, frozenset[str]]  # key ID -> the aliases pointing at it
+    desired: DesiredTarget
+    observed: ObservedTarget
 
     @property
     def suffix(self) -> str:
         return _in(self.region)
+
+    @cached_property
+    def owners(self) -> Mapping[str, str]:
+        """Key ID -> name of the managed key it is (or a replica of)."""
+        identity = self.desired.identity_tag
+        return {
+            k.key_id: name
+            for k in self.observed.keys
+            if (name := k.name(identity)) and (self.region is None or self.region in k.replicas)
+        }
+
+    @cached_property
+    def declared(self) -> Mapping[str, str]:
+        """Alias -> the spec that declares it in this Region."""
+        if self.region is None:
+            return {a: dk.name for dk in self.desired.keys for a in dk.state.aliases}
+        return {
+            a: dk.name
+            for dk in self.desired.keys
+            for r in dk.replicas
+            if r.region == self.region
+            for a in r.state.aliases
+        }
 
 
 def make_plan(
@@ -228,12 +240,16 @@ def make_plan(
     if options.now is not None:
         b.now = options.now
     identity = desired.identity_tag
-    by_id = observed.by_id()
+    by_id: dict[str, ObservedKey] = {}  # made for the first adoption: only adopt reads it
     managed = _managed_by_name(b)
 
     matched: dict[str, ObservedKey] = {}
     claimed: dict[str, str] = {}  # key ID -> the spec that matched it
+    names: set[str] = set()  # every spec's
     for dk in desired.keys:
+        names.add(dk.name)
+        if dk.adopt and not by_id:
+            by_id = observed.by_id()
         found = _match(b, dk, managed, by_id)
         if found is None:
             continue
@@ -243,31 +259,41 @@ def make_plan(
             continue
         matched[dk.name] = found
 
+    # One pass over the keys for all that needs each key (at 10,000 keys, every further
+    # pass over them is mostly cache misses): its plan, the creates, the rotation rows,
+    # the keys it adopts (the fingerprint's, beside the managed ones).
     key_plans: list[KeyPlan] = []
+    creating: list[DesiredKey] = []
+    rotation: list[RotationInfo] = []
+    adopting: list[str] = []
     for dk in desired.keys:
         ok = matched.get(dk.name)
         if ok is None:
+            creating.append(dk)
             key_plans.append(_plan_create(b, dk))
         else:
             key_plans.append(_plan_existing(b, dk, ok))
+            if ok.rotation_enabled is not None:
+                rotation.append(RotationInfo.of(ok, dk.name))
+            if identity not in ok.tags:
+                adopting.append(ok.key_id)
 
     orphans: list[Orphan] = []
-    desired_names = {dk.name for dk in desired.keys}
-    adopted_ids = {ok.key_id for ok in matched.values()}
-    for name, keys in sorted(managed.items()):
-        if name in desired_names or options.partial:
-            continue
-        for ok in keys:
+    unclaimed = () if options.partial else managed.keys() - names
+    adopted_ids = {ok.key_id for ok in matched.values()} if unclaimed else set()
+    for name in sorted(unclaimed):
+        for ok in managed[name]:
             if ok.key_id in adopted_ids or ok.pending_deletion:
                 continue
             plan = _plan_orphan(b, name, ok, orphans)
             if plan is not None:
                 key_plans.append(plan)
 
-    _check_unreadable(b, [dk for dk in desired.keys if dk.name not in matched])  # creates
+    _check_unreadable(b, creating)
     if b.problems and not options.report_only:
         raise PlanError(b.problems)
     ordered = sorted(enumerate(b.operations), key=lambda item: (item[1].phase, item[0]))
+    grants_needed = desired.grants_needed  # a pass over every key: once
     return TargetPlan(
         target=desired.target,
         keys=tuple(key_plans),
@@ -275,21 +301,17 @@ def make_plan(
         fingerprint=fingerprint(
             observed,
             identity,
-            (ok.key_id for ok in matched.values()),
-            desired.grants_needed if not options.report_only else None,
+            adopting,  # with the managed keys: every key matched
+            grants_needed if not options.report_only else None,
             b.canonicals,
         ),
         orphans=tuple(orphans),
         warnings=tuple(b.warnings),
         caller_arn=observed.caller_arn,
         errors=tuple(str(p) for p in b.problems),
-        grants_read=tuple(sorted(desired.grants_needed)),
+        grants_read=tuple(sorted(grants_needed)),
         regions_read=desired.replica_regions,
-        rotation=tuple(
-            RotationInfo.of(ok, name)
-            for name, ok in sorted(matched.items())
-            if ok.rotation_enabled is not None
-        ),
+        rotation=tuple(sorted(rotation, key=lambda r: r.key)),  # names are unique
         retirements=tuple(b.retirements),
     )
 

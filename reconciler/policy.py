@@ -129,14 +129,17 @@ def _as_text(value: Any) -> str:
 
 def _text_list(value: Any) -> list[str]:
     """Scalar or list -> sorted, de-duplicated list of strings."""
+    if type(value) is str:  # the usual scalar ("Resource": "*"): nothing to convert
+        return [value]
     items = value if isinstance(value, (list, tuple)) else [value]
-    return sorted({_as_text(item) for item in items})
+    return sorted({item if type(item) is str else _as_text(item) for item in items})
 
 
 def _root_arn(account_id: str, partition: str) -> str:
     return f"arn:{partition}:iam::{account_id}:root"
 
 
+@lru_cache(maxsize=4096)  # a pure function of one string; policies repeat their actions
 def _canonical_action(action: str) -> str:
     service, sep, name = action.partition(":")
     if not sep:
@@ -150,14 +153,17 @@ def _canonical_action(action: str) -> str:
 def _canonical_principal(value: Any, partition: str) -> Any:
     if value == "*":
         return "*"
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):  # the ABC check is slow
         return _copy(value)  # malformed; kept so that a change to it is still seen
     out: dict[str, list[str]] = {}
     for ptype, ids in value.items():
         values = _text_list(ids)
         if ptype == "AWS":
             values = sorted(
-                {_root_arn(v, partition) if _ACCOUNT_ID.fullmatch(v) else v for v in values}
+                {
+                    _root_arn(v, partition) if len(v) == 12 and _ACCOUNT_ID.fullmatch(v) else v
+                    for v in values
+                }
             )
         out[str(ptype)] = values
     if set(out) == {"AWS"} and "*" in out["AWS"]:
@@ -166,11 +172,11 @@ def _canonical_principal(value: Any, partition: str) -> Any:
 
 
 def _canonical_condition(value: Any) -> Any:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         return _copy(value)
     out: dict[str, Any] = {}
     for operator, block in value.items():
-        if not isinstance(block, Mapping):
+        if type(block) is not dict and not isinstance(block, Mapping):
             out[str(operator)] = _copy(block)
             continue
         keys: dict[str, set[str]] = {}
@@ -218,28 +224,36 @@ def _canonical_parts(doc: Policy, partition: str) -> tuple[dict[str, Any], dict[
 
 
 def _top_level(doc: Policy) -> dict[str, Any]:
-    if not isinstance(doc, Mapping):
+    if type(doc) is not dict and not isinstance(doc, Mapping):
         raise ValueError("a key policy must be a JSON object")
     return {str(k): _copy(v) for k, v in doc.items() if k != "Statement"}
 
 
 def _canonical_any_statement(statement: Any, partition: str) -> dict[str, Any]:
-    if isinstance(statement, Mapping):
+    if type(statement) is dict or isinstance(statement, Mapping):
         return _canonical_statement(statement, partition)
     return {_NOT_AN_OBJECT: _copy(statement)}
 
 
-def _statement_json(statement: Any, partition: str, memo: dict[str, str] | None) -> str:
+def _statement_json(
+    statement: Any,
+    partition: str,
+    memo: dict[str, str] | None,
+    made: dict[str, dict[str, Any]] | None = None,
+) -> str:
     """One statement's canonical JSON; with ``memo`` (statement repr -> canonical JSON, of
     one partition), each distinct statement is canonicalised once. ``repr`` tells apart
     what JSON text would not (true / 1 / 1.0, "true" / true keys): equal keys mean equal
-    statements."""
+    statements. ``made`` (with ``memo``) receives each canonical statement made, by repr."""
     if memo is None:
         return _dumps(_canonical_any_statement(statement, partition))
     key = repr(statement)
     text = memo.get(key)
     if text is None:
-        text = memo[key] = _dumps(_canonical_any_statement(statement, partition))
+        canonical = _canonical_any_statement(statement, partition)
+        text = memo[key] = _dumps(canonical)
+        if made is not None:
+            made[key] = canonical
     return text
 
 
@@ -256,10 +270,15 @@ def canonicalize(doc: Policy, *, partition: str = "aws") -> dict[str, Any]:
 
 
 _SPLICE: Final = "\x00statements\x00"
+_SPLICE_JSON: Final = _dumps(_SPLICE)  # the marker as it shows in the top level's JSON
 
 
 def canonical_json(
-    doc: Policy, *, partition: str = "aws", memo: dict[str, str] | None = None
+    doc: Policy,
+    *,
+    partition: str = "aws",
+    memo: dict[str, str] | None = None,
+    made: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The canonical form as compact JSON with sorted keys: equal strings = equal meaning.
 
@@ -267,14 +286,16 @@ def canonical_json(
     each statement's JSON is spliced into the top level's. ``memo``: canonical statements
     shared between calls (one partition's; ``Canonicals`` keeps one per plan): a template
     renders the same statements (root delegation, administrators) into every key, and a
-    no-op plan's two sides hold the same statements."""
+    no-op plan's two sides hold the same statements. ``made`` (with ``memo``): receives the
+    canonical statements that were not in ``memo``, by repr (``Canonicals`` keeps the
+    recent ones for ``form``)."""
     top = _top_level(doc)
-    statements = sorted({_statement_json(s, partition, memo) for s in _raw_statements(doc)})
+    statements = sorted({_statement_json(s, partition, memo, made) for s in _raw_statements(doc)})
     top["Statement"] = _SPLICE
-    text, marker = _dumps(top), _dumps(_SPLICE)
-    if text.count(marker) != 1:  # a field holds the marker itself: no shortcut
+    text = _dumps(top)
+    if text.count(_SPLICE_JSON) != 1:  # a field holds the marker itself: no shortcut
         return _dumps(canonicalize(doc, partition=partition))
-    return text.replace(marker, "[" + ",".join(statements) + "]", 1)
+    return text.replace(_SPLICE_JSON, "[" + ",".join(statements) + "]", 1)
 
 
 def policies_equal(a: Policy, b: Policy, *, partition: str = "aws") -> bool:
@@ -291,20 +312,34 @@ class Canonicals:
     Keyed by the document's identity; the memo keeps each document it has seen alive, so an
     ``id`` is never reused for another while the memo lives. Documents are never mutated
     once read or rendered (the planner and the fingerprint only read them), nor are the
-    canonical forms it hands out (``form``): they are shared by every reader of the plan.
+    canonical forms it hands out (``form``): they are shared by every reader of the plan,
+    and so are their statements, between every form that has one (a template's root
+    delegation and administrators statements are in every key's).
     """
+
+    # Canonical statements kept for ``form``, those made lately: ``json`` makes them when
+    # the planner compares a key's two policies, and a changed policy's readers ask for its
+    # two forms right after. When full, it is emptied (cheaper than evicting one by one;
+    # the statements a template renders into every key are made again once).
+    RECENT_STATEMENTS = 128
 
     def __init__(self, partition: str = "aws") -> None:
         self.partition = partition
         self._memo: dict[int, str] = {}
-        self._forms: dict[int, dict[str, Any]] = {}
+        # a form and its statements' JSON, in order (the last few)
+        self._forms: dict[int, tuple[dict[str, Any], list[str]]] = {}
         self._seen: dict[int, Policy] = {}  # keeps every id in the memos taken
         self._statements: dict[str, str] = {}  # canonical_json's memo
+        # statement repr -> canonical statement, the recent ones
+        self._statement_forms: dict[str, dict[str, Any]] = {}
 
     def json(self, doc: Policy) -> str:
         text = self._memo.get(id(doc))
         if text is None:
-            text = canonical_json(doc, partition=self.partition, memo=self._statements)
+            recent = self._statement_forms
+            if len(recent) >= self.RECENT_STATEMENTS:
+                recent.clear()
+            text = canonical_json(doc, partition=self.partition, memo=self._statements, made=recent)
             self._memo[id(doc)] = text
             self._seen[id(doc)] = doc
         return text
@@ -313,16 +348,89 @@ class Canonicals:
         """``canonicalize(doc)``, shared: never change it. Only the last few are kept (a
         key's readers ask one after the other), so the forms of 10,000 changed policies are
         not all held to the plan's end."""
-        form = self._forms.get(id(doc))
-        if form is None:
+        return self._form(doc)[0]
+
+    def texts(self, doc: Policy) -> list[str]:
+        """The JSON of each statement of ``form(doc)``, in the same order."""
+        return self._form(doc)[1]
+
+    def _form(self, doc: Policy) -> tuple[dict[str, Any], list[str]]:
+        made = self._forms.get(id(doc))
+        if made is None:
             if len(self._forms) >= 8:
                 del self._forms[next(iter(self._forms))]
-            form = self._forms[id(doc)] = canonicalize(doc, partition=self.partition)
+            made = self._forms[id(doc)] = self._canonicalize(doc)
             self._seen[id(doc)] = doc
-        return form
+        return made
+
+    def _canonicalize(self, doc: Policy) -> tuple[dict[str, Any], list[str]]:
+        """``canonicalize(doc)`` and its statements' JSON, each statement canonicalised at
+        most once a plan while it is recent, its JSON (the sort key) taken from ``json``'s
+        memo. Keyed, as that memo, by the statement's ``repr``: equal keys are the same
+        statement, down to its keys' order and the types of its values, so the canonical
+        statement is the same dict (``canonicalize`` keeps the input's key order, and the
+        plan's JSON shows it)."""
+        top = _top_level(doc)
+        unique: dict[str, dict[str, Any]] = {}
+        recent = self._statement_forms
+        for statement in _raw_statements(doc):
+            key = repr(statement)
+            canonical = recent.get(key)
+            if canonical is None:
+                canonical = _canonical_any_statement(statement, self.partition)
+                if len(recent) >= self.RECENT_STATEMENTS:
+                    recent.clear()
+                recent[key] = canonical
+            text = self._statements.get(key)
+            if text is None:
+                text = self._statements[key] = _dumps(canonical)
+            unique[text] = canonical
+        texts = sorted(unique)
+        top["Statement"] = [unique[text] for text in texts]
+        return top, texts
 
     def equal(self, a: Policy, b: Policy) -> bool:
-        return self.json(a) == self.json(b)
+        """``json(a) == json(b)``, without canonicalising ``b`` when it is ``a`` again (a
+        no-op key's desired policy, beside the observed one that the fingerprint reads).
+
+        ``a == b`` alone would not do: it takes true for 1 and 1.0, which the canonical
+        form tells apart (IAM compares "true" and "1"). But when every key and scalar of
+        ``a`` is a string (in dicts and lists), only the same strings in the same places
+        are equal to it: ``b`` is ``a`` but for its keys' order, which no canonical text
+        keeps (sorted keys)."""
+        text = self.json(a)
+        if a == b and _only_strings(a):
+            return True
+        return text == self.json(b)
+
+
+def _only_strings(value: Any) -> bool:
+    """Every key and scalar in ``value`` is a ``str``, every container a ``dict`` or a
+    ``list`` (exactly those types: what ``json.loads`` makes)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            for key, inner in item.items():
+                if type(key) is not str:
+                    return False
+                if type(inner) is not str:
+                    stack.append(inner)
+        elif kind is list:
+            stack.extend(inner for inner in item if type(inner) is not str)
+        elif kind is not str:
+            return False
+    return True
+
+
+def _statement_texts(
+    doc: Policy | None, form: Mapping[str, Any], canonicals: Canonicals | None
+) -> list[str]:
+    """The JSON of each statement of ``form``, ``doc``'s canonical form, in order."""
+    if doc is not None and canonicals is not None:
+        return canonicals.texts(doc)
+    return [_dumps(s) for s in form["Statement"]]
 
 
 def _canonical_or_empty(
@@ -409,10 +517,6 @@ def _mapping_details(before: Mapping[str, Any], after: Mapping[str, Any]) -> tup
     return tuple(lines)
 
 
-def _statement_order(statement: Mapping[str, Any]) -> tuple[str, str]:
-    return (_sid(statement) or "", _dumps(statement))
-
-
 def diff_statements(
     before: Policy | None,
     after: Policy | None,
@@ -441,12 +545,20 @@ def diff_statements(
         details = _mapping_details(old_top, new_top)
         changes.append(StatementChange("changed", DOCUMENT_SID, old_top, new_top, details))
 
-    new_keys = {_dumps(s) for s in new["Statement"]}
-    old_keys = {_dumps(s) for s in old["Statement"]}
-    removed = sorted(
-        (s for s in old["Statement"] if _dumps(s) not in new_keys), key=_statement_order
-    )
-    added = sorted((s for s in new["Statement"] if _dumps(s) not in old_keys), key=_statement_order)
+    # each statement's JSON (what matches it across the two, and its sort key), once
+    text = {
+        id(s): t
+        for doc, form in ((before, old), (after, new))
+        for s, t in zip(form["Statement"], _statement_texts(doc, form, canonicals), strict=True)
+    }
+
+    def order(statement: Mapping[str, Any]) -> tuple[str, str]:
+        return (_sid(statement) or "", text[id(statement)])
+
+    new_keys = {text[id(s)] for s in new["Statement"]}
+    old_keys = {text[id(s)] for s in old["Statement"]}
+    removed = sorted((s for s in old["Statement"] if text[id(s)] not in new_keys), key=order)
+    added = sorted((s for s in new["Statement"] if text[id(s)] not in old_keys), key=order)
 
     paired: list[tuple[dict[str, Any], dict[str, Any]]] = []
     common = {_sid(s) or "" for s in removed} & {_sid(s) or "" for s in added}
@@ -462,7 +574,7 @@ def diff_statements(
     changes += [StatementChange("removed", _sid(s), s, None, ()) for s in removed]
     changes += [
         StatementChange("changed", _sid(o), o, n, _mapping_details(o, n))
-        for o, n in sorted(paired, key=lambda pair: _statement_order(pair[0]))
+        for o, n in sorted(paired, key=lambda pair: order(pair[0]))
     ]
     changes += [StatementChange("added", _sid(s), None, s, ()) for s in added]
     return tuple(changes)
@@ -776,8 +888,11 @@ def only_widens(
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal as JSON (``==`` alone takes true for 1)."""
-    return bool(a == b) and _dumps(a) == _dumps(b)
+    """Equal as JSON (``==`` alone takes true for 1). Only the same strings in the same
+    places equal a value of only strings (``Canonicals.equal``): then no JSON is needed."""
+    if a != b:
+        return False
+    return _only_strings(a) or _dumps(a) == _dumps(b)
 
 
 def _covers(wide: Mapping[str, Any], narrow: Mapping[str, Any]) -> bool:

@@ -607,7 +607,8 @@ def _digest(
         "description": key.description or "",
         "enabled": key.key_state == "Enabled" if key.key_state else bool(key.enabled),
         "rotation": [key.rotation_enabled, key.rotation_period_days],
-        "tags": dict(sorted(key.tags.items())),
+        # the encoder sorts every object's keys: a dict as it is (any other Mapping copied)
+        "tags": key.tags if type(key.tags) is dict else dict(key.tags),
         "aliases": sorted(key.aliases),
         "policy": canon.json(key.policy) if key.policy is not None else None,
         "grants": None
@@ -671,8 +672,9 @@ def fingerprint(
         '"managed":['.encode()
     )
     for i, key in enumerate(managed):
-        digest = _digest(key, identity_tag, with_grants, canon)
-        hashed.update((("," if i else "") + encode(digest)).encode())
+        if i:
+            hashed.update(b",")
+        hashed.update(encode(_digest(key, identity_tag, with_grants, canon)).encode())
     tail = f'],"region":{encode(observed.target.region)},"region_aliases":{encode(region_aliases)}'
     if observed.unreadable:  # a key that became unreadable may be one the plan would create
         tail += f',"unreadable":{encode(sorted(observed.unreadable))}'

@@ -276,6 +276,55 @@ def test_only_a_whole_process_run_freezes_its_imports() -> None:
     assert not passes.strip().endswith("'running': 0}"), done.stdout
 
 
+def test_inputs_are_frozen_before_planning_only_in_a_whole_process_run() -> None:
+    """plan, apply and drift freeze a target's desired and observed states before planning
+    (they live until exit; a full collection walking 10,000 keys' states costs ~0.3 s,
+    benchmarks/planner.md), but only once the CLI froze its imports: a test's process
+    keeps collecting its garbage."""
+    code = (
+        "import gc\n"
+        "from reconciler.commands.common import freeze_inputs\n"
+        "inputs = [[i] for i in range(5000)]\n"
+        "freeze_inputs()\n"
+        "print('not whole', gc.get_freeze_count())\n"
+        "gc.freeze()  # as the CLI does once its imports are done\n"
+        "frozen = gc.get_freeze_count()\n"
+        "more = [[i] for i in range(5000)]\n"
+        "freeze_inputs()\n"
+        "print('whole', gc.get_freeze_count() - frozen)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = dict(line.rsplit(" ", 1) for line in done.stdout.splitlines())
+    assert lines["not whole"] == "0", done.stdout
+    assert int(lines["whole"]) >= 5000, done.stdout
+
+
+def test_plan_and_drift_freeze_their_inputs_before_planning(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The freeze happens after the target is observed and before make_plan reads it."""
+    from reconciler.commands import drift, plan
+    from reconciler.planner import make_plan
+
+    calls: list[str] = []
+
+    def planning(*args: Any, **kwargs: Any) -> Any:
+        calls.append("make_plan")
+        return make_plan(*args, **kwargs)
+
+    monkeypatch.setattr(plan, "freeze_inputs", lambda: calls.append("freeze"))
+    monkeypatch.setattr(drift, "freeze_inputs", lambda: calls.append("freeze"))
+    monkeypatch.setattr(plan, "make_plan", planning)
+    monkeypatch.setattr("reconciler.drift.make_plan", planning)
+    assert cli("plan", "--sandbox", "--target", "production").exit_code == 0
+    assert calls == ["freeze", "make_plan"]
+    calls.clear()
+    assert cli("drift", "--sandbox", "--target", "production").exit_code in (0, 2)
+    assert calls == ["freeze", "make_plan"]
+
+
 def test_validate_imports_nothing_that_talks_to_aws() -> None:
     """validate runs first in CI and offline: its start-up is its cost (issue 11), so it
     loads neither boto3, cryptography nor moto, nor the modules that read or write KMS, nor

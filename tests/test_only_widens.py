@@ -97,3 +97,44 @@ def test_plain_widening(before: Doc, after: Doc, expected: bool) -> None:
     assert only_widens(before, after) is expected
     if expected:
         assert not removes_access(before, after)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("Allow", "Allow", True),
+        ("Allow", "Deny", False),
+        ({"Bool": {"k": ["true"]}}, {"Bool": {"k": ["true"]}}, True),
+        ({"a": ["1"], "b": ["2"]}, {"b": ["2"], "a": ["1"]}, True),  # JSON has no key order
+        ({"Bool": {"k": [True]}}, {"Bool": {"k": [True]}}, True),
+        ({"Bool": {"k": [True]}}, {"Bool": {"k": [1]}}, False),  # == in Python only
+        ([1], [1.0], False),
+        (1, True, False),
+        (0.0, -0.0, False),
+        ("true", True, False),
+        (None, None, True),
+    ],
+    ids=[
+        "string",
+        "other-string",
+        "strings-only",
+        "key-order",
+        "bool",
+        "bool-vs-int",
+        "int-vs-float",
+        "int-vs-bool",
+        "zero-vs-minus-zero",
+        "text-vs-bool",
+        "null",
+    ],
+)
+def test_same_is_equal_as_json(a: Any, b: Any, same: bool) -> None:
+    import json
+
+    from reconciler.policy import _same
+
+    def as_json(v: Any) -> str:
+        return json.dumps(v, sort_keys=True)
+
+    assert _same(a, b) is same and _same(b, a) is same
+    assert (as_json(a) == as_json(b)) is same

@@ -12,6 +12,7 @@ from reconciler import applier, formatters
 from reconciler.errors import PlanError
 from reconciler.plan import PHASES, Action, OpKind, TargetPlan
 from reconciler.planner import PlanOptions, make_plan
+from reconciler.state import fingerprint
 from tests.factories import (
     ACCOUNT,
     CALLER,
@@ -371,6 +372,14 @@ def test_adopt_adds_the_identity_tag_to_an_unmanaged_key(ref: str) -> None:
     tagged = plan.operations[1].params["Tags"]
     assert {"TagKey": IDENTITY, "TagValue": "app"} in tagged
     assert "adopt" in key.reason
+    # the key it adopts is in the plan's fingerprint (apply refuses the plan if it changes)
+    other = observed_key("other", "beef-0002")
+    plan = make_plan(
+        desired(desired_key("app", adopt=ref, aliases=frozenset({"alias/legacy"}))),
+        observed(ok, other),
+    )
+    assert plan.fingerprint == fingerprint(observed(ok, other), IDENTITY, ["cafe-0001"], [])
+    assert plan.fingerprint != fingerprint(observed(ok, other), IDENTITY, [], [])
 
 
 @pytest.mark.parametrize(

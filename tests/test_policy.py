@@ -8,6 +8,7 @@ Time-Based Access Policy" (with its "Emergency access outside business hours" st
 from __future__ import annotations
 
 import ast
+import collections
 import copy
 import json
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from reconciler import policy as policy_module
 from reconciler.policy import (
     ALL_KMS_ACTIONS,
     AccessChange,
+    Canonicals,
     Grant,
     StatementChange,
     access,
@@ -541,7 +543,7 @@ def test_the_statement_memo_tells_apart_what_json_text_would_not() -> None:
 def test_the_plan_canonicalises_each_policy_once(monkeypatch: pytest.MonkeyPatch) -> None:
     import reconciler.policy as policy_module
     from reconciler.planner import make_plan
-    from tests.factories import desired, desired_key, observed, observed_key
+    from tests.factories import ROOT_POLICY, desired, desired_key, observed, observed_key
 
     calls: list[int] = []
     real = policy_module.canonical_json
@@ -556,8 +558,222 @@ def test_the_plan_canonicalises_each_policy_once(monkeypatch: pytest.MonkeyPatch
     have = observed(*(observed_key(n, policy=policy(ROOT_STATEMENT)) for n in names))
     plan = make_plan(want, have)
     assert not plan.operations
-    # one per side per key: the comparison and the fingerprint share the observed one
-    assert len(calls) == 2 * len(names) and len(set(calls)) == len(calls)
+    # the observed side once (the comparison and the fingerprint share it); the desired
+    # side is the same document, only strings: never canonicalised (Canonicals.equal)
+    assert len(calls) == len(names) and len(set(calls)) == len(calls)
+    assert set(calls) == {id(k.policy) for k in have.keys}
+
+    calls.clear()
+    secure = "aws:SecureTransport"
+    (root,) = ROOT_POLICY["Statement"]  # the factories' account: no lockout
+    changed = policy(root, allow({"AWS": WEB_ROLE}, "kms:Decrypt"))
+    as_bool, as_int = (
+        policy(root, allow({"AWS": WEB_ROLE}, "kms:Decrypt", Condition={"Bool": {secure: v}}))
+        for v in (True, 1)
+    )
+    assert as_bool == as_int  # in Python; not in IAM ("true" is not "1")
+    want = desired(desired_key("k0", policy=changed), desired_key("k1", policy=as_int))
+    have = observed(observed_key("k0", policy=policy(root)), observed_key("k1", policy=as_bool))
+    plan = make_plan(want, have)
+    assert [op.key for op in plan.operations] == ["k0", "k1"]
+    # a changed policy: each side once
+    assert len(calls) == 4 and len(set(calls)) == len(calls)
+
+
+def _all_test_documents() -> list[Doc]:
+    """Every policy document of this module's tables and the semantics corpora."""
+    from tests.test_semantics import ALL_CASES
+    from tests.test_semantics_corpus import CORPUS_CASES
+
+    docs: list[Doc] = [*GUIDE_POLICIES]
+    docs += [d for a, b, _ in EQUAL_CASES + UNEQUAL_CASES for d in (a, b)]
+    docs += [d for p in ALL_CASES + CORPUS_CASES for d in p.values[:2] if d is not None]
+    docs += [
+        {"Statement": []},
+        {"Statement": [ROOT_STATEMENT, "text", 3, ROOT_STATEMENT]},
+        {"Id": "\x00statements\x00", "Version": "2012-10-17", "Statement": [ROOT_STATEMENT]},
+        # the same statement, its keys in another order: one canonical text, two dicts
+        policy(dict(reversed(list(ROOT_STATEMENT.items()))), ROOT_STATEMENT),
+    ]
+    return docs
+
+
+@pytest.mark.parametrize("recent", [2, Canonicals.RECENT_STATEMENTS])
+def test_a_plans_canonical_forms_are_canonicalize_exactly(
+    recent: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Canonicals.form takes each statement's canonical form from its memo (by repr): it
+    # must give what canonicalize gives, down to the keys' order (the plan's JSON shows
+    # it), whether the statement was memoised, evicted (recent=2) or never seen
+    monkeypatch.setattr(Canonicals, "RECENT_STATEMENTS", recent)
+    docs = _all_test_documents()
+    canonicals = Canonicals()
+    for doc in docs[: len(docs) // 2]:  # json's memo knows half of them first
+        canonicals.json(doc)
+    for doc in docs + docs[::-1]:
+        form, texts = canonicals._canonicalize(doc)
+        expected = canonicalize(doc)
+        assert repr(form) == repr(expected), doc
+        assert texts == [
+            json.dumps(s, sort_keys=True, separators=(",", ":")) for s in expected["Statement"]
+        ]
+        assert canonicals.json(doc) == canonical_json(doc)
+    assert len(canonicals._statement_forms) <= recent
+
+
+def test_the_forms_memo_tells_apart_what_json_text_would_not() -> None:
+    # keyed by repr, as json's memo: true, 1, 1.0 and "true" are different statements,
+    # and so are two orders of one statement's keys
+    def with_value(value: Any) -> Doc:
+        return policy({**ROOT_STATEMENT, "Condition": {"Bool": {"aws:SecureTransport": value}}})
+
+    docs = [with_value(v) for v in (True, 1, "true", 1.0, "1")]
+    docs.append(policy(dict(reversed(list(ROOT_STATEMENT.items())))))
+    docs.append(policy(ROOT_STATEMENT))
+    canonicals = Canonicals()
+    for _ in range(2):  # the second round from the memo
+        for doc in docs:
+            assert repr(canonicals.form(doc)) == repr(canonicalize(doc))
+            canonicals._forms.clear()
+
+
+def test_a_statement_in_many_policies_is_canonicalised_once_a_plan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the statements a template renders into every key: one canonical statement, shared
+    calls: list[Any] = []
+    real = policy_module._canonical_any_statement
+
+    def counting(statement: Any, partition: str) -> dict[str, Any]:
+        calls.append(statement)
+        return real(statement, partition)
+
+    monkeypatch.setattr(policy_module, "_canonical_any_statement", counting)
+    canonicals = Canonicals()
+    role = f"arn:aws:iam::{ACCOUNT}:role/"
+    docs = [
+        policy(dict(ROOT_STATEMENT), allow({"AWS": f"{role}R{i}"}, "kms:Decrypt"))
+        for i in range(20)
+    ]
+    forms = [canonicals.form(doc) for doc in docs]
+    assert len(calls) == 1 + len(docs)  # the root statement once, each role's once
+    root = [s for f in forms for s in f["Statement"] if s["Principal"] == {"AWS": [ROOT]}]
+    assert len(root) == len(docs) and all(s is root[0] for s in root)
+
+    # a changed key: the planner compares (json) its policies, then reads their forms;
+    # the forms take the statements json made
+    calls.clear()
+    canonicals = Canonicals()
+    for doc in docs:
+        canonicals.json(doc)
+        canonicals.form(doc)
+    assert len(calls) == 1 + len(docs)
+
+
+def _reordered(value: Any) -> Any:
+    """The same JSON value, every object's keys in reverse order."""
+    if isinstance(value, dict):
+        return {k: _reordered(v) for k, v in reversed(list(value.items()))}
+    if isinstance(value, list):
+        return [_reordered(v) for v in value]
+    return value
+
+
+def _equal_pairs() -> list[tuple[Doc, Doc]]:
+    """Pairs for Canonicals.equal: each test document with its copy, with its keys
+    reordered, with each scalar spelled as another type that Python takes as equal, and
+    the hand-worked pairs of the tables and corpora, both ways."""
+    from tests.test_semantics import ALL_CASES
+    from tests.test_semantics_corpus import CORPUS_CASES
+
+    pairs: list[tuple[Doc, Doc]] = []
+    for doc in _all_test_documents():
+        pairs += [(doc, copy.deepcopy(doc)), (doc, _reordered(doc)), (_reordered(doc), doc)]
+    hand = [(a, b) for a, b, _ in EQUAL_CASES + UNEQUAL_CASES]
+    hand += [tuple(p.values[:2]) for p in ALL_CASES + CORPUS_CASES if None not in p.values[:2]]
+    pairs += hand + [(b, a) for a, b in hand]
+    # == in Python, not in IAM: true / 1 / 1.0, false / 0 / 0.0 / -0.0
+    for one, other in [(True, 1), (1, 1.0), (True, 1.0), (False, 0), (0, 0.0), (0.0, -0.0)]:
+        for where in ("Condition", "Extra", "Top"):
+            docs = []
+            for value in (one, other):
+                statement = dict(ROOT_STATEMENT)
+                if where == "Condition":
+                    statement["Condition"] = {"Bool": {"aws:SecureTransport": value}}
+                elif where == "Extra":
+                    statement["Extra"] = [value]
+                docs.append(policy(statement, **({"Top": value} if where == "Top" else {})))
+            assert docs[0] == docs[1]
+            pairs += [(docs[0], docs[1]), (docs[1], docs[0])]
+    return pairs
+
+
+def test_equal_is_the_canonical_texts_compared() -> None:
+    # Canonicals.equal skips canonicalising the second document when it == an only-strings
+    # first one: its answer must be the canonical texts compared, every time
+    pairs = _equal_pairs()
+    shared = Canonicals()
+    for a, b in pairs:
+        expected = canonical_json(a) == canonical_json(b)
+        assert Canonicals().equal(a, b) is expected, (a, b)
+        assert shared.equal(a, b) is expected, (a, b)
+    # the pairs include some that Python takes as equal and the canonical form does not
+    assert any(canonical_json(a) != canonical_json(b) and a == b for a, b in pairs)
+
+
+def test_equal_does_not_canonicalise_a_copy_of_an_only_strings_document() -> None:
+    canonicals = Canonicals()
+    doc = APP_POLICY
+    assert _all_strings(doc)
+    same = _reordered(copy.deepcopy(doc))
+    assert canonicals.equal(doc, same)
+    assert id(doc) in canonicals._memo and id(same) not in canonicals._memo
+    with_bool = policy({**ROOT_STATEMENT, "Condition": {"Bool": {"aws:SecureTransport": True}}})
+    assert canonicals.equal(with_bool, copy.deepcopy(with_bool))
+    assert len(canonicals._memo) == 3  # not only strings: both sides canonicalised
+
+
+def _all_strings(value: Any) -> bool:
+    """_only_strings, written plainly (recursive): dicts and lists exactly, str leaves."""
+    if type(value) is dict:
+        return all(type(k) is str and _all_strings(v) for k, v in value.items())
+    if type(value) is list:
+        return all(_all_strings(v) for v in value)
+    return type(value) is str
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("text", True),
+        ({"a": ["b", {"c": "d"}], "e": []}, True),
+        ({}, True),
+        ({"a": ["b", 1]}, False),
+        ({"a": True}, False),
+        ({"a": None}, False),
+        ({"a": 1.0}, False),
+        ({"a": [["b"], [False]]}, False),
+        ({1: "a"}, False),
+        ({"a": ("b",)}, False),  # not what json.loads makes: no shortcut
+        (collections.OrderedDict(a="b"), False),
+    ],
+    ids=[
+        "string",
+        "nested",
+        "empty",
+        "int-in-list",
+        "bool",
+        "null",
+        "float",
+        "deep-bool",
+        "int-key",
+        "tuple",
+        "dict-subclass",
+    ],
+)
+def test_only_strings(value: Any, expected: bool) -> None:
+    assert policy_module._only_strings(value) is expected
+    assert _all_strings(value) is expected
 
 
 def test_canonicalize_does_not_change_its_input_and_shares_nothing_with_it() -> None:

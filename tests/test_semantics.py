@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler import semantics
-from reconciler.policy import access_changes, removes_access
+from reconciler.policy import access_changes, canonical_json, removes_access
 
 A, B = "111122223333", "444455556666"
 RA, RB = f"arn:aws:iam::{A}:root", f"arn:aws:iam::{B}:root"
@@ -1330,6 +1330,39 @@ def test_an_undecided_query_is_reported_never_taken_for_no_change(
     assert all("undecided: the solver gave up" in d.witness for d in found)
     assert removes_access(base, head)
     semantics._compare_texts.cache_clear()
+
+
+def test_the_verdict_memo_answers_only_for_its_own_pair() -> None:
+    """A plan asks the engine once per canonical pair (``_compare_texts`` memoises by the
+    two canonical texts, partition, account and Region): a repeat is served from the
+    memo, and nothing else is, not the pair the other way round, not a pair that JSON
+    would spell alike, not the same pair for another account."""
+    base = pol(allow(X, "kms:Decrypt", {"StringLike": {VIA: "s3.*"}}))
+    head = pol(allow(X, "kms:Decrypt", {"StringLike": {VIA: "s3.us-*"}}))
+    as_bool, as_int = (
+        pol(allow(X, "kms:Decrypt", {"Bool": {"aws:SecureTransport": v}})) for v in (True, 1)
+    )
+    pairs = [(base, head), (head, base), (pol(), as_bool), (pol(), as_int), (as_bool, as_int)]
+    semantics._compare_texts.cache_clear()
+    try:
+        fresh = [verdicts(a, b) for a, b in pairs]
+        info = semantics._compare_texts.cache_info()
+        assert info.misses == len(pairs) and info.hits == 0  # no pair taken for another
+        assert fresh[0] == {(X, "Decrypt", "-")} and fresh[1] == {(X, "Decrypt", "+")}
+        # aws:SecureTransport holds "true" or "false": never "1"
+        assert fresh[4] == {(X, "Decrypt", "-")}
+        again = [verdicts(a, b) for a, b in pairs]
+        assert again == fresh
+        assert semantics._compare_texts.cache_info().hits == len(pairs)
+        # another account: the key's ARN differs, so does the question
+        semantics.compare(base, head, account_id=B, region="us-east-1")
+        assert semantics._compare_texts.cache_info().misses == len(pairs) + 1
+        # and a memoised verdict is the one the engine gives without the memo
+        for a, b in pairs:
+            texts = (canonical_json(a), canonical_json(b), "aws", A, "us-east-1")
+            assert semantics._compare_texts(*texts) == semantics._compare_texts.__wrapped__(*texts)
+    finally:
+        semantics._compare_texts.cache_clear()
 
 
 def test_threads_get_the_same_answers() -> None:

@@ -12,6 +12,7 @@ from reconciler.commands.common import (
     Run,
     common_options,
     each_target,
+    freeze_inputs,
     load,
     observe,
     parallelism_option,
@@ -106,6 +107,7 @@ def drift(
             run.info(f"{name}: read the last use of {len(found)} key(s) with {calls} KMS calls")
         if run.clock is not None:
             found = usage.as_of(found, run.clock)
+        freeze_inputs()
         return detect(
             dt,
             observed,

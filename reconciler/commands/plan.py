@@ -17,6 +17,7 @@ from reconciler.commands.common import (
     Run,
     common_options,
     each_target,
+    freeze_inputs,
     key_option,
     load,
     observe,
@@ -78,6 +79,7 @@ def make_plans(
             not_ours=ignored_unreadable(observed, settings.ignore),
             partial=bool(keys),
         )
+        freeze_inputs()
         tp = make_plan(dt, observed, retiring_options(options, run, known))
         return with_usage(run, tp, conn, known, known_reads), conn
 
