@@ -17,8 +17,10 @@ modelled ``ClientError`` classes with the same code, message and HTTP status.
 Used only for reads (``READS``): a read can be resent whatever happened to it, so the
 network failures here need no finer outcome than "retry" (``KmsApi`` retries them). Writes
 go through botocore. Not used where botocore does something this path does not: an HTTP
-proxy for the endpoint, a client certificate, a protocol other than JSON, an operation
-whose input has a blob or a timestamp, or a member serialised under another name.
+proxy for the endpoint, a client certificate, a service that does not speak JSON (one
+that speaks it besides another, as the tagging API speaks CBOR to botocore 1.44, is
+spoken to in JSON), an operation whose input has a blob or a timestamp, or a member
+serialised under another name.
 """
 
 from __future__ import annotations
@@ -534,10 +536,13 @@ def _json_or_message(body: bytes) -> dict[str, Any]:
 
 
 def _usable_operations(client: Any) -> frozenset[str]:
-    """The reads of ``client`` this path can send: JSON protocol, input with no blob or
-    timestamp, every member under its own name in both directions."""
+    """The reads of ``client`` this path can send: a service that speaks JSON, input with
+    no blob or timestamp, every member under its own name in both directions."""
     model = client.meta.service_model
-    if model.protocol != "json" or "targetPrefix" not in model.metadata:
+    # botocore 1.44 talks CBOR (smithy-rpc-v2-cbor) to the tagging API, which also speaks
+    # JSON: this path speaks JSON to any service that lists it among its protocols.
+    protocols = model.metadata.get("protocols") or [model.protocol]
+    if "json" not in protocols or "targetPrefix" not in model.metadata:
         return frozenset()
     usable = set()
     for name in READS & set(model.operation_names):
