@@ -152,6 +152,8 @@ class Wire:
         """The request as written: request line, headers, Content-Length, body."""
         head = [f"POST {endpoint.path} HTTP/1.1", f"User-Agent: {self._user_agent}"]
         head.extend(f"{name}: {value}" for name, value in prepared.headers.items())
+        if any("\r" in line or "\n" in line for line in head):  # as http.client refuses
+            raise ValueError("a request header holds a line break; refused")
         head.append(f"Content-Length: {len(prepared.body)}\r\n\r\n")
         return "\r\n".join(head).encode("latin-1") + bytes(prepared.body)
 

@@ -565,3 +565,19 @@ def test_the_lean_reads_are_exactly_the_reads_observe_declares() -> None:
     from reconciler import observe
 
     assert READS == observe.CALLS | observe.USAGE_CALLS | observe.TAGGING_CALLS
+
+
+def test_a_header_with_a_line_break_is_never_sent(canned: Canned) -> None:
+    """A hook that puts a line break in a header (a second request smuggled in) is refused
+    before anything is written, as http.client refuses it for botocore."""
+    client = client_for(canned.url)
+    client.meta.events.register(
+        "before-sign.kms.*",
+        lambda request, **_: request.headers.__setitem__("x-extra", "a\r\nX-Injected: 1"),
+    )
+    wire = loop_wire(client)
+    with pytest.raises(ValueError, match="line break"):
+        wire.send("DescribeKey", {"KeyId": "k"})
+    with pytest.raises(ValueError, match="line break"):
+        on_loop(wire.asend("DescribeKey", {"KeyId": "k"}), wire)
+    assert canned.requests == []
