@@ -34,13 +34,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from botocore.config import Config
+from reconciler.observe import READS
 from reconciler.wire import wire_for
 
 url, ids = sys.argv[1], sys.argv[2].split(",")
 config = Config(max_pool_connections=128, retries={"total_max_attempts": 1})
 client = boto3.client("kms", region_name="eu-central-1", endpoint_url=url,
                       aws_access_key_id="bench", aws_secret_access_key="bench", config=config)
-wire = wire_for(client)
+wire = wire_for(client, READS)
 client.list_keys()
 
 

@@ -637,9 +637,10 @@ def connect(target: TargetInfo, options: AwsOptions, *, write: bool = False) -> 
         return KmsApi(client, limiter=limiter, max_attempts=options.max_attempts, wire=lean(client))
 
     def lean(client: Any) -> Wire | None:
+        from reconciler.observe import READS
         from reconciler.wire import wire_for
 
-        return wire_for(client) if options.lean_reads else None
+        return wire_for(client, READS) if options.lean_reads else None
 
     def tagging() -> KmsApi:
         client = session.client(

@@ -174,6 +174,8 @@ TAGGING_CALLS: frozenset[str] = frozenset({"GetResources"})
 # GetKeyLastUsage (``read_usage``): plan and apply read it for the keys a plan retires or
 # restricts, drift for every customer key it reports (one call per key).
 USAGE_CALLS: frozenset[str] = frozenset({"GetKeyLastUsage"})
+# Every read the tool makes: the ones the lean request path (``reconciler.wire``) sends.
+READS: frozenset[str] = CALLS | TAGGING_CALLS | USAGE_CALLS
 
 
 @dataclass(frozen=True)

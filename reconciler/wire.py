@@ -14,7 +14,8 @@ it, from the operation's output shape: only modelled members, nulls dropped, tim
 and blobs converted, ``ResponseMetadata`` added, errors raised as the client's own
 modelled ``ClientError`` classes with the same code, message and HTTP status.
 
-Used only for reads (``READS``): a read can be resent whatever happened to it, so the
+Used only for the reads it is given (``wire_for``: observe's declared reads, ``observe.READS``,
+the tool's only reads): a read can be resent whatever happened to it, so the
 network failures here need no finer outcome than "retry" (``KmsApi`` retries them). Writes
 go through botocore. Not used where botocore does something this path does not: an HTTP
 proxy for the endpoint, a client certificate, a service that does not speak JSON (one
@@ -43,23 +44,6 @@ import botocore.exceptions
 from botocore.awsrequest import AWSRequest
 from botocore.model import OperationModel, Shape
 from botocore.utils import parse_timestamp
-
-# The reads that may take this path (the rest of a client's operations go through
-# botocore): observe's, usage's and the tagging API's.
-READS = frozenset(
-    {
-        "ListKeys",
-        "ListAliases",
-        "ListResourceTags",
-        "DescribeKey",
-        "GetKeyPolicy",
-        "GetKeyRotationStatus",
-        "ListGrants",
-        "ListKeyRotations",
-        "GetKeyLastUsage",
-        "GetResources",
-    }
-)
 
 Convert = Callable[[Any], Any]
 
@@ -537,8 +521,8 @@ def _json_or_message(body: bytes) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _usable_operations(client: Any) -> frozenset[str]:
-    """The reads of ``client`` this path can send: a service that speaks JSON, input with
+def _usable_operations(client: Any, reads: frozenset[str]) -> frozenset[str]:
+    """The ``reads`` of ``client`` this path can send: a service that speaks JSON, input with
     no blob or timestamp, every member under its own name in both directions."""
     model = client.meta.service_model
     # botocore 1.44 talks CBOR (smithy-rpc-v2-cbor) to the tagging API, which also speaks
@@ -547,7 +531,7 @@ def _usable_operations(client: Any) -> frozenset[str]:
     if "json" not in protocols or "targetPrefix" not in model.metadata:
         return frozenset()
     usable = set()
-    for name in READS & set(model.operation_names):
+    for name in reads & set(model.operation_names):
         operation = model.operation_model(name)
         if _plain(operation.input_shape, inputs=True) and _plain(
             operation.output_shape, inputs=False
@@ -577,10 +561,11 @@ def _plain(shape: Shape | None, *, inputs: bool, depth: int = 0) -> bool:
     return bool(kind != "document")
 
 
-def wire_for(client: Any) -> Wire | None:
-    """The lean path for ``client``, or None where botocore must do the requests."""
+def wire_for(client: Any, reads: frozenset[str]) -> Wire | None:
+    """The lean path for ``client``'s ``reads`` (operations that only read: a write must
+    keep botocore's path), or None where botocore must do the requests."""
     try:
-        operations = _usable_operations(client)
+        operations = _usable_operations(client, reads)
         session = client._endpoint.http_session
         url = client.meta.endpoint_url or ""
         if not operations or session._proxy_config.proxy_url_for(url):

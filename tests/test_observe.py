@@ -19,6 +19,7 @@ from reconciler.commands.common import expected_tags
 from reconciler.errors import AwsError
 from reconciler.observe import (
     MIN_READS_IN_FLIGHT,
+    READS,
     ObserveOptions,
     observe_target,
     reads_in_flight,
@@ -519,7 +520,7 @@ def test_the_lean_paths_reads_on_the_loop_keep_to_the_parallelism(
         client = boto3.client("kms", region_name="us-east-1", endpoint_url=f"http://{host}:{port}")
         for i in range(12):
             make_key(client, f"n{i}", f"alias/n{i}")
-        api = KmsApi(client, wire=wire_for(client))
+        api = KmsApi(client, wire=wire_for(client, READS))
         assert api.wire is not None
         now = most = 0
         real = api.wire.asend
