@@ -47,6 +47,7 @@ from moto.server import ThreadedMotoServer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fake_kms  # noqa: E402
 from _common import big_inventory, defer_moto_private_keys  # noqa: E402
 
 defer_moto_private_keys()
@@ -215,20 +216,7 @@ def replayed(args: argparse.Namespace, endpoint: str, env: dict[str, str]) -> No
         recorder.stop()
         recording = folder / "recording.jsonl"
         saved = recorder.save(recording)
-        fake = subprocess.Popen(
-            [
-                sys.executable,
-                str(Path(__file__).resolve().parent / "fake_kms.py"),
-                str(recording),
-                "--latency",
-                str(args.latency),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert fake.stdout is not None
-            url = fake.stdout.readline().split()[-1]
+        with fake_kms.serving(recording, args.latency) as url:
             real = {
                 **{k: v for k, v in env.items() if not k.startswith("KMS_RECONCILER_")},
                 "AWS_ENDPOINT_URL": url,
@@ -252,9 +240,6 @@ def replayed(args: argparse.Namespace, endpoint: str, env: dict[str, str]) -> No
                 assert rc == 0 and "No changes." in out, f"plan ({rc}): {err}\n{out[-2000:]}"
                 assert stats["missing"] == 0, f"{stats['missing']} requests were not recorded"
                 report(attempt, t_plan, floor, paced, calls(err), args.keys, err, stats["seen"])
-        finally:
-            fake.terminate()
-            fake.wait()
 
 
 def _control(url: str, path: str) -> str:

@@ -25,6 +25,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fake_kms
 from _common import defer_moto_private_keys
 from kms_proxy import KmsProxy
 
@@ -108,27 +109,10 @@ def main() -> None:
         finally:
             recorder.stop()
             server.stop()
-        fake = subprocess.Popen(
-            [
-                sys.executable,
-                str(Path(__file__).resolve().parent / "fake_kms.py"),
-                str(recording),
-                "--latency",
-                str(args.latency),
-                "--no-quotas",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert fake.stdout is not None
-            url = fake.stdout.readline().split()[-1]
+        with fake_kms.serving(recording, args.latency, quotas=False) as url:
             ids = (keys * (args.calls // len(keys) + 1))[: args.calls]
             print(f"{args.calls} DescribeKey against fake_kms ({args.latency * 1000:.0f} ms):")
             subprocess.run([sys.executable, "-c", CLIENT, url, ",".join(ids)], check=True)
-        finally:
-            fake.terminate()
-            fake.wait()
 
 
 if __name__ == "__main__":

@@ -26,8 +26,11 @@ import argparse
 import asyncio
 import base64
 import json
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -117,6 +120,22 @@ async def serve(replay: Replay, port: int) -> None:
     print(f"listening on http://{host}:{bound}", flush=True)
     async with server:
         await server.serve_forever()
+
+
+@contextmanager
+def serving(recording: Path, latency: float, *, quotas: bool = True) -> Iterator[str]:
+    """This server on ``recording`` in its own process, for a benchmark: its URL while the
+    ``with`` block runs, stopped after."""
+    command = [sys.executable, __file__, str(recording), "--latency", str(latency)]
+    server = subprocess.Popen(
+        [*command, *([] if quotas else ["--no-quotas"])], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        yield server.stdout.readline().split()[-1]
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def main() -> None:
