@@ -330,8 +330,10 @@ async def _observe(
         return used[region]
 
     other_regions = [r for r in options.regions if r != target.region]
-    lists = ThreadPoolExecutor(max_workers=2, thread_name_prefix="observe-lists")
-    loop.set_default_executor(lists)
+    # A read through botocore (a client without the lean path) takes one of these threads,
+    # made as needed: never more are busy than ``_Reads`` lets reads be in flight.
+    in_flight = max(2, options.workers or MAX_READS_IN_FLIGHT)
+    loop.set_default_executor(ThreadPoolExecutor(in_flight, thread_name_prefix="observe"))
     try:
         # 1. The lists, side by side (they say which keys exist and which are AWS managed);
         #    their round trip sizes the reads in flight when no parallelism is given.
@@ -346,11 +348,6 @@ async def _observe(
         # never more reads in flight than there could be (a key has at most a handful side
         # by side; keys only the tagging API names are rare)
         reads = _Reads(min(workers, 6 * len(key_ids) + len(other_regions) + 2))
-        # a read through botocore (a client without the lean path) takes a thread
-        loop.set_default_executor(
-            ThreadPoolExecutor(max_workers=reads.workers, thread_name_prefix="observe")
-        )
-        lists.shutdown(wait=False)
         region_aliases: dict[str, dict[str, str | None]] = {}
 
         async def read_aliases(region: str) -> None:
